@@ -1,0 +1,1 @@
+"""Data: source adapters into the canonical tables, semi-synthetic queries, splits and negatives."""

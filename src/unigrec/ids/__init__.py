@@ -1,0 +1,1 @@
+"""Item identifiers: text and collaborative embeddings, RQ-VAE quantiser, collision handling."""

@@ -1,0 +1,27 @@
+"""One thin entry point per DVC stage: load the stage's params section, call the logic, write outputs.
+
+Stages are imported lazily by name so ``unigrec --help`` never pays for torch or Great Expectations.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+# stage name -> (module, params section). Order is the pipeline order.
+STAGES: dict[str, tuple[str, str]] = {
+    "ingest": ("unigrec.stages.ingest", "ingest"),
+    "validate": ("unigrec.stages.validate", "validate"),
+    "split": ("unigrec.stages.split", "split"),
+    "identifiers": ("unigrec.stages.identifiers", "identifiers"),
+}
+
+
+def stage_runner(name: str) -> tuple[Callable[..., dict[str, Any]], str]:
+    """Return the stage's ``run(cfg, layout)`` function and the params section it reads."""
+    if name not in STAGES:
+        raise KeyError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    module_name, section = STAGES[name]
+    module = importlib.import_module(module_name)
+    return module.run, section
