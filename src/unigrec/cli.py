@@ -40,6 +40,29 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0 if report.success else 1
 
 
+def _cmd_outputs(args: argparse.Namespace) -> int:
+    from unigrec.paths import Layout
+
+    layout = Layout(Path(args.root))
+    print("unigrec outputs (relative to the project root):")
+    for name in sorted(n for n, v in vars(type(layout)).items() if isinstance(v, property)):
+        path = getattr(layout, name)
+        mark = "ok " if path.exists() else "-- "
+        print(f"  {mark}{name:<24} {path}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    # The Prefect flow lives in flows/ at the project root, beside dvc.yaml.
+    sys.path.insert(0, str(Path(args.root).resolve()))
+    from flows.training_pipeline import training_pipeline
+
+    outcomes = training_pipeline(root=args.root, stages=args.stages or None)
+    for outcome in outcomes:
+        print(f"{outcome.stage:<12} {'ran' if outcome.ran else 'cached'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from unigrec.stages import STAGES
 
@@ -83,6 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     p_val.add_argument("paths", nargs="+", metavar="PATH")
     p_val.add_argument("--report-dir", default=None, help="also write validation.json/.md here")
     p_val.set_defaults(func=_cmd_validate)
+
+    p_out = sub.add_parser("outputs", parents=[common], help="list where every pipeline output lives")
+    p_out.set_defaults(func=_cmd_outputs)
+
+    p_run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run the pipeline as a local Prefect flow (each stage through DVC's cache)",
+    )
+    p_run.add_argument("--stages", nargs="*", choices=list(STAGES), help="only these stages, in order")
+    p_run.set_defaults(func=_cmd_run)
     return parser
 
 

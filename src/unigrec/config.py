@@ -74,6 +74,7 @@ class BM25Config:
 class SplitConfig:
     min_events: int  # a user needs this many events in a stream to give a valid and a test event
     n_negatives: int  # negatives per candidate list (GenSAR's 1+99 protocol: 99)
+    popularity_smoothing: float  # added to every item's train count before popularity sampling
     seed: int
     bm25: BM25Config
 

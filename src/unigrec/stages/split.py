@@ -1,0 +1,90 @@
+"""``split`` stage: leave-one-out timelines and 1+99 candidate lists, from validated canonical tables."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from unigrec.atomic import atomic_dir, write_json
+from unigrec.config import SplitConfig
+from unigrec.data.negatives import BM25Negatives, popularity_weights, sample_popularity_negatives
+from unigrec.data.split import assign_leave_one_out, merge_streams
+from unigrec.errors import UnigrecError
+from unigrec.paths import Layout
+
+log = logging.getLogger(__name__)
+
+
+def require_valid_data(layout: Layout) -> None:
+    """Refuse to split tables that did not pass the contracts (belt and braces beside DVC's order)."""
+    report = layout.validation_json
+    if not report.exists():
+        raise UnigrecError(f"{report} not found: run the validate stage first")
+    if not json.loads(report.read_text(encoding="utf-8")).get("success", False):
+        raise UnigrecError(f"{report} records contract violations: fix the data before splitting")
+
+
+def build_candidates(events: pd.DataFrame, items: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
+    """One candidate list per held-out event: the target plus ``n_negatives`` negatives."""
+    rng = np.random.default_rng(cfg.seed)
+    held_out = events[events["split"] != "train"]
+    item_ids = items["item_id"].astype(str).to_numpy(dtype=object)
+    train_counts = events.loc[events["split"] == "train", "item_id"].value_counts()
+    probs = popularity_weights(train_counts, pd.Index(item_ids), cfg.popularity_smoothing)
+    seen = events.groupby("user_id")["item_id"].agg(set)
+
+    rows: list[dict[str, Any]] = []
+    rec = held_out[held_out["kind"] == "rec"]
+    for ev in tqdm(rec.itertuples(index=False), total=len(rec), desc="rec negatives", leave=False):
+        negs = sample_popularity_negatives(item_ids, probs, seen[ev.user_id], cfg.n_negatives, rng)
+        rows.append({"user_id": ev.user_id, "kind": "rec", "split": ev.split, "item_id": ev.item_id,
+                     "negatives": negs})
+
+    search = held_out[held_out["kind"] == "search"]
+    if len(search):
+        index = BM25Negatives(list(item_ids), items["text"].astype(str).tolist(), cfg.bm25.k1, cfg.bm25.b)
+        negs_all = index.hard_negatives(
+            search["query"].astype(str).tolist(), search["item_id"].astype(str).tolist(),
+            cfg.n_negatives, cfg.bm25.pool, rng,
+        )
+        for ev, negs in zip(search.itertuples(index=False), negs_all, strict=True):
+            rows.append({"user_id": ev.user_id, "kind": "search", "split": ev.split, "item_id": ev.item_id,
+                         "negatives": negs})
+    frame = pd.DataFrame(rows, columns=["user_id", "kind", "split", "item_id", "negatives"])
+    for col in ("user_id", "kind", "split", "item_id"):
+        frame[col] = frame[col].astype("string")
+    return frame
+
+
+def split_summary(events: pd.DataFrame, candidates: pd.DataFrame) -> dict[str, Any]:
+    counts = events.groupby(["kind", "split"]).size()
+    return {
+        "events": int(len(events)),
+        "users": int(events["user_id"].nunique()),
+        "events_by_stream_split": {f"{k}/{s}": int(n) for (k, s), n in counts.items()},
+        "candidate_lists": int(len(candidates)),
+    }
+
+
+def run(cfg: SplitConfig, layout: Layout) -> dict[str, Any]:
+    require_valid_data(layout)
+    items = pd.read_parquet(layout.items)
+    interactions = pd.read_parquet(layout.interactions)
+    searches = pd.read_parquet(layout.searches)
+    log.info("split: %d interactions, %d searches, %d items", len(interactions), len(searches), len(items))
+
+    events = assign_leave_one_out(merge_streams(interactions, searches), cfg.min_events)
+    candidates = build_candidates(events, items, cfg)
+    summary = split_summary(events, candidates)
+
+    with atomic_dir(layout.split_dir) as tmp:
+        events.to_parquet(Path(tmp) / layout.events.name, index=False)
+        candidates.to_parquet(Path(tmp) / layout.candidates.name, index=False)
+    write_json(layout.split_metrics, summary)
+    return summary
