@@ -5,6 +5,7 @@ This is the plain-Python core that the Prefect tasks in ``flows/`` wrap: it know
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -45,7 +46,8 @@ def reproduce_stage(stage: str, root: Path = Path(".")) -> StageOutcome:
     """``dvc repro --single-item STAGE``: run it only if its deps, params or code changed."""
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
+    # DVC resolves stage names and runs commands relative to the current directory, so work from root.
+    with contextlib.chdir(Path(root).resolve()), Repo(".") as repo:
         reproduced = repo.reproduce(stage, single_item=True)
     ran = any(getattr(s, "addressing", None) == stage or getattr(s, "name", None) == stage for s in reproduced)
     log.info("stage %s: %s", stage, "ran" if ran else "up to date (cached), skipped")
