@@ -22,6 +22,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; outputs should get the usual permissions
     try:
         yield tmp
     except BaseException:
@@ -44,6 +45,7 @@ def atomic_file(target: Path, mode: str = "w", encoding: str | None = "utf-8") -
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600
     try:
         with open(tmp, mode, encoding=encoding if "b" not in mode else None) as fh:
             yield fh
@@ -51,6 +53,12 @@ def atomic_file(target: Path, mode: str = "w", encoding: str | None = "utf-8") -
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def write_json(target: Path, payload: Any) -> None:

@@ -1,0 +1,31 @@
+"""Source adapters: each turns one public dataset format into the canonical tables (design §2).
+
+``ADAPTERS`` maps the ``ingest.source`` value to its ``load_<name>(cfg) -> SourceTables`` function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from unigrec.config import IngestConfig
+from unigrec.data.sources.amazon import load_amazon2014
+from unigrec.data.sources.movielens import load_movielens_1m, load_movielens_100k
+from unigrec.data.sources.parquet import load_parquet
+from unigrec.data.sources.tables import SourceFile, SourceTables, keep_first_users
+from unigrec.errors import SourceError
+
+ADAPTERS: dict[str, Callable[[IngestConfig], SourceTables]] = {
+    "movielens-100k": load_movielens_100k,
+    "movielens-1m": load_movielens_1m,
+    "amazon2014": load_amazon2014,
+    "parquet": load_parquet,
+}
+
+__all__ = ["ADAPTERS", "SourceFile", "SourceTables", "keep_first_users", "load_source"]
+
+
+def load_source(cfg: IngestConfig) -> SourceTables:
+    """Run the adapter that ``cfg.source`` names."""
+    if cfg.source not in ADAPTERS:
+        raise SourceError(f"no adapter for source {cfg.source!r}; known: {', '.join(ADAPTERS)}")
+    return ADAPTERS[cfg.source](cfg)
