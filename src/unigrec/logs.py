@@ -15,5 +15,5 @@ def setup_logging(level: str | None = None) -> None:
         datefmt="%H:%M:%S",
     )
     # Libraries that are chatty at INFO; their warnings still show.
-    for noisy in ("lightning.pytorch", "lightning.fabric", "httpx", "sentence_transformers", "alembic"):
+    for noisy in ("lightning.pytorch", "lightning.fabric", "httpx", "sentence_transformers", "alembic", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
