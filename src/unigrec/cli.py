@@ -34,7 +34,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from unigrec.config import load_section
     from unigrec.contracts.runner import validate_paths
 
+    import dataclasses
+
     cfg = load_section("validate", Path(args.root) / args.params)
+    # contracts_dir in params.yaml is relative to the project root, wherever the command runs from.
+    cfg = dataclasses.replace(cfg, contracts_dir=str(Path(args.root) / cfg.contracts_dir))
     report = validate_paths([Path(p) for p in args.paths], cfg, report_dir=Path(args.report_dir) if args.report_dir else None)
     print(report.to_markdown())
     return 0 if report.success else 1

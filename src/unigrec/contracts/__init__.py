@@ -1,0 +1,1 @@
+"""Data contracts: check canonical tables against pandera models, GX suites and cross-table rules."""

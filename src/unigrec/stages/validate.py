@@ -1,0 +1,29 @@
+"""DVC stage ``validate``: check the canonical tables against data_contracts/ and stop the pipeline on
+any violation, after writing the report that says what is wrong."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from unigrec.config import ValidateConfig
+from unigrec.contracts.runner import validate_paths
+from unigrec.errors import ContractViolation
+from unigrec.paths import Layout
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: ValidateConfig, layout: Layout) -> dict[str, Any]:
+    """Validate ``layout.items/interactions/searches``; write the report always, raise on violations."""
+    # contracts_dir in params.yaml is relative to the project root, wherever the command runs from.
+    cfg = dataclasses.replace(cfg, contracts_dir=str(layout.root / Path(cfg.contracts_dir)))
+    report = validate_paths([layout.items, layout.interactions, layout.searches], cfg)
+    # Written on failure too: the report is the diagnosis a failed `dvc repro` points to.
+    report.write_json(layout.validation_json)
+    report.write_markdown(layout.validation_md)
+    if not report.success:
+        raise ContractViolation(f"{report.describe_failures()}\n(full report: {layout.validation_md})")
+    return {"row_counts": report.row_counts, "checks_run": report.checks_run}
