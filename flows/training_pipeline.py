@@ -1,54 +1,55 @@
-"""Prefect flow: run every DVC stage in order as a task, with retries, logs and metrics artifacts.
+"""Prefect flow ``training-pipeline``: every DVC stage in order as its own task, one run at a time.
 
 Each task runs its stage through DVC (``unigrec.pipeline.reproduce_stage``), so a stage whose inputs
-did not change is skipped from DVC's cache — the flow adds orchestration, never a second cache.
+did not change is skipped from DVC's cache: the flow adds orchestration, never a second cache. Params
+overrides turn the run into a DVC experiment (``dvc exp show`` compares them).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect import flow
 
-from unigrec.pipeline import StageOutcome, pipeline_stages, reproduce_stage
-
-
-def metrics_markdown(outcome: StageOutcome) -> str:
-    """A small Markdown table of a stage's scalar metrics (nested keys flattened with '.')."""
-    lines = [f"### {outcome.stage}: {'ran' if outcome.ran else 'cached'}", "", "| metric | value |", "|---|---|"]
-
-    def walk(prefix: str, value: object) -> None:
-        if isinstance(value, dict):
-            for key, sub in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), sub)
-        elif isinstance(value, (int, float, str, bool)):
-            lines.append(f"| {prefix} | {value} |")
-
-    walk("", outcome.metrics)
-    return "\n".join(lines) + "\n"
+from flows.run_context import publish_markdown
+from flows.stage_tasks import stage_task
+from unigrec.config import PARAMS_FILE, load_section
+from unigrec.orchestration.markdown import run_summary_markdown
+from unigrec.orchestration.run import PipelineRequest, PipelineResult, dataset_overrides, run_pipeline
 
 
-@task(task_run_name="dvc-stage-{stage}", retries=1, retry_delay_seconds=5)
-def run_stage(stage: str, root: str = ".") -> StageOutcome:
-    """Run one DVC stage; publish its metrics as a Markdown artifact."""
-    logger = get_run_logger()
-    outcome = reproduce_stage(stage, Path(root))
-    logger.info("stage %s %s", stage, "ran" if outcome.ran else "was cached (skipped)")
-    if outcome.metrics:
-        create_markdown_artifact(
-            key=f"{stage}-metrics".replace("_", "-"),
-            markdown=metrics_markdown(outcome),
-            description=f"metrics of DVC stage {stage}",
-        )
-    return outcome
+@flow(name="training-pipeline")
+def training_pipeline(
+    root: str = ".",
+    source: str | None = None,
+    data_path: str | None = None,
+    overrides: list[str] | None = None,
+    experiment_name: str | None = None,
+    stages: list[str] | None = None,
+) -> PipelineResult:
+    """Run the pipeline (all of dvc.yaml by default); stop at the first failing stage.
 
-
-@flow(name="training-pipeline", log_prints=True)
-def training_pipeline(root: str = ".", stages: list[str] | None = None) -> list[StageOutcome]:
-    """Run the pipeline stages in order (all of dvc.yaml by default); stop at the first failure."""
-    names = stages or pipeline_stages(Path(root))
-    return [run_stage(name, root) for name in names]
+    Args:
+        root: project root holding dvc.yaml and params.yaml.
+        source / data_path: dataset to ingest (``ingest.source`` / ``ingest.path``); None = params.yaml's.
+        overrides: more params overrides, ``dvc exp run -S`` style (``train.seed=3``).
+        experiment_name: name of the DVC experiment an overrides run records (None: DVC picks one).
+        stages: only these stages, in this order.
+    """
+    cfg = load_section("orchestration", Path(root) / PARAMS_FILE)
+    request = PipelineRequest(
+        stages=stages,
+        overrides=dataset_overrides(source, data_path) + list(overrides or []),
+        experiment_name=experiment_name,
+    )
+    result = run_pipeline(
+        Path(root),
+        request,
+        run_stage=lambda name: stage_task(name, cfg)(name, root),
+        lock_timeout_s=cfg.lock_timeout_s,
+    )
+    publish_markdown("pipeline-run", run_summary_markdown(result, request.overrides), "stages run or cached")
+    return result
 
 
 if __name__ == "__main__":

@@ -9,12 +9,17 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 log = logging.getLogger(__name__)
+
+DVC_FILE = "dvc.yaml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,22 +29,60 @@ class StageOutcome:
     metrics: dict[str, Any]
 
 
+def _stages_spec(root: Path) -> dict[str, Any]:
+    return yaml.safe_load((Path(root) / DVC_FILE).read_text(encoding="utf-8"))["stages"]
+
+
 def pipeline_stages(root: Path) -> list[str]:
     """Stage names in ``dvc.yaml`` order (the pipeline order)."""
-    spec = yaml.safe_load((Path(root) / "dvc.yaml").read_text(encoding="utf-8"))
-    return list(spec["stages"])
+    return list(_stages_spec(root))
+
+
+def metrics_files(root: Path, stages: list[str] | None = None) -> list[str]:
+    """The metrics files (relative to root) that the given stages (default: all) declare in ``dvc.yaml``."""
+    spec = _stages_spec(root)
+    names: list[str] = []
+    for stage in stages if stages is not None else list(spec):
+        for entry in spec[stage].get("metrics", []):
+            names.append(next(iter(entry)) if isinstance(entry, dict) else entry)
+    return names
+
+
+def stage_outputs(root: Path, stages: list[str] | None = None) -> list[str]:
+    """Every path (relative to root) the given stages (default: all) write: outs, metrics and plots."""
+    spec = _stages_spec(root)
+    paths: list[str] = []
+    for stage in stages if stages is not None else list(spec):
+        for kind in ("outs", "metrics", "plots"):
+            for entry in spec[stage].get(kind, []):
+                paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)
+    return paths
 
 
 def stage_metrics(root: Path, stage: str) -> dict[str, Any]:
     """The JSON metrics files a stage declares in ``dvc.yaml``, read back after it ran."""
-    spec = yaml.safe_load((Path(root) / "dvc.yaml").read_text(encoding="utf-8"))
     found: dict[str, Any] = {}
-    for entry in spec["stages"][stage].get("metrics", []):
-        name = next(iter(entry)) if isinstance(entry, dict) else entry
+    for name in metrics_files(root, [stage]):
         path = Path(root) / name
         if path.exists():
             found[name] = json.loads(path.read_text(encoding="utf-8"))
     return found
+
+
+@contextlib.contextmanager
+def _interpreter_bin_on_path() -> Iterator[None]:
+    """Put this interpreter's bin folder first on PATH while DVC runs stage commands.
+
+    DVC runs each ``cmd`` in a shell with the current PATH; a Prefect worker or a cron job started as
+    ``.venv/bin/prefect ...`` does not have the venv on PATH, so ``unigrec stage X`` would not resolve.
+    """
+    bin_dir = str(Path(sys.executable).parent)
+    before = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.pathsep.join([bin_dir, before]) if before else bin_dir
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = before
 
 
 def reproduce_stage(stage: str, root: Path = Path(".")) -> StageOutcome:
@@ -47,8 +90,46 @@ def reproduce_stage(stage: str, root: Path = Path(".")) -> StageOutcome:
     from dvc.repo import Repo
 
     # DVC resolves stage names and runs commands relative to the current directory, so work from root.
-    with contextlib.chdir(Path(root).resolve()), Repo(".") as repo:
+    with _interpreter_bin_on_path(), contextlib.chdir(Path(root).resolve()), Repo(".") as repo:
         reproduced = repo.reproduce(stage, single_item=True)
     ran = any(getattr(s, "addressing", None) == stage or getattr(s, "name", None) == stage for s in reproduced)
     log.info("stage %s: %s", stage, "ran" if ran else "up to date (cached), skipped")
     return StageOutcome(stage=stage, ran=ran, metrics=stage_metrics(root, stage))
+
+
+def override_files(overrides: list[str]) -> list[str]:
+    """The params files (relative to root) that ``section.key=value`` / ``file:key=value`` overrides touch."""
+    from dvc.utils.cli_parse import to_path_overrides
+
+    return list(to_path_overrides(overrides))
+
+
+def apply_param_overrides(root: Path, overrides: list[str]) -> None:
+    """Write ``section.key=value`` overrides into the project's params file, as ``dvc exp run -S`` does.
+
+    DVC's own parser (Hydra override grammar) is used, so the syntax and the checks are the same as on
+    the command line: an unknown key fails with DVC's "Invalid --set-param value" instead of adding it.
+    """
+    from dvc.utils.cli_parse import to_path_overrides
+    from dvc.utils.hydra import apply_overrides
+
+    for params_file, file_overrides in to_path_overrides(overrides).items():
+        log.info("params overrides for %s: %s", params_file, " ".join(file_overrides))
+        apply_overrides(Path(root) / params_file, file_overrides)
+
+
+def save_experiment(root: Path, name: str | None = None, stages: list[str] | None = None) -> str:
+    """Record the workspace (params, ``dvc.lock``, metrics) as a DVC experiment; return its commit.
+
+    What ``dvc exp run`` commits at its end: the metrics files are git-ignored outputs, so they are
+    included explicitly, or ``dvc exp show`` would list the experiment without its numbers.
+    """
+    from dvc.repo import Repo
+
+    # force: a re-run under the same name (a scheduled deployment's) replaces the older one.
+    include = [m for m in metrics_files(root, stages) if (Path(root) / m).exists()]
+    with contextlib.chdir(Path(root).resolve()), Repo(".") as repo:
+        # targets: only the stages that ran are saved, so a partial run does not trip on absent outputs.
+        sha = repo.experiments.save(targets=stages, name=name, force=name is not None, include_untracked=include)
+    log.info("experiment %s saved as %s (compare with `dvc exp show`)", name or "(auto-named)", sha)
+    return sha
