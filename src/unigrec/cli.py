@@ -56,14 +56,52 @@ def _cmd_outputs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flows_checkout(root: Path) -> Path:
+    """Put the checkout holding ``flows/`` on sys.path and return it.
+
+    flows/ is not part of the installed package: it sits in the checkout beside dvc.yaml. Look in
+    --root first, then in the checkout this package is installed from (an editable install).
+    """
+    from unigrec.errors import UnigrecError
+
+    for base in (Path(root).resolve(), Path(__file__).resolve().parents[2]):
+        if (base / "flows" / "training_pipeline.py").exists():
+            sys.path.insert(0, str(base))
+            return base
+    raise UnigrecError(f"no flows/ folder in {Path(root).resolve()} nor in the unigrec checkout")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    # The Prefect flow lives in flows/ at the project root, beside dvc.yaml.
-    sys.path.insert(0, str(Path(args.root).resolve()))
+    _flows_checkout(Path(args.root))
     from flows.training_pipeline import training_pipeline
 
-    outcomes = training_pipeline(root=args.root, stages=args.stages or None)
-    for outcome in outcomes:
+    result = training_pipeline(
+        root=args.root,
+        source=args.source,
+        data_path=args.data_path,
+        overrides=args.set or None,
+        experiment_name=args.exp_name,
+        stages=args.stages or None,
+    )
+    for outcome in result.outcomes:
         print(f"{outcome.stage:<12} {'ran' if outcome.ran else 'cached'}")
+    if result.experiment:
+        print(f"DVC experiment {result.experiment} (compare runs with `dvc exp show`)")
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from unigrec.config import load_section
+
+    root = Path(args.root).resolve()
+    checkout = _flows_checkout(root)
+    from flows.deploy import deploy_all
+
+    # The flows get the project as a path relative to the checkout the worker runs in, when it is one.
+    workspace = args.workspace or ("." if root == checkout else str(root))
+    cfg = load_section("orchestration", root / args.params)
+    for name, deployment_id in deploy_all(checkout, cfg, workspace=workspace).items():
+        print(f"{name}: {deployment_id}")
     return 0
 
 
@@ -118,9 +156,38 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         parents=[common],
         help="run the pipeline as a local Prefect flow (each stage through DVC's cache)",
+        description=(
+            "Run the training-pipeline flow here: every dvc.yaml stage as a Prefect task, DVC deciding\n"
+            "what runs. With --set/--source/--data-path the run is a DVC experiment (`dvc exp show`).\n"
+            "A second run waits for the first (orchestration.lock_timeout_s). Without PREFECT_API_URL,\n"
+            "Prefect starts a temporary local server for the run."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p_run.add_argument("--stages", nargs="*", choices=list(STAGES), help="only these stages, in order")
+    p_run.add_argument("--stages", nargs="*", help="only these dvc.yaml stages, in order")
+    p_run.add_argument(
+        "--set", "-S", action="append", metavar="KEY=VALUE", help="params override, as `dvc exp run -S` (repeatable)"
+    )
+    p_run.add_argument("--source", default=None, help="dataset source (ingest.source) for this run")
+    p_run.add_argument("--data-path", default=None, help="dataset folder (ingest.path) for this run")
+    p_run.add_argument("--exp-name", default=None, help="name of the DVC experiment an overrides run records")
     p_run.set_defaults(func=_cmd_run)
+
+    p_dep = sub.add_parser(
+        "deploy",
+        parents=[common],
+        help="create/update the scheduled Prefect deployments (needs PREFECT_API_URL)",
+        description=(
+            "Create the process work pool (orchestration.work_pool) if missing and create or update the\n"
+            "nightly retraining and data-contract deployments with their cron schedules, on the Prefect\n"
+            "server at PREFECT_API_URL. Then run a worker: prefect worker start --pool POOL"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_dep.add_argument(
+        "--workspace", default=None, help="the flows' root parameter (default: --root as seen from the checkout)"
+    )
+    p_dep.set_defaults(func=_cmd_deploy)
     return parser
 
 
