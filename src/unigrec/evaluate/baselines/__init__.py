@@ -1,0 +1,44 @@
+"""Baselines scored by the same evaluation code, on the same split, as the generative model.
+
+Each is a :class:`~unigrec.evaluate.baselines.base.CatalogueScorer`: ``fit(train_events, items)``, then
+``score(contexts, candidate_item_ids)`` for the 1+99 protocol and ``top_k(contexts, k)`` for
+full-catalogue retrieval. Contexts come from :func:`~unigrec.evaluate.baselines.context.held_out_cases`.
+
+- ``popularity``: training counts per stream (rec and search).
+- ``sasrec``: ID-based self-attentive sequential model trained here (rec and search, query ignored).
+- ``bm25``: lexical search over item text (search only).
+- ``dense``: MiniLM sentence vectors, exact inner product (search only).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from unigrec.config import BaselinesConfig
+    from unigrec.evaluate.baselines.base import CatalogueScorer
+
+BASELINE_NAMES = ("popularity", "sasrec", "bm25", "dense")
+
+
+def build_baseline(name: str, cfg: BaselinesConfig, root: Path) -> CatalogueScorer:
+    """An unfitted baseline by name; ``root`` anchors the project-relative cache folders."""
+    # Imports per branch: SASRec pulls torch and dense search MiniLM, which a popularity run never needs.
+    if name == "popularity":
+        from unigrec.evaluate.baselines.popularity import PopularityBaseline
+
+        return PopularityBaseline(cfg.score_batch_size)
+    if name == "sasrec":
+        from unigrec.evaluate.baselines.sasrec import SASRecBaseline
+
+        return SASRecBaseline(cfg.sasrec, cfg.score_batch_size)
+    if name == "bm25":
+        from unigrec.evaluate.baselines.bm25_search import BM25Search
+
+        return BM25Search(cfg.bm25, cfg.score_batch_size)
+    if name == "dense":
+        from unigrec.evaluate.baselines.dense_search import DenseSearch
+
+        return DenseSearch(cfg.dense, cfg.score_batch_size, cache_dir=Path(root) / cfg.dense.cache_dir)
+    raise KeyError(f"unknown baseline {name!r}; baselines: {', '.join(BASELINE_NAMES)}")

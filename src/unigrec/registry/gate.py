@@ -1,0 +1,117 @@
+"""The champion gate as pure functions: which metrics count, and whether a candidate beats the champion."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from unigrec.config import ConfigError, GateConfig
+from unigrec.errors import UnigrecError
+
+_NOT_IN_MLFLOW_NAMES = re.compile(r"[^/\w.\- ]")
+
+
+def flatten_mapping(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"test": {"rec": {"ndcg@10": x}}}`` -> ``{"test.rec.ndcg@10": x}`` (MLflow names are flat)."""
+    out: dict[str, Any] = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten_mapping(value, prefix=f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def flatten_metrics(nested: Mapping[str, Any]) -> dict[str, float]:
+    """Numeric leaves of a nested metrics file under dotted names.
+
+    Strings (e.g. a variant name) and booleans are descriptions, not measurements, and are dropped.
+    """
+    return {
+        name: float(value)
+        for name, value in flatten_mapping(nested).items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+
+
+def mlflow_metric_key(name: str) -> str:
+    """A metric name MLflow accepts: ``ndcg@10`` -> ``ndcg_at_10``; other disallowed characters -> ``_``."""
+    return _NOT_IN_MLFLOW_NAMES.sub("_", name.replace("@", "_at_"))
+
+
+def check_gate(gate: GateConfig, candidate: Mapping[str, float]) -> None:
+    """Fail before anything is logged when the gate cannot judge this candidate."""
+    if not gate.metrics:
+        raise ConfigError("params.register.gate.metrics: name at least one metric to compare models on")
+    stray = sorted(set(gate.lower_is_better) - set(gate.metrics))
+    if stray:
+        raise ConfigError(f"params.register.gate.lower_is_better: {stray} are not gate metrics")
+    missing = [m for m in gate.metrics if m not in candidate]
+    if missing:
+        known = ", ".join(sorted(candidate)[:20])
+        raise UnigrecError(f"gate metric(s) {missing} are not in the evaluation metrics (known: {known} ...)")
+    broken = [m for m in gate.metrics if not math.isfinite(candidate[m])]
+    if broken:
+        raise UnigrecError(f"gate metric(s) {broken} of the candidate are not finite numbers")
+
+
+@dataclasses.dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str  # one sentence, stored on the model version and in metrics/register.json
+    improvements: dict[str, float]  # per gate metric, candidate minus champion, signed so > 0 = better
+
+
+def gate_decision(
+    gate: GateConfig,
+    candidate: Mapping[str, float],
+    candidate_data_hash: str,
+    champion: Mapping[str, float] | None,
+    champion_data_hash: str | None,
+    champion_label: str = "the champion",
+) -> GateDecision:
+    """Promote iff some gate metric improves by more than ``min_improvement`` and none worsens by more
+    than ``max_regression`` — judged only when both were evaluated on the same data."""
+    if champion is None:
+        return GateDecision(True, "no champion yet: the first registered model becomes champion", {})
+    if champion_data_hash != candidate_data_hash:
+        return GateDecision(
+            False,
+            f"not compared: {champion_label} was evaluated on data {_short(champion_data_hash)}, this "
+            f"candidate on {_short(candidate_data_hash)}; metrics on different data say nothing about which "
+            "model is better (re-evaluate the champion on this data, or move the alias by hand)",
+            {},
+        )
+    missing = [m for m in gate.metrics if not math.isfinite(champion.get(m, math.nan))]
+    if missing:
+        return GateDecision(
+            False, f"not compared: {champion_label} has no value for gate metric(s) {missing}", {}
+        )
+
+    sign = {m: -1.0 if m in gate.lower_is_better else 1.0 for m in gate.metrics}
+    gains = {m: sign[m] * (candidate[m] - champion[m]) for m in gate.metrics}
+    versus = {m: f"{m} {candidate[m]:.4f} vs {champion[m]:.4f}" for m in gate.metrics}
+    worse = [versus[m] for m, g in gains.items() if g < -gate.max_regression]
+    better = [versus[m] for m, g in gains.items() if g > gate.min_improvement]
+    if worse:
+        return GateDecision(
+            False,
+            f"kept {champion_label}: worse on {'; '.join(worse)} (allowed regression {gate.max_regression})",
+            gains,
+        )
+    if not better:
+        return GateDecision(
+            False,
+            f"kept {champion_label}: no gate metric improves by more than {gate.min_improvement} "
+            f"({'; '.join(versus.values())})",
+            gains,
+        )
+    return GateDecision(True, f"beats {champion_label} on {'; '.join(better)}", gains)
+
+
+def _short(data_hash: str | None) -> str:
+    return "(unrecorded)" if not data_hash else data_hash[:12]
