@@ -1,0 +1,1 @@
+"""Evaluation: metric functions, protocols and baselines."""

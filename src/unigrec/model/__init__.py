@@ -1,0 +1,1 @@
+"""The generative model: vocabulary, serialiser, transformer, prefix trie and constrained decoding."""

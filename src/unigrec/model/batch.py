@@ -1,0 +1,71 @@
+"""Pad a list of token sequences into one left-padded tensor batch.
+
+Left padding puts every sequence's last token at the same index (-1), which is where retrieval reads
+the distribution of the target's first code, and lets decoding append tokens to all rows in lockstep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from unigrec.model.tokenizer import IGNORE, NO_GROUP, TokenSequence
+
+
+@dataclasses.dataclass
+class SequenceBatch:
+    tokens: torch.Tensor  # (B, T) int64
+    valid: torch.Tensor  # (B, T) bool, False at padding
+    targets: torch.Tensor  # (B, T) int64, IGNORE where nothing is predicted
+    slots: torch.Tensor  # (B, T) int64
+    groups: torch.Tensor  # (B, T) int64
+    query_refs: torch.Tensor  # (B, T) int64 row of the flattened soft-token table, -1 elsewhere
+    query_vectors: torch.Tensor  # (Q, query_dim) float32, Q >= 1
+
+    def to(self, device: torch.device | str) -> SequenceBatch:
+        return SequenceBatch(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+
+def collate_sequences(
+    sequences: Sequence[TokenSequence], query_table: np.ndarray, n_query_tokens: int, pad_token: int
+) -> SequenceBatch:
+    """Left-pad ``sequences``; gather only the query vectors this batch uses from ``query_table``."""
+    n = len(sequences)
+    t = max(len(s) for s in sequences)
+    tokens = np.full((n, t), pad_token, dtype=np.int64)
+    valid = np.zeros((n, t), dtype=bool)
+    targets = np.full((n, t), IGNORE, dtype=np.int64)
+    slots = np.full((n, t), -1, dtype=np.int64)
+    groups = np.full((n, t), NO_GROUP, dtype=np.int64)
+    qids = np.full((n, t), -1, dtype=np.int64)
+    qparts = np.full((n, t), -1, dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        start = t - len(seq)
+        tokens[row, start:] = seq.tokens
+        valid[row, start:] = True
+        targets[row, start:] = seq.targets
+        slots[row, start:] = seq.slots
+        groups[row, start:] = seq.groups
+        qids[row, start:] = seq.query_ids
+        qparts[row, start:] = seq.query_parts
+    used = np.unique(qids[qids >= 0])
+    local = np.full(int(qids.max()) + 2 if used.size else 1, -1, dtype=np.int64)
+    local[used] = np.arange(used.size)
+    query_refs = np.where(qids >= 0, local[qids.clip(min=0)] * n_query_tokens + qparts, -1)
+    # At least one row so the query projection always runs (see GenerativeTransformer._embed).
+    vectors = query_table[used] if used.size else np.zeros((1, query_table.shape[1]), dtype=np.float32)
+    return SequenceBatch(
+        tokens=torch.from_numpy(tokens),
+        valid=torch.from_numpy(valid),
+        targets=torch.from_numpy(targets),
+        slots=torch.from_numpy(slots),
+        groups=torch.from_numpy(groups),
+        query_refs=torch.from_numpy(query_refs),
+        query_vectors=torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)),
+    )

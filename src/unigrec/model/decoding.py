@@ -1,0 +1,114 @@
+"""Trie-constrained batched beam search and candidate scoring on top of the transformer's caches.
+
+Scores are sums of per-level log-probabilities, each normalised over its level's code slice (the same
+restricted softmax the model is trained with); the trie only masks codes that lead to no real item,
+without renormalising, so a beam's score equals :func:`score_candidates`' retrieval score for that item.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from unigrec.model.batch import SequenceBatch
+from unigrec.model.item_codes import ItemCodes
+from unigrec.model.transformer import GenerativeTransformer, TailCache
+from unigrec.model.trie import PrefixTrie, build_prefix_trie
+from unigrec.model.vocabulary import Vocabulary
+
+
+@dataclasses.dataclass(frozen=True)
+class IdSpace:
+    """What decoding needs about one ID kind: level slices, the codes of every item, the trie."""
+
+    offsets: tuple[int, ...]
+    sizes: tuple[int, ...]
+    codes: torch.Tensor  # (N, L) int64
+    trie: PrefixTrie
+
+    @property
+    def depth(self) -> int:
+        return len(self.offsets)
+
+    def to(self, device: torch.device | str) -> IdSpace:
+        return IdSpace(self.offsets, self.sizes, self.codes.to(device), self.trie.to(device))
+
+
+def build_id_space(vocab: Vocabulary, items: ItemCodes, kind: str) -> IdSpace:
+    levels = [vocab.level(kind, i) for i in range(vocab.n_levels(kind))]
+    sizes = tuple(level.size for level in levels)
+    codes = items.codes[kind]
+    return IdSpace(
+        offsets=tuple(level.offset for level in levels),
+        sizes=sizes,
+        codes=torch.as_tensor(codes, dtype=torch.long),
+        trie=build_prefix_trie(codes, width=max(sizes)),
+    )
+
+
+def level_log_probs(net: GenerativeTransformer, hidden: torch.Tensor, space: IdSpace, level: int) -> torch.Tensor:
+    """(..., width) log-softmax over the level's code slice, padded with -inf up to the trie width."""
+    offset, size = space.offsets[level], space.sizes[level]
+    weight = net.token_embedding.weight[offset : offset + size]
+    logp = torch.log_softmax(hidden @ weight.T, dim=-1)
+    pad = space.trie.width - size
+    return torch.nn.functional.pad(logp, (0, pad), value=float("-inf")) if pad else logp
+
+
+@torch.no_grad()
+def beam_search(
+    net: GenerativeTransformer, prompts: SequenceBatch, space: IdSpace, beam_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top ``beam_size`` items per prompt: (B, k) item indices (-1 when fewer items exist) and scores.
+
+    The prompt is encoded once; each further level runs one token per hypothesis against the cached
+    prefix, so the context is never recomputed.
+    """
+    trie = space.trie
+    hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors)
+    b = hidden.shape[0]
+    root = torch.zeros(b, dtype=torch.long, device=hidden.device)
+    logp = level_log_probs(net, hidden[:, -1], space, 0)
+    logp = logp.masked_fill(~trie.allowed(root), float("-inf"))
+    scores, codes = logp.topk(min(beam_size, trie.width), dim=-1)  # (B, k)
+    nodes = trie.step(root[:, None].expand_as(codes), codes)
+    nodes = nodes.masked_fill(torch.isinf(scores), -1)
+    tail: TailCache | None = None
+    for level in range(1, space.depth):
+        k = codes.shape[1]
+        tokens = (codes + space.offsets[level - 1]).reshape(b * k, 1)
+        out, tail = net.extend(tokens, prefix, tail)
+        logp = level_log_probs(net, out[:, -1], space, level).view(b, k, trie.width)
+        logp = logp.masked_fill(~trie.allowed(nodes), float("-inf"))
+        flat = (scores[..., None] + logp).view(b, k * trie.width)
+        scores, index = flat.topk(min(beam_size, flat.shape[1]), dim=-1)
+        parent = torch.div(index, trie.width, rounding_mode="floor")
+        codes = index % trie.width
+        nodes = trie.step(nodes.gather(1, parent), codes).masked_fill(torch.isinf(scores), -1)
+        rows = (torch.arange(b, device=hidden.device)[:, None] * k + parent).reshape(-1)
+        tail = tail.reorder(rows)
+    items = torch.where(nodes >= 0, trie.leaf_item[nodes.clamp(min=0)], torch.full_like(nodes, -1))
+    return items, scores
+
+
+@torch.no_grad()
+def score_candidates(
+    net: GenerativeTransformer, prompts: SequenceBatch, candidates: torch.Tensor, space: IdSpace
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Retrieval score (summed code log-probs) and P(<pos>) of each candidate item, both (B, C).
+
+    Each prompt is encoded once; all its C candidates' codes then run in one pass against the cache.
+    """
+    hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors)
+    b, c = candidates.shape
+    codes = space.codes[candidates]  # (B, C, L)
+    retrieval = level_log_probs(net, hidden[:, -1], space, 0).gather(1, codes[..., 0])
+    offsets = torch.as_tensor(space.offsets, device=codes.device)
+    out, _ = net.extend((codes + offsets).view(b * c, space.depth), prefix)
+    out = out.view(b, c, space.depth, -1)
+    for level in range(1, space.depth):
+        logp = level_log_probs(net, out[:, :, level - 1], space, level)
+        retrieval = retrieval + logp.gather(-1, codes[..., level : level + 1]).squeeze(-1)
+    ranking = torch.sigmoid(net.ranking_logit(out[:, :, -1]))
+    return retrieval, ranking

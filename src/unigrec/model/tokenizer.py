@@ -1,0 +1,174 @@
+"""Serialise a user's merged, time-ordered history into model tokens with per-position targets.
+
+One event is written as
+    rec:     <rec_item> c_1 .. c_L <pos|neg>                          (c = collaborative ID)
+    search:  <src_query> q_1 .. q_n <src_item> c_1 .. c_L <pos|neg>   (c = semantic ID, q = soft tokens)
+after a leading <bos>. The behaviour token (and, for search, the query) comes BEFORE the item's codes,
+so the prediction made at the behaviour token — the first code of the item (retrieval) — is conditioned
+on the event's task and query but never on the item itself; each code then predicts the next code, and
+the last code predicts the action token (ranking). One forward pass over the sequence yields every
+retrieval and ranking target of the user. The behaviour token is the task prompt of its event: a single
+leading task token could not say which task each of the many targets in one merged sequence belongs to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from unigrec.model.item_codes import ItemCodes
+from unigrec.model.vocabulary import (
+    BOS,
+    COLLABORATIVE,
+    NEG,
+    POS,
+    QUERY,
+    REC_ITEM,
+    SEMANTIC,
+    SRC_ITEM,
+    SRC_QUERY,
+    Vocabulary,
+)
+
+IGNORE = -100  # target of positions that predict nothing (torch's cross-entropy ignore_index)
+LOSS_GROUPS: tuple[str, ...] = ("retrieval_rec", "retrieval_search", "ranking")
+RETRIEVAL_REC, RETRIEVAL_SEARCH, RANKING = range(len(LOSS_GROUPS))
+NO_GROUP = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class EventSeq:
+    """Events of one user in time order, as parallel arrays (items are dense catalogue indices)."""
+
+    items: np.ndarray  # int64
+    is_search: np.ndarray  # bool
+    labels: np.ndarray  # int64, 1 = positive action
+    queries: np.ndarray  # int64 index into the query table, -1 for rec events
+
+    def __len__(self) -> int:
+        return int(self.items.shape[0])
+
+    def take(self, index: np.ndarray | slice) -> EventSeq:
+        return EventSeq(self.items[index], self.is_search[index], self.labels[index], self.queries[index])
+
+    def most_recent(self, n: int) -> EventSeq:
+        return self.take(slice(max(len(self) - n, 0), len(self)))
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenSequence:
+    """Parallel int64 arrays, one entry per token."""
+
+    tokens: np.ndarray
+    targets: np.ndarray  # token the position must predict, IGNORE for none
+    slots: np.ndarray  # legal-slice id for the target, -1 for none
+    groups: np.ndarray  # loss group (LOSS_GROUPS index), NO_GROUP for none
+    query_ids: np.ndarray  # query-table index at soft-token positions, -1 elsewhere
+    query_parts: np.ndarray  # which of the query's soft tokens sits here, -1 elsewhere
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+
+class SequenceSerialiser:
+    """Turns :class:`EventSeq` into :class:`TokenSequence` for one vocabulary and item catalogue."""
+
+    def __init__(self, vocab: Vocabulary, items: ItemCodes, n_query_tokens: int, max_events: int) -> None:
+        if max_events < 1:
+            raise ValueError("max_events must be >= 1")
+        self.vocab = vocab
+        self.items = items
+        self.n_query_tokens = int(n_query_tokens)
+        self.max_events = int(max_events)
+        self.item_tokens = {kind: vocab.code_tokens(kind, items.codes[kind]) for kind in (SEMANTIC, COLLABORATIVE)}
+        self._ids = {name: vocab.token(name) for name in (BOS, REC_ITEM, SRC_ITEM, SRC_QUERY, QUERY, POS, NEG)}
+
+    # ------------------------------------------------------------------ sizes
+    def event_length(self, is_search: bool) -> int:
+        kind = SEMANTIC if is_search else COLLABORATIVE
+        prefix = 2 + self.n_query_tokens if is_search else 1
+        return prefix + self.vocab.n_levels(kind) + 1
+
+    @property
+    def max_length(self) -> int:
+        """Longest sequence a prompt or training sequence can be (sizes the position table)."""
+        longest = max(self.event_length(True), self.event_length(False))
+        return 1 + (self.max_events + 1) * longest
+
+    # ------------------------------------------------------------------ pieces
+    def _behaviour_prefix(self, is_search: bool, query: int) -> list[tuple[int, int, int]]:
+        """(token, query_id, query_part) of the tokens written before an event's codes."""
+        if not is_search:
+            return [(self._ids[REC_ITEM], -1, -1)]
+        soft = [(self._ids[QUERY], int(query), j) for j in range(self.n_query_tokens)]
+        return [(self._ids[SRC_QUERY], -1, -1), *soft, (self._ids[SRC_ITEM], -1, -1)]
+
+    def _encode(self, events: EventSeq, with_targets: bool) -> tuple[list[int], ...]:
+        tokens, targets, slots, groups, qids, qparts = [self._ids[BOS]], [IGNORE], [-1], [NO_GROUP], [-1], [-1]
+        for item, is_search, label, query in zip(events.items, events.is_search, events.labels, events.queries):
+            kind = SEMANTIC if is_search else COLLABORATIVE
+            group = RETRIEVAL_SEARCH if is_search else RETRIEVAL_REC
+            codes = self.item_tokens[kind][item]
+            prefix = self._behaviour_prefix(bool(is_search), int(query))
+            for token, qid, part in prefix:
+                tokens.append(token)
+                qids.append(qid)
+                qparts.append(part)
+                targets.append(IGNORE)
+                slots.append(-1)
+                groups.append(NO_GROUP)
+            # the behaviour token (last of the prefix) predicts the first code
+            targets[-1], slots[-1], groups[-1] = int(codes[0]), self.vocab.code_slot(kind, 0), group
+            action = self._ids[POS] if label else self._ids[NEG]
+            n_levels = len(codes)
+            for level, code in enumerate(codes):
+                tokens.append(int(code))
+                qids.append(-1)
+                qparts.append(-1)
+                if level + 1 < n_levels:
+                    targets.append(int(codes[level + 1]))
+                    slots.append(self.vocab.code_slot(kind, level + 1))
+                    groups.append(group)
+                else:
+                    targets.append(action)
+                    slots.append(self.vocab.action_slot)
+                    groups.append(RANKING)
+            tokens.append(action)
+            targets.append(IGNORE)
+            slots.append(-1)
+            groups.append(NO_GROUP)
+            qids.append(-1)
+            qparts.append(-1)
+        if not with_targets:
+            targets = [IGNORE] * len(tokens)
+            slots = [-1] * len(tokens)
+            groups = [NO_GROUP] * len(tokens)
+        return tokens, targets, slots, groups, qids, qparts
+
+    @staticmethod
+    def _pack(parts: tuple[list[int], ...]) -> TokenSequence:
+        return TokenSequence(*(np.asarray(p, dtype=np.int64) for p in parts))
+
+    # ------------------------------------------------------------------ public
+    def training_sequence(self, history: EventSeq) -> TokenSequence:
+        """All targets of the user's most recent ``max_events`` events, teacher-forced."""
+        return self._pack(self._encode(history.most_recent(self.max_events), with_targets=True))
+
+    def prompt(self, context: EventSeq, is_search: bool, query: int = -1) -> TokenSequence:
+        """Context (most recent ``max_events``) + the target event's behaviour prefix, no targets.
+
+        The model's output at the last position is the distribution of the target's first code.
+        """
+        tokens, targets, slots, groups, qids, qparts = self._encode(context.most_recent(self.max_events), False)
+        for token, qid, part in self._behaviour_prefix(bool(is_search), int(query)):
+            tokens.append(token)
+            qids.append(qid)
+            qparts.append(part)
+            targets.append(IGNORE)
+            slots.append(-1)
+            groups.append(NO_GROUP)
+        return self._pack((tokens, targets, slots, groups, qids, qparts))
+
+    def target_kind(self, is_search: bool) -> str:
+        return SEMANTIC if is_search else COLLABORATIVE

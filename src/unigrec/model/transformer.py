@@ -1,0 +1,241 @@
+"""Decoder-only causal transformer over the interleaved token sequence (a plain ``nn.Module``).
+
+Two ways in: :meth:`GenerativeTransformer.encode` runs a (left-padded) batch of sequences and returns
+the per-layer keys/values as a :class:`PrefixCache`; :meth:`GenerativeTransformer.extend` runs a few
+new tokens for ``group`` continuations of each cached prefix (beam hypotheses, or candidate items)
+without copying or recomputing the prefix: the new queries attend to the shared prefix keys by
+broadcasting, and to their own growing :class:`TailCache`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerDims:
+    vocab_size: int
+    max_positions: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_ff: int
+    dropout: float
+    query_dim: int  # width of the sentence vectors that become query soft tokens
+    n_query_tokens: int
+    pos_token: int
+    neg_token: int
+    ranking_head: bool  # True: MLP ranking head on the item position (atomic form); False: <pos>/<neg> logits
+
+
+@dataclasses.dataclass
+class PrefixCache:
+    """Keys/values of encoded prefixes: per layer (B, H, T, dh); ``valid`` (B, T) marks real tokens."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    valid: torch.Tensor
+    next_position: torch.Tensor  # (B,) position id of the first token after the prefix
+
+
+@dataclasses.dataclass
+class TailCache:
+    """Keys/values of tokens appended after the prefix, per continuation: per layer (B*g, H, t, dh)."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+    @property
+    def length(self) -> int:
+        return int(self.keys[0].shape[2]) if self.keys else 0
+
+    def reorder(self, rows: torch.Tensor) -> TailCache:
+        """Keep/duplicate continuations (beam search picks parents)."""
+        return TailCache([k[rows] for k in self.keys], [v[rows] for v in self.values])
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.dropout = dropout
+
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, t, _ = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return q, k, v
+
+    def _merge(self, y: torch.Tensor) -> torch.Tensor:
+        b, _, t, _ = y.shape
+        return self.out(y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        q, k, v = self._split(x)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        return self._merge(y), k, v
+
+    def extend(
+        self,
+        x: torch.Tensor,
+        prefix_k: torch.Tensor,
+        prefix_v: torch.Tensor,
+        prefix_valid: torch.Tensor,
+        tail_k: torch.Tensor | None,
+        tail_v: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        q, k, v = self._split(x)  # (B*g, H, n, dh)
+        if tail_k is not None:
+            k = torch.cat([tail_k, k], dim=2)
+            v = torch.cat([tail_v, v], dim=2)
+        bg, h, n, dh = q.shape
+        b = prefix_k.shape[0]
+        g = bg // b
+        scale = 1.0 / math.sqrt(dh)
+        qg = q.view(b, g, h, n, dh)
+        s_prefix = torch.einsum("bghnd,bhtd->bghnt", qg, prefix_k) * scale
+        s_prefix = s_prefix.masked_fill(~prefix_valid[:, None, None, None, :], float("-inf"))
+        s_tail = (q @ k.transpose(-1, -2)) * scale  # (B*g, H, n, t+n)
+        t_all = k.shape[2]
+        causal = torch.ones(n, t_all, dtype=torch.bool, device=x.device).tril(diagonal=t_all - n)
+        s_tail = s_tail.masked_fill(~causal, float("-inf")).view(b, g, h, n, t_all)
+        probs = torch.softmax(torch.cat([s_prefix, s_tail], dim=-1), dim=-1)
+        t_prefix = prefix_k.shape[2]
+        y = torch.einsum("bghnt,bhtd->bghnd", probs[..., :t_prefix], prefix_v)
+        y = y + probs[..., t_prefix:] @ v.view(b, g, h, t_all, dh)
+        return self._merge(y.reshape(bg, h, n, dh)), k, v
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.attn = CausalSelfAttention(d_model, n_heads, dropout)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        a, k, v = self.attn(self.ln1(x), mask)
+        x = x + self.drop(a)
+        return x + self.drop(self.mlp(self.ln2(x))), k, v
+
+    def extend(self, x: torch.Tensor, *cache: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        a, k, v = self.attn.extend(self.ln1(x), *cache)
+        x = x + a
+        return x + self.mlp(self.ln2(x)), k, v
+
+
+class GenerativeTransformer(nn.Module):
+    """Token + position embeddings, query soft tokens, causal blocks, tied output head."""
+
+    def __init__(self, dims: TransformerDims) -> None:
+        super().__init__()
+        self.dims = dims
+        d = dims.d_model
+        self.token_embedding = nn.Embedding(dims.vocab_size, d)
+        self.position_embedding = nn.Embedding(dims.max_positions, d)
+        # One sentence vector -> n soft tokens; richer than one token, far shorter than the text itself.
+        self.query_projection = nn.Linear(dims.query_dim, dims.n_query_tokens * d)
+        self.blocks = nn.ModuleList(Block(d, dims.n_heads, dims.d_ff, dims.dropout) for _ in range(dims.n_layers))
+        self.norm = nn.LayerNorm(d)
+        self.drop = nn.Dropout(dims.dropout)
+        self.ranking_mlp = (
+            nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1)) if dims.ranking_head else None
+        )
+        self.apply(_init_weights)
+
+    # ------------------------------------------------------------------ embeddings
+    def _embed(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        query_refs: torch.Tensor | None,
+        query_vectors: torch.Tensor | None,
+    ) -> torch.Tensor:
+        if positions.max() >= self.dims.max_positions:
+            raise ValueError(f"sequence longer than max_positions={self.dims.max_positions}")
+        x = self.token_embedding(tokens)
+        if query_vectors is not None and query_refs is not None:
+            # Always route through the projection (even when no position uses it) so every parameter
+            # takes part in every step: DDP requires it without find_unused_parameters.
+            soft = self.query_projection(query_vectors).view(-1, self.dims.d_model)
+            is_query = (query_refs >= 0).unsqueeze(-1)
+            x = torch.where(is_query, soft[query_refs.clamp(min=0)], x)
+        return self.drop(x + self.position_embedding(positions))
+
+    # ------------------------------------------------------------------ passes
+    def encode(
+        self,
+        tokens: torch.Tensor,
+        valid: torch.Tensor,
+        query_refs: torch.Tensor | None = None,
+        query_vectors: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, PrefixCache]:
+        """Run (B, T) left-padded sequences; returns final hidden states (B, T, d) and the cache."""
+        positions = (valid.long().cumsum(1) - 1).clamp(min=0)
+        t = tokens.shape[1]
+        causal = torch.ones(t, t, dtype=torch.bool, device=tokens.device).tril()
+        eye = torch.eye(t, dtype=torch.bool, device=tokens.device)
+        # Padding rows attend to themselves only: a row with no visible key would give NaN.
+        mask = (causal & valid[:, None, :]) | eye
+        mask = mask.unsqueeze(1)
+        x = self._embed(tokens, positions, query_refs, query_vectors)
+        keys, values = [], []
+        for block in self.blocks:
+            x, k, v = block(x, mask)
+            keys.append(k)
+            values.append(v)
+        cache = PrefixCache(keys, values, valid, valid.long().sum(1))
+        return self.norm(x), cache
+
+    def extend(
+        self, tokens: torch.Tensor, prefix: PrefixCache, tail: TailCache | None = None
+    ) -> tuple[torch.Tensor, TailCache]:
+        """Run (B*g, n) new tokens after each of the B cached prefixes (g continuations each)."""
+        bg, n = tokens.shape
+        b = prefix.valid.shape[0]
+        start = prefix.next_position.repeat_interleave(bg // b) + (tail.length if tail else 0)
+        positions = start[:, None] + torch.arange(n, device=tokens.device)
+        x = self._embed(tokens, positions, None, None)
+        keys, values = [], []
+        for i, block in enumerate(self.blocks):
+            tk = tail.keys[i] if tail else None
+            tv = tail.values[i] if tail else None
+            x, k, v = block.extend(x, prefix.keys[i], prefix.values[i], prefix.valid, tk, tv)
+            keys.append(k)
+            values.append(v)
+        return self.norm(x), TailCache(keys, values)
+
+    # ------------------------------------------------------------------ heads
+    def token_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits over the whole vocabulary; the output head is tied to the token embedding."""
+        return hidden @ self.token_embedding.weight.T
+
+    def ranking_logit(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logit of P(<pos>) at an item's last position."""
+        if self.ranking_mlp is not None:
+            return self.ranking_mlp(hidden).squeeze(-1)
+        pair = hidden @ self.token_embedding.weight[[self.dims.pos_token, self.dims.neg_token]].T
+        return pair[..., 0] - pair[..., 1]  # softmax over {pos, neg} == sigmoid of the difference
+
+
+def _init_weights(module: nn.Module) -> None:
+    # GPT-2's scheme: small normal weights keep the tied output head's logits near zero at start.
+    std = 0.02
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)

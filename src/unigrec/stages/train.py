@@ -1,0 +1,84 @@
+"""``train`` stage: fit the one generative model on the split and write model, metrics and curve."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from unigrec.atomic import atomic_dir, write_json
+from unigrec.config import TrainConfig
+from unigrec.errors import ContractViolation
+from unigrec.paths import Layout
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
+    import pandas as pd
+
+    from unigrec.ids.embeddings import embed_texts
+    from unigrec.model.card import model_card, save_model
+    from unigrec.model.item_codes import atomic_item_codes, load_item_codes
+    from unigrec.model.vocabulary import PAD
+    from unigrec.train.curves import epoch_curve, write_curve
+    from unigrec.train.datamodule import PromptCollator
+    from unigrec.train.examples import query_table_texts
+    from unigrec.train.fit import fit_generative_model, id_spaces, prepare_training_data, transformer_dims
+    from unigrec.train.quick_eval import validation_report
+
+    if not layout.events.exists():
+        raise ContractViolation(f"{layout.events} is missing: run the split stage first")
+    events = pd.read_parquet(layout.events)
+    if cfg.model.item_representation == "atomic":
+        catalogue = pd.read_parquet(layout.items, columns=["item_id"])
+        items, codebooks = atomic_item_codes(catalogue["item_id"].astype(str).tolist())
+    else:
+        items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
+    query_texts = query_table_texts(events)
+    query_table = embed_texts(
+        list(query_texts), batch_size=cfg.query_batch_size, cache_dir=layout.root / cfg.query_cache_dir,
+        show_progress=False,
+    )
+    data = prepare_training_data(cfg, events, items, codebooks, query_texts, query_table)
+    result = fit_generative_model(cfg, data, layout.train_work_dir)
+    if not result.is_global_zero:
+        return {}  # DDP workers: rank 0 alone evaluates and writes
+
+    report = validation_report(
+        net=result.net,
+        examples=data.final_examples,
+        collate=PromptCollator(data.query_table, cfg.model.n_query_tokens, data.vocab.token(PAD)),
+        spaces=id_spaces(data.vocab, data.items),
+        popularity=data.popularity,
+        beam_size=cfg.eval.beam_size,
+        k=cfg.eval.k,
+        batch_size=cfg.eval.batch_size,
+    )
+    dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
+    card = model_card(dims, data.vocab, data.serialiser, cfg.model.item_representation)
+    with atomic_dir(layout.model_dir) as tmp:
+        save_model(tmp, result.net, data.items, card)
+    metrics = {
+        "item_representation": cfg.model.item_representation,
+        "validation": report,
+        "training": {
+            "epochs": result.epochs_run,
+            "best_epoch_val_ndcg": result.best_score,
+            "seconds": round(result.seconds, 1),
+            "train_sequences_per_second": round(result.sequences_per_second, 1),
+            "train_sequences": len(data.train_sequences),
+            "parameters": sum(p.numel() for p in result.net.parameters()),
+        },
+    }
+    write_json(layout.train_metrics, metrics)
+    if result.metrics_csv is not None:
+        write_curve(epoch_curve(result.metrics_csv), layout.train_curve, layout.train_plot)
+    k = cfg.eval.k
+    summary = {
+        f"{s}_{m}": report[s][m]
+        for s in ("rec", "search")
+        for m in (f"hr@{k}", f"ndcg@{k}", f"popularity_hr@{k}", f"popularity_ndcg@{k}")
+    }
+    summary["ranking_auc"] = report["ranking"]["auc"]
+    log.info("train: %s", ", ".join(f"{key}={value:.4f}" for key, value in summary.items()))
+    return summary

@@ -1,0 +1,1 @@
+"""Training: data module, Lightning module, trainer assembly and the quick validation hook."""

@@ -1,0 +1,95 @@
+"""LightningDataModule over the split: training sequences (one per user) and validation prompts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from unigrec.model.batch import SequenceBatch, collate_sequences
+from unigrec.model.tokenizer import TokenSequence
+from unigrec.train.examples import PromptExample
+
+
+class ListDataset(Dataset):
+    def __init__(self, rows: Sequence[object]) -> None:
+        self.rows = list(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> object:
+        return self.rows[index]
+
+
+class SequenceCollator:
+    """Picklable collate (DataLoader workers) for training sequences."""
+
+    def __init__(self, query_table: np.ndarray, n_query_tokens: int, pad_token: int) -> None:
+        self.query_table = query_table
+        self.n_query_tokens = n_query_tokens
+        self.pad_token = pad_token
+
+    def __call__(self, rows: Sequence[TokenSequence]) -> SequenceBatch:
+        return collate_sequences(rows, self.query_table, self.n_query_tokens, self.pad_token)
+
+
+class PromptCollator(SequenceCollator):
+    """Collate prompts with their targets: (prompts, target items, is_search, labels)."""
+
+    def __call__(  # type: ignore[override]
+        self, rows: Sequence[PromptExample]
+    ) -> tuple[SequenceBatch, torch.Tensor, torch.Tensor, torch.Tensor]:
+        prompts = collate_sequences([r.prompt for r in rows], self.query_table, self.n_query_tokens, self.pad_token)
+        targets = torch.tensor([r.target for r in rows], dtype=torch.long)
+        is_search = torch.tensor([r.is_search for r in rows], dtype=torch.bool)
+        labels = torch.tensor([r.label for r in rows], dtype=torch.long)
+        return prompts, targets, is_search, labels
+
+
+class SplitDataModule(L.LightningDataModule):
+    """Serves already-serialised sequences; the stage builds them once (cheap, deterministic)."""
+
+    def __init__(
+        self,
+        train_sequences: Sequence[TokenSequence],
+        val_examples: Sequence[PromptExample],
+        query_table: np.ndarray,
+        n_query_tokens: int,
+        pad_token: int,
+        batch_size: int,
+        eval_batch_size: int,
+        num_workers: int,
+    ) -> None:
+        super().__init__()
+        self.train_sequences = list(train_sequences)
+        self.val_examples = list(val_examples)
+        self.train_collate = SequenceCollator(query_table, n_query_tokens, pad_token)
+        self.prompt_collate = PromptCollator(query_table, n_query_tokens, pad_token)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        # Lightning swaps in a DistributedSampler under DDP, so each rank sees its own share of users.
+        return DataLoader(
+            ListDataset(self.train_sequences),
+            batch_size=self.batch_size,
+            shuffle=True,
+            collate_fn=self.train_collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            ListDataset(self.val_examples),
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            collate_fn=self.prompt_collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )

@@ -1,0 +1,221 @@
+"""Assemble data, network, LightningModule and Trainer from the ``train`` params, and fit.
+
+Lightning is imported inside the functions so importing this module (and ``unigrec --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from unigrec.config import ModelConfig, TrainConfig, TrainerConfig
+from unigrec.model.decoding import IdSpace, build_id_space
+from unigrec.model.item_codes import ItemCodes
+from unigrec.model.tokenizer import LOSS_GROUPS, SequenceSerialiser, TokenSequence
+from unigrec.model.transformer import GenerativeTransformer, TransformerDims
+from unigrec.model.vocabulary import COLLABORATIVE, NEG, PAD, POS, SEMANTIC, Vocabulary
+from unigrec.train.examples import (
+    PromptExample,
+    UserEvents,
+    cap_per_stream,
+    group_user_events,
+    popularity_rankings,
+    prompt_examples,
+    training_sequences,
+)
+from unigrec.train.losses import LossSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainingData:
+    vocab: Vocabulary
+    items: ItemCodes
+    serialiser: SequenceSerialiser
+    query_table: np.ndarray  # (Q, query_dim) sentence vectors, row = query index
+    users: list[UserEvents]
+    train_sequences: list[TokenSequence]
+    epoch_examples: list[PromptExample]  # capped validation prompts scored every epoch
+    final_examples: list[PromptExample]  # validation prompts of the stage's metrics file
+    popularity: dict[bool, np.ndarray]  # is_search -> top-k train items
+
+
+@dataclasses.dataclass
+class FitResult:
+    net: GenerativeTransformer  # best-checkpoint weights loaded
+    is_global_zero: bool
+    seconds: float
+    epochs_run: int
+    best_score: float | None
+    metrics_csv: Path | None  # Lightning's CSVLogger file (per step/epoch rows)
+    sequences_per_second: float
+
+
+def prepare_training_data(
+    cfg: TrainConfig,
+    events: pd.DataFrame,
+    items: ItemCodes,
+    codebooks: dict[str, Any],
+    query_texts: tuple[str, ...],
+    query_table: np.ndarray,
+) -> TrainingData:
+    vocab = Vocabulary.from_codebooks(codebooks)
+    serialiser = SequenceSerialiser(vocab, items, cfg.model.n_query_tokens, cfg.max_events)
+    users = group_user_events(events, items, query_texts)
+    train = training_sequences(users, serialiser, cfg.train_windows)
+    valid = prompt_examples(users, serialiser, "valid")
+    log.info(
+        "train data: %d users, %d training sequences (%d targets), %d validation prompts",
+        len(users), len(train), sum(int((s.groups >= 0).sum()) for s in train), len(valid),
+    )
+    return TrainingData(
+        vocab=vocab,
+        items=items,
+        serialiser=serialiser,
+        query_table=np.asarray(query_table, dtype=np.float32),
+        users=users,
+        train_sequences=train,
+        epoch_examples=cap_per_stream(valid, cfg.eval.epoch_users, cfg.seed),
+        final_examples=cap_per_stream(valid, cfg.eval.final_users, cfg.seed),
+        popularity=popularity_rankings(users, items.n_items, cfg.eval.k),
+    )
+
+
+def transformer_dims(cfg: ModelConfig, vocab: Vocabulary, max_positions: int, query_dim: int) -> TransformerDims:
+    return TransformerDims(
+        vocab_size=vocab.size,
+        max_positions=max_positions,
+        d_model=cfg.d_model,
+        n_layers=cfg.n_layers,
+        n_heads=cfg.n_heads,
+        d_ff=cfg.d_ff,
+        dropout=cfg.dropout,
+        query_dim=query_dim,
+        n_query_tokens=cfg.n_query_tokens,
+        pos_token=vocab.token(POS),
+        neg_token=vocab.token(NEG),
+        ranking_head=cfg.item_representation == "atomic",
+    )
+
+
+def loss_spec(cfg: ModelConfig, vocab: Vocabulary) -> LossSpec:
+    item_slice = None
+    if cfg.item_representation == "atomic":
+        level = vocab.level(SEMANTIC, 0)
+        item_slice = (level.offset, level.size)
+    return LossSpec(vocab.legal_mask(), vocab.token(POS), item_slice, cfg.atomic_negatives)
+
+
+def id_spaces(vocab: Vocabulary, items: ItemCodes) -> dict[bool, IdSpace]:
+    """is_search -> the ID space its targets are decoded in."""
+    return {False: build_id_space(vocab, items, COLLABORATIVE), True: build_id_space(vocab, items, SEMANTIC)}
+
+
+def build_trainer(
+    cfg: TrainerConfig, work_dir: Path, monitor: str, gradient_clip: float, extra_callbacks: list | None = None
+) -> Any:
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, MLFlowLogger
+
+    _quiet_lightning()
+    loggers: list[Any] = [CSVLogger(str(work_dir), name="csv", version=0)]
+    if cfg.logger == "mlflow":
+        loggers.append(MLFlowLogger(experiment_name="unigrec-train", tracking_uri=cfg.mlflow_tracking_uri))
+    checkpoint = ModelCheckpoint(
+        dirpath=str(work_dir / "checkpoints"), filename="best", monitor=monitor, mode="max", save_top_k=1
+    )
+    stopper = EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience)
+    return L.Trainer(
+        max_epochs=cfg.max_epochs,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy,
+        precision=cfg.precision,
+        gradient_clip_val=gradient_clip if gradient_clip > 0 else None,
+        log_every_n_steps=cfg.log_every_n_steps,
+        logger=loggers,
+        callbacks=[checkpoint, stopper, *(extra_callbacks or [])],
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False,
+        default_root_dir=str(work_dir),
+    )
+
+
+def _quiet_lightning() -> None:
+    # Lightning's start-up banners and two warnings that say nothing actionable here (see stack.md §2e).
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+
+
+def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -> FitResult:
+    """Train from scratch; returns the network holding the best validation checkpoint's weights."""
+    import lightning as L
+
+    from unigrec.train.callbacks import ThroughputMeter
+    from unigrec.train.datamodule import SplitDataModule
+    from unigrec.train.lightning_module import MONITOR, GenerativeRecModule
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    work_dir = Path(work_dir)
+    if work_dir.exists():
+        shutil.rmtree(work_dir)  # before fit: DDP workers only start inside fit
+    dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
+    net = GenerativeTransformer(dims)
+    module = GenerativeRecModule(
+        net=net,
+        loss_spec=loss_spec(cfg.model, data.vocab),
+        loss_weights={name: getattr(cfg.loss_weights, name) for name in LOSS_GROUPS},
+        optim=cfg.optim,
+        spaces=id_spaces(data.vocab, data.items),
+        beam_size=cfg.eval.beam_size,
+        k=cfg.eval.k,
+    )
+    datamodule = SplitDataModule(
+        train_sequences=data.train_sequences,
+        val_examples=data.epoch_examples,
+        query_table=data.query_table,
+        n_query_tokens=cfg.model.n_query_tokens,
+        pad_token=data.vocab.token(PAD),
+        batch_size=cfg.batch_size,
+        eval_batch_size=cfg.eval.batch_size,
+        num_workers=cfg.num_workers,
+    )
+    meter = ThroughputMeter()
+    trainer = build_trainer(cfg.trainer, work_dir, MONITOR, cfg.optim.gradient_clip, [meter])
+    n_params = sum(p.numel() for p in net.parameters())
+    log.info("training: %d parameters, %d sequences per epoch", n_params, len(data.train_sequences))
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    seconds = time.perf_counter() - started
+    checkpoint = trainer.checkpoint_callback
+    best_path = getattr(checkpoint, "best_model_path", "")
+    if best_path:
+        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+        net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
+    best = getattr(checkpoint, "best_model_score", None)
+    epochs = int(trainer.current_epoch)
+    metrics_csv = work_dir / "csv" / "version_0" / "metrics.csv"
+    return FitResult(
+        net=net.cpu().eval(),
+        is_global_zero=bool(trainer.is_global_zero),
+        seconds=seconds,
+        epochs_run=epochs,
+        best_score=float(best) if best is not None else None,
+        metrics_csv=metrics_csv if metrics_csv.exists() else None,
+        sequences_per_second=meter.sequences_per_second,
+    )

@@ -1,0 +1,51 @@
+"""Prefix trie over item IDs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from unigrec.model.trie import build_prefix_trie
+
+CODES = np.array([[0, 1, 0], [0, 1, 1], [0, 2, 0], [3, 0, 0]])
+
+
+def test_lookup_finds_every_real_id_and_rejects_others():
+    trie = build_prefix_trie(CODES, width=4)
+    assert trie.lookup(torch.as_tensor(CODES)).tolist() == [0, 1, 2, 3]
+    fake = torch.tensor([[0, 1, 2], [1, 0, 0], [3, 0, 1], [0, 3, 0]])
+    assert trie.lookup(fake).tolist() == [-1, -1, -1, -1]
+
+
+def test_allowed_children_follow_the_prefixes():
+    trie = build_prefix_trie(CODES, width=4)
+    root = torch.tensor([0])
+    assert trie.allowed(root)[0].tolist() == [True, False, False, True]
+    node_0 = trie.step(root, torch.tensor([0]))
+    assert trie.allowed(node_0)[0].tolist() == [False, True, True, False]
+    node_01 = trie.step(node_0, torch.tensor([1]))
+    assert trie.allowed(node_01)[0].tolist() == [True, True, False, False]
+    dead = trie.step(node_0, torch.tensor([3]))
+    assert dead.item() == -1
+    assert not trie.allowed(dead).any()
+    assert trie.step(dead, torch.tensor([0])).item() == -1
+
+
+def test_leaves_map_to_items_and_inner_nodes_to_none():
+    trie = build_prefix_trie(CODES, width=4)
+    node = torch.tensor([0])
+    for code in CODES[2]:
+        assert trie.leaf_item[node].item() == -1
+        node = trie.step(node, torch.tensor([int(code)]))
+    assert trie.leaf_item[node].item() == 2
+    assert trie.n_nodes == 1 + 2 + 3 + 4  # root, 2 first codes, 3 two-code prefixes, 4 leaves
+
+
+def test_duplicate_ids_and_bad_codes_are_refused():
+    with pytest.raises(ValueError, match="share the ID"):
+        build_prefix_trie(np.array([[0, 1], [0, 1]]))
+    with pytest.raises(ValueError, match="does not fit"):
+        build_prefix_trie(np.array([[0, 5]]), width=4)
+    with pytest.raises(ValueError):
+        build_prefix_trie(np.array([[0, -1]]))
