@@ -1,0 +1,63 @@
+"""The model-vs-baselines comparison table (both protocols) as Markdown, from the metrics file alone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from unigrec.evaluate.baselines.context import KINDS
+
+MODEL_LABEL = "unigrec (generative)"
+PROTOCOL_TITLES = {
+    "sampled": "1+{n} protocol (target + {n} negatives: popularity-sampled for rec, BM25 hard negatives for search)",
+    "full": "Full catalogue (constrained beam search for the model; already-seen items dropped for every method)",
+}
+
+
+def method_blocks(metrics: Mapping[str, Any], split: str = "test") -> dict[str, Mapping[str, Any]]:
+    """Method label -> its per-stream metrics (the model first, then baselines in run order)."""
+    out: dict[str, Mapping[str, Any]] = {MODEL_LABEL: metrics[split]}
+    out.update(metrics.get("baselines", {}))
+    return out
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def protocol_table(metrics: Mapping[str, Any], protocol: str) -> str:
+    """One Markdown table: a row per (stream, method), a column per metric of ``protocol``.
+
+    A method missing a stream (BM25 and dense serve search only) has no row there; the best value of
+    each column within a stream is bold.
+    """
+    blocks = method_blocks(metrics)
+    columns: list[str] = []
+    for block in blocks.values():
+        for stream in KINDS:
+            for name in block.get(stream, {}).get(protocol, {}):
+                if name not in columns:
+                    columns.append(name)
+    lines = [
+        "| stream | method | n | " + " | ".join(c.upper() if c == "mrr" else c.replace("hr", "HR").replace("ndcg", "NDCG") for c in columns) + " |",
+        "|---|---|---:|" + "---:|" * len(columns),
+    ]
+    for stream in KINDS:
+        present = {m: b[stream] for m, b in blocks.items() if stream in b and protocol in b[stream]}
+        best = {c: max((v[protocol].get(c, float("-inf")) for v in present.values()), default=None) for c in columns}
+        for method, values in present.items():
+            cells = []
+            for c in columns:
+                value = values[protocol].get(c)
+                text = _fmt(value) if value is not None else "–"
+                cells.append(f"**{text}**" if value is not None and value == best[c] and len(present) > 1 else text)
+            lines.append(f"| {stream} | {method} | {values['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def comparison_markdown(metrics: Mapping[str, Any], n_negatives: int) -> str:
+    """Both protocols' tables under their titles."""
+    parts = []
+    for protocol, title in PROTOCOL_TITLES.items():
+        parts += [f"**{title.format(n=n_negatives)}**", "", protocol_table(metrics, protocol), ""]
+    return "\n".join(parts).rstrip() + "\n"

@@ -1,0 +1,256 @@
+"""Evaluate the trained model and any baselines on the TEST split, every method on the same cases.
+
+The cases are the split's held-out test events with their leak-free histories
+(:func:`~unigrec.evaluate.baselines.context.held_out_cases`); the model reads the same events as prompts
+(:func:`~unigrec.train.examples.prompt_examples`), and the two are checked to line up row by row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from unigrec.config import BaselinesConfig, EvaluateConfig
+from unigrec.errors import ContractViolation
+from unigrec.evaluate.baselines.context import KINDS, HeldOutCase, held_out_cases
+from unigrec.evaluate.protocols import (
+    drop_seen,
+    hit_rate_curve,
+    list_ranks,
+    ranking_metrics,
+    retrieval_metrics,
+    sampled_ranks,
+)
+from unigrec.evaluate.slices import slice_masks
+
+log = logging.getLogger(__name__)
+
+SPLIT = "test"
+MODEL = "unigrec"  # the generative model's name in tables and plots
+
+
+@dataclasses.dataclass
+class MethodRanks:
+    """Target ranks of one method, per stream; ``rows`` are the case indices of that stream."""
+
+    rows: dict[str, np.ndarray]
+    sampled: dict[str, np.ndarray]
+    full: dict[str, np.ndarray]
+
+
+@dataclasses.dataclass
+class Evaluation:
+    metrics: dict[str, Any]  # the nested metrics file
+    curves: dict[str, dict[str, np.ndarray]]  # stream -> method -> HR@1..curve_max_k
+    methods: dict[str, MethodRanks]
+    seconds: dict[str, float]  # wall time per method
+    n_cases: dict[str, int]
+    n_negatives: int  # negatives per 1+N candidate list
+
+
+def check_settings(cfg: EvaluateConfig) -> None:
+    from unigrec.config import ConfigError
+
+    top = max(cfg.full_hr_cutoffs + cfg.full_ndcg_cutoffs + (cfg.curve_max_k,))
+    if cfg.beam_size < top:
+        raise ConfigError(f"params.evaluate.beam_size: {cfg.beam_size} cannot fill a list of {top} items")
+    if cfg.pipeline_k < cfg.pipeline_ndcg_cutoff or cfg.pipeline_k > cfg.beam_size:
+        raise ConfigError("params.evaluate.pipeline_k: must lie between pipeline_ndcg_cutoff and beam_size")
+    wrong = sorted(set(cfg.rerank_kinds) - set(KINDS))
+    if wrong:
+        raise ConfigError(f"params.evaluate.rerank_kinds: {wrong} are not request kinds {KINDS}")
+
+
+def candidate_lists(cases: Sequence[HeldOutCase], candidates: pd.DataFrame) -> list[list[str]]:
+    """Each case's 1+99 list from the split stage, target first."""
+    frame = candidates[candidates["split"] == SPLIT]
+    lookup = {(str(r.user_id), str(r.kind)): r for r in frame.itertuples(index=False)}
+    out = []
+    for case in cases:
+        row = lookup.get((case.context.user_id, case.context.kind))
+        if row is None or str(row.item_id) != case.target:
+            raise ContractViolation(
+                f"candidates.parquet has no {SPLIT} list for user {case.context.user_id} "
+                f"({case.context.kind}, target {case.target}): re-run the split stage"
+            )
+        out.append([case.target, *(str(i) for i in row.negatives)])
+    if len({len(c) for c in out}) > 1:
+        raise ContractViolation("candidates.parquet: candidate lists differ in length")
+    return out
+
+
+def _stream_rows(cases: Sequence[HeldOutCase]) -> dict[str, np.ndarray]:
+    kinds = np.array([c.context.kind for c in cases], dtype=object)
+    return {kind: np.flatnonzero(kinds == kind) for kind in KINDS}
+
+
+def method_metrics(
+    ranks: MethodRanks, masks: Mapping[str, np.ndarray], cfg: EvaluateConfig
+) -> dict[str, Any]:
+    """Both protocols per stream, and per slice (the same numbers on a subset of the cases)."""
+
+    def block(stream: str, keep: np.ndarray | None) -> dict[str, Any]:
+        sel = slice(None) if keep is None else keep[ranks.rows[stream]]
+        sampled, full = ranks.sampled[stream][sel], ranks.full[stream][sel]
+        return {
+            "n": int(full.size),
+            "sampled": retrieval_metrics(sampled, cfg.sampled_hr_cutoffs, cfg.sampled_ndcg_cutoffs, False),
+            "full": retrieval_metrics(full, cfg.full_hr_cutoffs, cfg.full_ndcg_cutoffs, True),
+        }
+
+    out: dict[str, Any] = {s: block(s, None) for s in ranks.rows}
+    out["slices"] = {name: {s: block(s, mask) for s in ranks.rows} for name, mask in masks.items()}
+    return out
+
+
+def _baseline_ranks(
+    name: str,
+    baselines_cfg: BaselinesConfig,
+    root: Path,
+    train_events: pd.DataFrame,
+    items: pd.DataFrame,
+    cases: Sequence[HeldOutCase],
+    lists: Sequence[Sequence[str]],
+    rows: Mapping[str, np.ndarray],
+    list_length: int,
+) -> MethodRanks:
+    from unigrec.evaluate.baselines import build_baseline
+
+    method = build_baseline(name, baselines_cfg, root).fit(train_events, items)
+    out = MethodRanks({}, {}, {})
+    for stream in method.tasks:
+        idx = rows[stream]
+        contexts = [cases[i].context for i in idx]
+        targets = [cases[i].target for i in idx]
+        scores = method.score(contexts, [lists[i] for i in idx])
+        top = method.top_k(contexts, list_length, exclude_history=True)
+        out.rows[stream] = idx
+        out.sampled[stream] = sampled_ranks(scores)
+        out.full[stream] = list_ranks(top, targets)
+    return out
+
+
+def evaluate_test_split(
+    cfg: EvaluateConfig,
+    model_dir: Path,
+    events: pd.DataFrame,
+    candidates: pd.DataFrame,
+    items: pd.DataFrame,
+    query_table: np.ndarray,
+    query_texts: Sequence[str],
+    baselines_cfg: BaselinesConfig | None,
+    root: Path,
+) -> Evaluation:
+    """Every protocol for the model, and the 1+99 and full-catalogue protocols for each baseline."""
+    from unigrec.evaluate.generative import DecodeSettings, score_prompts
+    from unigrec.model.card import load_model
+    from unigrec.train.examples import group_user_events, prompt_examples
+
+    check_settings(cfg)
+    cases = held_out_cases(events, SPLIT)
+    if not cases:
+        raise ContractViolation(f"the events table has no {SPLIT} events to evaluate")
+    lists = candidate_lists(cases, candidates)
+    rows = _stream_rows(cases)
+    targets = [c.target for c in cases]
+    seen = [{e.item_id for e in c.context.history} for c in cases]
+    list_length = max(cfg.full_hr_cutoffs + cfg.full_ndcg_cutoffs + (cfg.curve_max_k,))
+    masks = slice_masks(
+        [c.context.user_id for c in cases],
+        targets,
+        events,
+        items["item_id"].astype(str).tolist(),
+        cfg.cold_user_max_events,
+        cfg.popular_item_quantile,
+    )
+    seconds: dict[str, float] = {}
+
+    # ---------------------------------------------------------------- the generative model
+    started = time.perf_counter()
+    model = load_model(model_dir)
+    examples = prompt_examples(group_user_events(events, model.items, query_texts), model.serialiser, SPLIT)
+    _check_aligned(cases, examples, model.items.item_ids)
+    index = model.items.index()
+    scores = score_prompts(
+        model,
+        examples,
+        np.array([model.items.indices_of(c) for c in lists]),
+        [[index[i] for i in s if i in index] for s in seen],
+        query_table,
+        DecodeSettings(cfg.beam_size, cfg.batch_size, cfg.pipeline_k, cfg.rerank_kinds),
+    )
+    full_lists = drop_seen(scores.retrieved, seen, list_length)
+    model_ranks = MethodRanks(
+        rows=rows,
+        sampled={s: sampled_ranks(scores.sampled_retrieval[r]) for s, r in rows.items()},
+        full={s: list_ranks([full_lists[i] for i in r], [targets[i] for i in r]) for s, r in rows.items()},
+    )
+    seconds[MODEL] = time.perf_counter() - started
+    log.info("evaluate: %s scored %d cases in %.1fs", MODEL, len(cases), seconds[MODEL])
+
+    test = method_metrics(model_ranks, masks, cfg)
+    rec = rows["rec"]
+    labels = np.array([cases[i].label for i in rec], dtype=np.int64)
+    test["ranking"] = ranking_metrics(labels, scores.sampled_ranking[rec, 0], scores.sampled_ranking[rec])
+    k = cfg.pipeline_ndcg_cutoff
+    test["pipeline"] = {
+        s: {
+            "n": int(r.size),
+            f"ndcg@{k}": retrieval_metrics(
+                list_ranks([scores.reranked[i] for i in r], [targets[i] for i in r]), (), (k,), False
+            )[f"ndcg@{k}"],
+            f"retrieval_only_ndcg@{k}": retrieval_metrics(model_ranks.full[s], (), (k,), False)[f"ndcg@{k}"],
+        }
+        for s, r in rows.items()
+    }
+    methods = {MODEL: model_ranks}
+
+    # ---------------------------------------------------------------- baselines, same cases
+    baseline_metrics: dict[str, Any] = {}
+    if cfg.baselines:
+        if baselines_cfg is None:
+            raise ContractViolation("params.evaluate.baselines names baselines but no baselines section was given")
+        train_events = events[events["split"] == "train"]
+        for name in cfg.baselines:
+            started = time.perf_counter()
+            methods[name] = _baseline_ranks(
+                name, baselines_cfg, root, train_events, items, cases, lists, rows, list_length
+            )
+            seconds[name] = time.perf_counter() - started
+            log.info("evaluate: baseline %s in %.1fs", name, seconds[name])
+            baseline_metrics[name] = method_metrics(methods[name], masks, cfg)
+
+    curves = {
+        stream: {name: hit_rate_curve(m.full[stream], cfg.curve_max_k) for name, m in methods.items() if stream in m.rows}
+        for stream in KINDS
+    }
+    metrics: dict[str, Any] = {SPLIT: test}
+    if baseline_metrics:
+        metrics["baselines"] = baseline_metrics
+    return Evaluation(
+        metrics, curves, methods, seconds, {s: int(r.size) for s, r in rows.items()}, len(lists[0]) - 1
+    )
+
+
+def _check_aligned(cases: Sequence[HeldOutCase], examples: Sequence[Any], item_ids: Sequence[str]) -> None:
+    """Model prompts and baseline cases must be the same events in the same order."""
+    if len(cases) != len(examples):
+        raise ContractViolation(f"{len(cases)} held-out cases but {len(examples)} model prompts")
+    for case, example in zip(cases, examples):
+        same = (
+            case.context.user_id == example.user_id
+            and case.target == item_ids[example.target]
+            and (case.context.kind == "search") == example.is_search
+        )
+        if not same:
+            raise ContractViolation(
+                f"held-out case of user {case.context.user_id} ({case.target}) does not match the model's "
+                f"prompt ({example.user_id}, {item_ids[example.target]})"
+            )

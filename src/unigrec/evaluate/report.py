@@ -1,0 +1,211 @@
+"""Write the evaluation's plot data (CSV for ``dvc plots``), its PNG figures and the Markdown report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from unigrec.atomic import atomic_file
+from unigrec.config import EvaluateConfig
+from unigrec.evaluate.baselines.context import KINDS
+from unigrec.evaluate.comparison import MODEL_LABEL, comparison_markdown, method_blocks
+from unigrec.evaluate.slices import SLICE_NAMES
+
+CURVE_CSV = "hr_curve_{stream}.csv"
+SLICES_CSV = "slices.csv"
+CURVE_PNG = "hr_curve.png"
+SLICES_PNG = "slices.png"
+FIGURE_DPI = 110
+
+
+def curve_frame(curves: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Wide table: k, then one HR@k column per method (what `dvc plots show` draws as lines)."""
+    length = len(next(iter(curves.values())))
+    frame = pd.DataFrame({"k": np.arange(1, length + 1)})
+    for method, values in curves.items():
+        frame[method] = np.round(values, 6)
+    return frame
+
+
+def slice_frame(metrics: Mapping[str, Any], cutoff: int) -> pd.DataFrame:
+    """Long table of full-catalogue NDCG@cutoff per (slice, stream, method)."""
+    rows = []
+    for method, block in method_blocks(metrics).items():
+        for name in SLICE_NAMES:
+            for stream, values in block.get("slices", {}).get(name, {}).items():
+                rows.append(
+                    {"slice": name, "stream": stream, "method": method, "n": values["n"],
+                     f"ndcg@{cutoff}": values["full"][f"ndcg@{cutoff}"]}
+                )
+    return pd.DataFrame(rows)
+
+
+def _save(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path, mode="wb") as fh:
+        fig.savefig(fh, format="png", dpi=FIGURE_DPI)
+    plt.close(fig)
+
+
+def plot_curves(curves: Mapping[str, Mapping[str, np.ndarray]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(KINDS), figsize=(12, 4.5))
+    for ax, stream in zip(axes, KINDS):
+        for method, values in curves.get(stream, {}).items():
+            label = MODEL_LABEL if method == "unigrec" else method
+            ax.plot(np.arange(1, len(values) + 1), values, label=label, linewidth=2.2 if method == "unigrec" else 1.4)
+        ax.set_title(f"{stream}: hit rate over the full catalogue")
+        ax.set_xlabel("k (list length)")
+        ax.set_ylabel("HR@k")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", loc="upper left")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_slices(frame: pd.DataFrame, cutoff: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(KINDS), figsize=(12, 4.5))
+    column = f"ndcg@{cutoff}"
+    for ax, stream in zip(axes, KINDS):
+        part = frame[frame["stream"] == stream]
+        methods = list(dict.fromkeys(part["method"]))
+        width = 0.8 / max(len(methods), 1)
+        x = np.arange(len(SLICE_NAMES))
+        for j, method in enumerate(methods):
+            values = part[part["method"] == method].set_index("slice").reindex(list(SLICE_NAMES))[column]
+            ax.bar(x + j * width - 0.4 + width / 2, values.fillna(0).to_numpy(), width, label=method)
+        counts = part.drop_duplicates("slice").set_index("slice").reindex(list(SLICE_NAMES))["n"].fillna(0)
+        ax.set_xticks(x, [f"{s.replace('_', ' ')}\n(n={int(n)})" for s, n in counts.items()])
+        ax.set_title(f"{stream}: full-catalogue NDCG@{cutoff} by slice")
+        ax.set_ylabel(f"NDCG@{cutoff}")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def write_plot_files(
+    plots_dir: Path, curves: Mapping[str, Mapping[str, np.ndarray]], metrics: Mapping[str, Any], cutoff: int
+) -> dict[str, Path]:
+    """CSV files for `dvc plots` and the two PNG figures; returns them by name."""
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for stream in KINDS:
+        if curves.get(stream):
+            path = plots_dir / CURVE_CSV.format(stream=stream)
+            with atomic_file(path) as fh:
+                curve_frame(curves[stream]).to_csv(fh, index=False)
+            written[f"curve_{stream}"] = path
+    slices = slice_frame(metrics, cutoff)
+    with atomic_file(plots_dir / SLICES_CSV) as fh:
+        slices.to_csv(fh, index=False)
+    written["slices_csv"] = plots_dir / SLICES_CSV
+    plot_curves(curves, plots_dir / CURVE_PNG)
+    plot_slices(slices, cutoff, plots_dir / SLICES_PNG)
+    written["curve_png"] = plots_dir / CURVE_PNG
+    written["slices_png"] = plots_dir / SLICES_PNG
+    return written
+
+
+def _f(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.4f}"
+
+
+def report_markdown(
+    metrics: Mapping[str, Any],
+    cfg: EvaluateConfig,
+    n_cases: Mapping[str, int],
+    n_negatives: int,
+    seconds: Mapping[str, float],
+    figures: Mapping[str, str],
+) -> str:
+    """The human report; ``figures`` maps figure name -> path relative to the report."""
+    test = metrics["test"]
+    k = cfg.pipeline_ndcg_cutoff
+    slice_k = min(cfg.full_ndcg_cutoffs)
+    ranking = test["ranking"]
+    lines = [
+        "# Evaluation on the test split",
+        "",
+        (f"Held-out test events: {n_cases.get('rec', 0)} recommendation, {n_cases.get('search', 0)} search "
+        "(leave-one-out per user and stream; each event's history holds only earlier train/valid events)."),
+        "",
+        "## Protocol",
+        "",
+        (f"- **1+{n_negatives}** (GenSAR's 1+99): each target ranked among its {n_negatives} negatives from the split "
+        "stage (popularity-sampled outside the user's history for rec, BM25 hard negatives for search). The model's "
+        "score is the summed log-probability of the item's ID codes. Ties count against the target."),
+        (f"- **Full catalogue** (UniGRF / HSTU): the model decodes with trie-constrained beam search "
+        f"(beam {cfg.beam_size}); baselines score every item. **Seen-item rule, for every method:** items "
+        "already in the request's history are removed before the list is cut to k (a MovieLens user never "
+        "rates a movie twice, so a seen item can never be the target)."),
+        ("- **Ranking**: P(<pos>) of each labelled test recommendation (label = rating >= threshold). GAUC is "
+        "per user over the liked test item and its sampled unseen negatives (one labelled test event per user "
+        "leaves no other group)."),
+        (f"- **Unified pipeline**: retrieve {cfg.pipeline_k} unseen items by beam search, re-rank them by "
+        f"P(<pos>) ({', '.join(cfg.rerank_kinds) or 'no'} requests), NDCG@{k} of the final list."),
+        (f"- **Slices**: cold users have <= {cfg.cold_user_max_events} train events; popular targets are above "
+        f"the {cfg.popular_item_quantile:.0%} quantile of the catalogue's train counts."),
+        "",
+        "## Model vs baselines",
+        "",
+        comparison_markdown(metrics, n_negatives),
+        "## Ranking head (labelled test recommendations)",
+        "",
+        "| n | positive rate | AUC | GAUC (users) | LogLoss |",
+        "|---:|---:|---:|---:|---:|",
+        (f"| {ranking['n']} | {_f(ranking['positive_rate'])} | {_f(ranking['auc'])} | {_f(ranking['gauc'])} "
+        f"({ranking['gauc_groups']}) | {_f(ranking['logloss'])} |"),
+        "",
+        f"## Unified pipeline (retrieve {cfg.pipeline_k}, re-rank)",
+        "",
+        f"| stream | n | retrieval only NDCG@{k} | retrieve + re-rank NDCG@{k} |",
+        "|---|---:|---:|---:|",
+    ]
+    for stream, values in test["pipeline"].items():
+        lines.append(
+            f"| {stream} | {values['n']} | {_f(values[f'retrieval_only_ndcg@{k}'])} | {_f(values[f'ndcg@{k}'])} |"
+        )
+    lines += [
+        "",
+        f"## Slices (full-catalogue NDCG@{slice_k})",
+        "",
+        "| slice | stream | n | " + " | ".join(method_blocks(metrics)) + " |",
+        "|---|---|---:|" + "---:|" * len(method_blocks(metrics)),
+    ]
+    for name in SLICE_NAMES:
+        for stream in KINDS:
+            n = test["slices"][name][stream]["n"]
+            cells = []
+            for block in method_blocks(metrics).values():
+                values = block.get("slices", {}).get(name, {}).get(stream)
+                cells.append(_f(values["full"][f"ndcg@{slice_k}"]) if values else "–")
+            lines.append(f"| {name.replace('_', ' ')} | {stream} | {n} | " + " | ".join(cells) + " |")
+    lines += ["", "## Figures", ""]
+    for title, path in figures.items():
+        lines += [f"![{title}]({path})", ""]
+    lines += [
+        "## Cost",
+        "",
+        "Wall seconds per method (fitting included for baselines): "
+        + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items())
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,264 @@
+"""Serve the generative model: retrieve unseen items by constrained beam search, re-rank them with the
+same model's ranking head, return the registry's result rows (``request, rank, item_id, score``).
+
+A servable folder is the train stage's model folder plus a ``serving`` bundle (catalogue titles, user
+histories, the MiniLM vectors of history queries, decode settings) that the evaluate stage writes with
+the settings it measured. :func:`load_recommender` finds the bundle inside the model folder (a
+registered model) or beside it (``models/serving`` next to ``models/generative`` in a project).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from unigrec.errors import UnigrecError
+
+log = logging.getLogger(__name__)
+
+BUNDLE_DIR = "serving"
+CATALOGUE_FILE = "catalogue.parquet"
+HISTORIES_FILE = "histories.parquet"
+QUERIES_FILE = "queries.npz"
+SETTINGS_FILE = "settings.json"
+HISTORY_COLUMNS = ("user_id", "item_id", "kind", "query", "label", "order")
+KINDS = ("rec", "search")
+
+
+def write_serving_bundle(
+    folder: Path,
+    events: pd.DataFrame,
+    items: pd.DataFrame,
+    query_texts: Sequence[str],
+    query_vectors: np.ndarray,
+    settings: Any,
+) -> None:
+    """Write the bundle into ``folder`` (callers make it atomic).
+
+    ``events`` are all known events (every split: at serving time the whole past is history);
+    ``settings`` is a :class:`~unigrec.evaluate.generative.DecodeSettings`.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    items.loc[:, ["item_id", "title"]].astype({"item_id": str}).to_parquet(folder / CATALOGUE_FILE, index=False)
+    history = events.loc[:, list(HISTORY_COLUMNS)].sort_values(["user_id", "order"], kind="mergesort")
+    history.to_parquet(folder / HISTORIES_FILE, index=False)
+    np.savez(
+        folder / QUERIES_FILE,
+        texts=np.asarray(list(query_texts), dtype=object).astype(str),
+        vectors=np.asarray(query_vectors, dtype=np.float32),
+    )
+    (folder / SETTINGS_FILE).write_text(json.dumps(dataclasses.asdict(settings), indent=2) + "\n", encoding="utf-8")
+
+
+def assemble_servable_folder(model_dir: Path, serving_dir: Path, dest: Path) -> Path:
+    """A self-contained copy: the model folder's files plus the bundle under ``dest/serving`` (what the
+    register stage logs, so a registered model needs nothing from the project)."""
+    dest = Path(dest)
+    shutil.copytree(model_dir, dest, dirs_exist_ok=True)
+    shutil.copytree(serving_dir, dest / BUNDLE_DIR, dirs_exist_ok=True)
+    return dest
+
+
+def find_bundle(model_dir: Path) -> Path:
+    for candidate in (Path(model_dir) / BUNDLE_DIR, Path(model_dir).parent / BUNDLE_DIR):
+        if (candidate / SETTINGS_FILE).exists():
+            return candidate
+    raise UnigrecError(
+        f"no serving bundle in {model_dir}/{BUNDLE_DIR} nor beside it: run the evaluate stage, which writes "
+        "models/serving (catalogue, user histories, decode settings)"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class UserHistory:
+    items: np.ndarray  # dense model item indices, oldest first
+    is_search: np.ndarray
+    labels: np.ndarray
+    queries: list[str | None]
+
+
+class Recommender:
+    """The registry's serving contract over one loaded model and its bundle."""
+
+    def __init__(self, model: Any, bundle: Path) -> None:
+        from unigrec.evaluate.generative import DecodeSettings, id_space_of
+
+        self.model = model
+        self.settings = DecodeSettings(**json.loads((bundle / SETTINGS_FILE).read_text(encoding="utf-8")))
+        self.settings = dataclasses.replace(self.settings, rerank_kinds=tuple(self.settings.rerank_kinds))
+        catalogue = pd.read_parquet(bundle / CATALOGUE_FILE)
+        self._titles = dict(zip(catalogue["item_id"].astype(str), catalogue["title"].fillna("").astype(str)))
+        with np.load(bundle / QUERIES_FILE) as data:
+            self._query_texts = [str(t) for t in data["texts"]]
+            self._query_vectors = data["vectors"].astype(np.float32)
+        self._histories = self._group_histories(pd.read_parquet(bundle / HISTORIES_FILE))
+        self._spaces = {s: id_space_of(model, s) for s in (False, True)}
+        self._item_ids = np.asarray(model.items.item_ids, dtype=object)
+
+    def _group_histories(self, frame: pd.DataFrame) -> dict[str, UserHistory]:
+        index = self.model.items.index()
+        known = frame["item_id"].astype(str).isin(index)
+        if (~known).any():
+            log.warning("serving: %d history events name items the model has no ID for; ignored", int((~known).sum()))
+        frame = frame[known]
+        out = {}
+        for user, group in frame.groupby(frame["user_id"].astype(str), sort=False):
+            out[user] = UserHistory(
+                items=group["item_id"].astype(str).map(index).to_numpy(np.int64),
+                is_search=(group["kind"] == "search").to_numpy(),
+                labels=group["label"].to_numpy().astype(np.int64),
+                queries=[None if pd.isna(q) else str(q) for q in group["query"]],
+            )
+        return out
+
+    # ------------------------------------------------------------------ lookups
+    def knows_user(self, user_id: str) -> bool:
+        return str(user_id) in self._histories
+
+    def title(self, item_id: str) -> str:
+        return self._titles.get(str(item_id), "")
+
+    # ------------------------------------------------------------------ contract
+    def predict(self, requests: pd.DataFrame, k: int) -> pd.DataFrame:
+        """Top ``k`` items per request row, best first.
+
+        ``score`` is P(<pos>) where the ranking head re-ranks that kind of request (settings), else the
+        retrieval log-probability of the item's ID. A user without history gets a cold-start prompt.
+        """
+        from unigrec.model.batch import collate_sequences
+        from unigrec.model.tokenizer import EventSeq
+        from unigrec.model.vocabulary import PAD
+
+        if k < 1:
+            raise UnigrecError(f"k must be at least 1, not {k}")
+        requests = requests.reset_index(drop=True)
+        for column in ("user_id", "kind"):
+            if column not in requests.columns:
+                raise UnigrecError(f"requests need a {column!r} column")
+        kinds = requests["kind"].astype(str).tolist()
+        wrong = sorted(set(kinds) - set(KINDS))
+        if wrong:
+            raise UnigrecError(f"request kind(s) {wrong} are not one of {KINDS}")
+        queries = [
+            "" if "query" not in requests.columns or pd.isna(q) else str(q)
+            for q in (requests["query"] if "query" in requests.columns else [None] * len(requests))
+        ]
+        if any(kind == "search" and not q.strip() for kind, q in zip(kinds, queries)):
+            raise UnigrecError("a search request needs a non-empty query")
+        texts, table = self._query_table([q for kind, q in zip(kinds, queries) if kind == "search"])
+        lookup = {t: i for i, t in enumerate(texts)}
+
+        prompts, seen = [], []
+        for user, kind, query in zip(requests["user_id"].astype(str), kinds, queries):
+            history = self._histories.get(user)
+            if history is None:
+                events = EventSeq(np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0, np.int64))
+                seen.append([])
+            else:
+                q_idx = np.array([lookup[q] if q is not None else -1 for q in history.queries], dtype=np.int64)
+                events = EventSeq(history.items, history.is_search, history.labels, q_idx)
+                seen.append(history.items.tolist())
+            is_search = kind == "search"
+            prompts.append(self.model.serialiser.prompt(events, is_search, lookup[query] if is_search else -1))
+
+        rows: list[dict[str, Any]] = []
+        pad = self.model.vocab.token(PAD)
+        for kind in KINDS:
+            picked = [i for i, k_ in enumerate(kinds) if k_ == kind]
+            for start in range(0, len(picked), self.settings.batch_size):
+                chunk = picked[start : start + self.settings.batch_size]
+                batch = collate_sequences([prompts[i] for i in chunk], table, self.model.serialiser.n_query_tokens, pad)
+                rows += self._rank(batch, kind, chunk, [seen[i] for i in chunk], k)
+        columns = ["request", "rank", "item_id", "score"]
+        return pd.DataFrame(rows, columns=columns).sort_values(["request", "rank"], kind="mergesort").reset_index(drop=True)
+
+    def _rank(self, batch: Any, kind: str, requests: list[int], seen: list[list[int]], k: int) -> list[dict[str, Any]]:
+        from unigrec.evaluate.generative import ranking_probs, retrieve_unseen, seen_mask
+        from unigrec.evaluate.protocols import rerank_order
+
+        space = self._spaces[kind == "search"]
+        pool_k = max(k, self.settings.pipeline_k)
+        items, retrieval, valid = retrieve_unseen(
+            self.model.net, batch, space, seen_mask(seen, self.model.items.n_items),
+            max(self.settings.beam_size, pool_k), pool_k,
+        )
+        items_np, scores, valid_np = items.numpy(), retrieval.numpy().astype(np.float64), valid.numpy()
+        if kind in self.settings.rerank_kinds:
+            _, probs = ranking_probs(self.model.net, batch, space, items)
+            scores = probs.numpy().astype(np.float64)
+            order = rerank_order(scores, valid_np)
+            items_np, scores, valid_np = (np.take_along_axis(a, order, axis=1) for a in (items_np, scores, valid_np))
+        out = []
+        for row, request in enumerate(requests):
+            kept = np.flatnonzero(valid_np[row])[:k]
+            out += [
+                {"request": request, "rank": rank, "item_id": str(self._item_ids[items_np[row, j]]), "score": float(scores[row, j])}
+                for rank, j in enumerate(kept)
+            ]
+        return out
+
+    def _query_table(self, request_queries: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """History query vectors from the bundle, plus MiniLM vectors of request queries not among them
+        (the encoder is only loaded when a request brings a new query)."""
+        known = set(self._query_texts)
+        new = sorted({q for q in request_queries if q not in known})
+        if not new:
+            return self._query_texts, self._query_vectors
+        from unigrec.ids.embeddings import embed_texts
+
+        vectors = embed_texts(new, cache_dir=None, show_progress=False)
+        return [*self._query_texts, *new], np.concatenate([self._query_vectors, vectors.astype(np.float32)])
+
+
+def load_recommender(model_dir: Path) -> Recommender:
+    """The registry's loader (params ``register.loader``): model folder -> servable :class:`Recommender`."""
+    from unigrec.model.card import load_model
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise UnigrecError(f"model folder {model_dir} does not exist: run the train stage first")
+    return Recommender(load_model(model_dir), find_bundle(model_dir))
+
+
+def champion_model_dir(cfg: Any, root: Path, dest: Path) -> Path | None:
+    """Download the registry's ``models:/<name>@<alias>`` into ``dest`` and return its model folder;
+    None when there is no registry, no such model or no such alias (the caller falls back)."""
+    import yaml
+
+    from unigrec.registry.store import quiet_mlflow_environment, sqlite_file, tracking_uri, using_tracking_uri
+
+    uri = tracking_uri(cfg, root)
+    db = sqlite_file(uri)
+    if db is not None and not db.exists():
+        return None
+    quiet_mlflow_environment()
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(uri)
+    try:
+        version = client.get_model_version_by_alias(cfg.model_name, cfg.alias)
+        with using_tracking_uri(uri):  # models:/ URIs resolve against the fluent API's registry
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{cfg.model_name}@{cfg.alias}", dst_path=str(dest)
+            )
+    except MlflowException as exc:
+        log.debug("registry lookup failed", exc_info=True)
+        log.info("registry %s: no %s@%s (%s)", uri, cfg.model_name, cfg.alias, str(exc).splitlines()[0])
+        return None
+    # The pyfunc's MLmodel names where its model-folder artifact was stored.
+    from unigrec.registry.pyfunc_model import MODEL_DIR_ARTIFACT
+
+    spec = yaml.safe_load((Path(local) / "MLmodel").read_text(encoding="utf-8"))
+    relative = spec["flavors"]["python_function"]["artifacts"][MODEL_DIR_ARTIFACT]["path"]
+    log.info("serving %s v%s (%s) from %s", cfg.model_name, version.version, cfg.alias, uri)
+    return Path(local) / relative

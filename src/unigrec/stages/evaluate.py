@@ -1,0 +1,85 @@
+"""``evaluate`` stage: every protocol on the TEST split, for the model and the baselines named in params;
+writes the metrics file (DVC metrics), plot data and figures, the Markdown report, and the serving bundle
+(the decode settings measured here are the ones served)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Any
+
+from unigrec.atomic import atomic_dir, atomic_file, write_json
+from unigrec.config import PARAMS_FILE, EvaluateConfig
+from unigrec.errors import ContractViolation
+from unigrec.paths import Layout
+
+log = logging.getLogger(__name__)
+
+
+def finite_or_none(value: Any) -> Any:
+    """NaN/inf -> None (JSON null) all through a nested dict: undefined is not a number to compare."""
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def run(cfg: EvaluateConfig, layout: Layout) -> dict[str, Any]:
+    import pandas as pd
+
+    from unigrec.config import load_section
+    from unigrec.evaluate.evaluation import check_settings, evaluate_test_split
+    from unigrec.evaluate.generative import DecodeSettings
+    from unigrec.evaluate.report import report_markdown, write_plot_files
+    from unigrec.ids.embeddings import embed_texts
+    from unigrec.model.serving import write_serving_bundle
+    from unigrec.train.examples import query_table_texts
+
+    check_settings(cfg)
+    for path, stage in (
+        (layout.model_dir, "train"),
+        (layout.events, "split"),
+        (layout.candidates, "split"),
+        (layout.items, "ingest"),
+    ):
+        if not path.exists():
+            raise ContractViolation(f"{path} is missing: run the {stage} stage first")
+    events = pd.read_parquet(layout.events)
+    candidates = pd.read_parquet(layout.candidates)
+    items = pd.read_parquet(layout.items)
+    query_texts = query_table_texts(events)
+    query_table = embed_texts(
+        list(query_texts), batch_size=cfg.query_batch_size, cache_dir=layout.root / cfg.query_cache_dir,
+        show_progress=False,
+    )
+    # Baselines have their own params section (their knobs), read only when some are asked for.
+    baselines_cfg = load_section("baselines", layout.root / PARAMS_FILE) if cfg.baselines else None
+    result = evaluate_test_split(
+        cfg, layout.model_dir, events, candidates, items, query_table, query_texts, baselines_cfg, layout.root
+    )
+    metrics = finite_or_none(result.metrics)
+    write_json(layout.evaluate_metrics, metrics)
+    slice_cutoff = min(cfg.full_ndcg_cutoffs)
+    plots = write_plot_files(layout.evaluate_plots_dir, result.curves, metrics, slice_cutoff)
+    report_dir = layout.evaluation_report.parent
+    figures = {
+        "HR@k over the full catalogue": os.path.relpath(plots["curve_png"], report_dir),
+        f"NDCG@{slice_cutoff} by slice": os.path.relpath(plots["slices_png"], report_dir),
+    }
+    with atomic_file(layout.evaluation_report) as fh:
+        fh.write(report_markdown(metrics, cfg, result.n_cases, result.n_negatives, result.seconds, figures))
+    with atomic_dir(layout.serving_dir) as tmp:
+        write_serving_bundle(
+            tmp, events, items, query_texts, query_table,
+            DecodeSettings(cfg.beam_size, cfg.batch_size, cfg.pipeline_k, cfg.rerank_kinds),
+        )
+
+    test = metrics["test"]
+    headline = {"sampled": f"ndcg@{max(cfg.sampled_ndcg_cutoffs)}", "full": f"ndcg@{min(cfg.full_ndcg_cutoffs)}"}
+    summary = {f"{s}_{p}_{m}": test[s][p][m] for s in ("rec", "search") for p, m in headline.items()}
+    summary["ranking_auc"] = test["ranking"]["auc"]
+    summary.update({f"seconds_{name}": round(s, 1) for name, s in result.seconds.items()})
+    log.info("evaluate: %s", ", ".join(f"{k}={v}" for k, v in summary.items()))
+    return summary

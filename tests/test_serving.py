@@ -1,0 +1,117 @@
+"""Serving: the registry's contract on a tiny model, the CLI (local fallback, batch mode) and the
+champion loaded back from a real MLflow registry."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+from evaluate_test_support import ROOT, evaluate_cfg, tiny_project
+
+from unigrec.errors import UnigrecError
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from unigrec.stages.evaluate import run
+
+    layout = tiny_project(tmp_path_factory.mktemp("serving"))
+    torch.manual_seed(0)
+    run(dataclasses.replace(evaluate_cfg(), baselines=()), layout)  # writes models/serving
+    return layout
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_tracking_uri(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def test_predict_honours_the_contract(project):
+    from unigrec.model.serving import load_recommender
+    from unigrec.registry.serving_contract import check_results
+
+    model = load_recommender(project.model_dir)
+    events = pd.read_parquet(project.events)
+    requests = pd.DataFrame(
+        {"user_id": ["u001", "u002", "stranger"], "kind": ["rec", "search", "rec"], "query": ["", "genre2 film", None]}
+    )
+    out = check_results(model.predict(requests, 5), len(requests), 5)
+    assert out.groupby("request").size().tolist() == [5, 5, 5]
+    for request, user in enumerate(["u001", "u002"]):
+        got = out[out["request"] == request]
+        assert got["rank"].tolist() == list(range(5))
+        assert not set(got["item_id"]) & set(events.loc[events["user_id"] == user, "item_id"])  # seen dropped
+        assert got["score"].is_monotonic_decreasing  # re-ranked by P(<pos>), best first
+        assert got["score"].between(0, 1).all()
+    assert not model.knows_user("stranger") and model.knows_user("u001")
+    assert model.title("m003") == "m003"
+
+
+def test_bad_requests_fail_with_a_clear_error(project):
+    from unigrec.model.serving import load_recommender
+
+    model = load_recommender(project.model_dir)
+    with pytest.raises(UnigrecError, match="query"):
+        model.predict(pd.DataFrame({"user_id": ["u001"], "kind": ["search"], "query": [""]}), 3)
+    with pytest.raises(UnigrecError, match="kind"):
+        model.predict(pd.DataFrame({"user_id": ["u001"], "kind": ["ads"], "query": [""]}), 3)
+    with pytest.raises(UnigrecError, match="does not exist"):
+        load_recommender(project.root / "nowhere")
+    bare = project.root / "models" / "bare" / "generative"
+    bare.mkdir(parents=True)
+    with pytest.raises(UnigrecError, match="no serving bundle"):
+        from unigrec.model.serving import find_bundle
+
+        find_bundle(bare)
+
+
+def test_cli_recommend_search_and_batch_on_the_local_model(project, capsys, tmp_path):
+    from unigrec.cli import main
+
+    root = str(project.root)
+    assert main(["recommend", "--root", root, "--user", "u001", "--k", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert "no unigrec-generative@champion in the registry" in err
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:3] == ["rank", "item", "score"] and len(lines) == 4
+    assert lines[1].split()[0] == "1" and lines[1].split()[1].startswith("m")
+
+    assert main(["search", "--root", root, "--query", "genre1 film", "--user", "u003", "--k", "2"]) == 0
+    out, _ = capsys.readouterr()
+    assert len(out.strip().splitlines()) == 3
+
+    users = tmp_path / "users.txt"
+    users.write_text("u001\nu002\nnobody\n")
+    target = tmp_path / "recs.parquet"
+    assert main(["recommend", "--root", root, "--users-file", str(users), "--output", str(target), "--k", "4"]) == 0
+    recs = pd.read_parquet(target)
+    assert list(recs.columns) == ["user_id", "rank", "item_id", "score", "title"]
+    assert recs.groupby("user_id").size().to_dict() == {"nobody": 4, "u001": 4, "u002": 4}
+
+    assert main(["recommend", "--root", root]) == 2  # neither --user nor --users-file: one clear line
+
+
+def test_cli_serves_the_registry_champion(project, capsys, tmp_path):
+    """Register the assembled folder (model + serving bundle) the way the register stage does, then the
+    CLI must load models:/<name>@champion from that registry without the local-fallback notice."""
+    pytest.importorskip("mlflow")
+    from unigrec.cli import main
+    from unigrec.config import load_section
+    from unigrec.model.serving import assemble_servable_folder
+    from unigrec.registry.gate import flatten_metrics
+    from unigrec.registry.register import Candidate, register_candidate
+    from unigrec.registry.serving_contract import request_examples
+
+    cfg = dataclasses.replace(load_section("register", ROOT / "params.yaml"), requirements=("pandas",))
+    folder = assemble_servable_folder(project.model_dir, project.serving_dir, tmp_path / "servable")
+    metrics = flatten_metrics(__import__("json").loads(project.evaluate_metrics.read_text()))
+    candidate = Candidate(folder, metrics, "data-1", request_examples(pd.read_parquet(project.events)))
+    result = register_candidate(cfg, candidate, project.root)
+    assert result.promoted
+
+    assert main(["recommend", "--root", str(project.root), "--user", "u001", "--k", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert "no unigrec-generative@champion" not in err
+    assert len(out.strip().splitlines()) == 4
