@@ -42,6 +42,11 @@ def texts_fingerprint(texts: list[str]) -> str:
     return digest.hexdigest()[:32]
 
 
+def embedding_cache_file(texts: list[str], cache_dir: Path) -> Path:
+    """Where :func:`embed_texts` keeps (and looks for) the vectors of exactly these texts."""
+    return Path(cache_dir) / f"minilm-{texts_fingerprint(texts)}.npy"
+
+
 def embed_texts(
     texts: list[str],
     batch_size: int = 64,
@@ -57,7 +62,7 @@ def embed_texts(
         return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
     cache_file = None
     if cache_dir is not None:
-        cache_file = Path(cache_dir) / f"minilm-{texts_fingerprint(texts)}.npy"
+        cache_file = embedding_cache_file(texts, Path(cache_dir))
         if cache_file.exists():
             log.info("text embeddings: cache hit (%d texts, %s)", len(texts), cache_file.name)
             return np.load(cache_file)

@@ -1,0 +1,59 @@
+"""DVC stage ``identifiers``: GenSAR dual-purpose item IDs (semantic + collaborative, shared prefix).
+
+Reads the catalogue and the split events; writes ``data/ids/`` (ids.parquet, codebooks.json,
+quantizer.pt, item_embeddings.npz), ``metrics/identifiers.json`` and the code-usage plot.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from unigrec.config import IdentifiersConfig
+from unigrec.errors import SourceError
+from unigrec.paths import Layout
+
+log = logging.getLogger(__name__)
+
+
+def _read(path: Path, produced_by: str) -> Any:
+    import pandas as pd
+
+    if not path.exists():
+        raise SourceError(f"identifiers: {path} not found; run `dvc repro {produced_by}` first")
+    return pd.read_parquet(path)
+
+
+def run(cfg: IdentifiersConfig, layout: Layout) -> dict[str, Any]:
+    from unigrec.atomic import atomic_dir, write_json
+    from unigrec.ids.build import build_identifiers
+    from unigrec.ids.persist import write_all
+    from unigrec.ids.plots import plot_code_usage
+    from unigrec.ids.threads import torch_threads
+
+    items = _read(layout.items, "ingest")
+    events = _read(layout.events, "split")
+    cache_dir = Path(cfg.cache_dir)
+    if not cache_dir.is_absolute():
+        cache_dir = layout.root / cache_dir
+    with torch_threads(cfg.torch_threads):
+        built = build_identifiers(items, events, cfg, cache_dir=cache_dir)
+
+    with atomic_dir(layout.ids_dir) as tmp:
+        write_all(tmp, built.item_ids, built.ids, built.layout, built.model, built.text_map,
+                  built.semantic_vectors, built.collaborative_vectors)
+    write_json(layout.identifiers_metrics, built.metrics)
+    plot_code_usage(built.usage, layout.identifiers_plot,
+                    f"items per code, {cfg.mode} IDs, {len(built.item_ids)} items")
+
+    sem, col = built.metrics["semantic_id"], built.metrics["collaborative_id"]
+    return {
+        "items": len(built.item_ids),
+        "mode": cfg.mode,
+        "semantic_collisions_before": sem["collision_rate_before"],
+        "collaborative_collisions_before": col["collision_rate_before"],
+        "semantic_collisions_final": sem["collision_rate_final"],
+        "collaborative_collisions_final": col["collision_rate_final"],
+        "ids": str(layout.ids_table),
+    }
