@@ -21,11 +21,22 @@ ROOT = Path(__file__).resolve().parents[1]
 ML100K = ROOT.parent / "shared" / "data" / "ml-100k"
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "data_contracts", "src", "flows"]
 
-# Overrides that make the run small; keys that a section does not have are ignored.
+# Overrides that make the run small (a minute or two on 2 cores); every key must exist in params.yaml.
 SMALL = {
     "ingest": {"max_users": 60},
-    "train": {"max_epochs": 2, "val_max_users": 60},
+    "identifiers": {"collaborative": {"epochs": 5}, "rqvae": {"steps": 150, "warmup_steps": 50}},
+    "train": {"trainer": {"max_epochs": 1}, "eval": {"epoch_users": 20, "final_users": 30}},
+    "evaluate": {"baselines": ["popularity"]},
 }
+
+
+def _override(params: dict, overrides: dict, where: str = "params") -> None:
+    for key, value in overrides.items():
+        assert key in params, f"{where}.{key} is not in params.yaml: update the end-to-end test"
+        if isinstance(value, dict):
+            _override(params[key], value, f"{where}.{key}")
+        else:
+            params[key] = value
 
 pytestmark = [
     pytest.mark.slow,
@@ -58,10 +69,7 @@ def project(tmp_path_factory) -> Path:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["ingest"]["path"] = str(ML100K)
     params["ingest"]["cache_dir"] = str(tmp_path_factory.mktemp("cache"))
-    for section, values in SMALL.items():
-        for key, value in values.items():
-            if section in params and key in params[section]:
-                params[section][key] = value
+    _override(params, SMALL)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], root)
     _run([sys.executable, "-m", "dvc", "init", "-q"], root)

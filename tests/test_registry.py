@@ -295,6 +295,8 @@ def test_register_stage_writes_its_decision(tmp_path):
 
     layout = Layout(tmp_path)
     make_model_dir(layout.model_dir, "stage")
+    layout.serving_dir.mkdir(parents=True)
+    (layout.serving_dir / "bundle.txt").write_text("catalogue and histories")
     layout.evaluate_metrics.parent.mkdir(parents=True)
     layout.evaluate_metrics.write_text(json.dumps(nested_metrics(0.2, 0.3)))
     layout.split_dir.mkdir(parents=True)

@@ -105,6 +105,87 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serving_model(args: argparse.Namespace, scratch: Path):
+    """The champion from the registry; the project's own model folder (with a notice) when there is none."""
+    from unigrec.config import load_section
+    from unigrec.model.serving import champion_model_dir, load_recommender
+    from unigrec.paths import Layout
+
+    root = Path(args.root)
+    if args.model_dir:
+        return load_recommender(Path(args.model_dir))
+    cfg = load_section("register", root / args.params)
+    folder = champion_model_dir(cfg, root, scratch)
+    if folder is None:
+        folder = Layout(root).model_dir
+        print(
+            f"notice: no {cfg.model_name}@{cfg.alias} in the registry; serving the local model {folder}",
+            file=sys.stderr,
+        )
+    return load_recommender(folder)
+
+
+def _print_ranked(model, results, user: str | None) -> None:
+    if user is not None and not model.knows_user(user):
+        print(f"notice: user {user} has no history; these are cold-start results", file=sys.stderr)
+    print(f"{'rank':>4}  {'item':<10} {'score':>9}  title")
+    for row in results.itertuples(index=False):
+        print(f"{row.rank + 1:>4}  {row.item_id:<10} {row.score:>9.4f}  {model.title(row.item_id)}")
+
+
+def _read_users(path: Path) -> list[str]:
+    """User ids from a parquet/CSV file with a user_id column, or a text file with one id per line."""
+    import pandas as pd
+
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)["user_id"].astype(str).tolist()
+    if path.suffix == ".csv":
+        return pd.read_csv(path, dtype={"user_id": str})["user_id"].tolist()
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import pandas as pd
+
+    from unigrec.atomic import atomic_file
+    from unigrec.errors import UnigrecError
+
+    if bool(args.user) == bool(args.users_file):
+        raise UnigrecError("give either --user U or --users-file F (with --output)")
+    if args.users_file and not args.output:
+        raise UnigrecError("--users-file needs --output out.parquet")
+    with tempfile.TemporaryDirectory(prefix="unigrec-serve-") as scratch:
+        model = _serving_model(args, Path(scratch))
+        users = [args.user] if args.user else _read_users(Path(args.users_file))
+        requests = pd.DataFrame({"user_id": users, "kind": "rec", "query": ""})
+        results = model.predict(requests, args.k)
+    if args.user:
+        _print_ranked(model, results, args.user)
+        return 0
+    results.insert(0, "user_id", [users[i] for i in results["request"]])
+    results["title"] = [model.title(i) for i in results["item_id"]]
+    with atomic_file(Path(args.output), mode="wb", encoding=None) as fh:
+        results.drop(columns="request").to_parquet(fh, index=False)
+    print(f"{len(users)} users, {len(results)} recommendations -> {args.output}")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory(prefix="unigrec-serve-") as scratch:
+        model = _serving_model(args, Path(scratch))
+        user = args.user if args.user is not None else ""
+        requests = pd.DataFrame({"user_id": [user], "kind": ["search"], "query": [args.query]})
+        results = model.predict(requests, args.k)
+    _print_ranked(model, results, args.user)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from unigrec.stages import STAGES
 
@@ -188,6 +269,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--workspace", default=None, help="the flows' root parameter (default: --root as seen from the checkout)"
     )
     p_dep.set_defaults(func=_cmd_deploy)
+
+    serve = argparse.ArgumentParser(add_help=False)
+    serve.add_argument("--k", type=int, default=10, help="items to return (default: 10)")
+    serve.add_argument(
+        "--model-dir", default=None, help="serve this model folder instead of the registry's champion"
+    )
+    p_rec = sub.add_parser(
+        "recommend",
+        parents=[common, serve],
+        help="recommend items for a user (or many) with the champion model",
+        description=(
+            "Load models:/<register.model_name>@<register.alias> from the MLflow registry (the local\n"
+            "models/generative when there is no registry), retrieve unseen items by beam search, re-rank\n"
+            "them with the ranking head, print rank, item, score and title. Batch: --users-file F --output\n"
+            "out.parquet (F: one user id per line, or a parquet/CSV with a user_id column)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_rec.add_argument("--user", default=None, help="user id")
+    p_rec.add_argument("--users-file", default=None, help="batch mode: file of user ids")
+    p_rec.add_argument("--output", default=None, help="batch mode: parquet file to write")
+    p_rec.set_defaults(func=_cmd_recommend)
+
+    p_search = sub.add_parser(
+        "search",
+        parents=[common, serve],
+        help="search the catalogue with a text query (personalised with --user)",
+        description="Answer a text query with the champion model; --user conditions on that user's history.",
+    )
+    p_search.add_argument("--query", required=True, help='query text, e.g. "sci-fi thriller 1990s"')
+    p_search.add_argument("--user", default=None, help="user id whose history personalises the results")
+    p_search.set_defaults(func=_cmd_search)
     return parser
 
 

@@ -79,12 +79,334 @@ class SplitConfig:
     bm25: BM25Config
 
 
+# --------------------------------------------------------------------------- identifiers
+@dataclasses.dataclass(frozen=True)
+class CollaborativeConfig:
+    """BPR matrix factorisation trained on the training split; its item factors are the collaborative input."""
+
+    dim: int  # item/user factor width
+    epochs: int  # passes over the training interactions
+    batch_size: int
+    lr: float
+    l2: float  # L2 penalty on the factors touched by a batch
+    include_negatives: bool  # treat label-0 training events (watched but disliked) as co-consumption too
+    eval_users: int  # users sampled for the validation HR@k sanity check (a diagnostic, not a target)
+    eval_k: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RQVAEConfig:
+    """Shapes and training of the residual quantiser (design §3)."""
+
+    latent_dim: int  # encoder output width per source; the shared levels see 2x this in dual mode
+    hidden_dims: tuple[int, ...]  # encoder MLP widths (decoders mirror them)
+    shared_levels: int
+    shared_codebook_size: int
+    specific_levels: int  # per source in dual mode; single-source modes use shared + specific levels
+    specific_codebook_size: int
+    beta: float  # commitment weight
+    steps: int  # optimiser steps (not epochs, so cost does not grow with the catalogue)
+    batch_size: int
+    lr: float
+    kmeans_iters: int  # Lloyd iterations of the codebook initialisation
+    warmup_steps: int  # plain auto-encoder steps before k-means init, so codebooks start on a trained latent
+    inference_batch_size: int  # rows encoded at once when assigning codes
+
+
+@dataclasses.dataclass(frozen=True)
+class CollisionConfig:
+    sinkhorn_epsilon: float  # entropic regularisation, relative to the group's largest cost
+    sinkhorn_iters: int
+    dedup_size: int  # disambiguation tokens reserved in the last level (grown if a tie needs more)
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentifiersConfig:
+    mode: Literal["dual", "semantic_only", "collaborative_only"]
+    cache_dir: str  # text-embedding cache, outside DVC outs
+    text_batch_size: int
+    seed: int
+    ridge_lambda: float  # text -> collaborative map for items without training events (cold start)
+    torch_threads: int | None  # intra-op threads while the stage runs (restored after); None = leave as is
+    collaborative: CollaborativeConfig
+    rqvae: RQVAEConfig
+    collisions: CollisionConfig
+
+
+# --------------------------------------------------------------------------- train
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the one generative transformer (design §4)."""
+
+    item_representation: Literal["semantic_ids", "atomic"]  # GenSAR codes, or UniGRF's one token per item
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_ff: int  # feed-forward width
+    dropout: float
+    n_query_tokens: int  # soft tokens projected from a query's MiniLM sentence vector
+    atomic_negatives: int  # sampled-softmax negatives per batch (atomic form only)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeightsConfig:
+    """Base weights of the per-task losses: the fixed weights, and the start of the adaptive ones.
+
+    A task weighted 0 is switched off (the two-stage ablation trains retrieval-only / ranking-only models).
+    """
+
+    retrieval_rec: float
+    retrieval_search: float
+    ranking: float
+
+
+@dataclasses.dataclass(frozen=True)
+class HardNegativesConfig:
+    """(a) the m retrieved non-positives the ranker scores lowest, in a sequence-level contrastive loss."""
+
+    enabled: bool
+    count: int  # m: too many overfit ML-1M in UniGRF's study
+    temperature: float  # of the softmax over [target, negatives] summed code log-probabilities
+    weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraTargetsConfig:
+    """(b) retrieved candidates the ranker scores above alpha become extra, down-weighted retrieval targets."""
+
+    enabled: bool
+    alpha: float  # P(<pos>) threshold; also keeps such candidates out of the hard negatives
+    weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+    """(c) KL from the ranker's distribution over the K candidates to the retrieval distribution."""
+
+    enabled: bool
+    temperature: float
+    weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingNegativesConfig:
+    """(d) the best-retrieved non-positives as extra label-0 examples of the ranking loss."""
+
+    enabled: bool
+    count: int
+    weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class EnhancerConfig:
+    """UniGRF's ranking-driven enhancer (design §4); every part switchable for ablation."""
+
+    enabled: bool
+    every_n_steps: int  # N: the enhancer runs on every N-th training step
+    contexts_per_step: int  # action positions sampled from the batch per enhancer step (its cost knob)
+    top_k: int  # K candidates retrieved per context by trie-constrained beam search
+    hard_negatives: HardNegativesConfig
+    extra_targets: ExtraTargetsConfig
+    distill: DistillConfig
+    ranking_negatives: RankingNegativesConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class WeighterConfig:
+    """Gradient-guided adaptive task weighter (design §4); weights always sum to the number of active tasks."""
+
+    mode: Literal["fixed", "dwa", "gradnorm", "uncertainty"]
+    temperature: float  # DWA: w = T * softmax(r / temperature)
+    update_every: int  # DWA: steps between weight updates (the "epoch" of the original rule)
+    loss_smoothing: float  # EMA factor of the per-task losses the rates are computed from
+    gradnorm_alpha: float  # GradNorm asymmetry: how strongly slow tasks are pulled up
+    lr: float  # step size of the learned weights (gradnorm) / log-variances (uncertainty)
+    min_weight: float  # floor of an active task's weight before renormalising
+    log_grad_norms: bool  # per-task gradient norm on the last shared block, on logging steps (a backward per task)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    lr: float
+    weight_decay: float
+    warmup_steps: int  # linear learning-rate warm-up, then constant
+    gradient_clip: float  # max gradient norm; 0 = off
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """Lightning Trainer knobs; strategy/devices/num_nodes make DDP a params change only."""
+
+    max_epochs: int
+    accelerator: str  # cpu | gpu | auto
+    devices: int | str  # 1, 2, "auto"
+    num_nodes: int
+    strategy: str  # auto | ddp | ddp_spawn | ...
+    precision: str  # "32-true", "bf16-mixed", ...
+    patience: int  # epochs without a better validation NDCG before early stopping
+    log_every_n_steps: int
+    logger: Literal["csv", "mlflow"]
+    mlflow_tracking_uri: str  # only for logger: mlflow
+    progress_bar: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class QuickEvalConfig:
+    """Validation retrieval/ranking during and right after training."""
+
+    epoch_users: int  # validation users per stream scored every epoch (beam search is the costly part)
+    final_users: int | None  # users per stream in the stage's metrics file; None = all
+    beam_size: int
+    k: int  # HR@k / NDCG@k cut-off
+    batch_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    seed: int
+    max_events: int  # most recent events kept per user (training sequence and prompt context)
+    train_windows: Literal["latest", "all"]  # latest: one sequence per user; all: every max_events window
+    batch_size: int  # users per training step
+    num_workers: int  # DataLoader workers; 0 = in the training process
+    query_cache_dir: str  # MiniLM query-vector cache, outside DVC outs
+    query_batch_size: int
+    model: ModelConfig
+    loss_weights: LossWeightsConfig
+    enhancer: EnhancerConfig
+    weighter: WeighterConfig
+    optim: OptimConfig
+    trainer: TrainerConfig
+    eval: QuickEvalConfig
+
+
+# --------------------------------------------------------------------------- baselines
+@dataclasses.dataclass(frozen=True)
+class SASRecConfig:
+    """ID-based self-attentive sequential recommender (Kang & McAuley 2018), trained on the train split."""
+
+    max_len: int  # most recent history items the model reads
+    hidden: int  # embedding and attention width
+    n_blocks: int
+    n_heads: int
+    dropout: float
+    epochs: int
+    batch_size: int  # user sequences per step
+    lr: float
+    l2: float  # Adam weight decay
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BM25SearchConfig:
+    k1: float
+    b: float
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseSearchConfig:
+    cache_dir: str  # MiniLM vectors of item texts and queries, keyed by content hash
+    encode_batch_size: int  # texts encoded at once
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselinesConfig:
+    """Reference methods run by the evaluation code on the same split as the generative model."""
+
+    score_batch_size: int  # contexts scored at once against the whole catalogue
+    sasrec: SASRecConfig
+    bm25: BM25SearchConfig
+    dense: DenseSearchConfig
+
+
+# --------------------------------------------------------------------------- evaluate
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """Test-split evaluation of the generative model (and optional baselines) under every protocol."""
+
+    sampled_hr_cutoffs: tuple[int, ...]  # 1+99 protocol (GenSAR): HR@k
+    sampled_ndcg_cutoffs: tuple[int, ...]  # 1+99 protocol: NDCG@k
+    full_hr_cutoffs: tuple[int, ...]  # full-catalogue protocol (UniGRF/HSTU): HR@k
+    full_ndcg_cutoffs: tuple[int, ...]  # full-catalogue protocol: NDCG@k
+    curve_max_k: int  # HR@1..k curve in the plots (<= beam_size)
+    beam_size: int  # constrained beam width; must cover the largest cut-off after seen items are dropped
+    batch_size: int  # prompts decoded at once (beam_size x batch_size hypotheses in memory)
+    pipeline_k: int  # unified pipeline: retrieve this many, re-rank them with the ranking head
+    pipeline_ndcg_cutoff: int  # NDCG@k of the re-ranked list
+    rerank_kinds: tuple[str, ...]  # request kinds the ranking head re-ranks ("rec", "search")
+    cold_user_max_events: int  # users with at most this many TRAIN events are the "cold" slice
+    popular_item_quantile: float  # target items above this quantile of train counts are "popular"
+    baselines: tuple[str, ...]  # popularity | sasrec | bm25 | dense, scored by the same code on the same cases
+    query_cache_dir: str  # MiniLM query-vector cache, outside DVC outs (shared with train)
+    query_batch_size: int
+
+
+# --------------------------------------------------------------------------- register
+@dataclasses.dataclass(frozen=True)
+class GateConfig:
+    """When a candidate replaces the champion: better on some gate metric, worse on none."""
+
+    metrics: tuple[str, ...]  # dotted names in metrics/evaluate.json, e.g. test.rec.ndcg@10
+    lower_is_better: tuple[str, ...]  # those of ``metrics`` where smaller wins (e.g. a logloss)
+    min_improvement: float  # a gate metric must improve by MORE than this to count as better
+    max_regression: float  # no gate metric may get worse by more than this
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisterConfig:
+    tracking_uri: str  # MLFLOW_TRACKING_URI, when set, wins; relative sqlite paths are from the project root
+    artifact_dir: str  # artifact store of the experiment when this stage creates it (project-relative)
+    experiment: str
+    model_name: str  # registered model name
+    alias: str  # the alias that marks the serving model
+    loader: str  # "module:function" rebuilding a servable model from the model folder
+    top_k: int  # default number of items the registered model returns per request
+    requirements: tuple[str, ...]  # packages pinned (at their installed versions) into the model's env
+    lock_file: str | None  # null = next to the SQLite file; set it to serialise against a server URI
+    lock_timeout_s: float  # wait this long for another registration to finish before giving up
+    gate: GateConfig
+
+
+# --------------------------------------------------------------------------- orchestration
+@dataclasses.dataclass(frozen=True)
+class ScheduledDeploymentConfig:
+    """A Prefect deployment of a flow: its name, cron schedule and how many of its runs may overlap."""
+
+    name: str
+    cron: str  # five-field cron, read in orchestration.timezone
+    concurrency_limit: int  # runs of this deployment at once; Prefect queues the rest
+
+
+@dataclasses.dataclass(frozen=True)
+class ContractCheckDeploymentConfig(ScheduledDeploymentConfig):
+    drop_path: str  # folder of canonical parquet tables the scheduled check validates (relative to root)
+
+
+@dataclasses.dataclass(frozen=True)
+class OrchestrationConfig:
+    """Prefect flows and deployments around the DVC pipeline (flows/); no DVC stage reads this section."""
+
+    lock_timeout_s: float  # a second pipeline run waits this long for the workspace, then fails; 0 = at once
+    default_retries: int  # retries of a stage task not named in stage_retries
+    stage_retries: dict[str, int]  # only where a retry can help (a download), never a contract check
+    retry_delay_s: float
+    work_pool: str  # process work pool the deployments run on
+    timezone: str  # IANA zone of the cron schedules
+    training: ScheduledDeploymentConfig
+    contract_check: ContractCheckDeploymentConfig
+
+
 # --------------------------------------------------------------------------- all
 @dataclasses.dataclass(frozen=True)
 class Params:
     ingest: IngestConfig
     validate: ValidateConfig
     split: SplitConfig
+    identifiers: IdentifiersConfig
+    train: TrainConfig
+    baselines: BaselinesConfig
+    evaluate: EvaluateConfig
+    register: RegisterConfig
+    orchestration: OrchestrationConfig
 
 
 def _matches(value: Any, hint: Any) -> bool:

@@ -8,6 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from unigrec.ids.artefacts import IdsArtefacts
+
+
+def _ids_artefacts(ids_dir: Path) -> IdsArtefacts:
+    # The file names inside ids_dir live in one place (IdsArtefacts), which cold-start code also uses.
+    from unigrec.ids.artefacts import IdsArtefacts
+
+    return IdsArtefacts(ids_dir)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,5 +85,78 @@ class Layout:
         return self._p("data", "ids")
 
     @property
+    def ids_table(self) -> Path:
+        """item_id -> semantic_id, collaborative_id (the contract the model reads)."""
+        return _ids_artefacts(self.ids_dir).table
+
+    @property
+    def codebooks(self) -> Path:
+        """Level names and sizes of both ID kinds (the model's code vocabulary)."""
+        return _ids_artefacts(self.ids_dir).codebooks
+
+    @property
+    def quantizer(self) -> Path:
+        """Trained RQ-VAE + text->collaborative map, to give cold-start items IDs."""
+        return _ids_artefacts(self.ids_dir).quantizer
+
+    @property
+    def item_embeddings(self) -> Path:
+        """item_ids, semantic (N,384) and collaborative (N,d) float32 vectors."""
+        return _ids_artefacts(self.ids_dir).embeddings
+
+    @property
     def identifiers_metrics(self) -> Path:
         return self._p("metrics", "identifiers.json")
+
+    @property
+    def identifiers_plot(self) -> Path:
+        return self._p("plots", "identifiers_code_usage.png")
+
+    # train
+    @property
+    def model_dir(self) -> Path:
+        """Weights, model card and item codes of the trained generative model."""
+        return self._p("models", "generative")
+
+    @property
+    def train_metrics(self) -> Path:
+        return self._p("metrics", "train.json")
+
+    @property
+    def train_curve(self) -> Path:
+        return self._p("metrics", "train_curve.csv")
+
+    @property
+    def train_plot(self) -> Path:
+        return self._p("plots", "train_curve.png")
+
+    @property
+    def train_work_dir(self) -> Path:
+        """Lightning's checkpoints and raw logs during a run (scratch, not a DVC output)."""
+        return self._p(".cache", "unigrec", "train")
+
+    # evaluate
+    @property
+    def evaluate_metrics(self) -> Path:
+        """Test-split metrics of the model (nested JSON); the register stage's gate reads it."""
+        return self._p("metrics", "evaluate.json")
+
+    @property
+    def evaluate_plots_dir(self) -> Path:
+        """HR@k curves (CSV, for `dvc plots show`) and the PNG figures of the evaluation report."""
+        return self._p("plots", "evaluate")
+
+    @property
+    def evaluation_report(self) -> Path:
+        return self._p("reports", "evaluation.md")
+
+    @property
+    def serving_dir(self) -> Path:
+        """What serving needs beside the weights: catalogue titles, user histories, query vectors, settings."""
+        return self._p("models", "serving")
+
+    # register
+    @property
+    def register_metrics(self) -> Path:
+        """The registered version, whether it became champion, and why."""
+        return self._p("metrics", "register.json")

@@ -15,6 +15,9 @@ STAGES: dict[str, tuple[str, str]] = {
     "validate": ("unigrec.stages.validate", "validate"),
     "split": ("unigrec.stages.split", "split"),
     "identifiers": ("unigrec.stages.identifiers", "identifiers"),
+    "train": ("unigrec.stages.train", "train"),
+    "evaluate": ("unigrec.stages.evaluate", "evaluate"),
+    "register": ("unigrec.stages.register", "register"),
 }
 
 
