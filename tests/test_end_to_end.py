@@ -51,7 +51,7 @@ def _env() -> dict[str, str]:
 
 
 def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -31,10 +31,10 @@ def _cmd_stage(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from unigrec.config import load_section
     from unigrec.contracts.runner import validate_paths
-
-    import dataclasses
 
     cfg = load_section("validate", Path(args.root) / args.params)
     # contracts_dir in params.yaml is relative to the project root, wherever the command runs from.

@@ -65,10 +65,10 @@ def build_candidates(events: pd.DataFrame, items: pd.DataFrame, cfg: SplitConfig
 def split_summary(events: pd.DataFrame, candidates: pd.DataFrame) -> dict[str, Any]:
     counts = events.groupby(["kind", "split"]).size()
     return {
-        "events": int(len(events)),
+        "events": len(events),
         "users": int(events["user_id"].nunique()),
         "events_by_stream_split": {f"{k}/{s}": int(n) for (k, s), n in counts.items()},
-        "candidate_lists": int(len(candidates)),
+        "candidate_lists": len(candidates),
     }
 
 
