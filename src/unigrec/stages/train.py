@@ -20,7 +20,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
     from unigrec.model.card import model_card, save_model
     from unigrec.model.item_codes import atomic_item_codes, load_item_codes
     from unigrec.model.vocabulary import PAD
-    from unigrec.train.curves import epoch_curve, write_curve
+    from unigrec.train.curves import epoch_curve, write_curve, write_task_weights_plot
     from unigrec.train.datamodule import PromptCollator
     from unigrec.train.examples import query_table_texts
     from unigrec.train.fit import fit_generative_model, id_spaces, prepare_training_data, transformer_dims
@@ -73,6 +73,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
     write_json(layout.train_metrics, metrics)
     if result.metrics_csv is not None:
         write_curve(epoch_curve(result.metrics_csv), layout.train_curve, layout.train_plot)
+        write_task_weights_plot(result.metrics_csv, layout.train_plot.with_name("train_task_weights.png"))
     k = cfg.eval.k
     summary = {
         f"{s}_{m}": report[s][m]

@@ -42,3 +42,37 @@ def write_curve(curve: pd.DataFrame, csv_path: Path, png_path: Path) -> None:
     with atomic_file(png_path, mode="wb") as fh:
         fig.savefig(fh, format="png", dpi=100)
     plt.close(fig)
+
+
+def step_log(metrics_csv: Path, prefixes: tuple[str, ...] = ("weight/", "grad_norm/", "train/loss_")) -> pd.DataFrame:
+    """Per-step rows of the task weights, gradient norms and task losses (Lightning's ``*_step`` columns)."""
+    raw = pd.read_csv(metrics_csv)
+    keep = [c for c in raw.columns if c.startswith(prefixes) and not c.endswith("_epoch")]
+    rows = raw[["step", *keep]].dropna(subset=keep, how="all")
+    return rows.groupby("step", as_index=False).last().rename(columns=lambda c: c.removesuffix("_step"))
+
+
+def write_task_weights_plot(metrics_csv: Path, png_path: Path) -> None:
+    """Weight trajectories, gradient norms on the last shared block and task losses, per training step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = step_log(metrics_csv)
+    panels = (("weight/", "task weight"), ("grad_norm/", "gradient norm, last shared block"),
+              ("train/loss_", "task loss (plain, before weighting)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4))
+    for ax, (prefix, title) in zip(axes, panels):
+        for column in [c for c in steps.columns if c.startswith(prefix)]:
+            series = steps[["step", column]].dropna()
+            ax.plot(series["step"], series[column], label=column.removeprefix(prefix))
+        ax.set_xlabel("step")
+        ax.set_title(title)
+        if ax.has_data():
+            ax.legend(fontsize="small")
+    fig.tight_layout()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(png_path, mode="wb") as fh:
+        fig.savefig(fh, format="png", dpi=100)
+    plt.close(fig)

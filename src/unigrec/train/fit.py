@@ -22,7 +22,8 @@ from unigrec.model.decoding import IdSpace, build_id_space
 from unigrec.model.item_codes import ItemCodes
 from unigrec.model.tokenizer import LOSS_GROUPS, SequenceSerialiser, TokenSequence
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
-from unigrec.model.vocabulary import COLLABORATIVE, NEG, PAD, POS, SEMANTIC, Vocabulary
+from unigrec.model.vocabulary import COLLABORATIVE, NEG, PAD, POS, REC_ITEM, SEMANTIC, SRC_ITEM, Vocabulary
+from unigrec.train.enhancer import EnhancerTokens, RankingDrivenEnhancer
 from unigrec.train.examples import (
     PromptExample,
     UserEvents,
@@ -33,6 +34,7 @@ from unigrec.train.examples import (
     training_sequences,
 )
 from unigrec.train.losses import LossSpec
+from unigrec.train.weighter import TaskWeighter
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,28 @@ def id_spaces(vocab: Vocabulary, items: ItemCodes) -> dict[bool, IdSpace]:
     return {False: build_id_space(vocab, items, COLLABORATIVE), True: build_id_space(vocab, items, SEMANTIC)}
 
 
+def task_weighter(cfg: TrainConfig) -> TaskWeighter:
+    return TaskWeighter(cfg.weighter, [getattr(cfg.loss_weights, name) for name in LOSS_GROUPS])
+
+
+def ranking_enhancer(cfg: TrainConfig, vocab: Vocabulary) -> RankingDrivenEnhancer | None:
+    """The enhancer, or None when it is off or cannot work (it needs both retrieval and ranking trained)."""
+    w = cfg.loss_weights
+    if not cfg.enhancer.enabled or w.ranking <= 0 or (w.retrieval_rec <= 0 and w.retrieval_search <= 0):
+        return None
+    tokens = EnhancerTokens(behaviour={False: vocab.token(REC_ITEM), True: vocab.token(SRC_ITEM)},
+                            pos_token=vocab.token(POS))
+    return RankingDrivenEnhancer(cfg.enhancer, tokens)
+
+
+def selection_metric(cfg: TrainConfig) -> str:
+    """Validation metric of checkpointing/early stopping: a model trained on ranking alone is chosen by AUC."""
+    from unigrec.train.lightning_module import MONITOR, RANKING_MONITOR
+
+    w = cfg.loss_weights
+    return RANKING_MONITOR if w.retrieval_rec <= 0 and w.retrieval_search <= 0 else MONITOR
+
+
 def build_trainer(
     cfg: TrainerConfig, work_dir: Path, monitor: str, gradient_clip: float, extra_callbacks: list | None = None
 ) -> Any:
@@ -168,7 +192,7 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
 
     from unigrec.train.callbacks import ThroughputMeter
     from unigrec.train.datamodule import SplitDataModule
-    from unigrec.train.lightning_module import MONITOR, GenerativeRecModule
+    from unigrec.train.lightning_module import GenerativeRecModule
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     work_dir = Path(work_dir)
@@ -179,11 +203,13 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
     module = GenerativeRecModule(
         net=net,
         loss_spec=loss_spec(cfg.model, data.vocab),
-        loss_weights={name: getattr(cfg.loss_weights, name) for name in LOSS_GROUPS},
+        weighter=task_weighter(cfg),
         optim=cfg.optim,
         spaces=id_spaces(data.vocab, data.items),
         beam_size=cfg.eval.beam_size,
         k=cfg.eval.k,
+        enhancer=ranking_enhancer(cfg, data.vocab),
+        log_grad_norms=cfg.weighter.log_grad_norms,
     )
     datamodule = SplitDataModule(
         train_sequences=data.train_sequences,
@@ -196,7 +222,7 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
         num_workers=cfg.num_workers,
     )
     meter = ThroughputMeter()
-    trainer = build_trainer(cfg.trainer, work_dir, MONITOR, cfg.optim.gradient_clip, [meter])
+    trainer = build_trainer(cfg.trainer, work_dir, selection_metric(cfg), cfg.optim.gradient_clip, [meter])
     n_params = sum(p.numel() for p in net.parameters())
     log.info("training: %d parameters, %d sequences per epoch", n_params, len(data.train_sequences))
     started = time.perf_counter()

@@ -1,21 +1,30 @@
-"""LightningModule: owns the joint loss, the optimiser and validation logging; the network is plain torch."""
+"""LightningModule: owns the joint loss, its task weights, the enhancer, the optimiser and validation logging.
+
+The network is plain torch; the weighter and the enhancer are plain components (``weighter.py``,
+``enhancer.py``) that this module calls once per step and logs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import lightning as L
+import numpy as np
 import torch
 
 from unigrec.config import OptimConfig
-from unigrec.evaluate.metrics import hr_at_k, ndcg_at_k
+from unigrec.evaluate.metrics import auc, hr_at_k, ndcg_at_k
 from unigrec.model.batch import SequenceBatch
 from unigrec.model.decoding import IdSpace
+from unigrec.model.tokenizer import LOSS_GROUPS
 from unigrec.model.transformer import GenerativeTransformer
-from unigrec.train.losses import LossSpec, sequence_losses
-from unigrec.train.quick_eval import STREAMS, rank_prompts
+from unigrec.train.enhancer import RankingDrivenEnhancer
+from unigrec.train.losses import LossSpec, sequence_losses_and_states
+from unigrec.train.quick_eval import STREAMS, positive_probability, rank_prompts
+from unigrec.train.weighter import TaskWeighter
 
 MONITOR = "val/ndcg"  # mean validation NDCG@k over the streams present (checkpoint + early stopping)
+RANKING_MONITOR = "val/ranking_auc"  # what a ranking-only model (retrieval weights 0) is selected on
 
 
 class GenerativeRecModule(L.LightningModule):
@@ -23,32 +32,96 @@ class GenerativeRecModule(L.LightningModule):
         self,
         net: GenerativeTransformer,
         loss_spec: LossSpec,
-        loss_weights: Mapping[str, float],
+        weighter: TaskWeighter,
         optim: OptimConfig,
         spaces: Mapping[bool, IdSpace],
         beam_size: int,
         k: int,
+        enhancer: RankingDrivenEnhancer | None = None,
+        log_grad_norms: bool = False,
     ) -> None:
         super().__init__()
+        if weighter.n_tasks != len(LOSS_GROUPS):
+            raise ValueError(f"the weighter has {weighter.n_tasks} tasks, the loss {len(LOSS_GROUPS)}")
         self.net = net
         self.loss_spec = loss_spec
-        self.loss_weights = dict(loss_weights)
+        self.weighter = weighter
+        self.enhancer = enhancer
+        self.log_grad_norms = log_grad_norms
         self.optim = optim
         self.spaces = dict(spaces)
         self.beam_size = beam_size
         self.k = k
         # per stream: [requests, hits@k, ndcg@k sum], summed over the epoch and across ranks
         self.register_buffer("_val_sums", torch.zeros(len(STREAMS), 3), persistent=False)
+        self._val_scores: list[torch.Tensor] = []  # P(<pos>) of rec validation targets, and their labels
+        self._val_labels: list[torch.Tensor] = []
 
     # ------------------------------------------------------------------ training
+    def training_objective(
+        self, batch: SequenceBatch
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, float]]:
+        """Weighted joint loss of one batch: (total, plain task losses, task losses + enhancer terms, stats).
+
+        With the enhancer off and fixed weights this is exactly ``sum(w_task * loss_task)`` of
+        :func:`sequence_losses`, the plain joint loss.
+        """
+        losses, hidden, cache = sequence_losses_and_states(self.net, batch, self._loss_spec_on_device())
+        tasks = dict(losses)
+        stats: dict[str, float] = {}
+        if self.enhancer is not None and self.enhancer.active_at(int(self.global_step)):
+            out = self.enhancer(self.net, batch, hidden, cache, self._spaces_on_device())
+            for name, extra in out.losses.items():
+                tasks[name] = tasks[name] + extra
+            stats = out.stats
+        weights = self.weighter.weights.tolist()
+        total = sum(weights[i] * tasks[name] for i, name in enumerate(LOSS_GROUPS))
+        return total, losses, tasks, stats
+
     def training_step(self, batch: SequenceBatch, batch_idx: int) -> torch.Tensor:
-        losses = sequence_losses(self.net, batch, self._loss_spec_on_device())
-        total = sum(self.loss_weights[name] * value for name, value in losses.items())
+        weights = self.weighter.weights.tolist()  # the weights this step is trained with
+        total, losses, tasks, stats = self.training_objective(batch)
+        wanted = self.weighter.needs_grad_norms or (self.log_grad_norms and self._is_logging_step())
+        norms = self._task_grad_norms(tasks) if wanted else None
+        self.weighter.update(self._across_ranks(torch.stack([losses[name].detach() for name in LOSS_GROUPS])),
+                             self._across_ranks(norms) if norms is not None else None)
         n = len(batch)
-        for name, value in losses.items():
-            self.log(f"train/loss_{name}", value, batch_size=n, on_step=False, on_epoch=True, sync_dist=True)
+        for i, name in enumerate(LOSS_GROUPS):
+            self.log(f"train/loss_{name}", losses[name], batch_size=n, on_step=True, on_epoch=True, sync_dist=True)
+            self.log(f"weight/{name}", weights[i], batch_size=n, on_step=True, on_epoch=False)
+            if norms is not None:
+                self.log(f"grad_norm/{name}", norms[i], batch_size=n, on_step=True, on_epoch=False)
+        for key, value in stats.items():
+            self.log(key, value, batch_size=n, on_step=True, on_epoch=False)
         self.log("train/loss", total, batch_size=n, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
         return total
+
+    def _across_ranks(self, values: torch.Tensor) -> torch.Tensor:
+        # Every DDP rank must apply the same weights, so the weighter sees the mean over ranks.
+        if self._trainer is None:
+            return values
+        return self.trainer.strategy.reduce(values, reduce_op="mean")
+
+    def _is_logging_step(self) -> bool:
+        # the norms cost one backward through the heads per task: only pay for them when they are logged
+        every = self.trainer.log_every_n_steps if self._trainer is not None else 1
+        return int(self.global_step) % max(every, 1) == 0
+
+    def _task_grad_norms(self, tasks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Norm of each (unweighted) task loss's gradient on the last shared transformer block.
+
+        Only the heads -> last block part of the graph is traversed, and the graph is kept for the
+        real backward; inactive tasks (base weight 0) get 0 without a backward.
+        """
+        shared = [p for p in self.net.blocks[-1].parameters() if p.requires_grad]
+        norms = []
+        for i, name in enumerate(LOSS_GROUPS):
+            if not bool(self.weighter.active[i]) or not tasks[name].requires_grad:
+                norms.append(torch.zeros((), device=self.device))
+                continue
+            grads = torch.autograd.grad(tasks[name], shared, retain_graph=True, allow_unused=True)
+            norms.append(torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None)))
+        return torch.stack(norms)
 
     def _loss_spec_on_device(self) -> LossSpec:
         if self.loss_spec.legal.device != self.device:
@@ -60,6 +133,11 @@ class GenerativeRecModule(L.LightningModule):
             )
         return self.loss_spec
 
+    def _spaces_on_device(self) -> dict[bool, IdSpace]:
+        if any(space.codes.device != self.device for space in self.spaces.values()):
+            self.spaces = {s: space.to(self.device) for s, space in self.spaces.items()}
+        return self.spaces
+
     def configure_optimizers(self) -> dict:
         opt = torch.optim.AdamW(self.net.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
         warmup = max(self.optim.warmup_steps, 1)
@@ -69,10 +147,11 @@ class GenerativeRecModule(L.LightningModule):
     # ------------------------------------------------------------------ validation
     def on_validation_epoch_start(self) -> None:
         self._val_sums.zero_()
-        self.spaces = {s: space.to(self.device) for s, space in self.spaces.items()}
+        self._val_scores, self._val_labels = [], []
+        self._spaces_on_device()
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
-        prompts, targets, is_search, _ = batch
+        prompts, targets, is_search, labels = batch
         ranks = rank_prompts(self.net, prompts, targets, is_search, self.spaces, self.beam_size).cpu().numpy()
         streams = is_search.cpu().numpy()
         for row, search in enumerate(STREAMS):
@@ -80,6 +159,11 @@ class GenerativeRecModule(L.LightningModule):
             n = float(sel.size)
             sums = torch.tensor([n, hr_at_k(sel, self.k) * n, ndcg_at_k(sel, self.k) * n], device=self.device)
             self._val_sums[row] += sums
+        # Ranking is measured on rec events: search events are all positives (label 1).
+        rec = ~is_search
+        probs = positive_probability(self.net, prompts, targets, is_search, {False: self.spaces[False]})
+        self._val_scores.append(probs[rec])
+        self._val_labels.append(labels[rec].to(probs.dtype))
 
     def on_validation_epoch_end(self) -> None:
         sums = self.trainer.strategy.reduce(self._val_sums.clone(), reduce_op="sum")
@@ -93,3 +177,13 @@ class GenerativeRecModule(L.LightningModule):
                 ndcgs.append(gains / n)
         value = torch.stack(ndcgs).mean() if ndcgs else torch.zeros((), device=self.device)
         self.log(MONITOR, value, prog_bar=True, sync_dist=True)
+        self.log(RANKING_MONITOR, self._ranking_auc(), sync_dist=True)
+
+    def _ranking_auc(self) -> torch.Tensor:
+        """AUC of P(<pos>) on the epoch's rec validation targets, gathered over ranks (0.5 if undefined)."""
+        scores = torch.cat(self._val_scores) if self._val_scores else torch.zeros(0, device=self.device)
+        labels = torch.cat(self._val_labels) if self._val_labels else torch.zeros(0, device=self.device)
+        # the DistributedSampler pads every rank to the same length, so all_gather stacks cleanly
+        scores, labels = self.all_gather(scores).reshape(-1), self.all_gather(labels).reshape(-1)
+        value = auc(labels.cpu().numpy(), scores.cpu().numpy())
+        return torch.tensor(0.5 if np.isnan(value) else value, device=self.device)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from unigrec.model.batch import SequenceBatch
 from unigrec.model.tokenizer import LOSS_GROUPS, RANKING, RETRIEVAL_REC, RETRIEVAL_SEARCH
-from unigrec.model.transformer import GenerativeTransformer
+from unigrec.model.transformer import GenerativeTransformer, PrefixCache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +28,18 @@ class LossSpec:
 
 def sequence_losses(net: GenerativeTransformer, batch: SequenceBatch, spec: LossSpec) -> dict[str, torch.Tensor]:
     """Retrieval CE for each stream and ranking BCE, from ONE forward pass."""
-    hidden, _ = net.encode(batch.tokens, batch.valid, batch.query_refs, batch.query_vectors)
+    return sequence_losses_and_states(net, batch, spec)[0]
+
+
+def sequence_losses_and_states(
+    net: GenerativeTransformer, batch: SequenceBatch, spec: LossSpec
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, PrefixCache]:
+    """:func:`sequence_losses` plus the pass's hidden states and key/value cache.
+
+    The enhancer scores retrieved candidates by extending this cache, so it adds no second encoding
+    of the batch and its gradient flows through the same pass.
+    """
+    hidden, cache = net.encode(batch.tokens, batch.valid, batch.query_refs, batch.query_vectors)
     where = batch.groups >= 0
     h, targets, slots, groups = hidden[where], batch.targets[where], batch.slots[where], batch.groups[where]
     losses: dict[str, torch.Tensor] = {}
@@ -44,7 +55,7 @@ def sequence_losses(net: GenerativeTransformer, batch: SequenceBatch, spec: Loss
         losses[LOSS_GROUPS[RANKING]] = F.binary_cross_entropy_with_logits(net.ranking_logit(h[sel]), labels)
     else:
         losses[LOSS_GROUPS[RANKING]] = _zero_like_graph(hidden)
-    return losses
+    return losses, hidden, cache
 
 
 def _zero_like_graph(hidden: torch.Tensor) -> torch.Tensor:
