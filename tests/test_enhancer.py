@@ -20,7 +20,7 @@ from unigrec.config import (
     WeighterConfig,
 )
 from unigrec.model.batch import collate_sequences
-from unigrec.model.decoding import beam_search, score_candidates
+from unigrec.model.decoding import beam_search, candidate_code_scores, score_candidates
 from unigrec.model.item_codes import item_codes_from_frame
 from unigrec.model.tokenizer import LOSS_GROUPS, SequenceSerialiser
 from unigrec.model.transformer import GenerativeTransformer
@@ -29,7 +29,6 @@ from unigrec.train.enhancer import (
     EnhancerTokens,
     RankingDrivenEnhancer,
     batch_events,
-    candidate_scores,
     context_prompts,
     contrastive_retrieval_loss,
     distillation_loss,
@@ -109,7 +108,7 @@ def test_batch_events_recover_every_training_event(toy):
 
 
 def test_scores_from_the_training_cache_equal_inference_scoring(toy):
-    """prefix_at + candidate_scores (with grad) == score_candidates on re-encoded prompts (eval mode)."""
+    """prefix_at + candidate_code_scores (with grad) == score_candidates on re-encoded prompts (eval mode)."""
     net = toy.net.eval()
     for search, space in toy.spaces.items():
         ev = batch_events(toy.batch, toy.tokens.behaviour[search], toy.tokens.pos_token, space)
@@ -118,7 +117,7 @@ def test_scores_from_the_training_cache_equal_inference_scoring(toy):
         prompts = context_prompts(toy.batch, ev.rows, ev.positions)
         cands, _ = beam_search(net, prompts, space, 5)
         items = torch.cat([ev.items[:, None], cands.clamp(min=0)], 1)
-        ours, logits = candidate_scores(net, hidden[ev.rows, ev.positions], prefix_at(cache, ev.rows, ev.positions),
+        ours, logits = candidate_code_scores(net, hidden[ev.rows, ev.positions], prefix_at(cache, ev.rows, ev.positions),
                                         items, space)
         ref_scores, ref_probs = score_candidates(net, prompts, items, space)
         assert ours.requires_grad

@@ -13,7 +13,7 @@ import torch
 
 from unigrec.model.batch import SequenceBatch
 from unigrec.model.item_codes import ItemCodes
-from unigrec.model.transformer import GenerativeTransformer, TailCache
+from unigrec.model.transformer import GenerativeTransformer, PrefixCache, TailCache
 from unigrec.model.trie import PrefixTrie, build_prefix_trie
 from unigrec.model.vocabulary import Vocabulary
 
@@ -101,14 +101,26 @@ def score_candidates(
     Each prompt is encoded once; all its C candidates' codes then run in one pass against the cache.
     """
     hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors)
-    b, c = candidates.shape
-    codes = space.codes[candidates]  # (B, C, L)
-    retrieval = level_log_probs(net, hidden[:, -1], space, 0).gather(1, codes[..., 0])
+    retrieval, ranking_logit = candidate_code_scores(net, hidden[:, -1], prefix, candidates, space)
+    return retrieval, torch.sigmoid(ranking_logit)
+
+
+def candidate_code_scores(
+    net: GenerativeTransformer, first_hidden: torch.Tensor, prefix: PrefixCache, items: torch.Tensor, space: IdSpace
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed code log-probabilities and ranking logits of ``items`` (n, C) after an encoded context.
+
+    ``first_hidden`` is the context's last hidden state (it predicts the first code) and ``prefix`` its
+    KV cache; every candidate's codes run in one batched pass against that cache. Differentiable: the
+    enhancer calls it inside training, :func:`score_candidates` under ``no_grad`` at inference.
+    """
+    n, c = items.shape
+    codes = space.codes[items]  # (n, C, L)
+    scores = level_log_probs(net, first_hidden, space, 0).gather(1, codes[..., 0])
     offsets = torch.as_tensor(space.offsets, device=codes.device)
-    out, _ = net.extend((codes + offsets).view(b * c, space.depth), prefix)
-    out = out.view(b, c, space.depth, -1)
+    out, _ = net.extend((codes + offsets).view(n * c, space.depth), prefix)
+    out = out.view(n, c, space.depth, -1)
     for level in range(1, space.depth):
         logp = level_log_probs(net, out[:, :, level - 1], space, level)
-        retrieval = retrieval + logp.gather(-1, codes[..., level : level + 1]).squeeze(-1)
-    ranking = torch.sigmoid(net.ranking_logit(out[:, :, -1]))
-    return retrieval, ranking
+        scores = scores + logp.gather(-1, codes[..., level : level + 1]).squeeze(-1)
+    return scores, net.ranking_logit(out[:, :, -1])

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from unigrec.config import EnhancerConfig
 from unigrec.model.batch import SequenceBatch
-from unigrec.model.decoding import IdSpace, beam_search, level_log_probs
+from unigrec.model.decoding import IdSpace, beam_search, candidate_code_scores
 from unigrec.model.tokenizer import IGNORE, LOSS_GROUPS, NO_GROUP, RANKING, RETRIEVAL_REC, RETRIEVAL_SEARCH
 from unigrec.model.transformer import GenerativeTransformer, PrefixCache
 
@@ -127,26 +127,6 @@ def prefix_at(cache: PrefixCache, rows: torch.Tensor, positions: torch.Tensor) -
         valid=keep,
         next_position=keep.long().sum(1),
     )
-
-
-def candidate_scores(
-    net: GenerativeTransformer, first_hidden: torch.Tensor, prefix: PrefixCache, items: torch.Tensor, space: IdSpace
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed code log-probabilities and ranking logits of ``items`` (n, C), WITH gradient.
-
-    The same scores as :func:`unigrec.model.decoding.score_candidates`, which is inference-only
-    (no_grad) and re-encodes its prompts; here the prefix comes from the training pass.
-    """
-    n, c = items.shape
-    codes = space.codes[items]  # (n, C, L)
-    scores = level_log_probs(net, first_hidden, space, 0).gather(1, codes[..., 0])
-    offsets = torch.as_tensor(space.offsets, device=codes.device)
-    out, _ = net.extend((codes + offsets).view(n * c, space.depth), prefix)
-    out = out.view(n, c, space.depth, -1)
-    for level in range(1, space.depth):
-        logp = level_log_probs(net, out[:, :, level - 1], space, level)
-        scores = scores + logp.gather(-1, codes[..., level : level + 1]).squeeze(-1)
-    return scores, net.ranking_logit(out[:, :, -1])
 
 
 # ---------------------------------------------------------------------------------------------- selection
@@ -347,7 +327,7 @@ class RankingDrivenEnhancer:
         candidates, _ = beam_search(net, context_prompts(batch, ev.rows, ev.positions), space, cfg.top_k)
         net.train(was_training)
         items = torch.cat([ev.items[:, None], candidates.clamp(min=0)], dim=1)
-        scores, logits = candidate_scores(
+        scores, logits = candidate_code_scores(
             net, hidden[ev.rows, ev.positions], prefix_at(cache, ev.rows, ev.positions), items, space
         )
         target_scores, cand_scores, cand_logits = scores[:, 0], scores[:, 1:], logits[:, 1:]
