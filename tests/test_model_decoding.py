@@ -17,13 +17,7 @@ from unigrec.model.vocabulary import COLLABORATIVE, NEG, PAD, POS, SEMANTIC, Voc
 QUERY_DIM = 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the test machine's 2 cores are shared: one thread avoids spin-wait contention
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _setup(seed: int, atomic: bool = False, d_model: int = 32):

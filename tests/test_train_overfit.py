@@ -17,13 +17,7 @@ from unigrec.train.examples import group_user_events, query_table_texts, trainin
 from unigrec.train.fit import loss_spec, transformer_dims
 from unigrec.train.losses import sequence_losses
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("representation", ["semantic_ids", "atomic"])

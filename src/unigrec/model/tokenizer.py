@@ -110,14 +110,8 @@ class SequenceSerialiser:
             kind = SEMANTIC if is_search else COLLABORATIVE
             group = RETRIEVAL_SEARCH if is_search else RETRIEVAL_REC
             codes = self.item_tokens[kind][item]
-            prefix = self._behaviour_prefix(bool(is_search), int(query))
-            for token, qid, part in prefix:
-                tokens.append(token)
-                qids.append(qid)
-                qparts.append(part)
-                targets.append(IGNORE)
-                slots.append(-1)
-                groups.append(NO_GROUP)
+            parts = (tokens, targets, slots, groups, qids, qparts)
+            self._append_prefix(parts, self._behaviour_prefix(bool(is_search), int(query)))
             # the behaviour token (last of the prefix) predicts the first code
             targets[-1], slots[-1], groups[-1] = int(codes[0]), self.vocab.code_slot(kind, 0), group
             action = self._ids[POS] if label else self._ids[NEG]
@@ -147,6 +141,18 @@ class SequenceSerialiser:
         return tokens, targets, slots, groups, qids, qparts
 
     @staticmethod
+    def _append_prefix(parts: tuple[list[int], ...], prefix: list[tuple[int, int, int]]) -> None:
+        """Append behaviour-prefix tokens (token, query id, query part), none of them a target."""
+        tokens, targets, slots, groups, qids, qparts = parts
+        for token, qid, part in prefix:
+            tokens.append(token)
+            qids.append(qid)
+            qparts.append(part)
+            targets.append(IGNORE)
+            slots.append(-1)
+            groups.append(NO_GROUP)
+
+    @staticmethod
     def _pack(parts: tuple[list[int], ...]) -> TokenSequence:
         return TokenSequence(*(np.asarray(p, dtype=np.int64) for p in parts))
 
@@ -160,15 +166,9 @@ class SequenceSerialiser:
 
         The model's output at the last position is the distribution of the target's first code.
         """
-        tokens, targets, slots, groups, qids, qparts = self._encode(context.most_recent(self.max_events), False)
-        for token, qid, part in self._behaviour_prefix(bool(is_search), int(query)):
-            tokens.append(token)
-            qids.append(qid)
-            qparts.append(part)
-            targets.append(IGNORE)
-            slots.append(-1)
-            groups.append(NO_GROUP)
-        return self._pack((tokens, targets, slots, groups, qids, qparts))
+        parts = self._encode(context.most_recent(self.max_events), False)
+        self._append_prefix(parts, self._behaviour_prefix(bool(is_search), int(query)))
+        return self._pack(parts)
 
     def target_kind(self, is_search: bool) -> str:
         return SEMANTIC if is_search else COLLABORATIVE
