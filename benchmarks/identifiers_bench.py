@@ -73,9 +73,8 @@ def generate_synthetic(args: argparse.Namespace, work: Path) -> None:
     from unigrec.ids.embeddings import embedding_cache_file
     from unigrec.ids.synthetic import (
         SyntheticSpec,
-        synthetic_events,
-        synthetic_items,
         synthetic_semantic_vectors,
+        write_synthetic_project,
     )
     from unigrec.paths import Layout
 
@@ -85,12 +84,7 @@ def generate_synthetic(args: argparse.Namespace, work: Path) -> None:
         popularity_skew=2.0, noise=0.8, seed=args.seed,
     )
     layout = Layout(work)
-    items = synthetic_items(spec)
-    events = synthetic_events(spec, items)
-    layout.items.parent.mkdir(parents=True)
-    layout.events.parent.mkdir(parents=True)
-    items.to_parquet(layout.items)
-    events.to_parquet(layout.events)
+    items, _ = write_synthetic_project(layout, spec)
     cache = work / "text-cache"
     cache.mkdir()
     if args.random_semantic:

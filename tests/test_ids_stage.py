@@ -20,7 +20,7 @@ from unigrec.ids.build import build_identifiers, item_texts
 from unigrec.ids.collaborative import fit_collaborative
 from unigrec.ids.embeddings import embedding_cache_file
 from unigrec.ids.persist import IDS_SCHEMA
-from unigrec.ids.synthetic import SyntheticSpec, synthetic_events, synthetic_items, synthetic_semantic_vectors
+from unigrec.ids.synthetic import SyntheticSpec, synthetic_semantic_vectors, write_synthetic_project
 from unigrec.paths import Layout
 from unigrec.stages.identifiers import run
 
@@ -48,12 +48,7 @@ def make_project(root: Path) -> tuple[Layout, pd.DataFrame, pd.DataFrame]:
     """A project root holding items + events, with the text cache pre-filled by topic-clustered vectors
     (the real encoder is exercised by the slow test only)."""
     layout = Layout(root)
-    items = synthetic_items(SPEC)
-    events = synthetic_events(SPEC, items)
-    layout.items.parent.mkdir(parents=True)
-    layout.events.parent.mkdir(parents=True)
-    items.to_parquet(layout.items)
-    events.to_parquet(layout.events)
+    items, events = write_synthetic_project(layout, SPEC)
     cache = root / tiny_config().cache_dir
     cache.mkdir(parents=True)
     np.save(embedding_cache_file(item_texts(items), cache), synthetic_semantic_vectors(SPEC, items))

@@ -14,6 +14,7 @@ from unigrec.config import EvaluateConfig
 from unigrec.evaluate.baselines.context import KINDS
 from unigrec.evaluate.comparison import MODEL_LABEL, comparison_markdown, method_blocks
 from unigrec.evaluate.slices import SLICE_NAMES
+from unigrec.figures import headless_pyplot, save_png
 
 CURVE_CSV = "hr_curve_{stream}.csv"
 SLICES_CSV = "slices.csv"
@@ -44,20 +45,8 @@ def slice_frame(metrics: Mapping[str, Any], cutoff: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path, mode="wb") as fh:
-        fig.savefig(fh, format="png", dpi=FIGURE_DPI)
-    plt.close(fig)
-
-
 def plot_curves(curves: Mapping[str, Mapping[str, np.ndarray]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     fig, axes = plt.subplots(1, len(KINDS), figsize=(12, 4.5))
     for ax, stream in zip(axes, KINDS):
@@ -71,14 +60,11 @@ def plot_curves(curves: Mapping[str, Mapping[str, np.ndarray]], path: Path) -> N
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc="upper left")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path, FIGURE_DPI)
 
 
 def plot_slices(frame: pd.DataFrame, cutoff: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     fig, axes = plt.subplots(1, len(KINDS), figsize=(12, 4.5))
     column = f"ndcg@{cutoff}"
@@ -97,7 +83,7 @@ def plot_slices(frame: pd.DataFrame, cutoff: int, path: Path) -> None:
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize="small")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path, FIGURE_DPI)
 
 
 def write_plot_files(

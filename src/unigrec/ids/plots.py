@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unigrec.atomic import atomic_file
+from unigrec.figures import headless_pyplot, save_png
 
 MAX_COLUMNS = 4  # panels per row
 PANEL_INCHES = (3.6, 2.8)  # width, height of one level's panel
@@ -19,10 +19,7 @@ def plot_code_usage(panels: list[tuple[str, np.ndarray]], target: Path, title: s
     ``panels`` holds (label, counts) pairs; sorted bars make utilisation and skew readable at a glance
     regardless of codebook size.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     cols = min(len(panels), MAX_COLUMNS)
     rows = -(-len(panels) // cols)
@@ -40,7 +37,4 @@ def plot_code_usage(panels: list[tuple[str, np.ndarray]], target: Path, title: s
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with atomic_file(Path(target), mode="wb") as fh:
-        # No "Software" stamp: the PNG stays byte-identical across matplotlib patch versions.
-        fig.savefig(fh, format="png", dpi=DPI, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, Path(target), DPI)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from unigrec.ids.embeddings import EMBEDDING_DIM
+from unigrec.paths import Layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +87,17 @@ def synthetic_events(spec: SyntheticSpec, items: pd.DataFrame) -> pd.DataFrame:
     columns = ["user_id", "item_id", "timestamp", "kind", "query", "label", "rating", "order", "split"]
     return frame[columns].astype({"user_id": "string", "item_id": "string", "kind": "string",
                                   "query": "string", "split": "string"})
+
+
+def write_synthetic_project(layout: Layout, spec: SyntheticSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write a synthetic catalogue and its events where the identifiers stage reads them; return both."""
+    items = synthetic_items(spec)
+    events = synthetic_events(spec, items)
+    layout.items.parent.mkdir(parents=True, exist_ok=True)
+    layout.events.parent.mkdir(parents=True, exist_ok=True)
+    items.to_parquet(layout.items)
+    events.to_parquet(layout.events)
+    return items, events
 
 
 def synthetic_semantic_vectors(spec: SyntheticSpec, items: pd.DataFrame) -> np.ndarray:

@@ -7,6 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from unigrec.atomic import atomic_file
+from unigrec.figures import headless_pyplot, save_png
+
+FIGURE_DPI = 100
 
 
 def epoch_curve(metrics_csv: Path) -> pd.DataFrame:
@@ -19,10 +22,7 @@ def epoch_curve(metrics_csv: Path) -> pd.DataFrame:
 
 
 def write_curve(curve: pd.DataFrame, csv_path: Path, png_path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     with atomic_file(csv_path) as fh:
         curve.to_csv(fh, index=False)
@@ -38,10 +38,7 @@ def write_curve(curve: pd.DataFrame, csv_path: Path, png_path: Path) -> None:
     ax_val.set_title("validation (epoch sample)")
     ax_val.legend(fontsize="small")
     fig.tight_layout()
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(png_path, mode="wb") as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, png_path, FIGURE_DPI)
 
 
 def step_log(metrics_csv: Path, prefixes: tuple[str, ...] = ("weight/", "grad_norm/", "train/loss_")) -> pd.DataFrame:
@@ -54,10 +51,7 @@ def step_log(metrics_csv: Path, prefixes: tuple[str, ...] = ("weight/", "grad_no
 
 def write_task_weights_plot(metrics_csv: Path, png_path: Path) -> None:
     """Weight trajectories, gradient norms on the last shared block and task losses, per training step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     steps = step_log(metrics_csv)
     panels = (("weight/", "task weight"), ("grad_norm/", "gradient norm, last shared block"),
@@ -72,7 +66,4 @@ def write_task_weights_plot(metrics_csv: Path, png_path: Path) -> None:
         if ax.has_data():
             ax.legend(fontsize="small")
     fig.tight_layout()
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(png_path, mode="wb") as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, png_path, FIGURE_DPI)
