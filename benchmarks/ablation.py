@@ -60,6 +60,7 @@ from unigrec.train.datamodule import PromptCollator
 from unigrec.train.examples import PromptExample, query_table_texts
 from unigrec.train.fit import TrainingData, fit_generative_model, id_spaces, prepare_training_data
 from unigrec.train.quick_eval import target_ranks
+from unigrec.train.reference_systems import PLAIN, RANKING_ONLY, RETRIEVAL_ONLY, merged
 
 BLOCK_START, BLOCK_END = "<!-- ablation:start -->", "<!-- ablation:end -->"
 BASE_VARIANTS = ("full", "no_enhancer", "fixed_weights", "plain", "two_stage")
@@ -83,19 +84,10 @@ def variant_overrides(name: str, adaptive_mode: str) -> list[dict[str, Any]]:
     if name == "fixed_weights":
         return [{**on, **fixed}]
     if name == "plain":
-        return [{**off, **fixed}]
+        return [PLAIN]
     if name == "two_stage":
-        retrieval_only = {"retrieval_rec": 1.0, "retrieval_search": 1.0, "ranking": 0.0}
-        ranking_only = {"retrieval_rec": 0.0, "retrieval_search": 0.0, "ranking": 1.0}
-        return [{**off, **fixed, "loss_weights": retrieval_only}, {**off, **fixed, "loss_weights": ranking_only}]
+        return [RETRIEVAL_ONLY, RANKING_ONLY]
     raise ValueError(f"unknown variant {name!r}")
-
-
-def merged(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return out
 
 
 # ------------------------------------------------------------------------------------------ evaluation

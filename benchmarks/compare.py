@@ -1,17 +1,27 @@
-"""The baseline comparison table: the trained generative model against every baseline, both protocols,
-on the project's TEST split, written into BENCHMARKS.md between the ``compare`` markers.
+"""The baseline comparison table: the trained generative model against every baseline and reference
+system, both protocols, on the project's TEST split, written into BENCHMARKS.md between the ``compare``
+markers.
 
-Usage (after `dvc repro train`, so data/split and models/generative exist):
+Usage (after `dvc repro train`, so data/split, data/ids and models/generative exist):
 
-    python benchmarks/compare.py [--root .] [--baselines popularity sasrec bm25 dense]
+    python benchmarks/compare.py [--root .] [--baselines popularity sasrec bm25 dense] \
+        [--systems tiger two_stage] [--work-dir DIR]
 
 It runs the evaluate stage's own evaluation code (same cases, same rules) with the baseline list given
-here instead of params' default, and leaves the stage's outputs untouched.
+here instead of params' default, and leaves the stage's outputs untouched. The reference systems are
+trained here, by the project's own stages, into throw-away roots under ``--work-dir`` that link the
+project's data (``unigrec.train.reference_systems`` says what each changes):
+
+- ``tiger``: TIGER-style generative retrieval: identifiers from the text embedding alone
+  (``identifiers.mode: semantic_only``, the same sizes) and a retrieval-only model;
+- ``two_stage``: the separate systems UniGRF replaces: a retrieval-only model and a ranking-only model
+  on the project's dual IDs; the second re-ranks what the first retrieves.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -20,10 +30,12 @@ import os
 import platform
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from unigrec.config import PARAMS_FILE, load_section
 from unigrec.evaluate.baselines import BASELINE_NAMES
@@ -33,6 +45,7 @@ from unigrec.ids.embeddings import embed_texts
 from unigrec.logs import setup_logging
 from unigrec.paths import Layout
 from unigrec.train.examples import query_table_texts
+from unigrec.train.reference_systems import RANKING_ONLY, RETRIEVAL_ONLY, TIGER_IDENTIFIERS, merged
 
 START, END = "<!-- compare:start -->", "<!-- compare:end -->"
 log = logging.getLogger("benchmarks.compare")
@@ -55,10 +68,77 @@ def replace_block(text: str, block: str) -> str:
     return pattern.sub(lambda _: wrapped, text) if pattern.search(text) else text.rstrip() + "\n\n" + wrapped + "\n"
 
 
+SYSTEMS = ("tiger", "two_stage")
+
+
+def scratch_root(root: Path, dest: Path, linked: tuple[str, ...]) -> Layout:
+    """A project root whose inputs are links to ``root``'s (never written through) and whose outputs are
+    its own; the caches are shared so texts already embedded are not embedded again."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in (*linked, ".cache"):
+        target, link = (root / rel).resolve(), dest / rel
+        if target.exists() and not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target)
+    return Layout(dest)
+
+
+def train_reference(raw: dict, layout: Layout, override: dict) -> Path:
+    """The train stage with ``override`` applied to its params, into ``layout``; returns the model folder."""
+    from unigrec.config import TrainConfig, build_section
+    from unigrec.stages import train
+
+    train.run(build_section(TrainConfig, merged(raw["train"], override), "train"), layout)
+    return layout.model_dir
+
+
+def build_system(name: str, root: Path, raw: dict, work: Path) -> tuple[Path, Path | None, float]:
+    """Train reference system ``name``: (retriever model folder, ranker model folder or None, seconds)."""
+    from unigrec.config import IdentifiersConfig, build_section
+    from unigrec.stages import identifiers
+
+    started = time.perf_counter()
+    data = ("data/canonical", "data/split")
+    if name == "tiger":
+        layout = scratch_root(root, work / "tiger", data)
+        ids_cfg = build_section(IdentifiersConfig, merged(raw["identifiers"], TIGER_IDENTIFIERS), "identifiers")
+        identifiers.run(ids_cfg, layout)
+        retriever, ranker = train_reference(raw, layout, RETRIEVAL_ONLY), None
+    elif name == "two_stage":
+        retriever = train_reference(raw, scratch_root(root, work / "retrieval", (*data, "data/ids")), RETRIEVAL_ONLY)
+        ranker = train_reference(raw, scratch_root(root, work / "ranking", (*data, "data/ids")), RANKING_ONLY)
+    else:
+        raise ValueError(f"unknown reference system {name!r}; expected one of {SYSTEMS}")
+    return retriever, ranker, time.perf_counter() - started
+
+
+def pipeline_table(metrics: dict, k: int) -> str:
+    """Unified pipeline and ranking quality of the model and each reference system."""
+    lines = [
+        (f"| system | rec retrieval NDCG@{k} | rec retrieve + re-rank NDCG@{k} (w) | search retrieval NDCG@{k} "
+         f"| search retrieve + re-rank NDCG@{k} (w) | ranking AUC | GAUC |"),
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = {"unigrec (one model)": metrics["test"], **metrics.get("systems", {})}
+    for name, block in rows.items():
+        p, r = block["pipeline"], block["ranking"]
+        cells = []
+        for stream in ("rec", "search"):
+            cells += [f"{p[stream][f'retrieval_only_ndcg@{k}']:.4f}",
+                      f"{p[stream][f'ndcg@{k}']:.4f} ({p[stream]['fusion_weight']:g})"]
+        auc, gauc = (f"{v:.4f}" if v is not None else "–" for v in (r.get("auc"), r.get("gauc")))
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {auc} | {gauc} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=".", help="project root (params.yaml, data/, models/)")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINE_NAMES), choices=BASELINE_NAMES)
+    parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS,
+                        help="reference systems trained here (TIGER-style, two-stage)")
+    parser.add_argument("--work-dir", default=None,
+                        help="where reference systems are trained (default: a temporary folder, removed)")
     parser.add_argument("--benchmarks-file", default="BENCHMARKS.md", help="file holding the marked block")
     parser.add_argument("--results", default="benchmarks/results/compare.json", help="raw metrics (JSON)")
     args = parser.parse_args(argv)
@@ -74,15 +154,39 @@ def main(argv: list[str] | None = None) -> int:
     texts = query_table_texts(events)
     table = embed_texts(list(texts), batch_size=cfg.query_batch_size, cache_dir=root / cfg.query_cache_dir,
                         show_progress=False)
-    started = time.perf_counter()
+    started_all = started = time.perf_counter()
     result = evaluate_test_split(
         cfg, layout.model_dir, events, pd.read_parquet(layout.candidates), pd.read_parquet(layout.items),
         table, texts, baselines_cfg, root,
     )
-    wall = time.perf_counter() - started
     from unigrec.stages.evaluate import finite_or_none
 
-    metrics = finite_or_none(result.metrics)
+    metrics = result.metrics
+    seconds = dict(result.seconds)
+    if args.systems:
+        raw = yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
+        with contextlib.ExitStack() as stack:
+            work = Path(args.work_dir) if args.work_dir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            for name in args.systems:
+                # TIGER has no ranking head to re-rank with: its pipeline is its retrieval
+                weights = (0.0,) if name == "tiger" else cfg.fusion_weights
+                only_model = dataclasses.replace(cfg, baselines=(), fusion_weights=weights)
+                log.info("reference system %s: training", name)
+                retriever, ranker, train_s = build_system(name, root, raw, work)
+                started = time.perf_counter()
+                system = evaluate_test_split(
+                    only_model, retriever, events, pd.read_parquet(layout.candidates), pd.read_parquet(layout.items),
+                    table, texts, None, root, ranker_dir=ranker,
+                )
+                seconds[name] = train_s + time.perf_counter() - started
+                metrics.setdefault("baselines", {})[name] = {
+                    s: system.metrics["test"][s] for s in ("rec", "search", "slices")
+                }
+                metrics.setdefault("systems", {})[name] = {
+                    "pipeline": system.metrics["test"]["pipeline"],
+                    "ranking": {} if name == "tiger" else system.metrics["test"]["ranking"],
+                }
+    metrics = finite_or_none(metrics)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -104,10 +208,21 @@ def main(argv: list[str] | None = None) -> int:
             "every method; 1+N ties count against the target. BM25 and dense (MiniLM) search serve search "
             "requests only; popularity and SASRec answer both (SASRec ignores the query)."),
             "",
+            ("Rows: `tiger` = TIGER-style (semantic IDs only, retrieval-only model); `two_stage` = a "
+             "retrieval-only model whose list a separate ranking-only model re-ranks (retrieval rows: the "
+             "retrieval model). Both are trained here with the project's params otherwise "
+             "(`unigrec.train.reference_systems`)."),
+            "",
             comparison_markdown(metrics, result.n_negatives),
-            "Wall seconds (baselines include fitting): "
-            + ", ".join(f"{m} {s:.1f}" for m, s in result.seconds.items())
-            + f"; total {wall:.1f}. Raw numbers: `{args.results}`.",
+            (f"**Unified pipeline and ranking** (retrieve {cfg.pipeline_k}, re-rank by (1 − w)·log P(item) + "
+             "w·log P(<pos>), w chosen per stream on the validation split; the ranking AUC is P(<pos>) on "
+             "labelled test recommendations)"),
+            "",
+            pipeline_table(metrics, cfg.pipeline_ndcg_cutoff),
+            "",
+            "Wall seconds (baselines and reference systems include training): "
+            + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items())
+            + f"; total {time.perf_counter() - started_all:.1f}. Raw numbers: `{args.results}`.",
         ]
     )
     path = Path(args.benchmarks_file)

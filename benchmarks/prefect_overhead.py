@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,9 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.project_copy import copy_project
 from tests.prefect_local_server import prefect_server
 from tests.toy_dvc_project import TOY_STAGES, make_toy_project
-from unigrec.pipeline import pipeline_stages, stage_outputs
+from unigrec.pipeline import pipeline_stages
 
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "benchmarks" / "results" / "prefect_overhead.json"
@@ -101,34 +101,6 @@ def _measure(
         runs["flow_cached_server"].append(_timed(flow, project, server_env))
         print(f"  repeat {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in runs.items()))
     return {k: {"median_s": round(statistics.median(v), 2), "runs_s": [round(x, 2) for x in v]} for k, v in runs.items()}
-
-
-def _copy_project(dest: Path, stages: list[str]) -> Path:
-    """A git + DVC copy of this project without DVC cache or the stages' outputs: a cold start."""
-    dest.mkdir(parents=True)
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split("\n")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    for rel in stage_outputs(dest, stages):
-        target = dest / rel
-        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    # Downloaded source wheels are not outputs; share them so ingest reads instead of downloading.
-    if (ROOT / ".cache").exists():
-        (dest / ".cache").symlink_to(ROOT / ".cache")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"]):
-        subprocess.run(cmd, cwd=dest, check=True)
-    subprocess.run(
-        ["git", "-c", "user.name=bench", "-c", "user.email=bench@unigrec.invalid", "commit", "-qm", "copy"],
-        cwd=dest, check=True,
-    )
-    return dest
 
 
 def _machine() -> dict:
@@ -212,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             stages = [s for s in args.real_stages if s in pipeline_stages(ROOT)]
             print(f"real project copy ({', '.join(stages)})")
             real = _measure(
-                lambda dest: _copy_project(dest, stages),
+                lambda dest: copy_project(dest, stages),
                 stages,
                 ["-c", REAL_DIRECT, *stages],
                 args.repeats,

@@ -14,6 +14,8 @@ from unigrec.evaluate.protocols import (
     hit_rate_curve,
     list_ranks,
     ranking_metrics,
+    best_weight,
+    fused_scores,
     rerank,
     retrieval_metrics,
     sampled_ranks,
@@ -105,3 +107,34 @@ def test_comparison_table_rows_and_best_values():
     assert "| search | popularity | 2 | **0.3000** |" in table
     assert not any("| rec | bm25" in line for line in table)  # bm25 serves search only
     assert len(table) == 2 + 2 + 3
+
+
+def test_fused_scores_mix_log_probabilities_by_weight():
+    logp = np.array([[-1.0, -2.0, -np.inf]])
+    prob = np.array([[0.5, 0.25, 0.0]])
+    assert fused_scores(logp, prob, 0.0).tolist() == logp.tolist()  # retrieval order, padding stays -inf
+    assert fused_scores(logp, prob, 1.0)[0, :2] == pytest.approx(np.log([0.5, 0.25]))
+    assert fused_scores(logp, prob, 1.0)[0, 2] < -700  # P = 0 is clipped, not -inf * weight = nan
+    mixed = fused_scores(logp, prob, 0.25)
+    assert mixed[0, :2] == pytest.approx([0.75 * -1.0 + 0.25 * np.log(0.5), 0.75 * -2.0 + 0.25 * np.log(0.25)])
+    with pytest.raises(ValueError, match="fusion weight"):
+        fused_scores(logp, prob, 1.5)
+
+
+def test_fused_scores_can_reverse_the_retrieval_order_only_with_enough_weight():
+    logp = np.array([[-1.0, -1.2]])  # retrieval prefers a
+    prob = np.array([[0.2, 0.8]])  # the ranker prefers b
+    valid = np.ones((1, 2), dtype=bool)
+    order = lambda w: rerank(np.array([["a", "b"]]), fused_scores(logp, prob, w), valid)[0].tolist()  # noqa: E731
+    assert order(0.0) == [["a", "b"]]
+    assert order(0.1) == [["a", "b"]]  # -1.061 vs -1.102: the retrieval gap still wins
+    assert order(0.5) == [["b", "a"]]
+
+
+def test_best_weight_prefers_quality_then_the_smaller_weight_and_ignores_nan():
+    assert best_weight({0.0: 0.10, 0.5: 0.12, 1.0: 0.05}) == 0.5
+    assert best_weight({0.0: 0.10, 0.3: 0.10, 1.0: 0.02}) == 0.0
+    assert best_weight({0.0: float("nan"), 0.2: 0.01}) == 0.2
+    assert best_weight({0.4: float("nan"), 0.2: float("nan")}) == 0.2
+    with pytest.raises(ValueError):
+        best_weight({})

@@ -42,7 +42,20 @@ def test_stage_writes_every_output(evaluated):
         assert set(test[stream]["full"]) == {"hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr"}
         for value in [*test[stream]["sampled"].values(), *test[stream]["full"].values()]:
             assert 0.0 <= value <= 1.0
-        assert test["pipeline"][stream]["n"] == 24
+        pipeline = test["pipeline"][stream]
+        assert pipeline["n"] == 24
+        # the re-ranking weight is the validation grid's best (ties to the smaller weight), served as is
+        grid = pipeline["validation"]["ndcg@5_by_weight"]
+        assert [w for w, _ in grid] == list(evaluate_cfg().fusion_weights)
+        assert pipeline["validation"]["n"] > 0
+        best = max(q for _, q in grid)
+        assert pipeline["fusion_weight"] == min(w for w, q in grid if q == best)
+        served = json.loads((layout.serving_dir / "settings.json").read_text())["fusion_weights"]
+        assert served[stream] == pipeline["fusion_weight"]
+        if pipeline["fusion_weight"] == 0.0:
+            assert pipeline["ndcg@5"] == pipeline["retrieval_only_ndcg@5"]
+        if pipeline["fusion_weight"] == 1.0:
+            assert pipeline["ndcg@5"] == pipeline["ranking_only_ndcg@5"]
     assert 0.0 <= test["ranking"]["auc"] <= 1.0 and test["ranking"]["n"] == 24
     # slices partition the cases
     for stream in ("rec", "search"):
@@ -122,5 +135,7 @@ def test_missing_model_and_bad_settings_fail_clearly(tmp_path):
         run(evaluate_cfg(), Layout(tmp_path))
     with pytest.raises(ConfigError, match="beam_size"):
         run(dataclasses.replace(evaluate_cfg(), beam_size=5), Layout(tmp_path))
-    with pytest.raises(ConfigError, match="rerank_kinds"):
-        run(dataclasses.replace(evaluate_cfg(), rerank_kinds=("ads",)), Layout(tmp_path))
+    with pytest.raises(ConfigError, match="fusion_weights"):
+        run(dataclasses.replace(evaluate_cfg(), fusion_weights=(0.0, 1.5)), Layout(tmp_path))
+    with pytest.raises(ConfigError, match="fusion_weights"):
+        run(dataclasses.replace(evaluate_cfg(), fusion_weights=()), Layout(tmp_path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -43,10 +44,34 @@ def test_predict_honours_the_contract(project):
         got = out[out["request"] == request]
         assert got["rank"].tolist() == list(range(5))
         assert not set(got["item_id"]) & set(events.loc[events["user_id"] == user, "item_id"])  # seen dropped
-        assert got["score"].is_monotonic_decreasing  # re-ranked by P(<pos>), best first
-        assert got["score"].between(0, 1).all()
+        assert got["score"].is_monotonic_decreasing  # best first
+        assert (got["score"] <= 0).all()  # a mix of two log-probabilities
     assert not model.knows_user("stranger") and model.knows_user("u001")
     assert model.title("m003") == "m003"
+
+
+def test_serving_uses_the_bundles_re_ranking_weight(project, tmp_path):
+    import json
+    import shutil
+
+    from unigrec.model.serving import load_recommender
+
+    requests = pd.DataFrame({"user_id": ["u001", "u003"], "kind": ["rec", "rec"], "query": [None, None]})
+    served = {}
+    for weight in (0.0, 1.0):
+        folder = tmp_path / f"w{weight}"
+        shutil.copytree(project.model_dir, folder / "generative")
+        shutil.copytree(project.serving_dir, folder / "serving")
+        settings = json.loads((folder / "serving" / "settings.json").read_text())
+        settings["fusion_weights"] = {"rec": weight, "search": 0.0}
+        (folder / "serving" / "settings.json").write_text(json.dumps(settings))
+        served[weight] = load_recommender(folder / "generative").predict(requests, 8)
+    # w = 1: the score is log P(<pos>), a probability once exponentiated; w = 0: the retrieval log-prob
+    assert np.exp(served[1.0]["score"]).between(0, 1).all()
+    for weight, out in served.items():
+        for request in (0, 1):
+            assert out[out["request"] == request]["score"].is_monotonic_decreasing, weight
+    assert not served[0.0]["score"].equals(served[1.0]["score"])
 
 
 def test_bad_requests_fail_with_a_clear_error(project):

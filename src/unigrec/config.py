@@ -332,7 +332,9 @@ class EvaluateConfig:
     batch_size: int  # prompts decoded at once (beam_size x batch_size hypotheses in memory)
     pipeline_k: int  # unified pipeline: retrieve this many, re-rank them with the ranking head
     pipeline_ndcg_cutoff: int  # NDCG@k of the re-ranked list
-    rerank_kinds: tuple[str, ...]  # request kinds the ranking head re-ranks ("rec", "search")
+    # Re-ranking score (1 - w) * log P(item) + w * log P(<pos>): the w of this grid with the best
+    # validation NDCG@pipeline_ndcg_cutoff, per request kind, is used on test and served.
+    fusion_weights: tuple[float, ...]
     cold_user_max_events: int  # users with at most this many TRAIN events are the "cold" slice
     popular_item_quantile: float  # target items above this quantile of train counts are "popular"
     baselines: tuple[str, ...]  # popularity | sasrec | bm25 | dense, scored by the same code on the same cases

@@ -20,7 +20,9 @@ import pandas as pd
 from unigrec.config import BaselinesConfig, EvaluateConfig
 from unigrec.errors import ContractViolation
 from unigrec.evaluate.baselines.context import KINDS, HeldOutCase, held_out_cases
+from unigrec.evaluate.metrics import ndcg_at_k
 from unigrec.evaluate.protocols import (
+    best_weight,
     drop_seen,
     hit_rate_curve,
     list_ranks,
@@ -33,6 +35,7 @@ from unigrec.evaluate.slices import slice_masks
 log = logging.getLogger(__name__)
 
 SPLIT = "test"
+TUNING_SPLIT = "valid"  # the only data that chooses anything (the re-ranking weights)
 MODEL = "unigrec"  # the generative model's name in tables and plots
 
 
@@ -53,6 +56,7 @@ class Evaluation:
     seconds: dict[str, float]  # wall time per method
     n_cases: dict[str, int]
     n_negatives: int  # negatives per 1+N candidate list
+    settings: Any  # the DecodeSettings measured here (re-ranking weights tuned on validation): served as is
 
 
 def check_settings(cfg: EvaluateConfig) -> None:
@@ -63,9 +67,8 @@ def check_settings(cfg: EvaluateConfig) -> None:
         raise ConfigError(f"params.evaluate.beam_size: {cfg.beam_size} cannot fill a list of {top} items")
     if cfg.pipeline_k < cfg.pipeline_ndcg_cutoff or cfg.pipeline_k > cfg.beam_size:
         raise ConfigError("params.evaluate.pipeline_k: must lie between pipeline_ndcg_cutoff and beam_size")
-    wrong = sorted(set(cfg.rerank_kinds) - set(KINDS))
-    if wrong:
-        raise ConfigError(f"params.evaluate.rerank_kinds: {wrong} are not request kinds {KINDS}")
+    if not cfg.fusion_weights or any(not 0.0 <= w <= 1.0 for w in cfg.fusion_weights):
+        raise ConfigError("params.evaluate.fusion_weights: give at least one weight, each within [0, 1]")
 
 
 def candidate_lists(cases: Sequence[HeldOutCase], candidates: pd.DataFrame) -> list[list[str]]:
@@ -147,8 +150,13 @@ def evaluate_test_split(
     query_texts: Sequence[str],
     baselines_cfg: BaselinesConfig | None,
     root: Path,
+    ranker_dir: Path | None = None,
 ) -> Evaluation:
-    """Every protocol for the model, and the 1+99 and full-catalogue protocols for each baseline."""
+    """Every protocol for the model, and the 1+99 and full-catalogue protocols for each baseline.
+
+    ``ranker_dir``: a second trained model that ranks what the first retrieves (the two-stage system);
+    by default the one model does both.
+    """
     from unigrec.evaluate.generative import DecodeSettings, score_prompts
     from unigrec.model.card import load_model
     from unigrec.train.examples import group_user_events, prompt_examples
@@ -175,16 +183,22 @@ def evaluate_test_split(
     # ---------------------------------------------------------------- the generative model
     started = time.perf_counter()
     model = load_model(model_dir)
-    examples = prompt_examples(group_user_events(events, model.items, query_texts), model.serialiser, SPLIT)
-    _check_aligned(cases, examples, model.items.item_ids)
+    ranker = load_model(ranker_dir) if ranker_dir is not None else None
+    grouped = group_user_events(events, model.items, query_texts)
     index = model.items.index()
+    settings = DecodeSettings(cfg.beam_size, cfg.batch_size, cfg.pipeline_k)
+    fusion = tune_fusion_weights(cfg, model, grouped, events, query_table, settings, ranker)
+    settings = dataclasses.replace(settings, fusion_weights={kind: f["weight"] for kind, f in fusion.items()})
+    examples = prompt_examples(grouped, model.serialiser, SPLIT)
+    _check_aligned(cases, examples, model.items.item_ids)
     scores = score_prompts(
         model,
         examples,
         np.array([model.items.indices_of(c) for c in lists]),
         [[index[i] for i in s if i in index] for s in seen],
         query_table,
-        DecodeSettings(cfg.beam_size, cfg.batch_size, cfg.pipeline_k, cfg.rerank_kinds),
+        settings,
+        ranker,
     )
     full_lists = drop_seen(scores.retrieved, seen, list_length)
     model_ranks = MethodRanks(
@@ -200,13 +214,19 @@ def evaluate_test_split(
     labels = np.array([cases[i].label for i in rec], dtype=np.int64)
     test["ranking"] = ranking_metrics(labels, scores.sampled_ranking[rec, 0], scores.sampled_ranking[rec])
     k = cfg.pipeline_ndcg_cutoff
+
+    def pipeline_ndcg(stream_rows: np.ndarray, weight: float) -> float:
+        ranked = scores.reranked(stream_rows, weight)
+        return ndcg_at_k(list_ranks(ranked, [targets[i] for i in stream_rows]), k)
+
     test["pipeline"] = {
         s: {
             "n": int(r.size),
-            f"ndcg@{k}": retrieval_metrics(
-                list_ranks([scores.reranked[i] for i in r], [targets[i] for i in r]), (), (k,), False
-            )[f"ndcg@{k}"],
-            f"retrieval_only_ndcg@{k}": retrieval_metrics(model_ranks.full[s], (), (k,), False)[f"ndcg@{k}"],
+            "fusion_weight": settings.weight(s),
+            f"ndcg@{k}": pipeline_ndcg(r, settings.weight(s)),
+            f"retrieval_only_ndcg@{k}": pipeline_ndcg(r, 0.0),
+            f"ranking_only_ndcg@{k}": pipeline_ndcg(r, 1.0),
+            "validation": fusion[s],
         }
         for s, r in rows.items()
     }
@@ -235,8 +255,50 @@ def evaluate_test_split(
     if baseline_metrics:
         metrics["baselines"] = baseline_metrics
     return Evaluation(
-        metrics, curves, methods, seconds, {s: int(r.size) for s, r in rows.items()}, len(lists[0]) - 1
+        metrics, curves, methods, seconds, {s: int(r.size) for s, r in rows.items()}, len(lists[0]) - 1, settings
     )
+
+
+def tune_fusion_weights(
+    cfg: EvaluateConfig,
+    model: Any,
+    grouped: Any,
+    events: pd.DataFrame,
+    query_table: np.ndarray,
+    settings: Any,
+    ranker: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """Per request kind, the re-ranking weight of ``cfg.fusion_weights`` with the best NDCG@k of the
+    re-ranked pool on the VALIDATION split (test data never chooses anything).
+
+    Returns ``{kind: {"weight": w, "n": cases, "ndcg@k_by_weight": [[w, ndcg], ...]}}``; a kind without
+    validation cases keeps the retrieval order (w = 0).
+    """
+    from unigrec.evaluate.generative import score_prompts
+    from unigrec.train.examples import prompt_examples
+
+    k = cfg.pipeline_ndcg_cutoff
+    cases = held_out_cases(events, TUNING_SPLIT)
+    examples = prompt_examples(grouped, model.serialiser, TUNING_SPLIT)
+    _check_aligned(cases, examples, model.items.item_ids)
+    index = model.items.index()
+    histories = [[index[e.item_id] for e in c.context.history if e.item_id in index] for c in cases]
+    no_lists = np.zeros((len(cases), 0), dtype=np.int64)
+    scores = score_prompts(model, examples, no_lists, histories, query_table, settings, ranker)
+    targets = [c.target for c in cases]
+    out: dict[str, dict[str, Any]] = {}
+    for kind, rows in _stream_rows(cases).items():
+        quality = {
+            w: ndcg_at_k(list_ranks(scores.reranked(rows, w), [targets[i] for i in rows]), k) if rows.size else float("nan")
+            for w in cfg.fusion_weights
+        }
+        weight = best_weight(quality) if rows.size else 0.0
+        out[kind] = {"weight": weight, "n": int(rows.size), f"ndcg@{k}_by_weight": [[w, q] for w, q in quality.items()]}
+        log.info(
+            "evaluate: %s re-ranking weight %.2f on %d validation cases (NDCG@%d %s)", kind, weight, rows.size, k,
+            ", ".join(f"w={w:g}: {q:.4f}" for w, q in quality.items()),
+        )
+    return out
 
 
 def _check_aligned(cases: Sequence[HeldOutCase], examples: Sequence[Any], item_ids: Sequence[str]) -> None:

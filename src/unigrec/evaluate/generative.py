@@ -1,5 +1,5 @@
 """The generative model as an evaluated (and served) method: retrieve unseen items by constrained beam
-search, re-rank them with the model's own ranking head, and score fixed candidate lists.
+search, re-rank them by a mix of their retrieval and ranking-head scores, and score fixed candidate lists.
 
 Serving (``unigrec.model.serving``) calls the same :func:`retrieve_unseen` and :func:`ranking_probs`,
 so the pipeline that is measured is the pipeline that is served.
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from unigrec.evaluate.protocols import rerank
+from unigrec.evaluate.protocols import fused_scores, rerank
 from unigrec.model.batch import SequenceBatch, collate_sequences
 from unigrec.model.card import LoadedModel
 from unigrec.model.decoding import IdSpace, beam_search, build_id_space, score_candidates
@@ -30,8 +30,13 @@ log = logging.getLogger(__name__)
 class DecodeSettings:
     beam_size: int  # constrained beam width
     batch_size: int  # prompts decoded at once
-    pipeline_k: int  # items retrieved before the ranking head re-ranks them
-    rerank_kinds: tuple[str, ...]  # request kinds ("rec", "search") the ranking head re-ranks
+    pipeline_k: int  # items retrieved before they are re-ranked
+    # request kind ("rec", "search") -> w of the re-ranking score (1-w)*log P(item) + w*log P(<pos>),
+    # chosen on validation data by the evaluate stage; a kind not named keeps the retrieval order
+    fusion_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def weight(self, kind: str) -> float:
+        return float(self.fusion_weights.get(kind, 0.0))
 
 
 def id_space_of(model: LoadedModel, is_search: bool) -> IdSpace:
@@ -84,7 +89,16 @@ class GenerativeScores:
     sampled_retrieval: np.ndarray  # (n, C) summed code log-probs of each case's candidate list
     sampled_ranking: np.ndarray  # (n, C) P(<pos>) of the same candidates
     retrieved: list[list[str]]  # unseen items by beam score, best first (up to beam_size)
-    reranked: list[list[str]]  # the first pipeline_k retrieved, re-ordered by P(<pos>) where the kind says so
+    pool_items: np.ndarray  # (n, pipeline_k) item ids of the first retrieved unseen items ("" = none)
+    pool_retrieval: np.ndarray  # (n, pipeline_k) their summed code log-probs (beam order)
+    pool_ranking: np.ndarray  # (n, pipeline_k) their P(<pos>)
+    pool_valid: np.ndarray  # (n, pipeline_k) bool: a real, unseen item
+
+    def reranked(self, rows: np.ndarray, weight: float) -> list[list[str]]:
+        """The pool of ``rows`` re-ordered by the fused score with ``weight`` (0 = retrieval order)."""
+        fused = fused_scores(self.pool_retrieval[rows], self.pool_ranking[rows], weight)
+        items, valid = rerank(self.pool_items[rows], fused, self.pool_valid[rows])
+        return [row[keep].tolist() for row, keep in zip(items, valid)]
 
 
 def score_prompts(
@@ -94,18 +108,28 @@ def score_prompts(
     histories: Sequence[Sequence[int]],
     query_table: np.ndarray,
     settings: DecodeSettings,
+    ranker: LoadedModel | None = None,
 ) -> GenerativeScores:
     """Run every protocol's model side over ``examples`` (one prompt per case).
 
-    ``candidates`` is (n, C) dense item indices (the 1+99 lists, target first); ``histories`` the dense
-    indices each case's history holds (dropped from the retrieved lists). One encoding per batch serves
-    both the candidate list and the re-ranking of the retrieved items.
+    ``candidates`` is (n, C) dense item indices (the 1+99 lists, target first; C may be 0); ``histories``
+    the dense indices each case's history holds (dropped from the retrieved lists). One encoding per
+    batch serves both the candidate list and the scoring of the retrieved pool.
+
+    ``ranker``: a second model (same identifiers) whose P(<pos>) replaces the first one's, i.e. the
+    two-stage system the unified model is compared with; None = the one model does both jobs.
     """
+    if ranker is not None and ranker.items.item_ids != model.items.item_ids:
+        raise ValueError("the ranker was trained on different item identifiers than the retriever")
     n, c = candidates.shape
+    k = settings.pipeline_k
     sampled_retrieval = np.zeros((n, c), dtype=np.float64)
     sampled_ranking = np.zeros((n, c), dtype=np.float64)
     retrieved: list[list[str]] = [[] for _ in range(n)]
-    reranked: list[list[str]] = [[] for _ in range(n)]
+    pool_items = np.full((n, k), "", dtype=object)
+    pool_retrieval = np.full((n, k), -np.inf)
+    pool_ranking = np.zeros((n, k))
+    pool_valid = np.zeros((n, k), dtype=bool)
     item_ids = np.asarray(model.items.item_ids, dtype=object)
     pad = model.vocab.token(PAD)
     batches = []
@@ -119,19 +143,21 @@ def score_prompts(
             [examples[i].prompt for i in rows], query_table, model.serialiser.n_query_tokens, pad
         )
         seen = seen_mask([histories[i] for i in rows], model.items.n_items)
-        beam = max(settings.beam_size, settings.pipeline_k)
-        items, _, valid = retrieve_unseen(model.net, prompts, space, seen, beam, beam)
-        pool = items[:, : settings.pipeline_k]
+        beam = max(settings.beam_size, k)
+        items, beam_scores, valid = retrieve_unseen(model.net, prompts, space, seen, beam, beam)
+        pool = items[:, :k]
         both = torch.cat([torch.as_tensor(candidates[rows], dtype=torch.long), pool], dim=1)
         retrieval, probs = ranking_probs(model.net, prompts, space, both)
+        if ranker is not None:
+            _, probs = ranking_probs(ranker.net, prompts, space, both)
         sampled_retrieval[rows] = retrieval[:, :c].numpy()
         sampled_ranking[rows] = probs[:, :c].numpy()
-        kind = "search" if is_search else "rec"
-        pool_valid = valid[:, : settings.pipeline_k].numpy()
-        pool_items = pool.numpy()
-        if kind in settings.rerank_kinds:
-            pool_items, pool_valid = rerank(pool_items, probs[:, c:].numpy(), pool_valid)
+        pool_valid[rows] = valid[:, :k].numpy()
+        pool_items[rows] = item_ids[pool.clamp(min=0).numpy()]
+        pool_retrieval[rows] = beam_scores[:, :k].numpy()
+        pool_ranking[rows] = probs[:, c:].numpy()
         for j, row in enumerate(rows):
             retrieved[row] = item_ids[items[j][valid[j]].numpy()].tolist()
-            reranked[row] = item_ids[pool_items[j][pool_valid[j]]].tolist()
-    return GenerativeScores(sampled_retrieval, sampled_ranking, retrieved, reranked)
+    return GenerativeScores(
+        sampled_retrieval, sampled_ranking, retrieved, pool_items, pool_retrieval, pool_ranking, pool_valid
+    )

@@ -145,7 +145,9 @@ def report_markdown(
         "per user over the liked test item and its sampled unseen negatives (one labelled test event per user "
         "leaves no other group)."),
         (f"- **Unified pipeline**: retrieve {cfg.pipeline_k} unseen items by beam search, re-rank them by "
-        f"P(<pos>) ({', '.join(cfg.rerank_kinds) or 'no'} requests), NDCG@{k} of the final list."),
+        "(1 − w)·log P(item) + w·log P(<pos>), NDCG@{k} of the final list. w is chosen per request kind "
+        "from the grid " + ", ".join(f"{w:g}" for w in cfg.fusion_weights) + " on the VALIDATION split "
+        "and served as is; w = 0 keeps the retrieval order, w = 1 is the ranking head alone."),
         (f"- **Slices**: cold users have <= {cfg.cold_user_max_events} train events; popular targets are above "
         f"the {cfg.popular_item_quantile:.0%} quantile of the catalogue's train counts."),
         "",
@@ -161,13 +163,20 @@ def report_markdown(
         "",
         f"## Unified pipeline (retrieve {cfg.pipeline_k}, re-rank)",
         "",
-        f"| stream | n | retrieval only NDCG@{k} | retrieve + re-rank NDCG@{k} |",
-        "|---|---:|---:|---:|",
+        (f"| stream | n | w (validation) | retrieval only NDCG@{k} | ranking head only NDCG@{k} "
+         f"| retrieve + re-rank NDCG@{k} |"),
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for stream, values in test["pipeline"].items():
         lines.append(
-            f"| {stream} | {values['n']} | {_f(values[f'retrieval_only_ndcg@{k}'])} | {_f(values[f'ndcg@{k}'])} |"
+            f"| {stream} | {values['n']} | {values['fusion_weight']:g} | {_f(values[f'retrieval_only_ndcg@{k}'])} "
+            f"| {_f(values[f'ranking_only_ndcg@{k}'])} | {_f(values[f'ndcg@{k}'])} |"
         )
+    lines += ["", f"Validation NDCG@{k} of the re-ranked list per weight (what chose w):", ""]
+    for stream, values in test["pipeline"].items():
+        grid = values["validation"][f"ndcg@{k}_by_weight"]
+        lines.append(f"- {stream} ({values['validation']['n']} cases): "
+                     + ", ".join(f"w={w:g}: {_f(q)}" for w, q in grid))
     lines += [
         "",
         f"## Slices (full-catalogue NDCG@{slice_k})",

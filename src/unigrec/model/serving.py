@@ -94,7 +94,6 @@ class Recommender:
 
         self.model = model
         self.settings = DecodeSettings(**json.loads((bundle / SETTINGS_FILE).read_text(encoding="utf-8")))
-        self.settings = dataclasses.replace(self.settings, rerank_kinds=tuple(self.settings.rerank_kinds))
         catalogue = pd.read_parquet(bundle / CATALOGUE_FILE)
         self._titles = dict(zip(catalogue["item_id"].astype(str), catalogue["title"].fillna("").astype(str)))
         with np.load(bundle / QUERIES_FILE) as data:
@@ -131,8 +130,9 @@ class Recommender:
     def predict(self, requests: pd.DataFrame, k: int) -> pd.DataFrame:
         """Top ``k`` items per request row, best first.
 
-        ``score`` is P(<pos>) where the ranking head re-ranks that kind of request (settings), else the
-        retrieval log-probability of the item's ID. A user without history gets a cold-start prompt.
+        ``score`` is the re-ranking score (1 - w)·log P(item) + w·log P(<pos>) with the kind's weight w
+        from the bundle (tuned on validation by the evaluate stage; w = 0: the retrieval log-probability
+        of the item's ID). A user without history gets a cold-start prompt.
         """
         from unigrec.model.batch import collate_sequences
         from unigrec.model.tokenizer import EventSeq
@@ -183,7 +183,7 @@ class Recommender:
 
     def _rank(self, batch: Any, kind: str, requests: list[int], seen: list[list[int]], k: int) -> list[dict[str, Any]]:
         from unigrec.evaluate.generative import ranking_probs, retrieve_unseen, seen_mask
-        from unigrec.evaluate.protocols import rerank_order
+        from unigrec.evaluate.protocols import fused_scores, rerank_order
 
         space = self._spaces[kind == "search"]
         pool_k = max(k, self.settings.pipeline_k)
@@ -192,9 +192,10 @@ class Recommender:
             max(self.settings.beam_size, pool_k), pool_k,
         )
         items_np, scores, valid_np = items.numpy(), retrieval.numpy().astype(np.float64), valid.numpy()
-        if kind in self.settings.rerank_kinds:
+        weight = self.settings.weight(kind)
+        if weight > 0.0:
             _, probs = ranking_probs(self.model.net, batch, space, items)
-            scores = probs.numpy().astype(np.float64)
+            scores = fused_scores(scores, probs.numpy(), weight)
             order = rerank_order(scores, valid_np)
             items_np, scores, valid_np = (np.take_along_axis(a, order, axis=1) for a in (items_np, scores, valid_np))
         out = []

@@ -1,6 +1,6 @@
 """``evaluate`` stage: every protocol on the TEST split, for the model and the baselines named in params;
 writes the metrics file (DVC metrics), plot data and figures, the Markdown report, and the serving bundle
-(the decode settings measured here are the ones served)."""
+(the decode settings measured here, re-ranking weights tuned on validation, are the ones served)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ def run(cfg: EvaluateConfig, layout: Layout) -> dict[str, Any]:
 
     from unigrec.config import load_section
     from unigrec.evaluate.evaluation import check_settings, evaluate_test_split
-    from unigrec.evaluate.generative import DecodeSettings
     from unigrec.evaluate.report import report_markdown, write_plot_files
     from unigrec.ids.embeddings import embed_texts
     from unigrec.model.serving import write_serving_bundle
@@ -73,7 +72,7 @@ def run(cfg: EvaluateConfig, layout: Layout) -> dict[str, Any]:
     with atomic_dir(layout.serving_dir) as tmp:
         write_serving_bundle(
             tmp, events, items, query_texts, query_table,
-            DecodeSettings(cfg.beam_size, cfg.batch_size, cfg.pipeline_k, cfg.rerank_kinds),
+            result.settings,
         )
 
     test = metrics["test"]
