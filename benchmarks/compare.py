@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -47,7 +48,6 @@ from unigrec.paths import Layout
 from unigrec.train.examples import query_table_texts
 from unigrec.train.reference_systems import RANKING_ONLY, RETRIEVAL_ONLY, TIGER_IDENTIFIERS, merged
 
-START, END = "<!-- compare:start -->", "<!-- compare:end -->"
 log = logging.getLogger("benchmarks.compare")
 
 
@@ -61,10 +61,11 @@ def machine() -> str:
     )
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with the marked block replaced (or appended when the markers are absent)."""
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    wrapped = f"{START}\n{block.rstrip()}\n{END}"
+def replace_block(text: str, block: str, name: str = "compare") -> str:
+    """``text`` with the block marked ``name`` replaced (or appended when the markers are absent)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    wrapped = f"{start}\n{block.rstrip()}\n{end}"
     return pattern.sub(lambda _: wrapped, text) if pattern.search(text) else text.rstrip() + "\n\n" + wrapped + "\n"
 
 
@@ -131,17 +132,76 @@ def pipeline_table(metrics: dict, k: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+# Published full-catalogue leave-one-out figures on MovieLens-1M (SASRec and HSTU from the HSTU repository's
+# README, UniGRF from its paper, as summarised in ../shared/data/README.md). Reference data, not knobs.
+PUBLISHED = {
+    "ml-1m": {
+        "SASRec (HSTU repo)": {"hr@10": 0.2853, "ndcg@10": 0.1603},
+        "HSTU": {"hr@10": 0.3097, "ndcg@10": 0.1720},
+        "UniGRF": {"hr@10": 0.3219, "ndcg@10": 0.1765, "auc": 0.7932},
+    }
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=".", help="project root (params.yaml, data/, models/)")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINE_NAMES), choices=BASELINE_NAMES)
     parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS,
                         help="reference systems trained here (TIGER-style, two-stage)")
+    parser.add_argument("--extra-model", action="append", default=[], metavar="LABEL=MODEL_DIR",
+                        help="another trained model folder (same split) evaluated as a row, e.g. the atomic form")
     parser.add_argument("--work-dir", default=None,
                         help="where reference systems are trained (default: a temporary folder, removed)")
+    parser.add_argument("--published", choices=sorted(PUBLISHED), default=None,
+                        help="add the papers' figures on this dataset beside the rec results")
+    parser.add_argument("--block", default="compare", help="name of the BENCHMARKS.md block to (re)write")
+    parser.add_argument("--title", default="Model vs baselines on the test split", help="the block's heading")
     parser.add_argument("--benchmarks-file", default="BENCHMARKS.md", help="file holding the marked block")
     parser.add_argument("--results", default="benchmarks/results/compare.json", help="raw metrics (JSON)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def published_table(metrics: dict, dataset: str) -> str:
+    """Our rec full-catalogue rows and ranking AUC beside the papers' figures, with the gap to UniGRF."""
+    target = PUBLISHED[dataset]["UniGRF"]
+    lines = [
+        "| method | source | HR@10 | NDCG@10 | ranking AUC | HR@10 vs UniGRF | NDCG@10 vs UniGRF |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, figures in PUBLISHED[dataset].items():
+        auc = figures.get("auc")
+        lines.append(f"| {name} | published | {figures['hr@10']:.4f} | {figures['ndcg@10']:.4f} | "
+                     f"{'–' if auc is None else f'{auc:.4f}'} | | |")
+    ours = {MODEL_ROW: metrics["test"], **metrics.get("baselines", {})}
+    for name, block in ours.items():
+        full = block.get("rec", {}).get("full")
+        if not full:
+            continue
+        ranking = metrics["test"]["ranking"] if name == MODEL_ROW else metrics.get("systems", {}).get(name, {}).get("ranking", {})
+        auc = ranking.get("auc") if ranking else None
+        lines.append(
+            f"| {name} | this run | {full['hr@10']:.4f} | {full['ndcg@10']:.4f} | {'–' if auc is None else f'{auc:.4f}'} "
+            f"| {full['hr@10'] - target['hr@10']:+.4f} | {full['ndcg@10'] - target['ndcg@10']:+.4f} |"
+        )
+    return "\n".join(lines)
+
+
+MODEL_ROW = "unigrec (generative)"
+
+
+def evaluate_row(
+    cfg: Any, model_dir: Path, ranker_dir: Path | None, data: dict[str, Any], root: Path
+) -> dict[str, Any]:
+    """The model-side protocols of one more trained model (no baselines), on the same cases."""
+    return evaluate_test_split(
+        dataclasses.replace(cfg, baselines=()), model_dir, data["events"], data["candidates"], data["items"],
+        data["table"], data["texts"], None, root, ranker_dir=ranker_dir,
+    ).metrics["test"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     setup_logging(None)
 
     root = Path(args.root)
@@ -154,15 +214,30 @@ def main(argv: list[str] | None = None) -> int:
     texts = query_table_texts(events)
     table = embed_texts(list(texts), batch_size=cfg.query_batch_size, cache_dir=root / cfg.query_cache_dir,
                         show_progress=False)
-    started_all = started = time.perf_counter()
+    data = {"events": events, "candidates": pd.read_parquet(layout.candidates), "items": pd.read_parquet(layout.items),
+            "table": table, "texts": texts}
+    started_all = time.perf_counter()
     result = evaluate_test_split(
-        cfg, layout.model_dir, events, pd.read_parquet(layout.candidates), pd.read_parquet(layout.items),
-        table, texts, baselines_cfg, root,
+        cfg, layout.model_dir, events, data["candidates"], data["items"], table, texts, baselines_cfg, root,
     )
     from unigrec.stages.evaluate import finite_or_none
 
     metrics = result.metrics
     seconds = dict(result.seconds)
+
+    def add_row(label: str, test: dict[str, Any], with_ranking: bool) -> None:
+        metrics.setdefault("baselines", {})[label] = {s: test[s] for s in ("rec", "search", "slices")}
+        metrics.setdefault("systems", {})[label] = {
+            "pipeline": test["pipeline"], "ranking": test["ranking"] if with_ranking else {},
+        }
+
+    for spec in args.extra_model:
+        label, sep, folder = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--extra-model {spec!r}: expected LABEL=MODEL_DIR")
+        started = time.perf_counter()
+        add_row(label, evaluate_row(cfg, Path(folder), None, data, root), True)
+        seconds[label] = time.perf_counter() - started
     if args.systems:
         raw = yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
         with contextlib.ExitStack() as stack:
@@ -170,63 +245,64 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.systems:
                 # TIGER has no ranking head to re-rank with: its pipeline is its retrieval
                 weights = (0.0,) if name == "tiger" else cfg.fusion_weights
-                only_model = dataclasses.replace(cfg, baselines=(), fusion_weights=weights)
                 log.info("reference system %s: training", name)
                 retriever, ranker, train_s = build_system(name, root, raw, work)
                 started = time.perf_counter()
-                system = evaluate_test_split(
-                    only_model, retriever, events, pd.read_parquet(layout.candidates), pd.read_parquet(layout.items),
-                    table, texts, None, root, ranker_dir=ranker,
-                )
+                test = evaluate_row(dataclasses.replace(cfg, fusion_weights=weights), retriever, ranker, data, root)
+                add_row(name, test, name != "tiger")
                 seconds[name] = train_s + time.perf_counter() - started
-                metrics.setdefault("baselines", {})[name] = {
-                    s: system.metrics["test"][s] for s in ("rec", "search", "slices")
-                }
-                metrics.setdefault("systems", {})[name] = {
-                    "pipeline": system.metrics["test"]["pipeline"],
-                    "ranking": {} if name == "tiger" else system.metrics["test"]["ranking"],
-                }
     metrics = finite_or_none(metrics)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
     card = json.loads((layout.model_dir / "model.json").read_text(encoding="utf-8"))
     command = "python benchmarks/compare.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    block = "\n".join(
-        [
-            "## Model vs baselines on the test split (`benchmarks/compare.py`)",
-            "",
-            f"Command: `{command.strip()}`  ",
-            f"Machine: {host}  ",
-            f"Date: {started_at:%Y-%m-%d %H:%M} UTC  ",
-            (f"Model: `{layout.model_dir.relative_to(root)}` ({card['item_representation']}, d_model {card['dims']['d_model']}, "
-            f"{card['dims']['n_layers']} layers); test events: {result.n_cases['rec']} rec, "
-            f"{result.n_cases['search']} search; beam {cfg.beam_size}."),
-            "",
-            ("Same cases and the same code for every method (`unigrec.evaluate`): each test event's history holds "
-            "only earlier train/valid events; full-catalogue lists drop the items already in that history for "
-            "every method; 1+N ties count against the target. BM25 and dense (MiniLM) search serve search "
-            "requests only; popularity and SASRec answer both (SASRec ignores the query)."),
-            "",
+    lines = [
+        f"## {args.title} (`benchmarks/compare.py`)",
+        "",
+        f"Command: `{command.strip()}`  ",
+        f"Machine: {host}  ",
+        f"Date: {started_at:%Y-%m-%d %H:%M} UTC  ",
+        (f"Model: `{layout.model_dir.relative_to(root)}` ({card['item_representation']}, d_model {card['dims']['d_model']}, "
+         f"{card['dims']['n_layers']} layers); test events: {result.n_cases['rec']} rec, "
+         f"{result.n_cases['search']} search; beam {cfg.beam_size}."),
+        "",
+        ("Same cases and the same code for every method (`unigrec.evaluate`): each test event's history holds "
+         "only earlier train/valid events; full-catalogue lists drop the items already in that history for "
+         "every method; 1+N ties count against the target. BM25 and dense (MiniLM) search serve search "
+         "requests only; popularity and SASRec answer both (SASRec ignores the query)."),
+        "",
+    ]
+    if args.systems:
+        lines += [
             ("Rows: `tiger` = TIGER-style (semantic IDs only, retrieval-only model); `two_stage` = a "
              "retrieval-only model whose list a separate ranking-only model re-ranks (retrieval rows: the "
              "retrieval model). Both are trained here with the project's params otherwise "
              "(`unigrec.train.reference_systems`)."),
             "",
-            comparison_markdown(metrics, result.n_negatives),
-            (f"**Unified pipeline and ranking** (retrieve {cfg.pipeline_k}, re-rank by (1 − w)·log P(item) + "
-             "w·log P(<pos>), w chosen per stream on the validation split; the ranking AUC is P(<pos>) on "
-             "labelled test recommendations)"),
-            "",
-            pipeline_table(metrics, cfg.pipeline_ndcg_cutoff),
-            "",
-            "Wall seconds (baselines and reference systems include training): "
-            + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items())
-            + f"; total {time.perf_counter() - started_all:.1f}. Raw numbers: `{args.results}`.",
         ]
-    )
+    lines += [comparison_markdown(metrics, result.n_negatives)]
+    if args.published:
+        lines += [
+            f"**Published figures on {args.published}** (full-catalogue leave-one-out, rec) beside this run's rec rows",
+            "",
+            published_table(metrics, args.published),
+            "",
+        ]
+    lines += [
+        (f"**Unified pipeline and ranking** (retrieve {cfg.pipeline_k}, re-rank by (1 − w)·log P(item) + "
+         "w·log P(<pos>), w chosen per stream on the validation split; the ranking AUC is P(<pos>) on "
+         "labelled test recommendations)"),
+        "",
+        pipeline_table(metrics, cfg.pipeline_ndcg_cutoff),
+        "",
+        "Wall seconds (baselines and reference systems include training): "
+        + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items())
+        + f"; total {time.perf_counter() - started_all:.1f}. Raw numbers: `{args.results}`.",
+    ]
+    block = "\n".join(lines)
     path = Path(args.benchmarks_file)
-    path.write_text(replace_block(path.read_text(encoding="utf-8") if path.exists() else "", block), encoding="utf-8")
+    path.write_text(replace_block(path.read_text(encoding="utf-8") if path.exists() else "", block, args.block), encoding="utf-8")
     print(block)
     return 0
 
