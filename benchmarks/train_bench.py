@@ -14,12 +14,15 @@ Writes benchmarks/results/train_bench.json and the ``train`` block of BENCHMARKS
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,14 +34,15 @@ from unigrec.model.batch import SequenceBatch, collate_sequences
 from unigrec.model.card import load_model
 from unigrec.model.decoding import IdSpace, beam_search, level_log_probs
 from unigrec.model.item_codes import atomic_item_codes, load_item_codes
-from unigrec.model.transformer import GenerativeTransformer
+from unigrec.model.transformer import GenerativeTransformer, TransformerDims
 from unigrec.model.vocabulary import PAD
 from unigrec.paths import Layout
 from unigrec.train.examples import query_table_texts
-from unigrec.train.fit import id_spaces, loss_spec, prepare_training_data, transformer_dims
-from unigrec.train.losses import sequence_losses
+from unigrec.train.fit import TrainingData, id_spaces, loss_spec, prepare_training_data, transformer_dims
+from unigrec.train.losses import LossSpec, sequence_losses
 
 BLOCK_START, BLOCK_END = "<!-- train:start -->", "<!-- train:end -->"
+TRAIN_WARMUP_STEPS = 2  # untimed steps before the timed ones
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -46,16 +50,22 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(arr, 50)), 2), "p95_ms": round(float(np.percentile(arr, 95)), 2)}
 
 
+def sample_training_batches(sequences, collate, batch_size: int, steps: int) -> list[SequenceBatch]:
+    """The seeded random batches :func:`training_throughput` runs (warm-up first), so another benchmark
+    can count the FLOPs of exactly the batches that were timed."""
+    rng = np.random.default_rng(0)
+    return [collate([sequences[i] for i in rng.choice(len(sequences), batch_size, replace=len(sequences) < batch_size)])
+            for _ in range(steps + TRAIN_WARMUP_STEPS)]
+
+
 def training_throughput(net: GenerativeTransformer, sequences, collate, spec, batch_size: int, steps: int) -> float:
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    rng = np.random.default_rng(0)
-    batches = [collate([sequences[i] for i in rng.choice(len(sequences), batch_size, replace=len(sequences) < batch_size)])
-               for _ in range(steps + 2)]
-    for batch in batches[:2]:  # warm-up (allocator, first-call overheads)
+    batches = sample_training_batches(sequences, collate, batch_size, steps)
+    for batch in batches[:TRAIN_WARMUP_STEPS]:  # warm-up (allocator, first-call overheads)
         _train_step(net, batch, spec, opt)
     started = time.perf_counter()
-    for batch in batches[2:]:
+    for batch in batches[TRAIN_WARMUP_STEPS:]:
         _train_step(net, batch, spec, opt)
     return steps * batch_size / (time.perf_counter() - started)
 
@@ -120,6 +130,35 @@ def latency(fn, prompts: list, collate, batch_size: int, repeats: int) -> dict[s
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingSetup:
+    """What a training measurement needs from a project: its train config, data, network dims and loss."""
+
+    cfg: Any
+    data: TrainingData
+    dims: TransformerDims
+    spec: LossSpec
+    collate_train: Callable[[list], SequenceBatch]
+
+
+def load_training_setup(root: Path, params: str) -> TrainingSetup:
+    """Training data and dims exactly as the train stage builds them (query vectors from its cache)."""
+    layout = Layout(root)
+    cfg = load_section("train", root / params)
+    events = pd.read_parquet(layout.events)
+    if cfg.model.item_representation == "atomic":
+        items, codebooks = atomic_item_codes(pd.read_parquet(layout.items)["item_id"].astype(str).tolist())
+    else:
+        items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
+    texts = query_table_texts(events)
+    table = embed_texts(list(texts), cfg.query_batch_size, root / cfg.query_cache_dir, show_progress=False)
+    data = prepare_training_data(cfg, events, items, codebooks, texts, table)
+    pad = data.vocab.token(PAD)
+    collate_train = lambda rows: collate_sequences(rows, data.query_table, cfg.model.n_query_tokens, pad)
+    dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
+    return TrainingSetup(cfg, data, dims, loss_spec(cfg.model, data.vocab), collate_train)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=".")
@@ -133,23 +172,14 @@ def main() -> int:
 
     root = Path(args.root)
     layout = Layout(root)
-    cfg = load_section("train", root / args.params)
-    events = pd.read_parquet(layout.events)
-    if cfg.model.item_representation == "atomic":
-        items, codebooks = atomic_item_codes(pd.read_parquet(layout.items)["item_id"].astype(str).tolist())
-    else:
-        items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
-    texts = query_table_texts(events)
-    table = embed_texts(list(texts), cfg.query_batch_size, root / cfg.query_cache_dir, show_progress=False)
-    data = prepare_training_data(cfg, events, items, codebooks, texts, table)
+    setup = load_training_setup(root, args.params)
+    cfg, data, dims, collate_train = setup.cfg, setup.data, setup.dims, setup.collate_train
     pad = data.vocab.token(PAD)
-    collate_train = lambda rows: collate_sequences(rows, data.query_table, cfg.model.n_query_tokens, pad)
     collate_prompt = lambda rows: collate_sequences([r.prompt for r in rows], data.query_table,
                                                     cfg.model.n_query_tokens, pad)
-    dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
     trained = layout.model_dir.exists()
     net = load_model(layout.model_dir).net if trained else GenerativeTransformer(dims)
-    spec = loss_spec(cfg.model, data.vocab)
+    spec = setup.spec
 
     threads = torch.get_num_threads()
     throughput = training_throughput(GenerativeTransformer(dims), data.train_sequences, collate_train, spec,
@@ -265,10 +295,11 @@ def _variant_lines(v: dict) -> list[str]:
     return lines
 
 
-def write_block(path: Path, block: str) -> None:
-    """Replace this script's marked block in BENCHMARKS.md (or append it), leaving other blocks alone."""
+def write_block(path: Path, block: str, start: str = BLOCK_START, end: str = BLOCK_END) -> None:
+    """Replace the block between ``start`` and ``end`` in BENCHMARKS.md (or append it), leaving other
+    blocks alone (default: this script's ``train`` block)."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# unigrec benchmarks\n"
-    pattern = re.compile(re.escape(BLOCK_START) + ".*?" + re.escape(BLOCK_END), re.DOTALL)
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
 

@@ -10,12 +10,12 @@ import pytest
 
 from unigrec.evaluate.comparison import MODEL_LABEL, protocol_table
 from unigrec.evaluate.protocols import (
+    best_weight,
     drop_seen,
+    fused_scores,
     hit_rate_curve,
     list_ranks,
     ranking_metrics,
-    best_weight,
-    fused_scores,
     rerank,
     retrieval_metrics,
     sampled_ranks,
@@ -125,7 +125,7 @@ def test_fused_scores_can_reverse_the_retrieval_order_only_with_enough_weight():
     logp = np.array([[-1.0, -1.2]])  # retrieval prefers a
     prob = np.array([[0.2, 0.8]])  # the ranker prefers b
     valid = np.ones((1, 2), dtype=bool)
-    order = lambda w: rerank(np.array([["a", "b"]]), fused_scores(logp, prob, w), valid)[0].tolist()  # noqa: E731
+    order = lambda w: rerank(np.array([["a", "b"]]), fused_scores(logp, prob, w), valid)[0].tolist()
     assert order(0.0) == [["a", "b"]]
     assert order(0.1) == [["a", "b"]]  # -1.061 vs -1.102: the retrieval gap still wins
     assert order(0.5) == [["b", "a"]]
