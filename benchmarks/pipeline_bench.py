@@ -225,6 +225,16 @@ def write_block(block: str) -> None:
     BENCHMARKS_MD.write_text(text, encoding="utf-8")
 
 
+def save(label: str, run: dict[str, Any]) -> dict[str, Any]:
+    """Store ``run`` under ``label`` in the results file (re-read first: another label's run may have
+    written meanwhile); return every label's results."""
+    results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    results[label] = run
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = Path(args.work or f"/tmp/unigrec-pipeline-bench/{args.label}").resolve()
@@ -261,17 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         elif stage not in run["stages"]:  # up to date in a copy this label did not build: not measured here
             run["stages"][stage] = {"reused": True}
         print(f"{stage}: {run['stages'][stage]}", flush=True)
+        save(args.label, run)  # a long run that is stopped later keeps what it measured
     if args.until is None:
         run["noop"] = measured([str(BIN / "dvc"), "repro"], work, log_file)
         print(f"no-op dvc repro: {run['noop']}", flush=True)
     run["load_end"] = round(os.getloadavg()[0], 1)
     run["quality"] = quality(work)
-    # re-read: another label's run may have finished meanwhile
-    results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
-    results[args.label] = run
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    write_block(render(results))
+    write_block(render(save(args.label, run)))
     print(f"wrote {RESULTS.relative_to(ROOT)} and the pipeline-bench block of {BENCHMARKS_MD.name}")
     return 0
 

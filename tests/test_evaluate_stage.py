@@ -139,3 +139,21 @@ def test_missing_model_and_bad_settings_fail_clearly(tmp_path):
         run(dataclasses.replace(evaluate_cfg(), fusion_weights=(0.0, 1.5)), Layout(tmp_path))
     with pytest.raises(ConfigError, match="fusion_weights"):
         run(dataclasses.replace(evaluate_cfg(), fusion_weights=()), Layout(tmp_path))
+
+
+def test_a_single_fusion_weight_is_used_as_given_without_a_validation_pass(tmp_path):
+    from unigrec.evaluate.evaluation import evaluate_test_split
+    from unigrec.ids.embeddings import embedding_cache_file
+    from unigrec.train.examples import query_table_texts
+
+    layout = tiny_project(tmp_path)
+    events = pd.read_parquet(layout.events)
+    texts = query_table_texts(events)
+    table = np.load(embedding_cache_file(list(texts), layout.root / evaluate_cfg().query_cache_dir))
+    cfg = evaluate_cfg(fusion_weights=(0.3,), baselines=())
+    result = evaluate_test_split(cfg, layout.model_dir, events, pd.read_parquet(layout.candidates),
+                                 pd.read_parquet(layout.items), table, texts, None, layout.root)
+    for stream in ("rec", "search"):
+        pipeline = result.metrics["test"]["pipeline"][stream]
+        assert pipeline["fusion_weight"] == 0.3 and result.settings.weight(stream) == 0.3
+        assert pipeline["validation"] == {"weight": 0.3, "n": 0, "ndcg@5_by_weight": []}

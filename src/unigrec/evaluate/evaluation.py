@@ -278,6 +278,9 @@ def tune_fusion_weights(
     from unigrec.train.examples import prompt_examples
 
     k = cfg.pipeline_ndcg_cutoff
+    if len(cfg.fusion_weights) == 1:  # nothing to choose: skip the validation pass (half the stage's cost)
+        only = float(cfg.fusion_weights[0])
+        return {kind: {"weight": only, "n": 0, f"ndcg@{k}_by_weight": []} for kind in KINDS}
     cases = held_out_cases(events, TUNING_SPLIT)
     examples = prompt_examples(grouped, model.serialiser, TUNING_SPLIT)
     _check_aligned(cases, examples, model.items.item_ids)

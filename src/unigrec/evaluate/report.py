@@ -175,6 +175,9 @@ def report_markdown(
     lines += ["", f"Validation NDCG@{k} of the re-ranked list per weight (what chose w):", ""]
     for stream, values in test["pipeline"].items():
         grid = values["validation"][f"ndcg@{k}_by_weight"]
+        if not grid:
+            lines.append(f"- {stream}: w = {values['fusion_weight']:g} fixed by params (one weight: no validation pass)")
+            continue
         lines.append(f"- {stream} ({values['validation']['n']} cases): "
                      + ", ".join(f"w={w:g}: {_f(q)}" for w, q in grid))
     lines += [
