@@ -155,6 +155,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where reference systems are trained (default: a temporary folder, removed)")
     parser.add_argument("--published", choices=sorted(PUBLISHED), default=None,
                         help="add the papers' figures on this dataset beside the rec results")
+    parser.add_argument("--from-metrics", default=None, metavar="EVALUATE_JSON",
+                        help="render the block from an evaluate stage's metrics file (its params named the "
+                             "baselines) instead of scoring anything; --baselines/--systems are then ignored")
     parser.add_argument("--block", default="compare", help="name of the BENCHMARKS.md block to (re)write")
     parser.add_argument("--title", default="Model vs baselines on the test split", help="the block's heading")
     parser.add_argument("--benchmarks-file", default="BENCHMARKS.md", help="file holding the marked block")
@@ -202,6 +205,7 @@ def evaluate_row(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
     setup_logging(None)
 
     root = Path(args.root)
@@ -210,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     baselines_cfg = load_section("baselines", root / PARAMS_FILE)
     started_at = dt.datetime.now(dt.UTC)
     host = machine()
+    if args.from_metrics:
+        return render_block(args, root, json.loads(Path(args.from_metrics).read_text(encoding="utf-8")), {}, host,
+                            started_at, cfg, 0.0)
     events = pd.read_parquet(layout.events)
     texts = query_table_texts(events)
     table = embed_texts(list(texts), batch_size=cfg.query_batch_size, cache_dir=root / cfg.query_cache_dir,
@@ -255,8 +262,19 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
+    return render_block(args, root, metrics, seconds, host, started_at, cfg, time.perf_counter() - started_all)
+
+
+def render_block(
+    args: argparse.Namespace, root: Path, metrics: dict, seconds: dict[str, float], host: str,
+    started_at: dt.datetime, cfg: Any, wall: float,
+) -> int:
+    """Write the marked block of BENCHMARKS.md from ``metrics`` (and print it)."""
+    layout = Layout(root)
+    n_cases = {s: metrics["test"][s]["n"] for s in ("rec", "search")}
+    n_negatives = load_section("split", root / PARAMS_FILE).n_negatives
     card = json.loads((layout.model_dir / "model.json").read_text(encoding="utf-8"))
-    command = "python benchmarks/compare.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/compare.py " + " ".join(args.argv)
     lines = [
         f"## {args.title} (`benchmarks/compare.py`)",
         "",
@@ -264,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {host}  ",
         f"Date: {started_at:%Y-%m-%d %H:%M} UTC  ",
         (f"Model: `{layout.model_dir.relative_to(root)}` ({card['item_representation']}, d_model {card['dims']['d_model']}, "
-         f"{card['dims']['n_layers']} layers); test events: {result.n_cases['rec']} rec, "
-         f"{result.n_cases['search']} search; beam {cfg.beam_size}."),
+         f"{card['dims']['n_layers']} layers); test events: {n_cases['rec']} rec, "
+         f"{n_cases['search']} search; beam {cfg.beam_size}."),
         "",
         ("Same cases and the same code for every method (`unigrec.evaluate`): each test event's history holds "
          "only earlier train/valid events; full-catalogue lists drop the items already in that history for "
@@ -281,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
              "(`unigrec.train.reference_systems`)."),
             "",
         ]
-    lines += [comparison_markdown(metrics, result.n_negatives)]
+    if args.from_metrics:
+        lines += [f"Figures read from `{args.from_metrics}` (the evaluate stage's own run; baselines from its params).", ""]
+    lines += [comparison_markdown(metrics, n_negatives)]
     if args.published:
         lines += [
             f"**Published figures on {args.published}** (full-catalogue leave-one-out, rec) beside this run's rec rows",
@@ -296,10 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         pipeline_table(metrics, cfg.pipeline_ndcg_cutoff),
         "",
-        "Wall seconds (baselines and reference systems include training): "
-        + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items())
-        + f"; total {time.perf_counter() - started_all:.1f}. Raw numbers: `{args.results}`.",
     ]
+    if seconds:
+        lines.append("Wall seconds (baselines and reference systems include training): "
+                     + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items())
+                     + f"; total {wall:.1f}. Raw numbers: `{args.results}`.")
     block = "\n".join(lines)
     path = Path(args.benchmarks_file)
     path.write_text(replace_block(path.read_text(encoding="utf-8") if path.exists() else "", block, args.block), encoding="utf-8")
