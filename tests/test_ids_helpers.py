@@ -8,7 +8,13 @@ import pytest
 from unigrec.ids.artefacts import CodeLayout, build_code_layout, quantised_level_names
 from unigrec.ids.quality import squared_error_sum, total_variance, usage_stats
 from unigrec.ids.ridge import fit_ridge
-from unigrec.ids.synthetic import SyntheticSpec, synthetic_events, synthetic_items
+from unigrec.ids.synthetic import (
+    SyntheticSpec,
+    synthetic_events,
+    synthetic_items,
+    synthetic_query_vectors,
+    synthetic_semantic_vectors,
+)
 
 
 def test_usage_stats_by_hand():
@@ -64,6 +70,36 @@ def test_synthetic_events_follow_the_split_contract():
     assert (last["split"] == "test").all()  # the last event of every stream is the test event
     assert events.loc[events["kind"] == "search", "query"].notna().all()
     assert events.loc[events["kind"] == "rec", "query"].isna().all()
+
+
+def test_synthetic_zipf_popularity_follows_the_rank_law():
+    # One topic, so an item's rank in its topic is its catalogue index; s = 1: P(rank r) ~ 1/(r+1).
+    spec = SyntheticSpec(n_items=40, n_users=2000, events_per_user=50, n_topics=1, topics_per_user=1,
+                         words_per_topic=4, search_share=0.0, positive_share=0.5, popularity_skew=2.0,
+                         noise=0.5, seed=1, zipf_exponent=1.0)
+    items = synthetic_items(spec)
+    counts = synthetic_events(spec, items)["item_id"].str.removeprefix("s").astype(int).value_counts()
+    counts = counts.reindex(range(40), fill_value=0).to_numpy()
+    expected = 1.0 / np.arange(1, 41)
+    expected = expected / expected.sum() * counts.sum()
+    assert np.all(np.diff(counts[:5]) < 0)  # the head decreases strictly
+    np.testing.assert_allclose(counts[[0, 1, 3, 9]], expected[[0, 1, 3, 9]], rtol=0.05)
+
+
+def test_synthetic_query_vectors_are_the_topic_centres_of_the_item_vectors():
+    spec = SyntheticSpec(n_items=600, n_users=5, events_per_user=4, n_topics=3, topics_per_user=1,
+                         words_per_topic=4, search_share=0.5, positive_share=0.5, popularity_skew=2.0,
+                         noise=0.3, seed=2)
+    items = synthetic_items(spec)
+    vectors = synthetic_semantic_vectors(spec, items)
+    queries = synthetic_query_vectors(spec, ["topic2", "topic0"])
+    assert queries.shape == (2, vectors.shape[1]) and queries.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(queries, axis=1), 1.0, rtol=1e-5)
+    for query, topic in zip(queries, ("topic2", "topic0")):
+        mean = vectors[(items["category"] == topic).to_numpy()].mean(axis=0)
+        assert query @ mean / np.linalg.norm(mean) > 0.99  # the centre of its topic's items ...
+        other = vectors[(items["category"] == "topic1").to_numpy()].mean(axis=0)
+        assert query @ other / np.linalg.norm(other) < 0.5  # ... not of another topic's
 
 
 def test_torch_threads_is_scoped_and_restored_on_error():

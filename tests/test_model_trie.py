@@ -49,3 +49,35 @@ def test_duplicate_ids_and_bad_codes_are_refused():
         build_prefix_trie(np.array([[0, 5]]), width=4)
     with pytest.raises(ValueError):
         build_prefix_trie(np.array([[0, -1]]))
+
+
+def test_allowed_and_step_match_a_brute_force_trie_on_random_ids():
+    rng = np.random.default_rng(0)
+    codes = np.unique(rng.integers(0, 5, size=(300, 3)), axis=0)
+    codes = codes[rng.permutation(len(codes))]
+    trie = build_prefix_trie(codes, width=6)
+    children: dict[tuple[int, ...], set[int]] = {}
+    for row in codes.tolist():
+        for level in range(3):
+            children.setdefault(tuple(row[:level]), set()).add(row[level])
+    assert trie.lookup(torch.as_tensor(codes)).tolist() == list(range(len(codes)))
+    for prefix, kids in children.items():
+        node = torch.tensor([0])
+        for code in prefix:
+            node = trie.step(node, torch.tensor([code]))
+        mask = trie.allowed(node.expand(2))  # repeated nodes share one mask row internally
+        assert mask.shape == (2, 6)
+        assert set(torch.nonzero(mask[0]).flatten().tolist()) == kids and mask[1].equal(mask[0])
+
+
+def test_wide_atomic_level_is_stored_sparsely():
+    # 200k one-token IDs: a dense (n_nodes, width) table would be 200_001 x 200_000 int64 (~298 GiB).
+    n = 200_000
+    trie = build_prefix_trie(np.arange(n)[::-1, None].copy(), width=n)
+    stored = sum(t.numel() * t.element_size() for t in (trie.edge_keys, trie.edge_child, trie.child_start,
+                                                         trie.leaf_item))
+    assert stored < 64 * (n + 2)  # O(items), not O(items * width)
+    assert trie.allowed(torch.zeros(4, dtype=torch.long)).all()
+    leaves = trie.step(torch.zeros(3, dtype=torch.long), torch.tensor([0, 7, n - 1]))
+    assert trie.leaf_item[leaves].tolist() == [n - 1, n - 8, 0]
+    assert not trie.allowed(leaves).any()

@@ -1,7 +1,8 @@
 """Synthetic catalogues with topic structure, in the exact shape of items.parquet and events.parquet.
 
-For scale benchmarks of the identifiers stage (100k items) and for tests that need a catalogue
-without the real data. Items belong to topics; users favour a few topics; text shares topic words;
+For scale benchmarks (identifiers stage and training, 100k-1M items) and for tests that need a
+catalogue without the real data. Items belong to topics and have text that shares topic words; each
+user's latent taste is a few favoured topics; item popularity inside a topic is a power law (Zipf);
 so both the semantic and the collaborative signal have structure for the quantiser to find.
 """
 
@@ -26,9 +27,12 @@ class SyntheticSpec:
     words_per_topic: int
     search_share: float  # share of events that are search events
     positive_share: float  # share of events labelled 1
-    popularity_skew: float  # rank in topic = size * U**skew: >1 concentrates events on a topic's head items
+    popularity_skew: float  # rank in topic = size * U**skew: a power law P(rank r) ~ r**-(1 - 1/skew)
     noise: float  # spread of an item's random semantic vector around its topic centre
     seed: int
+    # When set, the rank in a topic follows a truncated Zipf law P(rank r) ~ (r+1)**-s instead (s >= 1 is
+    # out of reach of the U**skew rule); popularity_skew is then unused.
+    zipf_exponent: float | None = None
 
 
 def synthetic_items(spec: SyntheticSpec) -> pd.DataFrame:
@@ -62,12 +66,12 @@ def synthetic_events(spec: SyntheticSpec, items: pd.DataFrame) -> pd.DataFrame:
     n, per = spec.n_users, spec.events_per_user
     fav = rng.integers(spec.n_topics, size=(n, spec.topics_per_user))
     chosen_topic = fav[np.arange(n)[:, None], rng.integers(spec.topics_per_user, size=(n, per))]
-    u = rng.random((n, per)) ** spec.popularity_skew
+    u = rng.random((n, per))
     item_idx = np.empty((n, per), dtype=np.int64)
     for t in range(spec.n_topics):
         mask = chosen_topic == t
         pool = by_topic[t] if len(by_topic[t]) else np.arange(len(items))
-        item_idx[mask] = pool[(u[mask] * len(pool)).astype(np.int64)]
+        item_idx[mask] = pool[popularity_ranks(u[mask], len(pool), spec)]
     kind = np.where(rng.random((n, per)) < spec.search_share, "search", "rec")
     label = (rng.random((n, per)) < spec.positive_share).astype(np.int8)
     label[kind == "search"] = 1
@@ -89,6 +93,16 @@ def synthetic_events(spec: SyntheticSpec, items: pd.DataFrame) -> pd.DataFrame:
                                   "query": "string", "split": "string"})
 
 
+def popularity_ranks(uniform: np.ndarray, pool_size: int, spec: SyntheticSpec) -> np.ndarray:
+    """Rank (0 = most popular) inside a topic of ``pool_size`` items for each uniform draw in [0, 1)."""
+    if spec.zipf_exponent is None:
+        return (uniform**spec.popularity_skew * pool_size).astype(np.int64)
+    weights = np.arange(1, pool_size + 1, dtype=np.float64) ** -spec.zipf_exponent
+    cdf = np.cumsum(weights)
+    ranks = np.searchsorted(cdf, uniform * cdf[-1], side="right")
+    return np.minimum(ranks, pool_size - 1).astype(np.int64)  # guards float round-off at the top
+
+
 def write_synthetic_project(layout: Layout, spec: SyntheticSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write a synthetic catalogue and its events where the identifiers stage reads them; return both."""
     items = synthetic_items(spec)
@@ -104,6 +118,24 @@ def synthetic_semantic_vectors(spec: SyntheticSpec, items: pd.DataFrame) -> np.n
     """Unit vectors clustered by topic: a stand-in for text embeddings when encoding would take minutes."""
     rng = np.random.default_rng(spec.seed + 2)
     topic = items["category"].str.removeprefix("topic").astype(int).to_numpy()
-    centres = rng.standard_normal((spec.n_topics, EMBEDDING_DIM))
+    centres = _topic_centres(rng, spec)
     x = centres[topic] + spec.noise * rng.standard_normal((len(items), EMBEDDING_DIM))
+    return _unit_rows(x)
+
+
+def synthetic_query_vectors(spec: SyntheticSpec, queries: list[str]) -> np.ndarray:
+    """Unit topic centres for the synthetic search queries (``topicN``): a stand-in for their MiniLM
+    embeddings, in the same space as :func:`synthetic_semantic_vectors`, so the train stage can run
+    with its query cache pre-filled instead of loading the encoder."""
+    centres = _topic_centres(np.random.default_rng(spec.seed + 2), spec)
+    topic = np.array([int(q.removeprefix("topic")) for q in queries], dtype=np.int64)
+    return _unit_rows(centres[topic].reshape(len(queries), EMBEDDING_DIM))
+
+
+def _topic_centres(rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
+    # The first draw of the seed+2 stream: item vectors and query vectors share these centres.
+    return rng.standard_normal((spec.n_topics, EMBEDDING_DIM))
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
