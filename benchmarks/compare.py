@@ -29,6 +29,7 @@ import logging
 import os
 import platform
 import re
+import shlex
 import sys
 import tempfile
 import time
@@ -158,6 +159,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--from-metrics", default=None, metavar="EVALUATE_JSON",
                         help="render the block from an evaluate stage's metrics file (its params named the "
                              "baselines) instead of scoring anything; --baselines/--systems are then ignored")
+    parser.add_argument("--extra-metrics", action="append", default=[], metavar="LABEL=EVALUATE_JSON",
+                        help="with --from-metrics: another model's evaluate metrics (same split) as a row")
     parser.add_argument("--block", default="compare", help="name of the BENCHMARKS.md block to (re)write")
     parser.add_argument("--title", default="Model vs baselines on the test split", help="the block's heading")
     parser.add_argument("--benchmarks-file", default="BENCHMARKS.md", help="file holding the marked block")
@@ -193,6 +196,14 @@ def published_table(metrics: dict, dataset: str) -> str:
 MODEL_ROW = "unigrec (generative)"
 
 
+def add_model_row(metrics: dict[str, Any], label: str, test: dict[str, Any], with_ranking: bool) -> None:
+    """Another generative model's test metrics as a row of the tables (retrieval, pipeline, ranking)."""
+    metrics.setdefault("baselines", {})[label] = {s: test[s] for s in ("rec", "search", "slices")}
+    metrics.setdefault("systems", {})[label] = {
+        "pipeline": test["pipeline"], "ranking": test["ranking"] if with_ranking else {},
+    }
+
+
 def evaluate_row(
     cfg: Any, model_dir: Path, ranker_dir: Path | None, data: dict[str, Any], root: Path
 ) -> dict[str, Any]:
@@ -215,8 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     started_at = dt.datetime.now(dt.UTC)
     host = machine()
     if args.from_metrics:
-        return render_block(args, root, json.loads(Path(args.from_metrics).read_text(encoding="utf-8")), {}, host,
-                            started_at, cfg, 0.0)
+        metrics = json.loads(Path(args.from_metrics).read_text(encoding="utf-8"))
+        for spec in args.extra_metrics:
+            label, sep, path = spec.partition("=")
+            if not sep:
+                raise SystemExit(f"--extra-metrics {spec!r}: expected LABEL=EVALUATE_JSON")
+            test = json.loads(Path(path).read_text(encoding="utf-8"))["test"]
+            add_model_row(metrics, label, test, with_ranking=True)
+        return render_block(args, root, metrics, {}, host, started_at, cfg, 0.0)
     events = pd.read_parquet(layout.events)
     texts = query_table_texts(events)
     table = embed_texts(list(texts), batch_size=cfg.query_batch_size, cache_dir=root / cfg.query_cache_dir,
@@ -232,18 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     metrics = result.metrics
     seconds = dict(result.seconds)
 
-    def add_row(label: str, test: dict[str, Any], with_ranking: bool) -> None:
-        metrics.setdefault("baselines", {})[label] = {s: test[s] for s in ("rec", "search", "slices")}
-        metrics.setdefault("systems", {})[label] = {
-            "pipeline": test["pipeline"], "ranking": test["ranking"] if with_ranking else {},
-        }
-
     for spec in args.extra_model:
         label, sep, folder = spec.partition("=")
         if not sep:
             raise SystemExit(f"--extra-model {spec!r}: expected LABEL=MODEL_DIR")
         started = time.perf_counter()
-        add_row(label, evaluate_row(cfg, Path(folder), None, data, root), True)
+        add_model_row(metrics, label, evaluate_row(cfg, Path(folder), None, data, root), True)
         seconds[label] = time.perf_counter() - started
     if args.systems:
         raw = yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
@@ -256,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 retriever, ranker, train_s = build_system(name, root, raw, work)
                 started = time.perf_counter()
                 test = evaluate_row(dataclasses.replace(cfg, fusion_weights=weights), retriever, ranker, data, root)
-                add_row(name, test, name != "tiger")
+                add_model_row(metrics, name, test, name != "tiger")
                 seconds[name] = train_s + time.perf_counter() - started
     metrics = finite_or_none(metrics)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +285,7 @@ def render_block(
     n_cases = {s: metrics["test"][s]["n"] for s in ("rec", "search")}
     n_negatives = load_section("split", root / PARAMS_FILE).n_negatives
     card = json.loads((layout.model_dir / "model.json").read_text(encoding="utf-8"))
-    command = "python benchmarks/compare.py " + " ".join(args.argv)
+    command = "python benchmarks/compare.py " + shlex.join(args.argv)
     lines = [
         f"## {args.title} (`benchmarks/compare.py`)",
         "",
@@ -291,7 +302,7 @@ def render_block(
          "requests only; popularity and SASRec answer both (SASRec ignores the query)."),
         "",
     ]
-    if args.systems:
+    if args.systems and not args.from_metrics:
         lines += [
             ("Rows: `tiger` = TIGER-style (semantic IDs only, retrieval-only model); `two_stage` = a "
              "retrieval-only model whose list a separate ranking-only model re-ranks (retrieval rows: the "
@@ -311,7 +322,8 @@ def render_block(
         ]
     lines += [
         (f"**Unified pipeline and ranking** (retrieve {cfg.pipeline_k}, re-rank by (1 − w)·log P(item) + "
-         "w·log P(<pos>), w chosen per stream on the validation split; the ranking AUC is P(<pos>) on "
+         "w·log P(<pos>), w chosen per stream on the validation split, or fixed by params where the grid holds "
+         "one weight; the ranking AUC is P(<pos>) on "
          "labelled test recommendations)"),
         "",
         pipeline_table(metrics, cfg.pipeline_ndcg_cutoff),

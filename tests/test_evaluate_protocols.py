@@ -138,3 +138,9 @@ def test_best_weight_prefers_quality_then_the_smaller_weight_and_ignores_nan():
     assert best_weight({0.4: float("nan"), 0.2: float("nan")}) == 0.2
     with pytest.raises(ValueError):
         best_weight({})
+
+
+def test_protocol_table_orders_columns_by_metric_then_cutoff():
+    block = {"n": 1, "full": {"hr@10": 0.1, "hr@5": 0.05, "mrr": 0.2, "ndcg@10": 0.3, "ndcg@5": 0.25}}
+    header = protocol_table({"test": {"rec": block}}, "full").splitlines()[0]
+    assert header == "| stream | method | n | HR@5 | HR@10 | NDCG@5 | NDCG@10 | MRR |"

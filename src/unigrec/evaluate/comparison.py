@@ -21,6 +21,13 @@ def method_blocks(metrics: Mapping[str, Any], split: str = "test") -> dict[str, 
     return out
 
 
+def _column_order(name: str) -> tuple[int, int]:
+    """hr@k before ndcg@k, each by ascending k, then anything else (mrr): tables read left to right."""
+    kind, _, cutoff = name.partition("@")
+    rank = {"hr": 0, "ndcg": 1}.get(kind, 2)
+    return rank, int(cutoff) if cutoff.isdigit() else 0
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -38,6 +45,7 @@ def protocol_table(metrics: Mapping[str, Any], protocol: str) -> str:
             for name in block.get(stream, {}).get(protocol, {}):
                 if name not in columns:
                     columns.append(name)
+    columns.sort(key=_column_order)
     lines = [
         "| stream | method | n | " + " | ".join(c.upper() if c == "mrr" else c.replace("hr", "HR").replace("ndcg", "NDCG") for c in columns) + " |",
         "|---|---|---:|" + "---:|" * len(columns),
