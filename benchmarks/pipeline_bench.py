@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = pipeline_stages(work)
     if args.until:
         stages = stages[: stages.index(args.until) + 1]
-    command = "python benchmarks/pipeline_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/pipeline_bench.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     run: dict[str, Any] = {
         "commands": [*previous.get("commands", [previous["command"]] if "command" in previous else []), command],
         "overrides": [*previous.get("overrides", []), *args.overrides],
