@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -47,6 +46,10 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
+
+from benchmarks.markdown_block import write_block
 from unigrec.config import TrainConfig, build_section
 from unigrec.evaluate.metrics import auc, gauc, ndcg_at_k
 from unigrec.ids.embeddings import embed_texts
@@ -62,7 +65,7 @@ from unigrec.train.fit import TrainingData, fit_generative_model, id_spaces, pre
 from unigrec.train.quick_eval import target_ranks
 from unigrec.train.reference_systems import PLAIN, RANKING_ONLY, RETRIEVAL_ONLY, merged
 
-BLOCK_START, BLOCK_END = "<!-- ablation:start -->", "<!-- ablation:end -->"
+BLOCK = "ablation"  # its block in BENCHMARKS.md
 BASE_VARIANTS = ("full", "no_enhancer", "fixed_weights", "plain", "two_stage")
 ADAPTIVE_MODES = ("dwa", "gradnorm", "uncertainty")
 METRICS = ("rec_ndcg@10", "search_ndcg@10", "auc", "gauc", "e2e_rec_ndcg@10", "e2e_search_ndcg@10")
@@ -264,7 +267,7 @@ def render(result: dict[str, Any]) -> str:
     s = result["summary"]
     header = ("| variant | rec NDCG@10 | search NDCG@10 | ranking AUC | GAUC (1+99) | e2e rec NDCG@10 | "
               "e2e search NDCG@10 | train s (seq/s) |")
-    lines = [BLOCK_START, "## UniGRF joint optimisation: ablation (`benchmarks/ablation.py`)", "",
+    lines = ["## UniGRF joint optimisation: ablation (`benchmarks/ablation.py`)", "",
              f"Command: `{result['command']}`  ", f"Setup: {result['setup']}  ",
              f"Machine: {result['machine']}", "", header, "|---|---|---|---|---|---|---|---|"]
     for name, m in s.items():
@@ -282,16 +285,7 @@ def render(result: dict[str, Any]) -> str:
                        f"{c['enhancer_every_n_steps']}; GradNorm's per-task gradient norms {med['gradnorm']:.3f} s "
                        f"(+{100 * c['gradnorm_overhead']:.0f}%).")]
     lines += result.get("findings", [])
-    lines.append(BLOCK_END)
     return "\n".join(lines)
-
-
-def write_block(path: Path, block: str) -> None:
-    """Replace this script's marked block in BENCHMARKS.md (or append it), leaving other blocks alone."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# unigrec benchmarks\n"
-    pattern = re.compile(re.escape(BLOCK_START) + ".*?" + re.escape(BLOCK_END), re.DOTALL)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
 
 
 def main() -> int:
@@ -332,7 +326,7 @@ def main() -> int:
         result["costs"] = training_step_costs(raw_train, data, args.cost_steps)
         out.write_text(json.dumps(result, indent=2) + "\n")
         if not args.no_markdown:
-            write_block(Path(args.markdown), render(result))
+            write_block(Path(args.markdown), BLOCK, render(result))
         print(json.dumps(result["costs"], indent=2))
         return 0
     negatives = rec_candidate_lists(layout, data)
@@ -372,7 +366,7 @@ def main() -> int:
         result["findings"] = json.loads(out.read_text()).get("findings", [])
     out.write_text(json.dumps(result, indent=2) + "\n")
     if not args.no_markdown:
-        write_block(Path(args.markdown), render(result))
+        write_block(Path(args.markdown), BLOCK, render(result))
     print(render(result))
     return 0
 

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import platform
-import re
 import shlex
 import sys
 import tempfile
@@ -39,6 +38,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
+
+from benchmarks.markdown_block import write_block
 from unigrec.config import PARAMS_FILE, load_section
 from unigrec.evaluate.baselines import BASELINE_NAMES
 from unigrec.evaluate.comparison import comparison_markdown
@@ -60,14 +63,6 @@ def machine() -> str:
         f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads); 1-minute load average at start {load:.1f}"
     )
-
-
-def replace_block(text: str, block: str, name: str = "compare") -> str:
-    """``text`` with the block marked ``name`` replaced (or appended when the markers are absent)."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-    wrapped = f"{start}\n{block.rstrip()}\n{end}"
-    return pattern.sub(lambda _: wrapped, text) if pattern.search(text) else text.rstrip() + "\n\n" + wrapped + "\n"
 
 
 SYSTEMS = ("tiger", "two_stage")
@@ -334,8 +329,7 @@ def render_block(
                      + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items())
                      + f"; total {wall:.1f}. Raw numbers: `{args.results}`.")
     block = "\n".join(lines)
-    path = Path(args.benchmarks_file)
-    path.write_text(replace_block(path.read_text(encoding="utf-8") if path.exists() else "", block, args.block), encoding="utf-8")
+    write_block(Path(args.benchmarks_file), args.block, block)
     print(block)
     return 0
 

@@ -27,12 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
+
+from benchmarks.markdown_block import write_block
+
 CASES = ("project-cold", "project-warm", "synthetic")
-BLOCK_START, BLOCK_END = "<!-- identifiers:start -->", "<!-- identifiers:end -->"
-MARKDOWN_HEADER = (
-    "# unigrec benchmarks\n\nEvery figure here comes from a run that was actually done, with the command "
-    "that produced it and the machine it ran on.\n"
-)
+BLOCK = "identifiers"  # its block in BENCHMARKS.md
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -221,7 +222,6 @@ def render_block(results: list[dict[str, Any]], command: str, host: dict[str, An
     loads = "; ".join(f"{r['case']} {r['load_average_1m']['start']} -> {r['load_average_1m']['end']}"
                       for r in results)
     return "\n".join([
-        BLOCK_START,
         "## identifiers stage (GenSAR dual IDs)",
         "",
         f"Command: `{command}`  ",
@@ -239,18 +239,7 @@ def render_block(results: list[dict[str, Any]], command: str, host: dict[str, An
          "MiniLM loaded and every item text encoded; `warm` = embeddings from the content-hash cache; "
          "`pre-filled` = random vectors written into the cache, so no text encoder ran. Codebook sizes "
          "are the params file's (sized for ml-100k) unless the case says otherwise."),
-        BLOCK_END,
     ])
-
-
-def update_markdown(path: Path, block: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else MARKDOWN_HEADER
-    if BLOCK_START in text and BLOCK_END in text:
-        head, rest = text.split(BLOCK_START, 1)
-        text = head + block + rest.split(BLOCK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = r | {"command": command, "machine": host, "date": date}
         name = r["case"].replace(", ", "_").replace(" ", "_")
         (out_dir / f"identifiers_{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    update_markdown(Path(args.markdown), render_block(results, command, host, date))
+    write_block(Path(args.markdown), BLOCK, render_block(results, command, host, date))
     print(f"wrote {out_dir}/identifiers_*.json and the identifiers block of {args.markdown}", file=sys.stderr)
     return 0
 

@@ -41,12 +41,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.markdown_block import write_block
 from benchmarks.project_copy import commit, copy_project
 from unigrec.pipeline import pipeline_stages
 
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline_bench.json"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-BLOCK_START, BLOCK_END = "<!-- pipeline-bench:start -->", "<!-- pipeline-bench:end -->"
+BLOCK = "pipeline-bench"  # its block in BENCHMARKS.md
 BIN = Path(sys.executable).parent
 
 
@@ -215,17 +216,6 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_block(block: str) -> None:
-    text = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else "# unigrec benchmarks\n"
-    wrapped = f"{BLOCK_START}\n{block.rstrip()}\n{BLOCK_END}"
-    if BLOCK_START in text and BLOCK_END in text:
-        head, rest = text.split(BLOCK_START, 1)
-        text = head + wrapped + rest.split(BLOCK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + wrapped + "\n"
-    BENCHMARKS_MD.write_text(text, encoding="utf-8")
-
-
 def save(label: str, run: dict[str, Any]) -> dict[str, Any]:
     """Store ``run`` under ``label`` in the results file (re-read first: another label's run may have
     written meanwhile); return every label's results."""
@@ -278,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no-op dvc repro: {run['noop']}", flush=True)
     run["load_end"] = round(os.getloadavg()[0], 1)
     run["quality"] = quality(work)
-    write_block(render(save(args.label, run)))
+    write_block(BENCHMARKS_MD, BLOCK, render(save(args.label, run)))
     print(f"wrote {RESULTS.relative_to(ROOT)} and the pipeline-bench block of {BENCHMARKS_MD.name}")
     return 0
 

@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.markdown_block import write_block
 from benchmarks.project_copy import copy_project
 from tests.prefect_local_server import prefect_server
 from tests.toy_dvc_project import TOY_STAGES, make_toy_project
@@ -38,7 +39,7 @@ from unigrec.pipeline import pipeline_stages
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "benchmarks" / "results" / "prefect_overhead.json"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-BLOCK_START, BLOCK_END = "<!-- prefect:start -->", "<!-- prefect:end -->"
+BLOCK = "prefect"  # its block in BENCHMARKS.md
 DEFAULT_REAL_STAGES = ["ingest", "validate", "split"]
 # Stages of the toy project, run directly (what its dvc.yaml cmds are).
 TOY_DIRECT = "import runpy, sys; [runpy.run_path(s) for s in ('make.py', 'use.py')]"
@@ -114,7 +115,6 @@ def _machine() -> dict:
 
 def _markdown(result: dict) -> str:
     lines = [
-        BLOCK_START,
         "## Prefect overhead (`benchmarks/prefect_overhead.py`)",
         "",
         (
@@ -145,19 +145,8 @@ def _markdown(result: dict) -> str:
             "cost: importing Prefect, starting the temporary local server (not paid against a running "
             "server), and the API calls of the flow and task runs."
         ),
-        BLOCK_END,
     ]
     return "\n".join(lines) + "\n"
-
-
-def _write_block(markdown: str) -> None:
-    text = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else "# unigrec benchmarks\n"
-    if BLOCK_START in text and BLOCK_END in text:
-        head, rest = text.split(BLOCK_START, 1)
-        text = head + markdown.rstrip("\n") + rest.split(BLOCK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + markdown
-    BENCHMARKS_MD.write_text(text, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             result["projects"]["real"] = {**real, "stages": stages}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    _write_block(_markdown(result))
+    write_block(BENCHMARKS_MD, BLOCK, _markdown(result))
     print(f"wrote {RESULTS.relative_to(ROOT)} and the prefect block of BENCHMARKS.md")
     return 0
 

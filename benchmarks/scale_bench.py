@@ -39,12 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.identifiers_bench import machine, run_case
+from benchmarks.markdown_block import write_block
 
-BLOCK_START, BLOCK_END = "<!-- scale:start -->", "<!-- scale:end -->"
-MARKDOWN_HEADER = (
-    "# unigrec benchmarks\n\nEvery figure here comes from a run that was actually done, with the command "
-    "that produced it and the machine it ran on.\n"
-)
+BLOCK = "scale"  # its block in BENCHMARKS.md
 REPRESENTATIONS = ("semantic_ids", "atomic")
 WATCHDOG_POLL_S = 0.5  # how often the parent samples a child's resident set
 LOG_TAIL_LINES = 15  # lines of a failed child's log kept in the results
@@ -372,7 +369,6 @@ def render_block(sizes: list[dict[str, Any]]) -> str:
             rows.append(f"| {entry['items']:,} | {name} {_step_cells(s)[:-1]}| {_step_detail(name, s, entry)} |")
         runs.append(_run_description(entry))
     return "\n".join([
-        BLOCK_START,
         "## Scale: identifiers + one training epoch on synthetic catalogues (`benchmarks/scale_bench.py`)",
         "",
         *runs,
@@ -390,7 +386,6 @@ def render_block(sizes: list[dict[str, Any]]) -> str:
          "100k items (a width-100k table; see 'as the former dense table' above) and 256-code semantic IDs "
          "at 1M cost GiBs per ID space; `unigrec.model.trie` now stores it sparsely (CSR), which these "
          "rows ran with."),
-        BLOCK_END,
     ])
 
 
@@ -422,17 +417,6 @@ def _train_users_line(entry: dict[str, Any]) -> list[str]:
     return [line]
 
 
-def update_markdown(path: Path, block: str) -> None:
-    """Replace only this script's block, reading the file fresh (other scripts write other blocks)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else MARKDOWN_HEADER
-    if BLOCK_START in text and BLOCK_END in text:
-        head, rest = text.split(BLOCK_START, 1)
-        text = head + block + rest.split(BLOCK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def merged_sizes(results: Path, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Sizes already in the results file, replaced by this run's where they overlap, smallest first."""
     old = json.loads(results.read_text(encoding="utf-8"))["sizes"] if results.exists() else []
@@ -447,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         child_main(args)
         return 0
     if args.render_only:
-        update_markdown(Path(args.markdown), render_block(merged_sizes(Path(args.results), [])))
+        write_block(Path(args.markdown), BLOCK, render_block(merged_sizes(Path(args.results), [])))
         return 0
     niceness = os.nice(0)  # recorded so the block says the run was deprioritised
     run = {
@@ -466,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     results.parent.mkdir(parents=True, exist_ok=True)
     sizes = merged_sizes(results, sizes)
     results.write_text(json.dumps({"sizes": sizes}, indent=2) + "\n", encoding="utf-8")
-    update_markdown(Path(args.markdown), render_block(sizes))
+    write_block(Path(args.markdown), BLOCK, render_block(sizes))
     print(f"wrote {results} and the scale block of {args.markdown}", file=sys.stderr)
     return 0
 

@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-BLOCK_START, BLOCK_END = "<!-- serving:start -->", "<!-- serving:end -->"
+BLOCK = "serving"  # its block in BENCHMARKS.md
 HELD_OUT_SPLITS = ("valid", "test")  # events whose users and queries make the benchmark's requests
 KINDS = ("rec", "search")
 DEFAULT_K = 10
@@ -403,7 +403,6 @@ def render(r: dict[str, Any], command: str) -> str:
     m, s, t, pk = r["machine"], r["serving"]["settings"], r["training"], r["matmul_peak"]
     lat = r["serving"]
     lines = [
-        BLOCK_START,
         "## Serving latency and training efficiency (`benchmarks/serving_bench.py`)",
         "",
         (
@@ -482,7 +481,6 @@ def render(r: dict[str, Any], command: str) -> str:
         ),
     ]
     lines += _load_note(r["load_average_1min"], m)
-    lines.append(BLOCK_END)
     return "\n".join(lines)
 
 
@@ -544,7 +542,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.train_bench import write_block
+    from benchmarks.markdown_block import write_block
     from unigrec.ids.threads import torch_threads
 
     args = parse_args(argv)
@@ -577,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if "training" in result:
-        write_block(Path(args.markdown), render(result, command), BLOCK_START, BLOCK_END)
+        write_block(Path(args.markdown), BLOCK, render(result, command))
     print(json.dumps(result, indent=2))
     return 0
 

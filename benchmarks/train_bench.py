@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import json
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +27,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
+
+from benchmarks.markdown_block import write_block
 from unigrec.config import load_section
 from unigrec.ids.embeddings import embed_texts
 from unigrec.model.batch import SequenceBatch, collate_sequences
@@ -41,7 +44,7 @@ from unigrec.train.examples import query_table_texts
 from unigrec.train.fit import TrainingData, id_spaces, loss_spec, prepare_training_data, transformer_dims
 from unigrec.train.losses import LossSpec, sequence_losses
 
-BLOCK_START, BLOCK_END = "<!-- train:start -->", "<!-- train:end -->"
+BLOCK = "train"  # its block in BENCHMARKS.md
 TRAIN_WARMUP_STEPS = 2  # untimed steps before the timed ones
 
 
@@ -218,7 +221,7 @@ def main() -> int:
     out = Path(args.results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    write_block(Path(args.markdown), render(result, " ".join(sys.argv)))
+    write_block(Path(args.markdown), BLOCK, render(result, " ".join(sys.argv)))
     print(json.dumps(result, indent=2))
     return 0
 
@@ -226,7 +229,6 @@ def main() -> int:
 def render(r: dict, command: str) -> str:
     m = r["model"]
     lines = [
-        BLOCK_START,
         "## Generative model: training and decoding (`benchmarks/train_bench.py`)",
         "",
         (f"Command: `python {command}`. Machine: {r['machine']['platform']}, Python {r['machine']['python']}, "
@@ -275,7 +277,6 @@ def render(r: dict, command: str) -> str:
     variants = Path(__file__).resolve().parent / "results" / "train_variants.json"
     if variants.exists():
         lines += _variant_lines(json.loads(variants.read_text()))
-    lines.append(BLOCK_END)
     return "\n".join(lines)
 
 
@@ -293,15 +294,6 @@ def _variant_lines(v: dict) -> list[str]:
                  f"{pop['search_ndcg10']:.4f} | - | - |")
     lines += ["", f"Not compared: {v['not_finished']}."]
     return lines
-
-
-def write_block(path: Path, block: str, start: str = BLOCK_START, end: str = BLOCK_END) -> None:
-    """Replace the block between ``start`` and ``end`` in BENCHMARKS.md (or append it), leaving other
-    blocks alone (default: this script's ``train`` block)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# unigrec benchmarks\n"
-    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
