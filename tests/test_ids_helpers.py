@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -57,10 +59,14 @@ def test_level_names_and_codebooks_json_round_trip():
     assert CodeLayout.from_json(layout.to_json()) == layout
 
 
+# A small catalogue; each test changes what it is about.
+SMALL_SPEC = SyntheticSpec(n_items=50, n_users=10, events_per_user=8, n_topics=3, topics_per_user=1,
+                           words_per_topic=4, search_share=0.3, positive_share=0.5, popularity_skew=2.0,
+                           noise=0.5, seed=0)
+
+
 def test_synthetic_events_follow_the_split_contract():
-    spec = SyntheticSpec(n_items=50, n_users=10, events_per_user=8, n_topics=3, topics_per_user=1,
-                         words_per_topic=4, search_share=0.3, positive_share=0.5, popularity_skew=2.0,
-                         noise=0.5, seed=0)
+    spec = SMALL_SPEC
     items = synthetic_items(spec)
     events = synthetic_events(spec, items)
     assert list(events.columns) == ["user_id", "item_id", "timestamp", "kind", "query", "label", "rating",
@@ -74,9 +80,8 @@ def test_synthetic_events_follow_the_split_contract():
 
 def test_synthetic_zipf_popularity_follows_the_rank_law():
     # One topic, so an item's rank in its topic is its catalogue index; s = 1: P(rank r) ~ 1/(r+1).
-    spec = SyntheticSpec(n_items=40, n_users=2000, events_per_user=50, n_topics=1, topics_per_user=1,
-                         words_per_topic=4, search_share=0.0, positive_share=0.5, popularity_skew=2.0,
-                         noise=0.5, seed=1, zipf_exponent=1.0)
+    spec = dataclasses.replace(SMALL_SPEC, n_items=40, n_users=2000, events_per_user=50, n_topics=1,
+                               search_share=0.0, seed=1, zipf_exponent=1.0)
     items = synthetic_items(spec)
     counts = synthetic_events(spec, items)["item_id"].str.removeprefix("s").astype(int).value_counts()
     counts = counts.reindex(range(40), fill_value=0).to_numpy()
@@ -87,9 +92,8 @@ def test_synthetic_zipf_popularity_follows_the_rank_law():
 
 
 def test_synthetic_query_vectors_are_the_topic_centres_of_the_item_vectors():
-    spec = SyntheticSpec(n_items=600, n_users=5, events_per_user=4, n_topics=3, topics_per_user=1,
-                         words_per_topic=4, search_share=0.5, positive_share=0.5, popularity_skew=2.0,
-                         noise=0.3, seed=2)
+    spec = dataclasses.replace(SMALL_SPEC, n_items=600, n_users=5, events_per_user=4, search_share=0.5,
+                               noise=0.3, seed=2)
     items = synthetic_items(spec)
     vectors = synthetic_semantic_vectors(spec, items)
     queries = synthetic_query_vectors(spec, ["topic2", "topic0"])

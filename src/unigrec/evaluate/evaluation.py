@@ -89,6 +89,11 @@ def candidate_lists(cases: Sequence[HeldOutCase], candidates: pd.DataFrame) -> l
     return out
 
 
+def seen_item_indices(cases: Sequence[HeldOutCase], index: Mapping[str, int]) -> list[list[int]]:
+    """The model's dense indices of the items in each case's history (what retrieval must not return)."""
+    return [sorted({index[e.item_id] for e in c.context.history if e.item_id in index}) for c in cases]
+
+
 def _stream_rows(cases: Sequence[HeldOutCase]) -> dict[str, np.ndarray]:
     kinds = np.array([c.context.kind for c in cases], dtype=object)
     return {kind: np.flatnonzero(kinds == kind) for kind in KINDS}
@@ -195,7 +200,7 @@ def evaluate_test_split(
         model,
         examples,
         np.array([model.items.indices_of(c) for c in lists]),
-        [[index[i] for i in s if i in index] for s in seen],
+        seen_item_indices(cases, index),
         query_table,
         settings,
         ranker,
@@ -285,9 +290,8 @@ def tune_fusion_weights(
     examples = prompt_examples(grouped, model.serialiser, TUNING_SPLIT)
     _check_aligned(cases, examples, model.items.item_ids)
     index = model.items.index()
-    histories = [[index[e.item_id] for e in c.context.history if e.item_id in index] for c in cases]
     no_lists = np.zeros((len(cases), 0), dtype=np.int64)
-    scores = score_prompts(model, examples, no_lists, histories, query_table, settings, ranker)
+    scores = score_prompts(model, examples, no_lists, seen_item_indices(cases, index), query_table, settings, ranker)
     targets = [c.target for c in cases]
     out: dict[str, dict[str, Any]] = {}
     for kind, rows in _stream_rows(cases).items():
