@@ -61,7 +61,7 @@ class Toy:
 @pytest.fixture(scope="module")
 def toy() -> Toy:
     cfg = ModelConfig(item_representation="semantic_ids", d_model=32, n_layers=2, n_heads=2, d_ff=64,
-                      dropout=0.1, n_query_tokens=2, atomic_negatives=16)
+                      dropout=0.1, attention_dropout=0.1, n_query_tokens=2, atomic_negatives=16)
     items = item_codes_from_frame(syn.ids_frame())
     vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
     events = syn.events_frame(n_users=6, min_events=8, max_events=MAX_EVENTS)
@@ -179,7 +179,7 @@ def _module(toy, enhancer_cfg: EnhancerConfig | None):
                                            gradnorm_alpha=1.5, lr=0.01, min_weight=0.05, log_grad_norms=False),
                             [1.0, 1.0, 1.0])
     enhancer = RankingDrivenEnhancer(enhancer_cfg, toy.tokens) if enhancer_cfg is not None else None
-    return GenerativeRecModule(toy.net, toy.spec, weighter, OptimConfig(1e-3, 0.0, 1, 1.0), toy.spaces,
+    return GenerativeRecModule(toy.net, toy.spec, weighter, OptimConfig(1e-3, 0.0, 1, "constant", 0.1, 1.0), toy.spaces,
                                beam_size=5, k=5, enhancer=enhancer)
 
 

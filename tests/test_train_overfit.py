@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("representation", ["semantic_ids", "atomic"])
 def test_overfits_one_small_batch(representation):
     cfg = ModelConfig(item_representation=representation, d_model=64, n_layers=2, n_heads=2, d_ff=128,
-                      dropout=0.0, n_query_tokens=2, atomic_negatives=16)
+                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2, atomic_negatives=16)
     if representation == "atomic":
         items, codebooks = atomic_item_codes(syn.item_ids())
     else:

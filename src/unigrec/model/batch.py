@@ -1,7 +1,9 @@
-"""Pad a list of token sequences into one left-padded tensor batch.
+"""Pad a list of token sequences into one tensor batch.
 
-Left padding puts every sequence's last token at the same index (-1), which is where retrieval reads
-the distribution of the target's first code, and lets decoding append tokens to all rows in lockstep.
+Prompts are left-padded: every sequence's last token sits at the same index (-1), which is where
+retrieval reads the distribution of the target's first code, and decoding appends tokens to all rows in
+lockstep. Training sequences are right-padded: every target is read where it is, and attention needs
+no padding mask then (the transformer takes the faster plain-causal kernel).
 """
 
 from __future__ import annotations
@@ -33,9 +35,13 @@ class SequenceBatch:
 
 
 def collate_sequences(
-    sequences: Sequence[TokenSequence], query_table: np.ndarray, n_query_tokens: int, pad_token: int
+    sequences: Sequence[TokenSequence],
+    query_table: np.ndarray,
+    n_query_tokens: int,
+    pad_token: int,
+    pad_left: bool = True,
 ) -> SequenceBatch:
-    """Left-pad ``sequences``; gather only the query vectors this batch uses from ``query_table``."""
+    """Pad ``sequences`` (left, or right for training); gather only the query vectors the batch uses."""
     n = len(sequences)
     t = max(len(s) for s in sequences)
     tokens = np.full((n, t), pad_token, dtype=np.int64)
@@ -46,14 +52,14 @@ def collate_sequences(
     qids = np.full((n, t), -1, dtype=np.int64)
     qparts = np.full((n, t), -1, dtype=np.int64)
     for row, seq in enumerate(sequences):
-        start = t - len(seq)
-        tokens[row, start:] = seq.tokens
-        valid[row, start:] = True
-        targets[row, start:] = seq.targets
-        slots[row, start:] = seq.slots
-        groups[row, start:] = seq.groups
-        qids[row, start:] = seq.query_ids
-        qparts[row, start:] = seq.query_parts
+        at = slice(t - len(seq), t) if pad_left else slice(0, len(seq))
+        tokens[row, at] = seq.tokens
+        valid[row, at] = True
+        targets[row, at] = seq.targets
+        slots[row, at] = seq.slots
+        groups[row, at] = seq.groups
+        qids[row, at] = seq.query_ids
+        qparts[row, at] = seq.query_parts
     used = np.unique(qids[qids >= 0])
     local = np.full(int(qids.max()) + 2 if used.size else 1, -1, dtype=np.int64)
     local[used] = np.arange(used.size)

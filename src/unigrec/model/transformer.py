@@ -31,6 +31,9 @@ class TransformerDims:
     pos_token: int
     neg_token: int
     ranking_head: bool  # True: MLP ranking head on the item position (atomic form); False: <pos>/<neg> logits
+    # Dropout on the attention probabilities. Cards written before this field existed load as 0: only
+    # training reads it.
+    attention_dropout: float = 0.0
 
 
 @dataclasses.dataclass
@@ -79,10 +82,17 @@ class CausalSelfAttention(nn.Module):
         b, _, t, _ = y.shape
         return self.out(y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``mask`` None means plain causal attention (no padding before any real token)."""
         q, k, v = self._split(x)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        else:
+            # under autocast q is half precision; a float mask must match it
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), dropout_p=p)
         return self._merge(y), k, v
 
     def extend(
@@ -119,15 +129,17 @@ class CausalSelfAttention(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block."""
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attention_dropout: float) -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(d_model)
-        self.attn = CausalSelfAttention(d_model, n_heads, dropout)
+        self.attn = CausalSelfAttention(d_model, n_heads, attention_dropout)
         self.ln2 = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         a, k, v = self.attn(self.ln1(x), mask)
         x = x + self.drop(a)
         return x + self.drop(self.mlp(self.ln2(x))), k, v
@@ -149,7 +161,9 @@ class GenerativeTransformer(nn.Module):
         self.position_embedding = nn.Embedding(dims.max_positions, d)
         # One sentence vector -> n soft tokens; richer than one token, far shorter than the text itself.
         self.query_projection = nn.Linear(dims.query_dim, dims.n_query_tokens * d)
-        self.blocks = nn.ModuleList(Block(d, dims.n_heads, dims.d_ff, dims.dropout) for _ in range(dims.n_layers))
+        self.blocks = nn.ModuleList(
+            Block(d, dims.n_heads, dims.d_ff, dims.dropout, dims.attention_dropout) for _ in range(dims.n_layers)
+        )
         self.norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(dims.dropout)
         self.ranking_mlp = (
@@ -184,14 +198,13 @@ class GenerativeTransformer(nn.Module):
         query_refs: torch.Tensor | None = None,
         query_vectors: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, PrefixCache]:
-        """Run (B, T) left-padded sequences; returns final hidden states (B, T, d) and the cache."""
+        """Run (B, T) padded sequences; returns final hidden states (B, T, d) and the cache.
+
+        Prompts are left-padded (their last tokens line up); training batches may be right-padded, which
+        needs no mask at all: causal attention alone keeps every real token off the padding after it.
+        """
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
-        t = tokens.shape[1]
-        causal = torch.ones(t, t, dtype=torch.bool, device=tokens.device).tril()
-        eye = torch.eye(t, dtype=torch.bool, device=tokens.device)
-        # Padding rows attend to themselves only: a row with no visible key would give NaN.
-        mask = (causal & valid[:, None, :]) | eye
-        mask = mask.unsqueeze(1)
+        mask = None if _padding_only_at_the_end(valid) else _left_padding_mask(valid)
         x = self._embed(tokens, positions, query_refs, query_vectors)
         keys, values = [], []
         for block in self.blocks:
@@ -230,6 +243,21 @@ class GenerativeTransformer(nn.Module):
             return self.ranking_mlp(hidden).squeeze(-1)
         pair = hidden @ self.token_embedding.weight[[self.dims.pos_token, self.dims.neg_token]].T
         return pair[..., 0] - pair[..., 1]  # softmax over {pos, neg} == sigmoid of the difference
+
+
+def _padding_only_at_the_end(valid: torch.Tensor) -> bool:
+    """True when no row has a padding position before a real one (right padding, or none)."""
+    return bool((valid[:, :-1] >= valid[:, 1:]).all())
+
+
+def _left_padding_mask(valid: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, T) additive mask: causal, no padding keys; padding rows see themselves (else NaN)."""
+    t = valid.shape[1]
+    causal = torch.ones(t, t, dtype=torch.bool, device=valid.device).tril()
+    eye = torch.eye(t, dtype=torch.bool, device=valid.device)
+    visible = ((causal & valid[:, None, :]) | eye).unsqueeze(1)
+    # additive float, not boolean: on CPU that takes SDPA's fused kernel instead of the math path
+    return torch.zeros(visible.shape, device=valid.device).masked_fill(~visible, float("-inf"))
 
 
 def _init_weights(module: nn.Module) -> None:
