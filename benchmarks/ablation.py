@@ -125,8 +125,8 @@ def evaluate(
         ranks, e2e = [], []
         for start in tqdm(range(0, len(pool), batch_size), desc=f"eval {name}", leave=False):
             rows = pool[start : start + batch_size]
-            prompts, targets, _, labels = collate(rows)
-            retrieved, _ = beam_search(retriever, prompts, spaces[search], beam)
+            prompts, targets, _, labels, seen = collate(rows)
+            retrieved, _ = beam_search(retriever, prompts, spaces[search], beam, exclude=seen)
             ranks.append(target_ranks(retrieved, targets).numpy())
             _, probs = score_candidates(ranker, prompts, retrieved.clamp(min=0), spaces[search])
             order = probs.masked_fill(retrieved < 0, -1.0).argsort(dim=1, descending=True, stable=True)
@@ -138,7 +138,7 @@ def evaluate(
                 lists = [np.r_[r.target, negatives[r.user_id]] for r in rows if r.user_id in negatives and r.label]
                 with_lists = [r for r in rows if r.user_id in negatives and r.label]
                 if lists:
-                    sub, _, _, _ = collate(with_lists)
+                    sub, _, _, _, _ = collate(with_lists)
                     cands = torch.as_tensor(np.stack(lists), dtype=torch.long)
                     _, p = score_candidates(ranker, sub, cands, spaces[search])
                     g_groups.append(np.repeat([r.user_id for r in with_lists], cands.shape[1]))
@@ -184,7 +184,7 @@ def run_variant(
             write_curve(epoch_curve(result.metrics_csv), work / "curve.csv", plots / f"{name}_{i}_validation.png")
             write_task_weights_plot(result.metrics_csv, plots / f"{name}_{i}_task_weights.png")
     cfg = build_section(TrainConfig, raw_train, "train")
-    collate = PromptCollator(data.query_table, cfg.model.n_query_tokens, data.vocab.token(PAD))
+    collate = PromptCollator(data.query_table, cfg.model.n_query_tokens, data.vocab.token(PAD), data.items.n_items)
     metrics = evaluate(nets[0], nets[-1], data.final_examples, data, negatives, collate, cfg.eval.beam_size,
                        cfg.eval.k, cfg.eval.batch_size)
     metrics.update(train_seconds=seconds, train_sequences_per_s=float(np.mean(speeds)), epochs=epochs)

@@ -106,3 +106,43 @@ def test_cached_extension_matches_a_full_forward_pass():
     )
     torch.testing.assert_close(torch.cat([first, second], 1), full[:, -3:], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(hidden, full[:, :-3], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_excluded_items_never_take_a_beam_slot(atomic):
+    vocab, items, net, batch = _setup(7, atomic=atomic)
+    space = build_id_space(vocab, items, SEMANTIC)
+    everything = torch.arange(items.n_items).expand(len(batch), -1)
+    brute, _ = score_candidates(net, batch, everything, space)
+    # exclude each prompt's 5 best items: an exhaustive beam then returns exactly the rest, in order
+    exclude = torch.zeros(len(batch), items.n_items, dtype=torch.bool)
+    exclude.scatter_(1, brute.topk(5, dim=1).indices, True)
+    found, scores = beam_search(net, batch, space, beam_size=items.n_items, exclude=exclude)
+    kept = items.n_items - 5
+    assert (found[:, kept:] == -1).all() and torch.isinf(scores[:, kept:]).all()
+    assert not exclude.gather(1, found[:, :kept]).any()
+    expected = brute.masked_fill(exclude, float("-inf")).topk(kept, dim=1)
+    torch.testing.assert_close(scores[:, :kept], expected.values, rtol=1e-4, atol=1e-4)
+    if atomic:  # one level: a narrow beam is exact too, and full of unseen items
+        narrow, _ = beam_search(net, batch, space, beam_size=10, exclude=exclude)
+        assert (narrow == expected.indices[:, :10]).all()
+
+
+def test_right_padded_batch_matches_left_padded_one():
+    """Training batches are right-padded (plain causal attention, no mask): same states as left padding."""
+    vocab, items, net, _ = _setup(8)
+    rng = np.random.default_rng(8)
+    ser = SequenceSerialiser(vocab, items, n_query_tokens=2, max_events=12)
+    seqs = []
+    for n in (2, 7, 12):
+        search = rng.random(n) < 0.4
+        ev = EventSeq(rng.integers(items.n_items, size=n), search, rng.integers(0, 2, n),
+                      np.where(search, rng.integers(0, 3, n), -1))
+        seqs.append(ser.training_sequence(ev))
+    table = rng.normal(size=(3, QUERY_DIM)).astype(np.float32)
+    left = collate_sequences(seqs, table, 2, vocab.token(PAD))
+    right = collate_sequences(seqs, table, 2, vocab.token(PAD), pad_left=False)
+    h_left, _ = net.encode(left.tokens, left.valid, left.query_refs, left.query_vectors)
+    h_right, _ = net.encode(right.tokens, right.valid, right.query_refs, right.query_vectors)
+    torch.testing.assert_close(h_right[right.valid], h_left[left.valid], rtol=1e-4, atol=1e-4)
+    assert (right.targets[right.valid] == left.targets[left.valid]).all()

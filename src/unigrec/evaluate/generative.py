@@ -58,8 +58,9 @@ def retrieve_unseen(
     net: GenerativeTransformer, prompts: SequenceBatch, space: IdSpace, seen: torch.Tensor, beam_size: int, k: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ``k`` best items of a ``beam_size`` beam that are not in ``seen``: items (B, k) (-1 where the
-    beam held fewer), their summed code log-probs, and a validity mask."""
-    items, scores = beam_search(net, prompts, space, beam_size)
+    beam held fewer), their summed code log-probs, and a validity mask. Seen items are kept out of the
+    beam itself (see :func:`beam_search`), so they never crowd unseen ones out of it."""
+    items, scores = beam_search(net, prompts, space, beam_size, exclude=seen)
     valid = (items >= 0) & ~seen.gather(1, items.clamp(min=0))
     # stable: kept items stay in beam order, dropped ones move behind them
     order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)[:, :k]

@@ -56,14 +56,35 @@ def level_log_probs(net: GenerativeTransformer, hidden: torch.Tensor, space: IdS
     return torch.nn.functional.pad(logp, (0, pad), value=float("-inf")) if pad else logp
 
 
+def excluded_leaves(trie: PrefixTrie, nodes: torch.Tensor, exclude: torch.Tensor) -> torch.Tensor:
+    """(B, k, width) bool: codes that complete an ID of an item ``exclude`` (B, n_items) marks.
+
+    ``nodes`` (B, k) sit on the last level's parents; a code leading nowhere is not marked (the trie
+    mask already removes it).
+    """
+    b, k = nodes.shape
+    codes = torch.arange(trie.width, device=nodes.device)
+    children = trie.step(nodes[..., None], codes)  # (B, k, width)
+    items = torch.where(children >= 0, trie.leaf_item[children.clamp(min=0)], torch.full_like(children, -1))
+    hit = exclude.gather(1, items.clamp(min=0).view(b, -1)).view(b, k, trie.width)
+    return hit & (items >= 0)
+
+
 @torch.no_grad()
 def beam_search(
-    net: GenerativeTransformer, prompts: SequenceBatch, space: IdSpace, beam_size: int
+    net: GenerativeTransformer,
+    prompts: SequenceBatch,
+    space: IdSpace,
+    beam_size: int,
+    exclude: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top ``beam_size`` items per prompt: (B, k) item indices (-1 when fewer items exist) and scores.
 
     The prompt is encoded once; each further level runs one token per hypothesis against the cached
-    prefix, so the context is never recomputed.
+    prefix, so the context is never recomputed. ``exclude`` (B, n_items) bool removes items (e.g. those
+    a user has already seen) at the last level, so they never take a beam slot: filtering afterwards
+    would leave a heavy user with few of the ``beam_size`` items. Exact for one-level (atomic) IDs;
+    with several levels the earlier levels still rank prefixes by all their items.
     """
     trie = space.trie
     hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors)
@@ -71,6 +92,8 @@ def beam_search(
     root = torch.zeros(b, dtype=torch.long, device=hidden.device)
     logp = level_log_probs(net, hidden[:, -1], space, 0)
     logp = logp.masked_fill(~trie.allowed(root), float("-inf"))
+    if exclude is not None and space.depth == 1:
+        logp = logp.masked_fill(excluded_leaves(trie, root[:, None], exclude)[:, 0], float("-inf"))
     scores, codes = logp.topk(min(beam_size, trie.width), dim=-1)  # (B, k)
     nodes = trie.step(root[:, None].expand_as(codes), codes)
     nodes = nodes.masked_fill(torch.isinf(scores), -1)
@@ -81,6 +104,8 @@ def beam_search(
         out, tail = net.extend(tokens, prefix, tail)
         logp = level_log_probs(net, out[:, -1], space, level).view(b, k, trie.width)
         logp = logp.masked_fill(~trie.allowed(nodes), float("-inf"))
+        if exclude is not None and level == space.depth - 1:
+            logp = logp.masked_fill(excluded_leaves(trie, nodes, exclude), float("-inf"))
         flat = (scores[..., None] + logp).view(b, k * trie.width)
         scores, index = flat.topk(min(beam_size, flat.shape[1]), dim=-1)
         parent = torch.div(index, trie.width, rounding_mode="floor")

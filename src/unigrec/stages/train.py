@@ -47,7 +47,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
     report = validation_report(
         net=result.net,
         examples=data.final_examples,
-        collate=PromptCollator(data.query_table, cfg.model.n_query_tokens, data.vocab.token(PAD)),
+        collate=PromptCollator(data.query_table, cfg.model.n_query_tokens, data.vocab.token(PAD), data.items.n_items),
         spaces=id_spaces(data.vocab, data.items),
         popularity=data.popularity,
         beam_size=cfg.eval.beam_size,

@@ -26,7 +26,7 @@ class ListDataset(Dataset):
 
 
 class SequenceCollator:
-    """Picklable collate (DataLoader workers) for training sequences."""
+    """Picklable collate (DataLoader workers) for training sequences (right-padded: see model.batch)."""
 
     def __init__(self, query_table: np.ndarray, n_query_tokens: int, pad_token: int) -> None:
         self.query_table = query_table
@@ -34,20 +34,30 @@ class SequenceCollator:
         self.pad_token = pad_token
 
     def __call__(self, rows: Sequence[TokenSequence]) -> SequenceBatch:
-        return collate_sequences(rows, self.query_table, self.n_query_tokens, self.pad_token)
+        return collate_sequences(rows, self.query_table, self.n_query_tokens, self.pad_token, pad_left=False)
 
 
 class PromptCollator(SequenceCollator):
-    """Collate prompts with their targets: (prompts, target items, is_search, labels)."""
+    """Collate prompts with their targets: (prompts, target items, is_search, labels, seen items).
+
+    ``seen`` is (B, n_items) bool: the items of each prompt's context, which retrieval leaves out.
+    """
+
+    def __init__(self, query_table: np.ndarray, n_query_tokens: int, pad_token: int, n_items: int) -> None:
+        super().__init__(query_table, n_query_tokens, pad_token)
+        self.n_items = n_items
 
     def __call__(  # type: ignore[override]
         self, rows: Sequence[PromptExample]
-    ) -> tuple[SequenceBatch, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[SequenceBatch, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         prompts = collate_sequences([r.prompt for r in rows], self.query_table, self.n_query_tokens, self.pad_token)
         targets = torch.tensor([r.target for r in rows], dtype=torch.long)
         is_search = torch.tensor([r.is_search for r in rows], dtype=torch.bool)
         labels = torch.tensor([r.label for r in rows], dtype=torch.long)
-        return prompts, targets, is_search, labels
+        seen = torch.zeros(len(rows), self.n_items, dtype=torch.bool)
+        for row, r in enumerate(rows):
+            seen[row, torch.from_numpy(r.seen)] = True
+        return prompts, targets, is_search, labels, seen
 
 
 class SplitDataModule(L.LightningDataModule):
@@ -60,6 +70,7 @@ class SplitDataModule(L.LightningDataModule):
         query_table: np.ndarray,
         n_query_tokens: int,
         pad_token: int,
+        n_items: int,
         batch_size: int,
         eval_batch_size: int,
         num_workers: int,
@@ -68,7 +79,7 @@ class SplitDataModule(L.LightningDataModule):
         self.train_sequences = list(train_sequences)
         self.val_examples = list(val_examples)
         self.train_collate = SequenceCollator(query_table, n_query_tokens, pad_token)
-        self.prompt_collate = PromptCollator(query_table, n_query_tokens, pad_token)
+        self.prompt_collate = PromptCollator(query_table, n_query_tokens, pad_token, n_items)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers

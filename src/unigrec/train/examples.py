@@ -45,6 +45,9 @@ class PromptExample:
     target: int  # dense item index
     label: int
     prompt: TokenSequence
+    # dense indices of every item in the whole context (not only the prompt's most recent events):
+    # what retrieval leaves out, as the evaluation stage does for every method
+    seen: np.ndarray
 
 
 def query_table_texts(events: pd.DataFrame) -> tuple[str, ...]:
@@ -127,6 +130,7 @@ def prompt_examples(users: Sequence[UserEvents], serialiser: SequenceSerialiser,
                     target=int(ev.items[t]),
                     label=int(ev.labels[t]),
                     prompt=serialiser.prompt(ev.take(context), is_search, int(ev.queries[t])),
+                    seen=np.unique(ev.items[context]),
                 )
             )
     return out

@@ -39,13 +39,18 @@ def rank_prompts(
     is_search: torch.Tensor,
     spaces: Mapping[bool, IdSpace],
     beam_size: int,
+    seen: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Beam-search each prompt in the ID space of its stream; return the target ranks (B,)."""
+    """Beam-search each prompt in the ID space of its stream; return the target ranks (B,).
+
+    ``seen`` (B, n_items) bool: items left out of each prompt's list, as the evaluation stage does.
+    """
     ranks = torch.full(targets.shape, float("inf"), device=targets.device)
     for search, space in spaces.items():
         rows = torch.nonzero(is_search == search).flatten()
         if rows.numel():
-            retrieved, _ = beam_search(net, _select(prompts, rows), space, beam_size)
+            exclude = seen[rows] if seen is not None else None
+            retrieved, _ = beam_search(net, _select(prompts, rows), space, beam_size, exclude=exclude)
             ranks[rows] = target_ranks(retrieved, targets[rows])
     return ranks
 
@@ -83,7 +88,7 @@ def _select(batch: SequenceBatch, rows: torch.Tensor) -> SequenceBatch:
 def validation_report(
     net: GenerativeTransformer,
     examples: Sequence[PromptExample],
-    collate: Callable[[Sequence[PromptExample]], tuple[SequenceBatch, torch.Tensor, torch.Tensor, torch.Tensor]],
+    collate: Callable[[Sequence[PromptExample]], tuple[SequenceBatch, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]],
     spaces: Mapping[bool, IdSpace],
     popularity: Mapping[bool, np.ndarray],
     beam_size: int,
@@ -96,8 +101,8 @@ def validation_report(
     ranks, probs, labels, streams, targets = [], [], [], [], []
     starts = range(0, len(examples), batch_size)
     for start in tqdm(starts, desc="quick eval", unit="batch", leave=False):
-        prompts, tgt, search, lab = collate(examples[start : start + batch_size])
-        ranks.append(rank_prompts(net, prompts, tgt, search, spaces, beam_size).numpy())
+        prompts, tgt, search, lab, seen = collate(examples[start : start + batch_size])
+        ranks.append(rank_prompts(net, prompts, tgt, search, spaces, beam_size, seen).numpy())
         probs.append(positive_probability(net, prompts, tgt, search, spaces).numpy())
         labels.append(lab.numpy())
         streams.append(search.numpy())
