@@ -119,7 +119,8 @@ def test_score_gathers_the_candidates_and_rejects_unknown_items_and_kinds():
 
 
 # --------------------------------------------------------------------------- SASRec
-def test_sasrec_learns_a_repeated_pattern():
+@pytest.mark.parametrize("loss", ["bce", "ce"])
+def test_sasrec_learns_a_repeated_pattern(loss):
     from unigrec.evaluate.baselines.sasrec import SASRecBaseline
 
     # every user walks the cycle a -> b -> c -> ... -> h -> a for a few steps from a different start:
@@ -135,6 +136,7 @@ def test_sasrec_learns_a_repeated_pattern():
         n_blocks=1,
         n_heads=1,
         dropout=0.0,
+        loss=loss,
         epochs=80,
         batch_size=8,
         lr=0.01,

@@ -143,9 +143,10 @@ class ModelConfig:
     n_layers: int
     n_heads: int
     d_ff: int  # feed-forward width
-    dropout: float
+    dropout: float  # on embeddings and residual branches
+    attention_dropout: float  # on attention probabilities; costs a (B, H, T, T) random mask per layer
     n_query_tokens: int  # soft tokens projected from a query's MiniLM sentence vector
-    atomic_negatives: int  # sampled-softmax negatives per batch (atomic form only)
+    atomic_negatives: int | None  # atomic form only: sampled-softmax negatives per batch; None = full softmax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,7 +230,9 @@ class WeighterConfig:
 class OptimConfig:
     lr: float
     weight_decay: float
-    warmup_steps: int  # linear learning-rate warm-up, then constant
+    warmup_steps: int  # linear learning-rate warm-up, then the schedule below
+    schedule: Literal["constant", "cosine"]  # after warm-up: hold lr, or cosine-decay it over max_epochs
+    min_lr_ratio: float  # cosine: the lr at the last step, as a share of lr
     gradient_clip: float  # max gradient norm; 0 = off
 
 
@@ -289,6 +292,7 @@ class SASRecConfig:
     n_blocks: int
     n_heads: int
     dropout: float
+    loss: Literal["bce", "ce"]  # bce: the paper's, one sampled negative per position; ce: full-catalogue softmax
     epochs: int
     batch_size: int  # user sequences per step
     lr: float

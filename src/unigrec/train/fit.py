@@ -102,6 +102,7 @@ def transformer_dims(cfg: ModelConfig, vocab: Vocabulary, max_positions: int, qu
         n_heads=cfg.n_heads,
         d_ff=cfg.d_ff,
         dropout=cfg.dropout,
+        attention_dropout=cfg.attention_dropout,
         query_dim=query_dim,
         n_query_tokens=cfg.n_query_tokens,
         pos_token=vocab.token(POS),
@@ -111,11 +112,13 @@ def transformer_dims(cfg: ModelConfig, vocab: Vocabulary, max_positions: int, qu
 
 
 def loss_spec(cfg: ModelConfig, vocab: Vocabulary) -> LossSpec:
+    """Atomic ids with ``atomic_negatives`` set train by sampled softmax; everything else by the softmax
+    restricted to each target's legal slice, which for atomic ids is the full softmax over the catalogue."""
     item_slice = None
-    if cfg.item_representation == "atomic":
+    if cfg.item_representation == "atomic" and cfg.atomic_negatives is not None:
         level = vocab.level(SEMANTIC, 0)
         item_slice = (level.offset, level.size)
-    return LossSpec(vocab.legal_mask(), vocab.token(POS), item_slice, cfg.atomic_negatives)
+    return LossSpec(vocab.legal_mask(), vocab.token(POS), item_slice, cfg.atomic_negatives or 0)
 
 
 def id_spaces(vocab: Vocabulary, items: ItemCodes) -> dict[bool, IdSpace]:
@@ -217,6 +220,7 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
         query_table=data.query_table,
         n_query_tokens=cfg.model.n_query_tokens,
         pad_token=data.vocab.token(PAD),
+        n_items=data.items.n_items,
         batch_size=cfg.batch_size,
         eval_batch_size=cfg.eval.batch_size,
         num_workers=cfg.num_workers,

@@ -6,6 +6,8 @@ The network is plain torch; the weighter and the enhancer are plain components (
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping
 
 import lightning as L
@@ -25,6 +27,21 @@ from unigrec.train.weighter import TaskWeighter
 
 MONITOR = "val/ndcg"  # mean validation NDCG@k over the streams present (checkpoint + early stopping)
 RANKING_MONITOR = "val/ranking_auc"  # what a ranking-only model (retrieval weights 0) is selected on
+
+
+def lr_factor(step: int, cfg: OptimConfig, total_steps: int) -> float:
+    """Multiplier of the base lr at ``step``: linear warm-up, then constant or cosine down to min_lr_ratio.
+
+    Why decay: with a constant lr the validation metric plateaus while the loss is still noisy; annealing
+    lets the last epochs settle into the minimum they circle. ``total_steps`` 0 (unknown) holds the lr.
+    """
+    warmup = max(cfg.warmup_steps, 1)
+    if step < warmup:
+        return (step + 1) / warmup
+    if cfg.schedule == "constant" or total_steps <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (total_steps - warmup))
+    return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class GenerativeRecModule(L.LightningModule):
@@ -140,8 +157,9 @@ class GenerativeRecModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         opt = torch.optim.AdamW(self.net.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
-        warmup = max(self.optim.warmup_steps, 1)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 0
+        factor = functools.partial(lr_factor, cfg=self.optim, total_steps=total)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------------ validation
@@ -151,8 +169,8 @@ class GenerativeRecModule(L.LightningModule):
         self._spaces_on_device()
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
-        prompts, targets, is_search, labels = batch
-        ranks = rank_prompts(self.net, prompts, targets, is_search, self.spaces, self.beam_size).cpu().numpy()
+        prompts, targets, is_search, labels, seen = batch
+        ranks = rank_prompts(self.net, prompts, targets, is_search, self.spaces, self.beam_size, seen).cpu().numpy()
         streams = is_search.cpu().numpy()
         for row, search in enumerate(STREAMS):
             sel = ranks[streams == search]
