@@ -145,6 +145,60 @@ def _baseline_ranks(
     return out
 
 
+def case_slices(
+    cfg: EvaluateConfig, cases: Sequence[HeldOutCase], events: pd.DataFrame, items: pd.DataFrame
+) -> dict[str, np.ndarray]:
+    """Slice name -> bool mask over ``cases`` (cold users, popular targets, ...)."""
+    return slice_masks(
+        [c.context.user_id for c in cases], [c.target for c in cases], events,
+        items["item_id"].astype(str).tolist(), cfg.cold_user_max_events, cfg.popular_item_quantile,
+    )
+
+
+def score_baselines(
+    cfg: EvaluateConfig,
+    baselines_cfg: BaselinesConfig,
+    root: Path,
+    events: pd.DataFrame,
+    items: pd.DataFrame,
+    cases: Sequence[HeldOutCase],
+    lists: Sequence[Sequence[str]],
+    seconds: dict[str, float],
+) -> dict[str, MethodRanks]:
+    """Fit each of ``cfg.baselines`` on the train split and rank ``cases``; wall time into ``seconds``."""
+    train_events = events[events["split"] == "train"]
+    rows = _stream_rows(cases)
+    list_length = max(cfg.full_hr_cutoffs + cfg.full_ndcg_cutoffs + (cfg.curve_max_k,))
+    out = {}
+    for name in cfg.baselines:
+        started = time.perf_counter()
+        out[name] = _baseline_ranks(name, baselines_cfg, root, train_events, items, cases, lists, rows, list_length)
+        seconds[name] = time.perf_counter() - started
+        log.info("evaluate: baseline %s in %.1fs", name, seconds[name])
+    return out
+
+
+def evaluate_baselines(
+    cfg: EvaluateConfig,
+    baselines_cfg: BaselinesConfig,
+    root: Path,
+    events: pd.DataFrame,
+    candidates: pd.DataFrame,
+    items: pd.DataFrame,
+) -> dict[str, Any]:
+    """Test metrics of ``cfg.baselines`` alone, on the cases and rules of :func:`evaluate_test_split`.
+
+    For benchmarks that repeat a seeded baseline without re-scoring the model each time.
+    """
+    check_settings(cfg)
+    cases = held_out_cases(events, SPLIT)
+    if not cases:
+        raise ContractViolation(f"the events table has no {SPLIT} events to evaluate")
+    masks = case_slices(cfg, cases, events, items)
+    ranks = score_baselines(cfg, baselines_cfg, root, events, items, cases, candidate_lists(cases, candidates), {})
+    return {name: method_metrics(r, masks, cfg) for name, r in ranks.items()}
+
+
 def evaluate_test_split(
     cfg: EvaluateConfig,
     model_dir: Path,
@@ -175,14 +229,7 @@ def evaluate_test_split(
     targets = [c.target for c in cases]
     seen = [{e.item_id for e in c.context.history} for c in cases]
     list_length = max(cfg.full_hr_cutoffs + cfg.full_ndcg_cutoffs + (cfg.curve_max_k,))
-    masks = slice_masks(
-        [c.context.user_id for c in cases],
-        targets,
-        events,
-        items["item_id"].astype(str).tolist(),
-        cfg.cold_user_max_events,
-        cfg.popular_item_quantile,
-    )
+    masks = case_slices(cfg, cases, events, items)
     seconds: dict[str, float] = {}
 
     # ---------------------------------------------------------------- the generative model
@@ -242,15 +289,9 @@ def evaluate_test_split(
     if cfg.baselines:
         if baselines_cfg is None:
             raise ContractViolation("params.evaluate.baselines names baselines but no baselines section was given")
-        train_events = events[events["split"] == "train"]
-        for name in cfg.baselines:
-            started = time.perf_counter()
-            methods[name] = _baseline_ranks(
-                name, baselines_cfg, root, train_events, items, cases, lists, rows, list_length
-            )
-            seconds[name] = time.perf_counter() - started
-            log.info("evaluate: baseline %s in %.1fs", name, seconds[name])
-            baseline_metrics[name] = method_metrics(methods[name], masks, cfg)
+        baseline_ranks = score_baselines(cfg, baselines_cfg, root, events, items, cases, lists, seconds)
+        methods.update(baseline_ranks)
+        baseline_metrics = {name: method_metrics(ranks, masks, cfg) for name, ranks in baseline_ranks.items()}
 
     curves = {
         stream: {name: hit_rate_curve(m.full[stream], cfg.curve_max_k) for name, m in methods.items() if stream in m.rows}

@@ -1,0 +1,341 @@
+"""Quality over seeds: the generative model's variants, the reference systems and the baselines on one
+prepared project, each run with several seeds; test metrics as mean ± std in a block of BENCHMARKS.md.
+
+A spec file (YAML, e.g. ``benchmarks/specs/ml1m.yaml``) names the rows, each a params.yaml override set,
+and the seeds. Every (row, seed) run is kept in the results JSON as soon as it finishes, so a long
+benchmark can be run a row or a seed at a time, stopped and resumed; the block is re-rendered from
+everything the JSON holds, with the number of seeds behind each figure.
+
+Usage:
+    # a project root whose data stages are done (ingest, validate, split; identifiers for the
+    # semantic-ID rows), e.g. `dvc repro identifiers` in a copy with ingest.source: movielens-1m
+    python benchmarks/seeds.py --root /work/ml1m --spec benchmarks/specs/ml1m.yaml --work /work/bench_runs/ml1m
+    # one row, one seed (resumable; --render only re-writes the block from the JSON)
+    python benchmarks/seeds.py ... --rows "SASRec+ (full softmax)" --seeds 1
+    python benchmarks/seeds.py --root /work/ml1m --spec benchmarks/specs/ml1m.yaml --render
+
+Rows (``kind``): ``model`` trains the generative model with the row's params (train stage) and evaluates
+it; ``system`` builds a reference system of ``benchmarks/compare.py`` (``tiger``, ``two_stage``);
+``baseline`` fits one baseline of the evaluate stage. Rows without ``seed_key`` are deterministic and
+run once. Test data never chooses anything: checkpoints are picked on validation NDCG, re-ranking
+weights on the validation split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import logging
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
+
+from benchmarks.compare import PUBLISHED, build_system, evaluate_row, machine, scratch_root
+from benchmarks.markdown_block import write_block
+from unigrec.config import PARAMS_FILE, EvaluateConfig, Params, params_from_dict
+from unigrec.logs import setup_logging
+from unigrec.paths import Layout
+
+log = logging.getLogger("benchmarks.seeds")
+
+KINDS = ("model", "system", "baseline")
+DATA_LINKS = ("data/canonical", "data/split", "data/ids")
+# (column, path in a run's test metrics); every cell is the mean ± std over the row's seeds
+COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("rec HR@10", ("rec", "full", "hr@10")),
+    ("rec NDCG@10", ("rec", "full", "ndcg@10")),
+    ("rec HR@50", ("rec", "full", "hr@50")),
+    ("rec NDCG@50", ("rec", "full", "ndcg@50")),
+    ("rec MRR", ("rec", "full", "mrr")),
+    ("rec 1+99 HR@10", ("rec", "sampled", "hr@10")),
+    ("search HR@10", ("search", "full", "hr@10")),
+    ("search NDCG@10", ("search", "full", "ndcg@10")),
+    ("ranking AUC", ("ranking", "auc")),
+    ("GAUC", ("ranking", "gauc")),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    label: str
+    kind: str
+    params: dict[str, Any]  # dotted params.yaml keys -> values, on top of the spec's common overrides
+    seed_key: str | None  # the params key the seed goes into; None = deterministic, run once
+    baseline: str | None = None  # kind baseline: its name in the evaluate stage
+    system: str | None = None  # kind system: tiger | two_stage
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    title: str
+    block: str
+    published: str | None
+    seeds: tuple[int, ...]
+    common: dict[str, Any]
+    rows: tuple[Row, ...]
+    notes: str
+
+
+def load_spec(path: Path) -> Spec:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    rows = []
+    for r in raw["rows"]:
+        row = Row(label=str(r["label"]), kind=str(r["kind"]), params=dict(r.get("params") or {}),
+                  seed_key=r.get("seed_key"), baseline=r.get("baseline"), system=r.get("system"))
+        if row.kind not in KINDS:
+            raise SystemExit(f"{path}: row {row.label!r}: kind must be one of {KINDS}")
+        if (row.kind == "baseline") != (row.baseline is not None) or (row.kind == "system") != (row.system is not None):
+            raise SystemExit(f"{path}: row {row.label!r}: a baseline row names a baseline, a system row a system")
+        rows.append(row)
+    if len({r.label for r in rows}) != len(rows):
+        raise SystemExit(f"{path}: row labels must be unique")
+    return Spec(title=str(raw["title"]), block=str(raw["block"]), published=raw.get("published"),
+                seeds=tuple(int(s) for s in raw["seeds"]), common=dict(raw.get("common") or {}),
+                rows=tuple(rows), notes=str(raw.get("notes", "")).strip())
+
+
+def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of params ``raw`` with dotted-key ``overrides``; unknown keys are an error, not a new knob."""
+    out = json.loads(json.dumps(raw))
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise SystemExit(f"override {key}: {part!r} is not a params section")
+            node = node[part]
+        if leaf not in node:
+            raise SystemExit(f"override {key}: no such key in params.yaml")
+        node[leaf] = value
+    return out
+
+
+def run_params(base: dict[str, Any], spec: Spec, row: Row, seed: int | None) -> dict[str, Any]:
+    """The params one (row, seed) run uses: the root's, then the spec's common overrides, the row's, the seed."""
+    overrides = {**spec.common, **row.params}
+    if row.seed_key is not None and seed is not None:
+        overrides[row.seed_key] = seed
+    return with_overrides(base, overrides)
+
+
+def run_seeds(row: Row, wanted: Sequence[int]) -> list[int | None]:
+    """Seeds to run for ``row``: the wanted ones, or the single deterministic run."""
+    return list(wanted) if row.seed_key is not None else [None]
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    mean = statistics.fmean(values)
+    return mean, statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def dig(block: dict[str, Any], path: Sequence[str]) -> float | None:
+    for key in path:
+        if not isinstance(block, dict) or block.get(key) is None:
+            return None
+        block = block[key]
+    return float(block)
+
+
+def aggregate(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[float, float, int]]:
+    """Column -> (mean, std, n) over a row's runs (seed -> run record); columns no run has are left out."""
+    out = {}
+    for column, path in COLUMNS:
+        values = [v for v in (dig(r["test"], path) for r in runs.values()) if v is not None]
+        if values:
+            out[column] = (*mean_std(values), len(values))
+    return out
+
+
+def cell(stat: tuple[float, float, int] | None) -> str:
+    if stat is None:
+        return "–"
+    mean, std, n = stat
+    return f"{mean:.4f}" if n == 1 else f"{mean:.4f} ± {std:.4f}"
+
+
+# ---------------------------------------------------------------------------------------------- running
+def run_one(root: Path, work: Path, params: dict[str, Any], row: Row, data: dict[str, Any]) -> dict[str, Any]:
+    """Train (where the row needs it) and evaluate one run; returns its record for the results JSON."""
+    from unigrec.evaluate.evaluation import evaluate_baselines
+
+    cfg: Params = params_from_dict(params)
+    started = time.perf_counter()
+    record: dict[str, Any] = {}
+    if row.kind == "model":
+        from unigrec.stages import train
+
+        layout = scratch_root(root, work, DATA_LINKS)
+        (work / PARAMS_FILE).write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+        record["train"] = train.run(cfg.train, layout)
+        record["training"] = json.loads(layout.train_metrics.read_text(encoding="utf-8"))["training"]
+        record["test"] = evaluate_row(no_baselines(cfg.evaluate), layout.model_dir, None, data, root)
+    elif row.kind == "system":
+        retriever, ranker, _ = build_system(str(row.system), root, params, work)
+        weights = (0.0,) if row.system == "tiger" else cfg.evaluate.fusion_weights  # TIGER has no ranker
+        test_cfg = dataclasses.replace(no_baselines(cfg.evaluate), fusion_weights=weights)
+        record["test"] = evaluate_row(test_cfg, retriever, ranker, data, root)
+    else:
+        test_cfg = dataclasses.replace(cfg.evaluate, baselines=(str(row.baseline),))
+        metrics = evaluate_baselines(test_cfg, cfg.baselines, root, data["events"], data["candidates"], data["items"])
+        record["test"] = metrics[str(row.baseline)]
+    record["seconds"] = round(time.perf_counter() - started, 1)
+    return record
+
+
+def no_baselines(cfg: EvaluateConfig) -> EvaluateConfig:
+    return dataclasses.replace(cfg, baselines=())
+
+
+def load_data(root: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation inputs every run shares (events, candidate lists, items, query vectors)."""
+    import pandas as pd
+
+    from unigrec.ids.embeddings import embed_texts
+    from unigrec.train.examples import query_table_texts
+
+    layout = Layout(root)
+    cfg = params_from_dict(params).evaluate
+    events = pd.read_parquet(layout.events)
+    texts = query_table_texts(events)
+    table = embed_texts(list(texts), batch_size=cfg.query_batch_size, cache_dir=root / cfg.query_cache_dir,
+                        show_progress=False)
+    return {"events": events, "candidates": pd.read_parquet(layout.candidates), "items": pd.read_parquet(layout.items),
+            "table": table, "texts": texts}
+
+
+def seed_name(seed: int | None) -> str:
+    return "deterministic" if seed is None else str(seed)
+
+
+# ---------------------------------------------------------------------------------------------- report
+def render(spec: Spec, results: dict[str, Any], command: str) -> str:
+    runs = results.get("runs", {})
+    header = "| method | seeds | " + " | ".join(c for c, _ in COLUMNS) + " | minutes per run |"
+    lines = [
+        f"## {spec.title} (`benchmarks/seeds.py`)",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {results.get('machine', '?')}  ",
+        f"Runs dated: {', '.join(sorted({r['date'] for rr in runs.values() for r in rr.values()}))}",
+        "",
+    ]
+    if spec.notes:
+        lines += [spec.notes, ""]
+    lines += [
+        ("Full-catalogue figures (the model by constrained beam search, every method without the items "
+         "already in the user's history); `rec 1+99` ranks the target among 99 popularity-sampled "
+         "negatives; AUC/GAUC score P(<pos>) of labelled test recommendations. Mean ± sample std over "
+         "the seeds listed (one figure: one run)."),
+        "",
+        header,
+        "|---|---|" + "---:|" * (len(COLUMNS) + 1),
+    ]
+    for row in spec.rows:
+        row_runs = runs.get(row.label, {})
+        if not row_runs:
+            continue
+        stats = aggregate(row_runs)
+        minutes = statistics.fmean(r["seconds"] for r in row_runs.values()) / 60
+        seeds = ", ".join(sorted(row_runs))
+        lines.append(f"| {row.label} | {seeds} | " + " | ".join(cell(stats.get(c)) for c, _ in COLUMNS)
+                     + f" | {minutes:.1f} |")
+    if spec.published:
+        lines += ["", published_rows(spec, runs)]
+    missing = [r.label for r in spec.rows if not runs.get(r.label)]
+    if missing:
+        lines += ["", "Not run yet: " + "; ".join(missing) + "."]
+    return "\n".join(lines)
+
+
+def published_rows(spec: Spec, runs: dict[str, Any]) -> str:
+    """The papers' figures beside each row's mean, with the gap to UniGRF."""
+    papers = PUBLISHED[str(spec.published)]
+    target = papers["UniGRF"]
+    lines = [
+        (f"**Published figures on {spec.published}** (full-catalogue leave-one-out, recommendation) and the gap "
+        "of each row's mean to UniGRF"),
+        "",
+        "| method | source | HR@10 | NDCG@10 | ranking AUC | HR@10 − UniGRF | NDCG@10 − UniGRF | AUC − UniGRF |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, fig in papers.items():
+        auc = fig.get("auc")
+        lines.append(f"| {name} | published | {fig['hr@10']:.4f} | {fig['ndcg@10']:.4f} | "
+                     f"{'–' if auc is None else f'{auc:.4f}'} | | | |")
+    for row in spec.rows:
+        stats = aggregate(runs.get(row.label, {}))
+        if "rec HR@10" not in stats:
+            continue
+        hr, ndcg, auc = (stats.get(c, (None,))[0] for c in ("rec HR@10", "rec NDCG@10", "ranking AUC"))
+        gaps = [f"{hr - target['hr@10']:+.4f}", f"{ndcg - target['ndcg@10']:+.4f}",
+                "–" if auc is None else f"{auc - target['auc']:+.4f}"]
+        lines.append(f"| {row.label} | this benchmark | {hr:.4f} | {ndcg:.4f} | "
+                     f"{'–' if auc is None else f'{auc:.4f}'} | " + " | ".join(gaps) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", required=True, help="prepared project root (params.yaml, data/canonical, data/split, ...)")
+    p.add_argument("--spec", required=True, help="the benchmark's YAML spec (rows, seeds, common overrides)")
+    p.add_argument("--work", default=None, help="where runs train their models (default: ROOT/.cache/seeds)")
+    p.add_argument("--rows", nargs="*", default=None, help="only these row labels (default: all)")
+    p.add_argument("--seeds", nargs="*", type=int, default=None, help="only these seeds (default: the spec's)")
+    p.add_argument("--rerun", action="store_true", help="run (row, seed) pairs the results already hold again")
+    p.add_argument("--render", action="store_true", help="only re-write the block from the results JSON")
+    p.add_argument("--results", default=None, help="results JSON (default: benchmarks/results/BLOCK.json)")
+    p.add_argument("--benchmarks-file", default=str(ROOT / "BENCHMARKS.md"))
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(None)
+    root = Path(args.root).resolve()
+    spec = load_spec(Path(args.spec))
+    results_file = Path(args.results) if args.results else ROOT / "benchmarks" / "results" / f"{spec.block}.json"
+    results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.exists() else {}
+    command = f"python benchmarks/seeds.py --root {shlex.quote(str(args.root))} --spec {shlex.quote(args.spec)}"
+    if not args.render:
+        base = yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
+        work_root = Path(args.work) if args.work else root / ".cache" / "seeds"
+        rows = [r for r in spec.rows if args.rows is None or r.label in args.rows]
+        if args.rows is not None and len(rows) != len(args.rows):
+            raise SystemExit(f"unknown row label(s): {sorted(set(args.rows) - {r.label for r in spec.rows})}")
+        data = load_data(root, base)
+        results["machine"] = machine()
+        for row in rows:
+            for seed in run_seeds(row, args.seeds or spec.seeds):
+                done = results.setdefault("runs", {}).setdefault(row.label, {})
+                if seed_name(seed) in done and not args.rerun:
+                    log.info("%s, seed %s: kept from %s", row.label, seed_name(seed), results_file)
+                    continue
+                log.info("%s, seed %s: running", row.label, seed_name(seed))
+                work = work_root / f"{spec.block}-{row.label}-{seed_name(seed)}".replace(" ", "_").replace("/", "_")
+                record = run_one(root, work, run_params(base, spec, row, seed), row, data)
+                record["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+                done[seed_name(seed)] = record
+                results_file.parent.mkdir(parents=True, exist_ok=True)
+                results_file.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n",
+                                        encoding="utf-8")
+    block = render(spec, results, command)
+    write_block(Path(args.benchmarks_file), spec.block, block)
+    print(block)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""benchmarks/seeds.py: spec handling, mean ± std, the block, and a resumable run on a tiny project."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from evaluate_test_support import evaluate_cfg, tiny_project
+
+from benchmarks import seeds
+
+# the evaluate knobs of evaluate_test_support, as spec overrides (a 40-item catalogue, 1+9 lists)
+TINY_EVALUATE = {
+    "evaluate.sampled_hr_cutoffs": [1, 5, 10], "evaluate.sampled_ndcg_cutoffs": [5],
+    "evaluate.full_hr_cutoffs": [5, 10], "evaluate.full_ndcg_cutoffs": [5, 10], "evaluate.curve_max_k": 10,
+    "evaluate.beam_size": 20, "evaluate.batch_size": 8, "evaluate.pipeline_k": 10,
+    "evaluate.pipeline_ndcg_cutoff": 5, "evaluate.cold_user_max_events": 14,
+    "evaluate.query_cache_dir": ".cache/q",
+}
+TINY_SASREC = {"baselines.sasrec.max_len": 10, "baselines.sasrec.hidden": 16, "baselines.sasrec.epochs": 2,
+               "baselines.sasrec.batch_size": 16}
+
+
+def _spec_file(tmp_path, rows):
+    spec = {"title": "Tiny", "block": "tiny-seeds", "published": "ml-1m", "seeds": [1, 2],
+            "common": TINY_EVALUATE, "notes": "A tiny synthetic project.", "rows": rows}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_overrides_replace_known_keys_and_refuse_new_ones():
+    base = {"train": {"seed": 1, "model": {"d_model": 8}}}
+    out = seeds.with_overrides(base, {"train.model.d_model": 16, "train.seed": 5})
+    assert out == {"train": {"seed": 5, "model": {"d_model": 16}}}
+    assert base["train"]["model"]["d_model"] == 8, "the base is not modified"
+    with pytest.raises(SystemExit, match="no such key"):
+        seeds.with_overrides(base, {"train.model.d_modle": 16})
+
+
+def test_seed_goes_into_the_row_key_over_common_and_row_params():
+    base = {"train": {"seed": 1, "max_events": 50}, "baselines": {"sasrec": {"seed": 3}}}
+    spec = seeds.Spec("t", "b", None, (1, 2), {"train.max_events": 100}, (), "")
+    row = seeds.Row("r", "model", {"train.max_events": 200}, "train.seed")
+    assert seeds.run_params(base, spec, row, 7)["train"] == {"seed": 7, "max_events": 200}
+    fixed = seeds.Row("p", "baseline", {}, None, baseline="popularity")
+    assert seeds.run_seeds(fixed, [1, 2]) == [None] and seeds.run_seeds(row, [1, 2]) == [1, 2]
+
+
+def test_mean_and_sample_std():
+    assert seeds.mean_std([0.2, 0.4]) == pytest.approx((0.3, 0.1414213562))
+    assert seeds.mean_std([0.5]) == (0.5, 0.0)
+    runs = {"1": {"test": {"rec": {"full": {"hr@10": 0.2}}}}, "2": {"test": {"rec": {"full": {"hr@10": 0.4}}}}}
+    stats = seeds.aggregate(runs)
+    assert set(stats) == {"rec HR@10"}
+    assert stats["rec HR@10"] == pytest.approx((0.3, 0.1414213562, 2))
+    assert seeds.cell(stats["rec HR@10"]) == "0.3000 ± 0.1414" and seeds.cell((0.3, 0.0, 1)) == "0.3000"
+
+
+def test_spec_rows_are_checked(tmp_path):
+    with pytest.raises(SystemExit, match="kind"):
+        seeds.load_spec(_spec_file(tmp_path, [{"label": "x", "kind": "magic"}]))
+    with pytest.raises(SystemExit, match="names a baseline"):
+        seeds.load_spec(_spec_file(tmp_path, [{"label": "x", "kind": "baseline"}]))
+
+
+@pytest.mark.slow
+def test_a_resumable_run_on_a_tiny_project(tmp_path):
+    from unigrec.evaluate.evaluation import evaluate_baselines
+
+    layout = tiny_project(tmp_path / "project")
+    rows = [
+        {"label": "popularity", "kind": "baseline", "baseline": "popularity"},
+        {"label": "SASRec+", "kind": "baseline", "baseline": "sasrec", "seed_key": "baselines.sasrec.seed",
+         "params": {**TINY_SASREC, "baselines.sasrec.loss": "ce"}},
+    ]
+    spec = _spec_file(tmp_path, rows)
+    results, md = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+    argv = ["--root", str(layout.root), "--spec", str(spec), "--results", str(results), "--benchmarks-file", str(md)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert seeds.main(argv) == 0
+        first = json.loads(results.read_text())
+        assert set(first["runs"]) == {"popularity", "SASRec+"}
+        assert set(first["runs"]["popularity"]) == {"deterministic"}
+        assert set(first["runs"]["SASRec+"]) == {"1", "2"}
+        # the same figures the evaluate stage's own code gives the baseline
+        import pandas as pd
+
+        direct = evaluate_baselines(evaluate_cfg(sampled_hr_cutoffs=(1, 5, 10)), seeds.params_from_dict(yaml.safe_load(
+            (layout.root / "params.yaml").read_text())).baselines, layout.root, pd.read_parquet(layout.events),
+            pd.read_parquet(layout.candidates), pd.read_parquet(layout.items))
+        assert first["runs"]["popularity"]["deterministic"]["test"]["rec"] == json.loads(json.dumps(direct["popularity"]["rec"]))
+        # a second call keeps finished runs instead of training again
+        assert seeds.main(argv) == 0
+        assert json.loads(results.read_text())["runs"] == first["runs"]
+    finally:
+        torch.set_num_threads(threads)
+    block = md.read_text()
+    assert "<!-- tiny-seeds:start -->" in block and "| SASRec+ | 1, 2 |" in block and "| popularity | deterministic |" in block
+    assert " ± " in block and "Published figures on ml-1m" in block
