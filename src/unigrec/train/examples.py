@@ -151,8 +151,9 @@ def cap_per_stream(examples: Sequence[PromptExample], max_per_stream: int | None
     return out
 
 
-def popularity_rankings(users: Sequence[UserEvents], n_items: int, k: int) -> dict[bool, np.ndarray]:
-    """Top-k most frequent TRAIN items per stream (keyed by is_search): the popularity baseline."""
+def popularity_rankings(users: Sequence[UserEvents], n_items: int) -> dict[bool, np.ndarray]:
+    """Every item by TRAIN frequency per stream (keyed by is_search), most frequent first: the popularity
+    baseline, whose list for a user is this order without the user's seen items."""
     counts = {False: np.zeros(n_items, dtype=np.int64), True: np.zeros(n_items, dtype=np.int64)}
     for user in users:
         train = user.splits == "train"
@@ -160,4 +161,4 @@ def popularity_rankings(users: Sequence[UserEvents], n_items: int, k: int) -> di
             sel = train & (user.events.is_search == is_search)
             np.add.at(counts[is_search], user.events.items[sel], 1)
     # stable order on ties (lower index first) keeps the baseline reproducible
-    return {s: np.argsort(-c, kind="mergesort")[:k] for s, c in counts.items()}
+    return {s: np.argsort(-c, kind="mergesort") for s, c in counts.items()}

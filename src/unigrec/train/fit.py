@@ -49,7 +49,7 @@ class TrainingData:
     train_sequences: list[TokenSequence]
     epoch_examples: list[PromptExample]  # capped validation prompts scored every epoch
     final_examples: list[PromptExample]  # validation prompts of the stage's metrics file
-    popularity: dict[bool, np.ndarray]  # is_search -> top-k train items
+    popularity: dict[bool, np.ndarray]  # is_search -> every item, most frequent in train first
 
 
 @dataclasses.dataclass
@@ -89,7 +89,7 @@ def prepare_training_data(
         train_sequences=train,
         epoch_examples=cap_per_stream(valid, cfg.eval.epoch_users, cfg.seed),
         final_examples=cap_per_stream(valid, cfg.eval.final_users, cfg.seed),
-        popularity=popularity_rankings(users, items.n_items, cfg.eval.k),
+        popularity=popularity_rankings(users, items.n_items),
     )
 
 

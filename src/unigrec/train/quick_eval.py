@@ -85,6 +85,11 @@ def _select(batch: SequenceBatch, rows: torch.Tensor) -> SequenceBatch:
     )
 
 
+def unseen_top_k(order: np.ndarray, seen: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` items of ``order`` that are not in ``seen``."""
+    return order[~np.isin(order, seen)][:k]
+
+
 def validation_report(
     net: GenerativeTransformer,
     examples: Sequence[PromptExample],
@@ -95,10 +100,13 @@ def validation_report(
     k: int,
     batch_size: int,
 ) -> dict[str, Any]:
-    """HR@k/NDCG@k per stream for the model and the popularity baseline; ranking AUC/LogLoss on rec."""
+    """HR@k/NDCG@k per stream for the model and the popularity baseline; ranking AUC/LogLoss on rec.
+
+    Both lists leave out the items already in the prompt's context, as the evaluation stage does.
+    """
     was_training = net.training
     net.eval()
-    ranks, probs, labels, streams, targets = [], [], [], [], []
+    ranks, probs, labels, streams = [], [], [], []
     starts = range(0, len(examples), batch_size)
     for start in tqdm(starts, desc="quick eval", unit="batch", leave=False):
         prompts, tgt, search, lab, seen = collate(examples[start : start + batch_size])
@@ -106,17 +114,16 @@ def validation_report(
         probs.append(positive_probability(net, prompts, tgt, search, spaces).numpy())
         labels.append(lab.numpy())
         streams.append(search.numpy())
-        targets.append(tgt.numpy())
     net.train(was_training)
     rank_arr = np.concatenate(ranks) if ranks else np.zeros(0)
     prob_arr = np.concatenate(probs) if probs else np.zeros(0)
     label_arr = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
     stream_arr = np.concatenate(streams) if streams else np.zeros(0, dtype=bool)
-    target_arr = np.concatenate(targets) if targets else np.zeros(0, dtype=np.int64)
     report: dict[str, Any] = {}
     for search, name in STREAMS.items():
         sel = stream_arr == search
-        pop = np.array([rank_of_target(popularity[search], t) for t in target_arr[sel]])
+        pop = np.array([rank_of_target(unseen_top_k(popularity[e.is_search], e.seen, k), e.target)
+                        for e in examples if e.is_search == search])
         report[name] = {
             "n": int(sel.sum()),
             f"hr@{k}": hr_at_k(rank_arr[sel], k),
