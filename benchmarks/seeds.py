@@ -194,6 +194,34 @@ def run_one(root: Path, work: Path, params: dict[str, Any], row: Row, data: dict
     return record
 
 
+def adopt_run(root: Path, trained: Path, params: dict[str, Any], row: Row, data: dict[str, Any]) -> dict[str, Any]:
+    """A model row's run from a project ``trained`` whose train stage already ran with exactly this run's
+    train params (checked): only the evaluation is done here, so a long training is not paid twice."""
+    from unigrec.config import load_section
+
+    if row.kind != "model":
+        raise SystemExit(f"--adopt: row {row.label!r} is not a model row")
+    wanted, had = params_from_dict(params).train, load_section("train", trained / PARAMS_FILE)
+    if wanted != had:
+        diff = sorted(k for k, v in flat(dataclasses.asdict(wanted)).items() if flat(dataclasses.asdict(had)).get(k) != v)
+        raise SystemExit(f"--adopt: {trained} was trained with other train params than this run: {diff}")
+    layout = Layout(trained)
+    started = time.perf_counter()
+    metrics = json.loads(layout.train_metrics.read_text(encoding="utf-8"))
+    record: dict[str, Any] = {"training": metrics["training"], "adopted_from": str(trained)}
+    record["test"] = evaluate_row(no_baselines(params_from_dict(params).evaluate), layout.model_dir, None, data, root)
+    record["seconds"] = round(metrics["training"]["seconds"] + time.perf_counter() - started, 1)
+    return record
+
+
+def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
 def no_baselines(cfg: EvaluateConfig) -> EvaluateConfig:
     return dataclasses.replace(cfg, baselines=())
 
@@ -213,6 +241,11 @@ def load_data(root: Path, params: dict[str, Any]) -> dict[str, Any]:
                         show_progress=False)
     return {"events": events, "candidates": pd.read_parquet(layout.candidates), "items": pd.read_parquet(layout.items),
             "table": table, "texts": texts}
+
+
+def save_results(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 
 def seed_name(seed: int | None) -> str:
@@ -295,6 +328,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rows", nargs="*", default=None, help="only these row labels (default: all)")
     p.add_argument("--seeds", nargs="*", type=int, default=None, help="only these seeds (default: the spec's)")
     p.add_argument("--rerun", action="store_true", help="run (row, seed) pairs the results already hold again")
+    p.add_argument("--adopt", action="append", default=[], metavar="LABEL@SEED=PROJECT",
+                   help="take a model row's run from a project whose train stage already ran with exactly that "
+                        "run's train params (checked): it is evaluated, and nothing else runs in this call")
     p.add_argument("--render", action="store_true", help="only re-write the block from the results JSON")
     p.add_argument("--results", default=None, help="results JSON (default: benchmarks/results/BLOCK.json)")
     p.add_argument("--benchmarks-file", default=str(ROOT / "BENCHMARKS.md"))
@@ -317,7 +353,17 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown row label(s): {sorted(set(args.rows) - {r.label for r in spec.rows})}")
         data = load_data(root, base)
         results["machine"] = machine()
-        for row in rows:
+        for spec_arg in args.adopt:
+            label_seed, sep, project = spec_arg.partition("=")
+            label, at, seed = label_seed.rpartition("@")
+            row = next((r for r in spec.rows if r.label == label), None)
+            if not (sep and at) or row is None:
+                raise SystemExit(f"--adopt {spec_arg!r}: expected LABEL@SEED=PROJECT with a row label of the spec")
+            record = adopt_run(root, Path(project).resolve(), run_params(base, spec, row, int(seed)), row, data)
+            record["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+            results.setdefault("runs", {}).setdefault(row.label, {})[seed] = record
+            save_results(results_file, results)
+        for row in [] if args.adopt else rows:
             for seed in run_seeds(row, args.seeds or spec.seeds):
                 done = results.setdefault("runs", {}).setdefault(row.label, {})
                 if seed_name(seed) in done and not args.rerun:
@@ -328,9 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 record = run_one(root, work, run_params(base, spec, row, seed), row, data)
                 record["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
                 done[seed_name(seed)] = record
-                results_file.parent.mkdir(parents=True, exist_ok=True)
-                results_file.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n",
-                                        encoding="utf-8")
+                save_results(results_file, results)
     block = render(spec, results, command)
     write_block(Path(args.benchmarks_file), spec.block, block)
     print(block)

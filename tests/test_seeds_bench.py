@@ -102,3 +102,31 @@ def test_a_resumable_run_on_a_tiny_project(tmp_path):
     block = md.read_text()
     assert "<!-- tiny-seeds:start -->" in block and "| SASRec+ | 1, 2 |" in block and "| popularity | deterministic |" in block
     assert " ± " in block and "Published figures on ml-1m" in block
+
+
+@pytest.mark.slow
+def test_adopting_a_trained_project_checks_its_train_params(tmp_path):
+    layout = tiny_project(tmp_path / "project")
+    rows = [{"label": "unigrec", "kind": "model", "seed_key": "train.seed", "params": {"train.max_events": 20}}]
+    spec_path = _spec_file(tmp_path, rows)
+    spec = seeds.load_spec(spec_path)
+    base = yaml.safe_load((layout.root / "params.yaml").read_text())
+    # the tiny project's untrained model stands in for a finished train stage with the run's params
+    trained = tmp_path / "project"
+    run = seeds.run_params(base, spec, spec.rows[0], 11)
+    (trained / "params.yaml").write_text(yaml.safe_dump(run))
+    layout.train_metrics.parent.mkdir(parents=True, exist_ok=True)
+    layout.train_metrics.write_text(json.dumps({"training": {"seconds": 60.0, "epochs": 1}}))
+    results, md = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+    argv = ["--root", str(layout.root), "--spec", str(spec_path), "--results", str(results),
+            "--benchmarks-file", str(md)]
+    torch.set_num_threads(1)
+    assert seeds.main([*argv, "--adopt", f"unigrec@11={trained}"]) == 0
+    assert set(json.loads(results.read_text())["runs"]["unigrec"]) == {"11"}, "adopting trains nothing"
+    record = json.loads(results.read_text())["runs"]["unigrec"]["11"]
+    assert record["adopted_from"] == str(trained.resolve()) and record["seconds"] >= 60.0
+    assert 0.0 <= record["test"]["rec"]["full"]["hr@10"] <= 1.0
+    # a project trained with other train params is refused, naming the key
+    (trained / "params.yaml").write_text(yaml.safe_dump(seeds.with_overrides(run, {"train.max_events": 30})))
+    with pytest.raises(SystemExit, match="max_events"):
+        seeds.main([*argv, "--adopt", f"unigrec@11={trained}"])
