@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.markdown_block import write_block
+from benchmarks.params_override import set_param
 from benchmarks.project_copy import commit, copy_project
 from unigrec.pipeline import pipeline_stages
 
@@ -69,15 +70,7 @@ def apply_override(params: dict[str, Any], assignment: str) -> None:
     key, sep, raw = assignment.partition("=")
     if not sep:
         raise SystemExit(f"--set {assignment!r}: expected KEY=VALUE")
-    *parents, leaf = key.split(".")
-    node = params
-    for part in parents:
-        if not isinstance(node.get(part), dict):
-            raise SystemExit(f"--set {key}: {part!r} is not a params section")
-        node = node[part]
-    if leaf not in node:
-        raise SystemExit(f"--set {key}: no such key in params.yaml")
-    node[leaf] = yaml.safe_load(raw)
+    set_param(params, key, yaml.safe_load(raw))
 
 
 def prepare(work: Path, overrides: list[str]) -> None:

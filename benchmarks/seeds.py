@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
 from benchmarks.compare import PUBLISHED, build_system, evaluate_row, machine, scratch_root
 from benchmarks.markdown_block import write_block
+from benchmarks.params_override import set_param
 from unigrec.config import PARAMS_FILE, EvaluateConfig, Params, params_from_dict
 from unigrec.logs import setup_logging
 from unigrec.paths import Layout
@@ -109,15 +110,7 @@ def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
     """A deep copy of params ``raw`` with dotted-key ``overrides``; unknown keys are an error, not a new knob."""
     out = json.loads(json.dumps(raw))
     for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                raise SystemExit(f"override {key}: {part!r} is not a params section")
-            node = node[part]
-        if leaf not in node:
-            raise SystemExit(f"override {key}: no such key in params.yaml")
-        node[leaf] = value
+        set_param(out, key, value)
     return out
 
 
