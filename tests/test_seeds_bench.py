@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import yaml
-from evaluate_test_support import evaluate_cfg, tiny_project
+from evaluate_test_support import ROOT, evaluate_cfg, tiny_project
 
 from benchmarks import seeds
 
@@ -64,6 +64,18 @@ def test_spec_rows_are_checked(tmp_path):
         seeds.load_spec(_spec_file(tmp_path, [{"label": "x", "kind": "magic"}]))
     with pytest.raises(SystemExit, match="names a baseline"):
         seeds.load_spec(_spec_file(tmp_path, [{"label": "x", "kind": "baseline"}]))
+
+
+def test_the_shipped_ml1m_spec_names_only_real_params():
+    # a mistyped key would otherwise surface hours into a benchmark, when its row's turn comes
+    spec = seeds.load_spec(ROOT / "benchmarks" / "specs" / "ml1m.yaml")
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert len(spec.seeds) >= 3 and {row.kind for row in spec.rows} == {"model", "system", "baseline"}
+    for row in spec.rows:
+        for seed in seeds.run_seeds(row, spec.seeds):
+            params = seeds.run_params(base, spec, row, seed)  # SystemExit on an unknown key
+            if row.seed_key:
+                assert seeds.dig(params, row.seed_key.split(".")) == seed
 
 
 @pytest.mark.slow
