@@ -282,6 +282,10 @@ def render(spec: Spec, results: dict[str, Any], command: str) -> str:
     missing = [r.label for r in spec.rows if not runs.get(r.label)]
     if missing:
         lines += ["", "Not run yet: " + "; ".join(missing) + "."]
+    partial = [f"{r.label} ({', '.join(todo)})" for r in spec.rows if runs.get(r.label)
+               if (todo := [seed_name(s) for s in run_seeds(r, spec.seeds) if seed_name(s) not in runs[r.label]])]
+    if partial:
+        lines += ["", "Seeds still to run: " + "; ".join(partial) + "."]
     return "\n".join(lines)
 
 

@@ -59,6 +59,19 @@ def test_mean_and_sample_std():
     assert seeds.cell(stats["rec HR@10"]) == "0.3000 ± 0.1414" and seeds.cell((0.3, 0.0, 1)) == "0.3000"
 
 
+def test_the_block_says_which_rows_and_seeds_are_still_to_run():
+    model = seeds.Row("model", "model", {}, "train.seed")
+    fixed = seeds.Row("popularity", "baseline", {}, None, baseline="popularity")
+    sasrec = seeds.Row("sasrec", "baseline", {}, "baselines.sasrec.seed", baseline="sasrec")
+    spec = seeds.Spec("T", "b", None, (1, 2, 3), {}, (model, fixed, sasrec), "")
+    run = {"date": "2026-11-30", "seconds": 60.0, "test": {"rec": {"full": {"hr@10": 0.25}}}}
+    results = {"runs": {"model": {"1": run, "3": run}, "popularity": {"deterministic": run}}}
+    text = seeds.render(spec, results, "cmd")
+    assert "| model | 1, 3 | 0.2500 ± 0.0000 |" in text
+    assert "Not run yet: sasrec." in text
+    assert "Seeds still to run: model (2)." in text, "a row short of the spec's seeds is flagged"
+
+
 def test_spec_rows_are_checked(tmp_path):
     with pytest.raises(SystemExit, match="kind"):
         seeds.load_spec(_spec_file(tmp_path, [{"label": "x", "kind": "magic"}]))
