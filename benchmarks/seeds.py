@@ -279,13 +279,18 @@ def render(spec: Spec, results: dict[str, Any], command: str) -> str:
                      + f" | {minutes:.1f} |")
     if spec.published:
         lines += ["", published_rows(spec, runs)]
-    missing = [r.label for r in spec.rows if not runs.get(r.label)]
-    if missing:
-        lines += ["", "Not run yet: " + "; ".join(missing) + "."]
-    partial = [f"{r.label} ({', '.join(todo)})" for r in spec.rows if runs.get(r.label)
-               if (todo := [seed_name(s) for s in run_seeds(r, spec.seeds) if seed_name(s) not in runs[r.label]])]
-    if partial:
-        lines += ["", "Seeds still to run: " + "; ".join(partial) + "."]
+    not_run, short = [], []
+    for row in spec.rows:
+        done = runs.get(row.label, {})
+        todo = [name for name in map(seed_name, run_seeds(row, spec.seeds)) if name not in done]
+        if not done:
+            not_run.append(row.label)
+        elif todo:
+            short.append(f"{row.label} ({', '.join(todo)})")
+    if not_run:
+        lines += ["", "Not run yet: " + "; ".join(not_run) + "."]
+    if short:
+        lines += ["", "Seeds still to run: " + "; ".join(short) + "."]
     return "\n".join(lines)
 
 
