@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -33,7 +34,7 @@ def test_cosine_falls_from_one_to_the_floor_through_the_midpoint():
     assert values[0] == pytest.approx(1.0)
     assert values[50] == pytest.approx(0.2 + 0.8 * 0.5)  # halfway: cos(pi / 2) = 0
     assert values[-1] == pytest.approx(0.2)
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(values))
     assert lr_factor(10 + 25, cfg, 110) == pytest.approx(0.2 + 0.8 * 0.5 * (1 + math.cos(math.pi / 4)))
     assert lr_factor(10_000, cfg, 110) == pytest.approx(0.2)  # past the end: stays at the floor
 
