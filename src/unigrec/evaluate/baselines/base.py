@@ -45,7 +45,10 @@ class CatalogueScorer(abc.ABC):
         """(rows, catalogue scores of those rows), one batch at a time, so memory stays bounded."""
         self._check(contexts)
         steps = range(0, len(contexts), self.score_batch_size)
-        for start in tqdm(steps, desc=f"{self.name} scoring", leave=False, disable=len(steps) < 2):
+        # A bar only when there is more than one batch; otherwise `disable` is left unset so that
+        # tqdm's TQDM_DISABLE environment default still silences it in logged batch runs.
+        quiet = {"disable": True} if len(steps) < 2 else {}
+        for start in tqdm(steps, desc=f"{self.name} scoring", leave=False, **quiet):
             rows = slice(start, start + self.score_batch_size)
             yield rows, self._score_batch(contexts[rows])
 
