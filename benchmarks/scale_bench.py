@@ -191,10 +191,9 @@ def trie_sizes(representation: str, layout: Any) -> dict[str, dict[str, float]]:
     out = {}
     for is_search, space in id_spaces(Vocabulary.from_codebooks(codebooks), items).items():
         trie = space.trie
-        tensors = (trie.edge_keys, trie.edge_child, trie.child_start, trie.leaf_item)
         out["search" if is_search else "rec"] = {
             "nodes": trie.n_nodes, "width": trie.width,
-            "sparse_mb": round(sum(t.numel() * t.element_size() for t in tensors) / MB, 1),
+            "sparse_mb": round(trie.nbytes / MB, 1),
             "dense_table_gib": round(trie.n_nodes * trie.width * 8 / 1024**3, 2),
         }
     return out

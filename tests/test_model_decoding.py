@@ -8,7 +8,7 @@ import synthetic_train_data as syn
 import torch
 
 from unigrec.model.batch import collate_sequences
-from unigrec.model.decoding import beam_search, build_id_space, score_candidates
+from unigrec.model.decoding import beam_search, build_id_space, exhausted_nodes, score_candidates
 from unigrec.model.item_codes import atomic_item_codes, item_codes_from_frame
 from unigrec.model.tokenizer import EventSeq, SequenceSerialiser
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
@@ -127,6 +127,35 @@ def test_excluded_items_never_take_a_beam_slot(atomic):
         narrow, _ = beam_search(net, batch, space, beam_size=10, exclude=exclude)
         assert (narrow == expected.indices[:, :10]).all()
 
+
+
+def test_prefixes_whose_items_are_all_excluded_never_take_a_beam_slot():
+    """The 10 best items and every item sharing their first two codes are excluded, so whole prefixes
+    die; masking only the last level would let them fill the beam and come back empty."""
+    vocab, items, net, batch = _setup(9)
+    space = build_id_space(vocab, items, SEMANTIC)
+    everything = torch.arange(items.n_items).expand(len(batch), -1)
+    brute, _ = score_candidates(net, batch, everything, space)
+    prefix = space.codes[:, :2]  # (N, 2)
+    top = prefix[brute.topk(10, dim=1).indices]  # (B, 10, 2)
+    exclude = (prefix[None, None] == top[:, :, None]).all(-1).any(1)  # (B, N)
+    found, scores = beam_search(net, batch, space, beam_size=10, exclude=exclude)
+    assert (found >= 0).all() and torch.isfinite(scores).all(), "every slot holds an item"
+    assert not exclude.gather(1, found).any()
+
+
+def test_exhausted_nodes_are_the_prefixes_with_every_item_excluded():
+    vocab, items, _, _ = _setup(10)
+    trie = build_id_space(vocab, items, SEMANTIC).trie
+    rng = np.random.default_rng(10)
+    exclude = torch.as_tensor(rng.random((3, items.n_items)) < 0.7)
+    exclude[2] = True  # everything excluded
+    keys = set(exhausted_nodes(trie, exclude).tolist())
+    for row in range(3):
+        for node in range(1, trie.n_nodes):  # the root is never a child, so never asked about
+            under = (trie.item_path == node).any(1)
+            assert ((row * trie.n_nodes + node) in keys) == bool(exclude[row, under].all()), (row, node)
+    assert exhausted_nodes(trie, torch.zeros_like(exclude)).numel() == 0
 
 def test_right_padded_batch_matches_left_padded_one():
     """Training batches are right-padded (plain causal attention, no mask): same states as left padding."""

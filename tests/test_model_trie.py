@@ -74,10 +74,25 @@ def test_wide_atomic_level_is_stored_sparsely():
     # 200k one-token IDs: a dense (n_nodes, width) table would be 200_001 x 200_000 int64 (~298 GiB).
     n = 200_000
     trie = build_prefix_trie(np.arange(n)[::-1, None].copy(), width=n)
-    stored = sum(t.numel() * t.element_size() for t in (trie.edge_keys, trie.edge_child, trie.child_start,
-                                                         trie.leaf_item))
-    assert stored < 64 * (n + 2)  # O(items), not O(items * width)
+    assert trie.nbytes < 64 * (n + 2)  # O(items), not O(items * width)
     assert trie.allowed(torch.zeros(4, dtype=torch.long)).all()
     leaves = trie.step(torch.zeros(3, dtype=torch.long), torch.tensor([0, 7, n - 1]))
     assert trie.leaf_item[leaves].tolist() == [n - 1, n - 8, 0]
     assert not trie.allowed(leaves).any()
+
+
+def test_item_paths_and_leaf_counts_match_a_brute_force_trie():
+    rng = np.random.default_rng(1)
+    codes = np.unique(rng.integers(0, 4, size=(120, 3)), axis=0)
+    codes = codes[rng.permutation(len(codes))]
+    trie = build_prefix_trie(codes, width=4)
+    below: dict[int, int] = {}
+    for item, row in enumerate(codes.tolist()):
+        node = torch.tensor([0])
+        for level, code in enumerate(row):
+            node = trie.step(node, torch.tensor([code]))
+            assert trie.item_path[item, level].item() == node.item()
+            below[node.item()] = below.get(node.item(), 0) + 1
+    assert trie.leaf_count[0].item() == len(codes)
+    assert {v: trie.leaf_count[v].item() for v in below} == below
+    assert trie.leaf_count[trie.leaf_item >= 0].eq(1).all()

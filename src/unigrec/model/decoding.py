@@ -56,18 +56,32 @@ def level_log_probs(net: GenerativeTransformer, hidden: torch.Tensor, space: IdS
     return torch.nn.functional.pad(logp, (0, pad), value=float("-inf")) if pad else logp
 
 
-def excluded_leaves(trie: PrefixTrie, nodes: torch.Tensor, exclude: torch.Tensor) -> torch.Tensor:
-    """(B, k, width) bool: codes that complete an ID of an item ``exclude`` (B, n_items) marks.
+def exhausted_nodes(trie: PrefixTrie, exclude: torch.Tensor) -> torch.Tensor:
+    """Sorted keys ``row * n_nodes + node`` of the nodes below the root whose every item ``exclude``
+    (B, n_items) marks.
 
-    ``nodes`` (B, k) sit on the last level's parents; a code leading nowhere is not marked (the trie
-    mask already removes it).
+    A leaf is exhausted when its item is excluded; an inner node when all the items below it are. Such
+    a prefix can only end in an excluded item, so a beam slot spent on it is lost. Counting works from
+    the excluded items (a user's history, sparse) up their paths, never over all rows x nodes.
     """
-    b, k = nodes.shape
-    codes = torch.arange(trie.width, device=nodes.device)
-    children = trie.step(nodes[..., None], codes)  # (B, k, width)
-    items = torch.where(children >= 0, trie.leaf_item[children.clamp(min=0)], torch.full_like(children, -1))
-    hit = exclude.gather(1, items.clamp(min=0).view(b, -1)).view(b, k, trie.width)
-    return hit & (items >= 0)
+    rows, items = exclude.nonzero(as_tuple=True)
+    keys = (rows[:, None] * trie.n_nodes + trie.item_path[items]).reshape(-1)
+    distinct, counts = torch.unique(keys, return_counts=True)  # sorted, as searchsorted needs
+    return distinct[counts == trie.leaf_count[distinct % trie.n_nodes]]
+
+
+def exhausted_children(trie: PrefixTrie, nodes: torch.Tensor, exhausted: torch.Tensor) -> torch.Tensor:
+    """(B, k, width) bool: codes that lead from ``nodes`` (B, k) to an exhausted node of their row.
+
+    A code leading nowhere is not marked (the trie mask already removes it).
+    """
+    children = trie.step(nodes[..., None], torch.arange(trie.width, device=nodes.device))  # (B, k, width)
+    if exhausted.numel() == 0:
+        return torch.zeros_like(children, dtype=torch.bool)
+    rows = torch.arange(nodes.shape[0], device=nodes.device)[:, None, None]
+    keys = rows * trie.n_nodes + children.clamp(min=0)
+    found = exhausted[torch.searchsorted(exhausted, keys).clamp(max=exhausted.numel() - 1)] == keys
+    return found & (children >= 0)
 
 
 @torch.no_grad()
@@ -82,9 +96,12 @@ def beam_search(
 
     The prompt is encoded once; each further level runs one token per hypothesis against the cached
     prefix, so the context is never recomputed. ``exclude`` (B, n_items) bool removes items (e.g. those
-    a user has already seen) at the last level, so they never take a beam slot: filtering afterwards
-    would leave a heavy user with few of the ``beam_size`` items. Exact for one-level (atomic) IDs;
-    with several levels the earlier levels still rank prefixes by all their items.
+    a user has already seen) during the search, so they never take a beam slot: filtering afterwards
+    would leave a heavy user with few of the ``beam_size`` items. At every level a prefix whose items
+    are all excluded is pruned (with fine semantic IDs most deep prefixes hold one item, so masking
+    only the last level let seen items' prefixes crowd the beam); a surviving prefix still scores
+    with the mass of all its items, seen ones included, so with several levels the beam is a search
+    over prefixes and not the exact top of the unseen items that it is for one-level (atomic) IDs.
     """
     trie = space.trie
     hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors)
@@ -92,8 +109,9 @@ def beam_search(
     root = torch.zeros(b, dtype=torch.long, device=hidden.device)
     logp = level_log_probs(net, hidden[:, -1], space, 0)
     logp = logp.masked_fill(~trie.allowed(root), float("-inf"))
-    if exclude is not None and space.depth == 1:
-        logp = logp.masked_fill(excluded_leaves(trie, root[:, None], exclude)[:, 0], float("-inf"))
+    exhausted = exhausted_nodes(trie, exclude) if exclude is not None else None
+    if exhausted is not None:
+        logp = logp.masked_fill(exhausted_children(trie, root[:, None], exhausted)[:, 0], float("-inf"))
     scores, codes = logp.topk(min(beam_size, trie.width), dim=-1)  # (B, k)
     nodes = trie.step(root[:, None].expand_as(codes), codes)
     nodes = nodes.masked_fill(torch.isinf(scores), -1)
@@ -104,8 +122,8 @@ def beam_search(
         out, tail = net.extend(tokens, prefix, tail)
         logp = level_log_probs(net, out[:, -1], space, level).view(b, k, trie.width)
         logp = logp.masked_fill(~trie.allowed(nodes), float("-inf"))
-        if exclude is not None and level == space.depth - 1:
-            logp = logp.masked_fill(excluded_leaves(trie, nodes, exclude), float("-inf"))
+        if exhausted is not None:
+            logp = logp.masked_fill(exhausted_children(trie, nodes, exhausted), float("-inf"))
         flat = (scores[..., None] + logp).view(b, k * trie.width)
         scores, index = flat.topk(min(beam_size, flat.shape[1]), dim=-1)
         parent = torch.div(index, trie.width, rounding_mode="floor")

@@ -2,10 +2,13 @@
 
 Node 0 is the root; nodes are numbered level by level. Every edge (parent, code) -> child is one entry of
 ``edge_keys`` (``parent * width + code``, sorted) and ``edge_child``; ``child_start[node]`` is where the
-node's edges begin. ``leaf_item[node]`` is the item index a complete ID ends at (-1 for inner nodes).
+node's edges begin. ``leaf_item[node]`` is the item index a complete ID ends at (-1 for inner nodes);
+``item_path[item, l]`` is the node an item's ID reaches after ``l + 1`` codes and ``leaf_count[node]`` how
+many items lie under a node, so decoding can tell when every item below a prefix is excluded.
 Storage is O(n_items * depth), independent of the codebook width: the former dense (n_nodes, width)
 int64 table needed 74.5 GiB for 100k atomic items (width 100k) and 3.2 GiB per ID kind for 1M items with
-256-code levels; this layout takes 3 MB and 51 MB there (BENCHMARKS.md, scale block).
+256-code levels; this layout takes 3 MB and 51 MB there (BENCHMARKS.md, scale block), plus
+``item_path`` and ``leaf_count`` (8 bytes per item and level, and per node).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ class PrefixTrie:
     edge_child: torch.Tensor  # (n_edges,) int64
     child_start: torch.Tensor  # (n_nodes + 1,) int64: node v's edges are [child_start[v], child_start[v + 1])
     leaf_item: torch.Tensor  # (n_nodes,) int64
+    item_path: torch.Tensor  # (n_items, depth) int64: node of each item's ID prefix of length l + 1
+    leaf_count: torch.Tensor  # (n_nodes,) int64: items under each node (1 at a leaf)
     depth: int  # codes per ID
     width: int  # codes per level (the widest level)
 
@@ -29,9 +34,17 @@ class PrefixTrie:
     def n_nodes(self) -> int:
         return int(self.leaf_item.shape[0])
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the trie's tensors take (what the scale benchmark reports)."""
+        tensors = (self.edge_keys, self.edge_child, self.child_start, self.leaf_item, self.item_path,
+                   self.leaf_count)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
     def to(self, device: torch.device | str) -> PrefixTrie:
         return PrefixTrie(self.edge_keys.to(device), self.edge_child.to(device), self.child_start.to(device),
-                          self.leaf_item.to(device), self.depth, self.width)
+                          self.leaf_item.to(device), self.item_path.to(device), self.leaf_count.to(device),
+                          self.depth, self.width)
 
     def allowed(self, nodes: torch.Tensor) -> torch.Tensor:
         """(..., width) bool: codes that extend each node's prefix towards a real ID (none for -1).
@@ -98,11 +111,13 @@ def build_prefix_trie(codes: np.ndarray, width: int | None = None) -> PrefixTrie
     parent = np.zeros(n, dtype=np.int64)  # node of each row's prefix at the previous level (root first)
     next_id = 1
     keys, children = [], []
+    item_path = np.empty((n, depth), dtype=np.int64)
     for level in range(depth):
         node = next_id - 1 + np.cumsum(opens[:, level])
         new = opens[:, level]
         keys.append(parent[new] * width + ranked[new, level])
         children.append(node[new])
+        item_path[order, level] = node
         next_id += int(new.sum())
         parent = node
     edge_keys = np.concatenate(keys)
@@ -112,6 +127,8 @@ def build_prefix_trie(codes: np.ndarray, width: int | None = None) -> PrefixTrie
     child_start = np.searchsorted(edge_keys, np.arange(next_id + 1, dtype=np.int64) * width)
     leaf_item = np.full(next_id, -1, dtype=np.int64)
     leaf_item[parent] = order
+    leaf_count = np.bincount(item_path.ravel(), minlength=next_id).astype(np.int64)
+    leaf_count[0] = n
     return PrefixTrie(torch.from_numpy(edge_keys), torch.from_numpy(edge_child),
                       torch.from_numpy(child_start.astype(np.int64)), torch.from_numpy(leaf_item),
-                      depth=depth, width=width)
+                      torch.from_numpy(item_path), torch.from_numpy(leaf_count), depth=depth, width=width)
