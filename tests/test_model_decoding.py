@@ -128,7 +128,6 @@ def test_excluded_items_never_take_a_beam_slot(atomic):
         assert (narrow == expected.indices[:, :10]).all()
 
 
-
 def test_prefixes_whose_items_are_all_excluded_never_take_a_beam_slot():
     """The 10 best items and every item sharing their first two codes are excluded, so whole prefixes
     die; masking only the last level would let them fill the beam and come back empty."""
@@ -156,6 +155,7 @@ def test_exhausted_nodes_are_the_prefixes_with_every_item_excluded():
             under = (trie.item_path == node).any(1)
             assert ((row * trie.n_nodes + node) in keys) == bool(exclude[row, under].all()), (row, node)
     assert exhausted_nodes(trie, torch.zeros_like(exclude)).numel() == 0
+
 
 def test_right_padded_batch_matches_left_padded_one():
     """Training batches are right-padded (plain causal attention, no mask): same states as left padding."""

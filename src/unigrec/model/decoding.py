@@ -70,18 +70,22 @@ def exhausted_nodes(trie: PrefixTrie, exclude: torch.Tensor) -> torch.Tensor:
     return distinct[counts == trie.leaf_count[distinct % trie.n_nodes]]
 
 
-def exhausted_children(trie: PrefixTrie, nodes: torch.Tensor, exhausted: torch.Tensor) -> torch.Tensor:
-    """(B, k, width) bool: codes that lead from ``nodes`` (B, k) to an exhausted node of their row.
+def open_codes(trie: PrefixTrie, nodes: torch.Tensor, exhausted: torch.Tensor | None) -> torch.Tensor:
+    """(B, k, width) bool: codes that extend ``nodes`` (B, k) towards an item not yet exhausted.
 
-    A code leading nowhere is not marked (the trie mask already removes it).
+    Without exclusions this is the trie mask alone; with them, the children found for the exhaustion
+    lookup already say which codes lead somewhere, so the trie is stepped once per level, not twice.
     """
+    if exhausted is None:
+        return trie.allowed(nodes)
     children = trie.step(nodes[..., None], torch.arange(trie.width, device=nodes.device))  # (B, k, width)
+    real = children >= 0
     if exhausted.numel() == 0:
-        return torch.zeros_like(children, dtype=torch.bool)
+        return real
     rows = torch.arange(nodes.shape[0], device=nodes.device)[:, None, None]
     keys = rows * trie.n_nodes + children.clamp(min=0)
     found = exhausted[torch.searchsorted(exhausted, keys).clamp(max=exhausted.numel() - 1)] == keys
-    return found & (children >= 0)
+    return real & ~found
 
 
 @torch.no_grad()
@@ -108,10 +112,8 @@ def beam_search(
     b = hidden.shape[0]
     root = torch.zeros(b, dtype=torch.long, device=hidden.device)
     logp = level_log_probs(net, hidden[:, -1], space, 0)
-    logp = logp.masked_fill(~trie.allowed(root), float("-inf"))
     exhausted = exhausted_nodes(trie, exclude) if exclude is not None else None
-    if exhausted is not None:
-        logp = logp.masked_fill(exhausted_children(trie, root[:, None], exhausted)[:, 0], float("-inf"))
+    logp = logp.masked_fill(~open_codes(trie, root[:, None], exhausted)[:, 0], float("-inf"))
     scores, codes = logp.topk(min(beam_size, trie.width), dim=-1)  # (B, k)
     nodes = trie.step(root[:, None].expand_as(codes), codes)
     nodes = nodes.masked_fill(torch.isinf(scores), -1)
@@ -121,9 +123,7 @@ def beam_search(
         tokens = (codes + space.offsets[level - 1]).reshape(b * k, 1)
         out, tail = net.extend(tokens, prefix, tail)
         logp = level_log_probs(net, out[:, -1], space, level).view(b, k, trie.width)
-        logp = logp.masked_fill(~trie.allowed(nodes), float("-inf"))
-        if exhausted is not None:
-            logp = logp.masked_fill(exhausted_children(trie, nodes, exhausted), float("-inf"))
+        logp = logp.masked_fill(~open_codes(trie, nodes, exhausted), float("-inf"))
         flat = (scores[..., None] + logp).view(b, k * trie.width)
         scores, index = flat.topk(min(beam_size, flat.shape[1]), dim=-1)
         parent = torch.div(index, trie.width, rounding_mode="floor")
