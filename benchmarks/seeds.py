@@ -127,6 +127,26 @@ def run_seeds(row: Row, wanted: Sequence[int]) -> list[int | None]:
     return list(wanted) if row.seed_key is not None else [None]
 
 
+def needs_identifiers(row: Row, params: dict[str, Any]) -> bool:
+    """Whether the run trains on the root's GenSAR identifiers (``data/ids``): a model or two-stage row with
+    semantic item IDs. TIGER-style builds its own identifiers; atomic IDs and baselines need none."""
+    if row.kind == "baseline" or row.system == "tiger":
+        return False
+    return params["train"]["model"]["item_representation"] != "atomic"
+
+
+def check_inputs(root: Path, spec: Spec, rows: Sequence[Row], base: dict[str, Any]) -> None:
+    """Fail before any run, not hours into the queue, when a selected row needs identifiers the root lacks."""
+    if Layout(root).ids_table.exists():
+        return
+    lacking = [r.label for r in rows if needs_identifiers(r, run_params(base, spec, r, None))]
+    if lacking:
+        raise SystemExit(
+            f"rows {lacking} train on semantic IDs, but {Layout(root).ids_table} is missing: run "
+            f"`unigrec stage identifiers --root {root}` first (or leave these rows out with --rows)"
+        )
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     mean = statistics.fmean(values)
@@ -353,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for r in spec.rows if args.rows is None or r.label in args.rows]
         if args.rows is not None and len(rows) != len(args.rows):
             raise SystemExit(f"unknown row label(s): {sorted(set(args.rows) - {r.label for r in spec.rows})}")
+        check_inputs(root, spec, rows if not args.adopt else [], base)
         data = load_data(root, base)
         results["machine"] = machine()
         for spec_arg in args.adopt:

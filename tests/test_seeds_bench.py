@@ -91,6 +91,22 @@ def test_the_shipped_ml1m_spec_names_only_real_params():
                 assert seeds.dig(params, row.seed_key.split(".")) == seed
 
 
+def test_rows_on_semantic_ids_fail_before_any_run_when_the_root_has_no_identifiers(tmp_path):
+    # the ML-1M queue would otherwise train the atomic row for hours and then die on the semantic one
+    spec = seeds.load_spec(ROOT / "benchmarks" / "specs" / "ml1m.yaml")
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    by_label = {row.label: row for row in spec.rows}
+    semantic, atomic = by_label["unigrec, semantic IDs (GenSAR's form)"], by_label["unigrec, atomic IDs (UniGRF's form)"]
+    tiger = by_label["TIGER-style (semantic IDs only, retrieval only)"]
+    with pytest.raises(SystemExit, match=r"semantic IDs \(GenSAR's form\).*stage identifiers"):
+        seeds.check_inputs(tmp_path, spec, [atomic, semantic, tiger], base)
+    seeds.check_inputs(tmp_path, spec, [atomic, tiger, by_label["popularity"]], base)  # none needs data/ids
+    ids = seeds.Layout(tmp_path).ids_table
+    ids.parent.mkdir(parents=True)
+    ids.touch()
+    seeds.check_inputs(tmp_path, spec, [semantic], base)
+
+
 @pytest.mark.slow
 def test_a_resumable_run_on_a_tiny_project(tmp_path):
     from unigrec.evaluate.evaluation import evaluate_baselines
