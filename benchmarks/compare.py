@@ -70,14 +70,35 @@ SYSTEMS = ("tiger", "two_stage")
 
 def scratch_root(root: Path, dest: Path, linked: tuple[str, ...]) -> Layout:
     """A project root whose inputs are links to ``root``'s (never written through) and whose outputs are
-    its own; the caches are shared so texts already embedded are not embedded again."""
+    its own; ``root``'s cached embeddings are linked so texts already embedded are not embedded again."""
     dest.mkdir(parents=True, exist_ok=True)
-    for rel in (*linked, ".cache"):
+    for rel in linked:
         target, link = (root / rel).resolve(), dest / rel
         if target.exists() and not link.exists():
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(target)
-    return Layout(dest)
+    layout = Layout(dest)
+    if (root / ".cache").is_dir():
+        link_caches(root / ".cache", dest / ".cache", layout.train_work_dir)
+    return layout
+
+
+def link_caches(src: Path, dst: Path, own: Path) -> None:
+    """Link every entry of cache folder ``src`` into ``dst``, except the run's own scratch ``own`` (the train
+    stage's checkpoints and logs, which also live under ``.cache``) and real folders on the way to it:
+    linking all of ``.cache`` made every run of one root write the same checkpoint folder, so two runs side
+    by side would overwrite each other's best checkpoint."""
+    if dst.is_symlink():  # a run folder made when the whole cache was one link
+        dst.unlink()
+    dst.mkdir(parents=True, exist_ok=True)
+    for entry in src.iterdir():
+        target = dst / entry.name
+        if target == own:
+            continue
+        if entry.is_dir() and own.is_relative_to(target):
+            link_caches(entry, target, own)
+        elif not target.exists() and not target.is_symlink():
+            target.symlink_to(entry.resolve())
 
 
 def train_reference(raw: dict, layout: Layout, override: dict) -> Path:

@@ -107,6 +107,25 @@ def test_rows_on_semantic_ids_fail_before_any_run_when_the_root_has_no_identifie
     seeds.check_inputs(tmp_path, spec, [semantic], base)
 
 
+def test_runs_of_one_root_share_its_embeddings_but_not_their_checkpoints(tmp_path):
+    root = tmp_path / "root"
+    cache = root / ".cache" / "unigrec"
+    (cache / "train" / "checkpoints").mkdir(parents=True)
+    (cache / "minilm-abc.npy").write_bytes(b"vectors")
+    (root / "data" / "split").mkdir(parents=True)
+    old = tmp_path / "old"  # a run folder from when the whole .cache was one link
+    old.mkdir()
+    (old / ".cache").symlink_to(root / ".cache")
+    runs = [seeds.scratch_root(root, tmp_path / name, ("data/split",)) for name in ("a", "b", "old")]
+    for layout in runs:
+        assert (layout.root / ".cache" / "unigrec" / "minilm-abc.npy").read_bytes() == b"vectors"
+        assert (layout.root / "data" / "split").resolve() == (root / "data" / "split").resolve()
+        layout.train_work_dir.mkdir(parents=True)
+        (layout.train_work_dir / "best.ckpt").write_text(layout.root.name)
+    assert [(r.train_work_dir / "best.ckpt").read_text() for r in runs] == ["a", "b", "old"]
+    assert not (cache / "train" / "best.ckpt").exists(), "nothing is written into the root's own scratch"
+
+
 @pytest.mark.slow
 def test_a_resumable_run_on_a_tiny_project(tmp_path):
     from unigrec.evaluate.evaluation import evaluate_baselines
