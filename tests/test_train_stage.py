@@ -109,3 +109,57 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path, query_cache):
     metrics = json.loads(Layout(tmp_path).train_metrics.read_text())
     assert metrics["training"]["epochs"] >= 1
     assert metrics["validation"]["rec"]["n"] == 24
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(tmp_path, query_cache, monkeypatch):
+    """Kill a run after its first epoch (last.ckpt written); the same run then continues at epoch 1 with the
+    first epoch's log kept, a finished run or changed params start from scratch."""
+    import lightning as L
+    import pandas as pd
+
+    from unigrec.stages.train import run
+    from unigrec.train import fit
+
+    class CrashAfterFirstEpoch(L.Callback):  # killed a few batches into the second epoch
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if trainer.current_epoch == 1 and batch_idx == 2:
+                raise _Crash
+
+    def crash(cfg: TrainConfig) -> None:
+        original = fit.build_trainer
+        with monkeypatch.context() as patch:
+            patch.setattr(fit, "build_trainer", lambda *a, **kw: original(*a[:4], [*a[4], CrashAfterFirstEpoch()]))
+            with pytest.raises(_Crash):
+                run(cfg, layout)
+
+    syn.write_project(tmp_path)
+    layout = Layout(tmp_path)
+    section = _train_section(query_cache, max_epochs=3, patience=10)
+    cfg = build_section(TrainConfig, section, "train")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        crash(cfg)
+        assert (layout.train_work_dir / "checkpoints" / "last.ckpt").exists()
+        assert not layout.train_metrics.exists()
+
+        run(cfg, layout)  # same params and data: continues
+        training = json.loads(layout.train_metrics.read_text())["training"]
+        assert training["resumed_after_epoch"] == 0 and training["epochs"] == 3
+        epochs = pd.read_csv(layout.train_work_dir / "csv" / "version_0" / "metrics.csv")
+        assert sorted(epochs.dropna(subset=["val/ndcg"])["epoch"]) == [0, 1, 2]  # no epoch lost or doubled
+        assert [row.split(",")[0] for row in layout.train_curve.read_text().splitlines()[1:]] == ["0", "1", "2"]
+
+        run(cfg, layout)  # that run finished: a re-run trains again from scratch
+        assert json.loads(layout.train_metrics.read_text())["training"]["resumed_after_epoch"] is None
+
+        crash(cfg)
+        section["optim"]["lr"] *= 2  # other params: the checkpoint is not theirs
+        run(build_section(TrainConfig, section, "train"), layout)
+        assert json.loads(layout.train_metrics.read_text())["training"]["resumed_after_epoch"] is None
+    finally:
+        torch.set_num_threads(threads)

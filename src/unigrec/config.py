@@ -251,6 +251,7 @@ class TrainerConfig:
     logger: Literal["csv", "mlflow"]
     mlflow_tracking_uri: str  # only for logger: mlflow
     progress_bar: bool
+    resume: bool  # continue an interrupted run of the same params and data from its last checkpoint
 
 
 @dataclasses.dataclass(frozen=True)

@@ -68,6 +68,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
             "train_sequences_per_second": round(result.sequences_per_second, 1),
             "train_sequences": len(data.train_sequences),
             "parameters": sum(p.numel() for p in result.net.parameters()),
+            "resumed_after_epoch": result.resumed_after_epoch,  # null: trained in one go
         },
     }
     write_json(layout.train_metrics, metrics)

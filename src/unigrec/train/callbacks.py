@@ -9,12 +9,32 @@ import lightning as L
 
 
 class ThroughputMeter(L.Callback):
-    """Sequences per second over training batches (validation and checkpointing time excluded)."""
+    """Sequences per second over training batches (validation and checkpointing time excluded), and the
+    fit's wall time. Both ride in the checkpoint, so a resumed run reports the whole run's figures."""
 
     def __init__(self) -> None:
         self.sequences = 0
         self.seconds = 0.0
         self._started: float | None = None
+        self._earlier_wall = 0.0  # wall seconds of the parts before a resume, up to their checkpoint
+        self._fit_started: float | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._fit_started = time.perf_counter()
+
+    @property
+    def wall_seconds(self) -> float:
+        now = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
+        return self._earlier_wall + now
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sequences": self.sequences, "seconds": self.seconds, "wall_seconds": self.wall_seconds}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.sequences = int(state_dict["sequences"])
+        self.seconds = float(state_dict["seconds"])
+        # restored after on_fit_start: this part's clock keeps running from its own start
+        self._earlier_wall = float(state_dict["wall_seconds"])
 
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         self._started = time.perf_counter()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -34,6 +33,16 @@ from unigrec.train.examples import (
     training_sequences,
 )
 from unigrec.train.losses import LossSpec
+from unigrec.train.resume import (
+    checkpoint_dir,
+    checkpoint_epoch,
+    fingerprint,
+    mark_complete,
+    merge_metrics,
+    resumable_checkpoint,
+    start_fresh,
+    stash_metrics,
+)
 from unigrec.train.weighter import TaskWeighter
 
 log = logging.getLogger(__name__)
@@ -61,6 +70,7 @@ class FitResult:
     best_score: float | None
     metrics_csv: Path | None  # Lightning's CSVLogger file (per step/epoch rows)
     sequences_per_second: float
+    resumed_after_epoch: int | None  # the epoch of the checkpoint this run continued from; None = from scratch
 
 
 def prepare_training_data(
@@ -160,7 +170,8 @@ def build_trainer(
     if cfg.logger == "mlflow":
         loggers.append(MLFlowLogger(experiment_name="unigrec-train", tracking_uri=cfg.mlflow_tracking_uri))
     checkpoint = ModelCheckpoint(
-        dirpath=str(work_dir / "checkpoints"), filename="best", monitor=monitor, mode="max", save_top_k=1
+        dirpath=str(checkpoint_dir(work_dir)), filename="best", monitor=monitor, mode="max", save_top_k=1,
+        save_last=cfg.resume,
     )
     stopper = EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience)
     return L.Trainer(
@@ -187,10 +198,13 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # only a resumed run finds its checkpoint folder non-empty: fresh runs start from an emptied work dir
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
 
 
 def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -> FitResult:
-    """Train from scratch; returns the network holding the best validation checkpoint's weights."""
+    """Train from scratch, or continue this very run from its last checkpoint (``train.trainer.resume``, see
+    ``unigrec.train.resume``); returns the network holding the best validation checkpoint's weights."""
     import lightning as L
 
     from unigrec.train.callbacks import ThroughputMeter
@@ -199,8 +213,17 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     work_dir = Path(work_dir)
-    if work_dir.exists():
-        shutil.rmtree(work_dir)  # before fit: DDP workers only start inside fit
+    metrics_csv = work_dir / "csv" / "version_0" / "metrics.csv"
+    # Decided before fit: DDP workers only start inside fit, and must find the folder as rank 0 left it.
+    key = run_fingerprint(cfg, data) if cfg.trainer.resume else None
+    last = resumable_checkpoint(work_dir, key) if key is not None else None
+    resumed_after = checkpoint_epoch(last) if last is not None else None
+    stashed: Path | None = None
+    if last is None:
+        start_fresh(work_dir, key)
+    else:
+        stashed = stash_metrics(metrics_csv)
+        log.info("resuming the unfinished run in %s after epoch %d", work_dir, resumed_after)
     dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
     net = GenerativeTransformer(dims)
     module = GenerativeRecModule(
@@ -230,8 +253,12 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
     n_params = sum(p.numel() for p in net.parameters())
     log.info("training: %d parameters, %d sequences per epoch", n_params, len(data.train_sequences))
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
-    seconds = time.perf_counter() - started
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
+    seconds = meter.wall_seconds if last is not None else time.perf_counter() - started
+    if stashed is not None and resumed_after is not None and trainer.is_global_zero:
+        merge_metrics(stashed, metrics_csv, resumed_after)
+    if trainer.is_global_zero and not trainer.interrupted:
+        mark_complete(work_dir)
     checkpoint = trainer.checkpoint_callback
     best_path = getattr(checkpoint, "best_model_path", "")
     if best_path:
@@ -239,7 +266,6 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
         net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
     best = getattr(checkpoint, "best_model_score", None)
     epochs = int(trainer.current_epoch)
-    metrics_csv = work_dir / "csv" / "version_0" / "metrics.csv"
     return FitResult(
         net=net.cpu().eval(),
         is_global_zero=bool(trainer.is_global_zero),
@@ -248,4 +274,13 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
         best_score=float(best) if best is not None else None,
         metrics_csv=metrics_csv if metrics_csv.exists() else None,
         sequences_per_second=meter.sequences_per_second,
+        resumed_after_epoch=resumed_after,
     )
+
+
+def run_fingerprint(cfg: TrainConfig, data: TrainingData) -> str:
+    """What makes two runs the same run: the train params and every array the network trains on."""
+    arrays = [data.query_table, *(data.items.codes[kind] for kind in sorted(data.items.codes))]
+    for seq in data.train_sequences:
+        arrays += [seq.tokens, seq.targets, seq.slots, seq.groups, seq.query_ids, seq.query_parts]
+    return fingerprint(cfg, arrays)

@@ -1,0 +1,126 @@
+"""Resume an interrupted training run where it stopped, and only when it is the same run.
+
+On a 2-core laptop one ML-1M training takes hours; a killed job, a closed lid or a session limit would
+otherwise throw all of it away, since ``fit`` starts from an empty work folder. With ``train.trainer.resume``
+on, Lightning also keeps ``checkpoints/last.ckpt`` (weights, optimiser, lr schedule, early-stopping and
+best-checkpoint state) after every validation, and the work folder carries a fingerprint of everything
+that defines the run: the train params and the data it trains on. A later run continues from
+``last.ckpt`` only when its fingerprint matches and the earlier run did not finish; anything else wipes
+the folder and starts from scratch, so changed params or data can never continue a stale model.
+
+A resumed run is the same optimisation continued, not a bit-for-bit replay: the data-order and dropout
+random streams restart from the seed at the resumed epoch. The stage's metrics record the epoch it
+resumed from so a reader can tell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+STATE_FILE = "resume.json"
+LAST_CHECKPOINT = "last.ckpt"
+STASHED_METRICS = "metrics.before_resume.csv"
+# Trainer knobs that change how a run is watched, not what it computes: a run may resume across them.
+COSMETIC_KEYS = ("resume", "progress_bar")
+
+
+def config_digest(cfg: Any) -> dict[str, Any]:
+    """The train config as a plain dict, cosmetic trainer keys dropped."""
+    raw = dataclasses.asdict(cfg)
+    for key in COSMETIC_KEYS:
+        raw.get("trainer", {}).pop(key, None)
+    return raw
+
+
+def fingerprint(cfg: Any, arrays: Iterable[np.ndarray]) -> str:
+    """sha256 over the config and every array the run trains on (shape, dtype and bytes of each)."""
+    h = hashlib.sha256(json.dumps(config_digest(cfg), sort_keys=True, default=str).encode())
+    for array in arrays:
+        a = np.ascontiguousarray(array)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def checkpoint_dir(work_dir: Path) -> Path:
+    return Path(work_dir) / "checkpoints"
+
+
+def read_state(work_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(work_dir) / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def resumable_checkpoint(work_dir: Path, key: str) -> Path | None:
+    """``last.ckpt`` of an unfinished run with this fingerprint, else None."""
+    state = read_state(work_dir)
+    last = checkpoint_dir(work_dir) / LAST_CHECKPOINT
+    if state is None or state.get("fingerprint") != key or state.get("complete") or not last.exists():
+        return None
+    return last
+
+
+def start_fresh(work_dir: Path, key: str | None) -> None:
+    """Empty the work folder; with a key, mark it as holding an unfinished run of that fingerprint."""
+    work_dir = Path(work_dir)
+    if work_dir.exists():
+        shutil.rmtree(work_dir)
+    if key is not None:
+        write_state(work_dir, {"fingerprint": key, "complete": False})
+
+
+def mark_complete(work_dir: Path) -> None:
+    """A finished run is never continued: a re-run with the same fingerprint trains from scratch again."""
+    state = read_state(work_dir)
+    if state is not None:
+        write_state(work_dir, {**state, "complete": True})
+
+
+def write_state(work_dir: Path, state: dict[str, Any]) -> None:
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    (Path(work_dir) / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+
+def stash_metrics(metrics_csv: Path) -> Path:
+    """Move the interrupted part's per-epoch log out of the logger's way (Lightning's CSVLogger deletes an
+    existing ``metrics.csv`` when it starts); ``merge_metrics`` puts it back in front of the new rows.
+    A run interrupted again before merging already has a stash: the new rows are appended to it."""
+    holding = metrics_csv.parent.parent / STASHED_METRICS  # outside the log dir, which the logger clears
+    if metrics_csv.exists():
+        parts = [pd.read_csv(holding)] if holding.exists() else []
+        parts.append(pd.read_csv(metrics_csv))
+        pd.concat(parts, ignore_index=True, sort=False).to_csv(holding, index=False)
+        metrics_csv.unlink()
+    return holding
+
+
+def merge_metrics(stashed: Path, metrics_csv: Path, resumed_after_epoch: int) -> None:
+    """``metrics.csv`` = the interrupted part's rows up to the checkpoint's epoch (later rows belong to an
+    epoch the resumed run trains again), then the resumed part's rows; columns united."""
+    if not stashed.exists():
+        return
+    before = pd.read_csv(stashed)
+    if "epoch" in before.columns:
+        before = before[before["epoch"] <= resumed_after_epoch]
+    parts = [before, pd.read_csv(metrics_csv)] if metrics_csv.exists() else [before]
+    metrics_csv.parent.mkdir(parents=True, exist_ok=True)
+    pd.concat(parts, ignore_index=True, sort=False).to_csv(metrics_csv, index=False)
+    stashed.unlink()
+
+
+def checkpoint_epoch(path: Path) -> int:
+    """The epoch whose end a Lightning checkpoint was saved at (training resumes at the next one)."""
+    import torch
+
+    return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
