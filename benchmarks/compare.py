@@ -101,13 +101,37 @@ def link_caches(src: Path, dst: Path, own: Path) -> None:
             target.symlink_to(entry.resolve())
 
 
+TRAINED_WITH = "trained_with.yaml"  # in a reference system's scratch root, once its model is written
+
+
 def train_reference(raw: dict, layout: Layout, override: dict) -> Path:
-    """The train stage with ``override`` applied to its params, into ``layout``; returns the model folder."""
+    """The train stage with ``override`` applied to its params, into ``layout``; returns the model folder.
+
+    A model this scratch root already holds from the same train params and the same input files is reused:
+    the two-stage system trains two models of up to ~100 min each on ML-1M, and a benchmark re-run after
+    an interruption in the second should not retrain the first (the second resumes by itself, see
+    ``unigrec.train.resume``)."""
     from unigrec.config import TrainConfig, build_section
     from unigrec.stages import train
 
-    train.run(build_section(TrainConfig, merged(raw["train"], override), "train"), layout)
+    section = merged(raw["train"], override)
+    wanted = {"train": section, "inputs": reference_inputs(layout)}
+    marker = layout.root / TRAINED_WITH
+    if layout.model_dir.exists() and marker.exists() and yaml.safe_load(marker.read_text(encoding="utf-8")) == wanted:
+        log.info("%s: a model trained with these params and inputs is already there, reused", layout.root)
+        return layout.model_dir
+    marker.unlink(missing_ok=True)
+    train.run(build_section(TrainConfig, section, "train"), layout)
+    marker.write_text(yaml.safe_dump(wanted, sort_keys=False), encoding="utf-8")
     return layout.model_dir
+
+
+def reference_inputs(layout: Layout) -> str:
+    """Fingerprint of what the train stage reads: the split, the catalogue and the identifiers."""
+    from unigrec.registry.lineage import files_fingerprint
+
+    paths = [layout.split_dir, layout.items, layout.ids_dir]
+    return files_fingerprint([p for p in paths if p.exists()])
 
 
 def build_system(name: str, root: Path, raw: dict, work: Path) -> tuple[Path, Path | None, float]:

@@ -10,6 +10,7 @@ import yaml
 from evaluate_test_support import ROOT, evaluate_cfg, tiny_project
 
 from benchmarks import seeds
+from unigrec.paths import Layout
 
 # the evaluate knobs of evaluate_test_support, as spec overrides (a 40-item catalogue, 1+9 lists)
 TINY_EVALUATE = {
@@ -190,3 +191,30 @@ def test_adopting_a_trained_project_checks_its_train_params(tmp_path):
     (trained / "params.yaml").write_text(yaml.safe_dump(seeds.with_overrides(run, {"train.max_events": 30})))
     with pytest.raises(SystemExit, match="max_events"):
         seeds.main([*argv, "--adopt", f"unigrec@11={trained}"])
+
+
+def test_a_reference_model_is_reused_only_for_the_same_params_and_inputs(tmp_path, monkeypatch):
+    """The two-stage system's first model is not trained twice when a benchmark re-runs after an
+    interruption; other params or changed input files train it again."""
+    from benchmarks import compare
+    from unigrec.stages import train
+
+    trained = []
+
+    def fake_train(cfg, layout):  # the real stage is covered by test_train_stage; here only the reuse rule
+        layout.model_dir.mkdir(parents=True, exist_ok=True)
+        trained.append(cfg.optim.lr)
+
+    monkeypatch.setattr(train, "run", fake_train)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    layout = Layout(tmp_path)
+    layout.split_dir.mkdir(parents=True)
+    (layout.split_dir / "events.parquet").write_bytes(b"v1")
+    retrieval = {"loss_weights": {"ranking": 0.0}}
+    for override in (retrieval, retrieval, {**retrieval, "optim": {"lr": 0.5}}):
+        compare.train_reference(raw, layout, override)
+    assert trained == [raw["train"]["optim"]["lr"], 0.5]
+    compare.train_reference(raw, layout, {**retrieval, "optim": {"lr": 0.5}})
+    (layout.split_dir / "events.parquet").write_bytes(b"v2")
+    compare.train_reference(raw, layout, {**retrieval, "optim": {"lr": 0.5}})
+    assert trained == [raw["train"]["optim"]["lr"], 0.5, 0.5]
