@@ -150,6 +150,7 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(tmp_
         run(cfg, layout)  # same params and data: continues
         training = json.loads(layout.train_metrics.read_text())["training"]
         assert training["resumed_after_epoch"] == 0 and training["epochs"] == 3
+        assert sorted(p.name for p in (layout.train_work_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
         epochs = pd.read_csv(layout.train_work_dir / "csv" / "version_0" / "metrics.csv")
         assert sorted(epochs.dropna(subset=["val/ndcg"])["epoch"]) == [0, 1, 2]  # no epoch lost or doubled
         assert [row.split(",")[0] for row in layout.train_curve.read_text().splitlines()[1:]] == ["0", "1", "2"]

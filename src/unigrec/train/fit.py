@@ -172,6 +172,9 @@ def build_trainer(
     checkpoint = ModelCheckpoint(
         dirpath=str(checkpoint_dir(work_dir)), filename="best", monitor=monitor, mode="max", save_top_k=1,
         save_last=cfg.resume,
+        # Fixed names: a fresh run starts from an emptied folder, and a resumed one must overwrite its own
+        # last.ckpt (Lightning would otherwise write last-v1.ckpt beside a file it did not record itself).
+        enable_version_counter=False,
     )
     stopper = EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience)
     return L.Trainer(
