@@ -209,14 +209,20 @@ def run_one(root: Path, work: Path, params: dict[str, Any], row: Row, data: dict
 
 def adopt_run(root: Path, trained: Path, params: dict[str, Any], row: Row, data: dict[str, Any]) -> dict[str, Any]:
     """A model row's run from a project ``trained`` whose train stage already ran with exactly this run's
-    train params (checked): only the evaluation is done here, so a long training is not paid twice."""
+    train params (checked): only the evaluation is done here, so a long training is not paid twice.
+
+    Only the keys that do not change what is computed may differ (``resume.COSMETIC_KEYS``: progress bar,
+    resume, accelerator), so a seed trained on a GPU machine can be evaluated here; its record keeps the
+    device it trained on."""
     from unigrec.config import load_section
+    from unigrec.train.resume import config_digest
 
     if row.kind != "model":
         raise SystemExit(f"--adopt: row {row.label!r} is not a model row")
-    wanted, had = params_from_dict(params).train, load_section("train", trained / PARAMS_FILE)
+    wanted = flat(config_digest(params_from_dict(params).train))
+    had = flat(config_digest(load_section("train", trained / PARAMS_FILE)))
     if wanted != had:
-        diff = sorted(k for k, v in flat(dataclasses.asdict(wanted)).items() if flat(dataclasses.asdict(had)).get(k) != v)
+        diff = sorted(k for k in wanted.keys() | had.keys() if wanted.get(k) != had.get(k))
         raise SystemExit(f"--adopt: {trained} was trained with other train params than this run: {diff}")
     layout = Layout(trained)
     started = time.perf_counter()

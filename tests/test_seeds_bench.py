@@ -187,6 +187,9 @@ def test_adopting_a_trained_project_checks_its_train_params(tmp_path):
     record = json.loads(results.read_text())["runs"]["unigrec"]["11"]
     assert record["adopted_from"] == str(trained.resolve()) and record["seconds"] >= 60.0
     assert 0.0 <= record["test"]["rec"]["full"]["hr@10"] <= 1.0
+    # one trained on another accelerator is the same run (the GPU-trained seeds of BENCHMARKS.md)
+    (trained / "params.yaml").write_text(yaml.safe_dump(seeds.with_overrides(run, {"train.trainer.accelerator": "gpu"})))
+    assert seeds.main([*argv, "--adopt", f"unigrec@11={trained}"]) == 0
     # a project trained with other train params is refused, naming the key
     (trained / "params.yaml").write_text(yaml.safe_dump(seeds.with_overrides(run, {"train.max_events": 30})))
     with pytest.raises(SystemExit, match="max_events"):

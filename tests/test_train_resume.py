@@ -24,6 +24,8 @@ class Trainer:
     max_epochs: int = 4
     progress_bar: bool = True
     resume: bool = True
+    accelerator: str = "gpu"
+    devices: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,9 +37,10 @@ class Cfg:
 ARRAYS = [np.arange(6), np.ones((2, 3), np.float32)]
 
 
-def test_fingerprint_follows_params_and_data_but_not_how_the_run_is_watched():
+def test_fingerprint_follows_params_and_data_but_not_how_or_where_the_run_is_watched():
     key = fingerprint(Cfg(), ARRAYS)
-    assert key == fingerprint(Cfg(trainer=Trainer(progress_bar=False, resume=False)), ARRAYS)
+    assert key == fingerprint(Cfg(trainer=Trainer(progress_bar=False, resume=False, accelerator="cpu")), ARRAYS)
+    assert key != fingerprint(Cfg(trainer=Trainer(devices=2)), ARRAYS)  # two ranks: other batches
     assert key != fingerprint(Cfg(lr=0.02), ARRAYS)
     assert key != fingerprint(Cfg(trainer=Trainer(max_epochs=5)), ARRAYS)
     assert key != fingerprint(Cfg(), [np.arange(6), np.zeros((2, 3), np.float32)])

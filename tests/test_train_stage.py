@@ -156,7 +156,8 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(tmp_
         assert [row.split(",")[0] for row in layout.train_curve.read_text().splitlines()[1:]] == ["0", "1", "2"]
 
         run(cfg, layout)  # that run finished: a re-run trains again from scratch
-        assert json.loads(layout.train_metrics.read_text())["training"]["resumed_after_epoch"] is None
+        training = json.loads(layout.train_metrics.read_text())["training"]
+        assert training["resumed_after_epoch"] is None and training["device"] == "cpu"
 
         crash(cfg)
         section["optim"]["lr"] *= 2  # other params: the checkpoint is not theirs

@@ -69,6 +69,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
             "train_sequences": len(data.train_sequences),
             "parameters": sum(p.numel() for p in result.net.parameters()),
             "resumed_after_epoch": result.resumed_after_epoch,  # null: trained in one go
+            "device": result.device,
         },
     }
     write_json(layout.train_metrics, metrics)

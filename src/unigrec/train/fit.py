@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -71,6 +70,7 @@ class FitResult:
     metrics_csv: Path | None  # Lightning's CSVLogger file (per step/epoch rows)
     sequences_per_second: float
     resumed_after_epoch: int | None  # the epoch of the checkpoint this run continued from; None = from scratch
+    device: str  # where the (last part of the) run computed
 
 
 def prepare_training_data(
@@ -255,10 +255,8 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
     trainer = build_trainer(cfg.trainer, work_dir, selection_metric(cfg), cfg.optim.gradient_clip, [meter])
     n_params = sum(p.numel() for p in net.parameters())
     log.info("training: %d parameters, %d sequences per epoch", n_params, len(data.train_sequences))
-    started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
-    seconds = meter.wall_seconds if last is not None else time.perf_counter() - started
-    if stashed is not None and resumed_after is not None and trainer.is_global_zero:
+    if stashed is not None and trainer.is_global_zero:
         merge_metrics(stashed, metrics_csv, resumed_after)
     if trainer.is_global_zero and not trainer.interrupted:
         mark_complete(work_dir)
@@ -272,13 +270,20 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
     return FitResult(
         net=net.cpu().eval(),
         is_global_zero=bool(trainer.is_global_zero),
-        seconds=seconds,
+        seconds=meter.wall_seconds,  # a resumed run's clock includes the part before the interruption
         epochs_run=epochs,
         best_score=float(best) if best is not None else None,
         metrics_csv=metrics_csv if metrics_csv.exists() else None,
         sequences_per_second=meter.sequences_per_second,
         resumed_after_epoch=resumed_after,
+        device=device_name(trainer.strategy.root_device),
     )
+
+
+def device_name(device: torch.device) -> str:
+    """Where the run computed, for its metrics ("cpu", "cuda: NVIDIA H200"): its time and throughput mean
+    nothing without it, and a run may have been trained on another machine than the one evaluating it."""
+    return f"{device.type}: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type
 
 
 def run_fingerprint(cfg: TrainConfig, data: TrainingData) -> str:

@@ -29,8 +29,10 @@ import pandas as pd
 STATE_FILE = "resume.json"
 LAST_CHECKPOINT = "last.ckpt"
 STASHED_METRICS = "metrics.before_resume.csv"
-# Trainer knobs that change how a run is watched, not what it computes: a run may resume across them.
-COSMETIC_KEYS = ("resume", "progress_bar")
+# Trainer knobs that change how a run is watched or where it computes, not what it computes: a run may
+# resume across them (a GPU run cut short can finish on a CPU), and a benchmark may adopt a model trained
+# with other values. Not devices/strategy/precision: those change the batches or the arithmetic.
+COSMETIC_KEYS = ("resume", "progress_bar", "accelerator")
 
 
 def config_digest(cfg: Any) -> dict[str, Any]:
