@@ -313,11 +313,30 @@ def render(spec: Spec, results: dict[str, Any], command: str) -> str:
             not_run.append(row.label)
         elif todo:
             short.append(f"{row.label} ({', '.join(todo)})")
+    elsewhere = [f"{row.label} seed {name}: {', '.join(notes)}" for row in spec.rows
+                 for name, record in sorted(runs.get(row.label, {}).items()) if (notes := provenance(record))]
+    if elsewhere:
+        lines += ["", ("Runs not trained in one go on the machine above (their minutes are the recorded training "
+                       "and evaluation time, so they are not comparable with the others'): " + "; ".join(elsewhere) + ".")]
     if not_run:
         lines += ["", "Not run yet: " + "; ".join(not_run) + "."]
     if short:
         lines += ["", "Seeds still to run: " + "; ".join(short) + "."]
     return "\n".join(lines)
+
+
+def provenance(record: dict[str, Any]) -> list[str]:
+    """What a reader must know of how a run's model came to be, when it is not "trained here in one go":
+    the device it trained on, the epoch it resumed after, and that it was trained in another project."""
+    training = record.get("training", {})
+    notes = []
+    if training.get("device", "cpu") != "cpu":
+        notes.append(f"trained on {training['device']}")
+    if training.get("resumed_after_epoch") is not None:
+        notes.append(f"resumed after epoch {training['resumed_after_epoch']}")
+    if "adopted_from" in record:
+        notes.append("evaluated here (--adopt)")
+    return notes
 
 
 def published_rows(spec: Spec, runs: dict[str, Any]) -> str:

@@ -71,6 +71,20 @@ def test_the_block_says_which_rows_and_seeds_are_still_to_run():
     assert "| model | 1, 3 | 0.2500 ± 0.0000 |" in text
     assert "Not run yet: sasrec." in text
     assert "Seeds still to run: model (2)." in text, "a row short of the spec's seeds is flagged"
+    assert "not trained in one go" not in text
+
+
+def test_the_block_names_runs_trained_elsewhere_or_resumed():
+    model = seeds.Row("model", "model", {}, "train.seed")
+    spec = seeds.Spec("T", "b", None, (1, 2, 3), {}, (model,), "")
+    here = {"date": "2026-11-30", "seconds": 60.0, "test": {"rec": {"full": {"hr@10": 0.25}}},
+            "training": {"device": "cpu", "resumed_after_epoch": None}}
+    gpu = {**here, "adopted_from": "/x", "training": {"device": "cuda: NVIDIA H200", "resumed_after_epoch": 18}}
+    resumed = {**here, "training": {"resumed_after_epoch": 12}}  # a record from before devices were recorded
+    text = seeds.render(spec, {"runs": {"model": {"1": resumed, "2": gpu, "3": here}}}, "cmd")
+    assert ("model seed 1: resumed after epoch 12; "
+            "model seed 2: trained on cuda: NVIDIA H200, resumed after epoch 18, evaluated here (--adopt).") in text
+    assert "seed 3" not in text
 
 
 def test_spec_rows_are_checked(tmp_path):
