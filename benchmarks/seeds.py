@@ -13,6 +13,10 @@ Usage:
     # one row, one seed (resumable; --render only re-writes the block from the JSON)
     python benchmarks/seeds.py ... --rows "SASRec+ (full softmax)" --seeds 1
     python benchmarks/seeds.py --root /work/ml1m --spec benchmarks/specs/ml1m.yaml --render
+    # a long model row trained on a GPU machine: export its project, train it there, evaluate it here
+    python benchmarks/seeds.py ... --export "unigrec, semantic IDs (GenSAR's form)@12=/tmp/s12"
+    #   (there: set train.trainer.accelerator: gpu in /tmp/s12/params.yaml; cd /tmp/s12 && unigrec stage train)
+    python benchmarks/seeds.py ... --adopt "unigrec, semantic IDs (GenSAR's form)@12=/tmp/s12"
 
 Rows (``kind``): ``model`` trains the generative model with the row's params (train stage) and evaluates
 it; ``system`` builds a reference system of ``benchmarks/compare.py`` (``tiger``, ``two_stage``);
@@ -233,6 +237,36 @@ def adopt_run(root: Path, trained: Path, params: dict[str, Any], row: Row, data:
     return record
 
 
+def export_run(root: Path, dest: Path, params: dict[str, Any], row: Row) -> list[Path]:
+    """A self-contained project at ``dest`` that holds exactly what one model row's train stage reads (copies,
+    not links, so it can travel) and the run's params: train it on another machine, e.g. a GPU one with
+    ``train.trainer.accelerator: gpu`` (the only edit --adopt allows, with the progress bar and resume),
+    then bring it back and evaluate it here with ``--adopt``. Returns the files written."""
+    import shutil
+
+    import pandas as pd
+
+    from unigrec.ids.embeddings import embedding_cache_file
+    from unigrec.train.examples import query_table_texts
+
+    if row.kind != "model":
+        raise SystemExit(f"--export: row {row.label!r} is not a model row")
+    cfg = params_from_dict(params).train
+    src, out = Layout(root), Layout(dest)
+    pairs = [(src.items, out.items), (src.events, out.events)]
+    if cfg.model.item_representation != "atomic":
+        pairs += [(src.ids_table, out.ids_table), (src.codebooks, out.codebooks)]
+    texts = list(query_table_texts(pd.read_parquet(src.events)))
+    cached = embedding_cache_file(texts, root / cfg.query_cache_dir)
+    if cached.exists():  # else the other machine embeds the queries itself (it then needs the text encoder)
+        pairs.append((cached, dest / cfg.query_cache_dir / cached.name))
+    for source, target in pairs:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    (dest / PARAMS_FILE).write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return [target for _, target in pairs] + [dest / PARAMS_FILE]
+
+
 def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"a.b": 1}."""
     out: dict[str, Any] = {}
@@ -378,10 +412,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--adopt", action="append", default=[], metavar="LABEL@SEED=PROJECT",
                    help="take a model row's run from a project whose train stage already ran with exactly that "
                         "run's train params (checked): it is evaluated, and nothing else runs in this call")
+    p.add_argument("--export", action="append", default=[], metavar="LABEL@SEED=DIR",
+                   help="write a self-contained project holding a model row's train inputs and run params, to "
+                        "train elsewhere (e.g. on a GPU) and bring back with --adopt; nothing else runs")
     p.add_argument("--render", action="store_true", help="only re-write the block from the results JSON")
     p.add_argument("--results", default=None, help="results JSON (default: benchmarks/results/BLOCK.json)")
     p.add_argument("--benchmarks-file", default=str(ROOT / "BENCHMARKS.md"))
     return p.parse_args(argv)
+
+
+def parse_run_arg(spec: Spec, arg: str, option: str) -> tuple[Row, int, Path]:
+    """``LABEL@SEED=DIR`` -> (the spec's row, seed, DIR)."""
+    label_seed, sep, folder = arg.partition("=")
+    label, at, seed = label_seed.rpartition("@")
+    row = next((r for r in spec.rows if r.label == label), None)
+    if not (sep and at and seed.isdigit()) or row is None:
+        raise SystemExit(f"{option} {arg!r}: expected LABEL@SEED=DIR with a row label of the spec")
+    return row, int(seed), Path(folder).resolve()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,6 +439,14 @@ def main(argv: list[str] | None = None) -> int:
     results_file = Path(args.results) if args.results else ROOT / "benchmarks" / "results" / f"{spec.block}.json"
     results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.exists() else {}
     command = f"python benchmarks/seeds.py --root {shlex.quote(str(args.root))} --spec {shlex.quote(args.spec)}"
+    if args.export:
+        base = yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
+        for spec_arg in args.export:
+            row, seed, dest = parse_run_arg(spec, spec_arg, "--export")
+            files = export_run(root, dest, run_params(base, spec, row, seed), row)
+            size = sum(f.stat().st_size for f in files) / 2**20
+            print(f"{dest}: {len(files)} files, {size:.1f} MiB; train it with `unigrec stage train` run there")
+        return 0
     if not args.render:
         base = yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
         work_root = Path(args.work) if args.work else root / ".cache" / "seeds"
@@ -402,14 +457,10 @@ def main(argv: list[str] | None = None) -> int:
         data = load_data(root, base)
         results["machine"] = machine()
         for spec_arg in args.adopt:
-            label_seed, sep, project = spec_arg.partition("=")
-            label, at, seed = label_seed.rpartition("@")
-            row = next((r for r in spec.rows if r.label == label), None)
-            if not (sep and at) or row is None:
-                raise SystemExit(f"--adopt {spec_arg!r}: expected LABEL@SEED=PROJECT with a row label of the spec")
-            record = adopt_run(root, Path(project).resolve(), run_params(base, spec, row, int(seed)), row, data)
+            row, seed, project = parse_run_arg(spec, spec_arg, "--adopt")
+            record = adopt_run(root, project, run_params(base, spec, row, seed), row, data)
             record["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-            results.setdefault("runs", {}).setdefault(row.label, {})[seed] = record
+            results.setdefault("runs", {}).setdefault(row.label, {})[seed_name(seed)] = record
             save_results(results_file, results)
         for row in [] if args.adopt else rows:
             for seed in run_seeds(row, args.seeds or spec.seeds):

@@ -235,3 +235,40 @@ def test_a_reference_model_is_reused_only_for_the_same_params_and_inputs(tmp_pat
     (layout.split_dir / "events.parquet").write_bytes(b"v2")
     compare.train_reference(raw, layout, {**retrieval, "optim": {"lr": 0.5}})
     assert trained == [raw["train"]["optim"]["lr"], 0.5, 0.5]
+
+
+@pytest.mark.slow
+def test_an_exported_run_trains_on_its_own_and_comes_back_with_adopt(tmp_path):
+    """The round trip of the GPU-trained seeds: --export writes a project that holds copies of everything the
+    train stage reads, it trains there with no other file, and --adopt evaluates it here."""
+    from unigrec.config import load_section
+    from unigrec.stages import train
+
+    layout = tiny_project(tmp_path / "project")
+    rows = [{"label": "unigrec", "kind": "model", "seed_key": "train.seed",
+             "params": {"train.max_events": 20, "train.trainer.max_epochs": 1, "train.query_cache_dir": ".cache/q",
+                        "train.trainer.progress_bar": False}}]
+    spec_path = _spec_file(tmp_path, rows)
+    results, md = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+    argv = ["--root", str(layout.root), "--spec", str(spec_path), "--results", str(results),
+            "--benchmarks-file", str(md)]
+    away = tmp_path / "elsewhere" / "unigrec-2"
+    assert seeds.main([*argv, "--export", f"unigrec@2={away}"]) == 0
+    assert not results.exists(), "exporting runs nothing"
+    files = sorted(p.relative_to(away).as_posix() for p in away.rglob("*") if p.is_file())
+    assert all(not (away / f).is_symlink() for f in files), "copies, so the folder can travel"
+    assert "params.yaml" in files and any(f.startswith(".cache/q/") for f in files), files
+    run = seeds.run_params(yaml.safe_load((layout.root / "params.yaml").read_text()), seeds.load_spec(spec_path),
+                           seeds.load_spec(spec_path).rows[0], 2)
+    assert yaml.safe_load((away / "params.yaml").read_text()) == run
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train.run(load_section("train", away / "params.yaml"), Layout(away))
+        assert seeds.main([*argv, "--adopt", f"unigrec@2={away}"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    record = json.loads(results.read_text())["runs"]["unigrec"]["2"]
+    assert record["training"]["device"] == "cpu" and record["adopted_from"] == str(away)
+    with pytest.raises(SystemExit, match="not a model row|LABEL@SEED=DIR"):
+        seeds.main([*argv, "--export", f"unigrec@two={away}"])
