@@ -247,15 +247,14 @@ def export_run(root: Path, dest: Path, params: dict[str, Any], row: Row) -> list
     import pandas as pd
 
     from unigrec.ids.embeddings import embedding_cache_file
+    from unigrec.stages.train import inputs
     from unigrec.train.examples import query_table_texts
 
     if row.kind != "model":
         raise SystemExit(f"--export: row {row.label!r} is not a model row")
     cfg = params_from_dict(params).train
-    src, out = Layout(root), Layout(dest)
-    pairs = [(src.items, out.items), (src.events, out.events)]
-    if cfg.model.item_representation != "atomic":
-        pairs += [(src.ids_table, out.ids_table), (src.codebooks, out.codebooks)]
+    src = Layout(root)
+    pairs = [(path, dest / path.relative_to(root)) for path, _ in inputs(cfg, src)]
     texts = list(query_table_texts(pd.read_parquet(src.events)))
     cached = embedding_cache_file(texts, root / cfg.query_cache_dir)
     if cached.exists():  # else the other machine embeds the queries itself (it then needs the text encoder)
@@ -439,8 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     results_file = Path(args.results) if args.results else ROOT / "benchmarks" / "results" / f"{spec.block}.json"
     results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.exists() else {}
     command = f"python benchmarks/seeds.py --root {shlex.quote(str(args.root))} --spec {shlex.quote(args.spec)}"
+    # --render alone needs no project: it re-writes the block from the results JSON
+    base = {} if args.render and not args.export else yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
     if args.export:
-        base = yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
         for spec_arg in args.export:
             row, seed, dest = parse_run_arg(spec, spec_arg, "--export")
             files = export_run(root, dest, run_params(base, spec, row, seed), row)
@@ -448,7 +448,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{dest}: {len(files)} files, {size:.1f} MiB; train it with `unigrec stage train` run there")
         return 0
     if not args.render:
-        base = yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
         work_root = Path(args.work) if args.work else root / ".cache" / "seeds"
         rows = [r for r in spec.rows if args.rows is None or r.label in args.rows]
         if args.rows is not None and len(rows) != len(args.rows):

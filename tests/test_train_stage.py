@@ -88,8 +88,26 @@ def test_missing_inputs_fail_with_a_clear_error(tmp_path, query_cache):
     from unigrec.stages.train import run
 
     cfg = build_section(TrainConfig, _train_section(query_cache), "train")
-    with pytest.raises(ContractViolation, match="split stage"):
+    with pytest.raises(ContractViolation, match="items.parquet is missing: run the ingest stage"):
         run(cfg, Layout(tmp_path))
+    syn.write_project(tmp_path)
+    Layout(tmp_path).codebooks.unlink()
+    with pytest.raises(ContractViolation, match="run the identifiers stage"):
+        run(cfg, Layout(tmp_path))
+
+
+def test_inputs_list_identifier_files_only_for_semantic_ids(tmp_path, query_cache):
+    """``inputs`` is the one list the stage checks and --export copies: atomic IDs read no identifier files."""
+    import dataclasses
+
+    from unigrec.stages.train import inputs
+
+    layout = Layout(tmp_path)
+    cfg = build_section(TrainConfig, _train_section(query_cache), "train")
+    atomic = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, item_representation="atomic"))
+    semantic = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, item_representation="semantic_ids"))
+    assert [p for p, _ in inputs(atomic, layout)] == [layout.items, layout.events]
+    assert {layout.ids_table, layout.codebooks} < {p for p, _ in inputs(semantic, layout)}
 
 
 @pytest.mark.slow

@@ -11,8 +11,8 @@ from typing import Any
 
 from unigrec.atomic import atomic_dir, atomic_file, write_json
 from unigrec.config import PARAMS_FILE, EvaluateConfig
-from unigrec.errors import ContractViolation
 from unigrec.paths import Layout
+from unigrec.stages import require_inputs
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,12 @@ def run(cfg: EvaluateConfig, layout: Layout) -> dict[str, Any]:
     from unigrec.train.examples import query_table_texts
 
     check_settings(cfg)
-    for path, stage in (
+    require_inputs((
         (layout.model_dir, "train"),
         (layout.events, "split"),
         (layout.candidates, "split"),
         (layout.items, "ingest"),
-    ):
-        if not path.exists():
-            raise ContractViolation(f"{path} is missing: run the {stage} stage first")
+    ))
     events = pd.read_parquet(layout.events)
     candidates = pd.read_parquet(layout.candidates)
     items = pd.read_parquet(layout.items)

@@ -13,8 +13,8 @@ import yaml
 
 from unigrec.atomic import write_json
 from unigrec.config import PARAMS_FILE, RegisterConfig
-from unigrec.errors import ContractViolation
 from unigrec.paths import Layout
+from unigrec.stages import require_inputs
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +30,12 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict[str, Any]:
     from unigrec.registry.register import Candidate, register_candidate
     from unigrec.registry.serving_contract import request_examples
 
-    for path, stage in (
+    require_inputs((
         (layout.model_dir, "train"),
         (layout.evaluate_metrics, "evaluate"),
         (layout.serving_dir, "evaluate"),
         (layout.events, "split"),
-    ):
-        if not path.exists():
-            raise ContractViolation(f"{path} is missing: run the {stage} stage first")
+    ))
     metrics = flatten_metrics(json.loads(layout.evaluate_metrics.read_text(encoding="utf-8")))
     # The evaluation's inputs: held-out events, their 1+99 lists, and the catalogue ranked against.
     eval_data = [layout.events, layout.candidates, layout.items]

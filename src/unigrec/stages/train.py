@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from unigrec.atomic import atomic_dir, write_json
 from unigrec.config import TrainConfig
-from unigrec.errors import ContractViolation
 from unigrec.paths import Layout
+from unigrec.stages import require_inputs
 
 log = logging.getLogger(__name__)
+
+
+def inputs(cfg: TrainConfig, layout: Layout) -> list[tuple[Path, str]]:
+    """The files this stage reads, each with the stage that writes it, named once so that whatever copies a
+    project's train inputs elsewhere (``benchmarks/seeds.py --export``) cannot drift from what the stage
+    opens. Atomic IDs need no identifier table: each item is its own token. The query-vector cache is not
+    listed: it is a cache, and the stage rebuilds it when it is absent."""
+    files = [(layout.items, "ingest"), (layout.events, "split")]
+    if cfg.model.item_representation != "atomic":
+        files += [(layout.ids_table, "identifiers"), (layout.codebooks, "identifiers")]
+    return files
 
 
 def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
@@ -26,8 +38,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
     from unigrec.train.fit import fit_generative_model, id_spaces, prepare_training_data, transformer_dims
     from unigrec.train.quick_eval import validation_report
 
-    if not layout.events.exists():
-        raise ContractViolation(f"{layout.events} is missing: run the split stage first")
+    require_inputs(inputs(cfg, layout))
     events = pd.read_parquet(layout.events)
     if cfg.model.item_representation == "atomic":
         catalogue = pd.read_parquet(layout.items, columns=["item_id"])
