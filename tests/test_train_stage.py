@@ -142,15 +142,18 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(tmp_
     from unigrec.stages.train import run
     from unigrec.train import fit
 
-    class CrashAfterFirstEpoch(L.Callback):  # killed a few batches into the second epoch
+    class CrashInEpoch(L.Callback):  # killed a few batches into epoch ``at``
+        def __init__(self, at: int) -> None:
+            self.at = at
+
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
-            if trainer.current_epoch == 1 and batch_idx == 2:
+            if trainer.current_epoch == self.at and batch_idx == 2:
                 raise _Crash
 
-    def crash(cfg: TrainConfig) -> None:
+    def crash(cfg: TrainConfig, at: int = 1) -> None:
         original = fit.build_trainer
         with monkeypatch.context() as patch:
-            patch.setattr(fit, "build_trainer", lambda *a, **kw: original(*a[:4], [*a[4], CrashAfterFirstEpoch()]))
+            patch.setattr(fit, "build_trainer", lambda *a, **kw: original(*a[:4], [*a[4], CrashInEpoch(at)]))
             with pytest.raises(_Crash):
                 run(cfg, layout)
 
@@ -181,5 +184,13 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(tmp_
         section["optim"]["lr"] *= 2  # other params: the checkpoint is not theirs
         run(build_section(TrainConfig, section, "train"), layout)
         assert json.loads(layout.train_metrics.read_text())["training"]["resumed_after_epoch"] is None
+
+        # The resume point is the last finished epoch even when it was no new best. With lr 0 the weights
+        # never move, so epoch 1 scores exactly what epoch 0 did and only epoch 0 is ever "best".
+        section["optim"]["lr"] = 0.0
+        frozen = build_section(TrainConfig, section, "train")
+        crash(frozen, at=2)
+        run(frozen, layout)
+        assert json.loads(layout.train_metrics.read_text())["training"]["resumed_after_epoch"] == 1
     finally:
         torch.set_num_threads(threads)

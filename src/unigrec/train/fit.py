@@ -33,6 +33,7 @@ from unigrec.train.examples import (
 )
 from unigrec.train.losses import LossSpec
 from unigrec.train.resume import (
+    LAST_CHECKPOINT,
     checkpoint_dir,
     checkpoint_epoch,
     fingerprint,
@@ -169,14 +170,22 @@ def build_trainer(
     loggers: list[Any] = [CSVLogger(str(work_dir), name="csv", version=0)]
     if cfg.logger == "mlflow":
         loggers.append(MLFlowLogger(experiment_name="unigrec-train", tracking_uri=cfg.mlflow_tracking_uri))
+    # Fixed names (no version counter): a fresh run starts from an emptied folder, and a resumed one must
+    # overwrite its own files (Lightning would otherwise write last-v1.ckpt beside a file it did not record).
     checkpoint = ModelCheckpoint(
         dirpath=str(checkpoint_dir(work_dir)), filename="best", monitor=monitor, mode="max", save_top_k=1,
-        save_last=cfg.resume,
-        # Fixed names: a fresh run starts from an emptied folder, and a resumed one must overwrite its own
-        # last.ckpt (Lightning would otherwise write last-v1.ckpt beside a file it did not record itself).
         enable_version_counter=False,
     )
-    stopper = EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience)
+    callbacks: list[Any] = [checkpoint, EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience)]
+    if cfg.resume:
+        # The resume point is a checkpoint of its own, written after every epoch. ``save_last=True`` on the
+        # best-checkpoint callback is not that: since Lightning 2.6 it writes last.ckpt only when the epoch
+        # was a new best, so a run killed after a few epochs without gain lost them all. Listed after the
+        # best one so the state it saves already holds this epoch's best-score update.
+        callbacks.append(ModelCheckpoint(
+            dirpath=str(checkpoint_dir(work_dir)), filename=Path(LAST_CHECKPOINT).stem, monitor=None, save_top_k=1,
+            every_n_epochs=1, enable_version_counter=False,
+        ))
     return L.Trainer(
         max_epochs=cfg.max_epochs,
         accelerator=cfg.accelerator,
@@ -187,7 +196,7 @@ def build_trainer(
         gradient_clip_val=gradient_clip if gradient_clip > 0 else None,
         log_every_n_steps=cfg.log_every_n_steps,
         logger=loggers,
-        callbacks=[checkpoint, stopper, *(extra_callbacks or [])],
+        callbacks=[*callbacks, *(extra_callbacks or [])],
         enable_progress_bar=cfg.progress_bar,
         enable_model_summary=False,
         default_root_dir=str(work_dir),
@@ -260,7 +269,7 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
         merge_metrics(stashed, metrics_csv, resumed_after)
     if trainer.is_global_zero and not trainer.interrupted:
         mark_complete(work_dir)
-    checkpoint = trainer.checkpoint_callback
+    checkpoint = next(c for c in trainer.checkpoint_callbacks if c.monitor is not None)  # best, not last
     best_path = getattr(checkpoint, "best_model_path", "")
     if best_path:
         state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
