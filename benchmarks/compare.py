@@ -65,7 +65,26 @@ def machine() -> str:
     )
 
 
-SYSTEMS = ("tiger", "two_stage")
+@dataclasses.dataclass(frozen=True)
+class SystemPart:
+    """One model of a reference system, trained by the train stage in its own scratch root ``name`` under the
+    system's work folder. Named once so that training here and training elsewhere (``seeds.py --export``)
+    build the same thing."""
+
+    name: str
+    linked: tuple[str, ...]  # the project's data folders the part reads
+    train: dict[str, Any]  # override of the train params
+    identifiers: dict[str, Any] | None = None  # TIGER: the part builds its own identifiers with this override
+
+
+_DATA = ("data/canonical", "data/split")
+# A system's first part retrieves; a second, where there is one, re-ranks what the first retrieves.
+SYSTEM_PARTS: dict[str, tuple[SystemPart, ...]] = {
+    "tiger": (SystemPart("tiger", _DATA, RETRIEVAL_ONLY, TIGER_IDENTIFIERS),),
+    "two_stage": (SystemPart("retrieval", (*_DATA, "data/ids"), RETRIEVAL_ONLY),
+                  SystemPart("ranking", (*_DATA, "data/ids"), RANKING_ONLY)),
+}
+SYSTEMS = tuple(SYSTEM_PARTS)
 
 
 def scratch_root(root: Path, dest: Path, linked: tuple[str, ...]) -> Layout:
@@ -134,24 +153,37 @@ def reference_inputs(layout: Layout) -> str:
     return files_fingerprint([p for p in paths if p.exists()])
 
 
-def build_system(name: str, root: Path, raw: dict, work: Path) -> tuple[Path, Path | None, float]:
-    """Train reference system ``name``: (retriever model folder, ranker model folder or None, seconds)."""
+def system_parts(name: str) -> tuple[SystemPart, ...]:
+    if name not in SYSTEM_PARTS:
+        raise ValueError(f"unknown reference system {name!r}; expected one of {SYSTEMS}")
+    return SYSTEM_PARTS[name]
+
+
+def part_params(raw: dict, part: SystemPart) -> dict:
+    """The whole params a part's train stage runs with: what an exported part's params.yaml holds."""
+    out = {**raw, "train": merged(raw["train"], part.train)}
+    if part.identifiers is not None:
+        out["identifiers"] = merged(raw["identifiers"], part.identifiers)
+    return out
+
+
+def prepare_part(root: Path, raw: dict, work: Path, part: SystemPart) -> Layout:
+    """The part's scratch root under ``work`` with every input its train stage reads in place (TIGER's own
+    identifiers built there)."""
     from unigrec.config import IdentifiersConfig, build_section
     from unigrec.stages import identifiers
 
+    layout = scratch_root(root, work / part.name, part.linked)
+    if part.identifiers is not None:
+        identifiers.run(build_section(IdentifiersConfig, part_params(raw, part)["identifiers"], "identifiers"), layout)
+    return layout
+
+
+def build_system(name: str, root: Path, raw: dict, work: Path) -> tuple[Path, Path | None, float]:
+    """Train reference system ``name``: (retriever model folder, ranker model folder or None, seconds)."""
     started = time.perf_counter()
-    data = ("data/canonical", "data/split")
-    if name == "tiger":
-        layout = scratch_root(root, work / "tiger", data)
-        ids_cfg = build_section(IdentifiersConfig, merged(raw["identifiers"], TIGER_IDENTIFIERS), "identifiers")
-        identifiers.run(ids_cfg, layout)
-        retriever, ranker = train_reference(raw, layout, RETRIEVAL_ONLY), None
-    elif name == "two_stage":
-        retriever = train_reference(raw, scratch_root(root, work / "retrieval", (*data, "data/ids")), RETRIEVAL_ONLY)
-        ranker = train_reference(raw, scratch_root(root, work / "ranking", (*data, "data/ids")), RANKING_ONLY)
-    else:
-        raise ValueError(f"unknown reference system {name!r}; expected one of {SYSTEMS}")
-    return retriever, ranker, time.perf_counter() - started
+    models = [train_reference(raw, prepare_part(root, raw, work, part), part.train) for part in system_parts(name)]
+    return models[0], (models[1] if len(models) > 1 else None), time.perf_counter() - started
 
 
 def pipeline_table(metrics: dict, k: int) -> str:

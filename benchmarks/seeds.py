@@ -17,6 +17,8 @@ Usage:
     python benchmarks/seeds.py ... --export "unigrec, semantic IDs (GenSAR's form)@12=/tmp/s12"
     #   (there: set train.trainer.accelerator: gpu in /tmp/s12/params.yaml; cd /tmp/s12 && unigrec stage train)
     python benchmarks/seeds.py ... --adopt "unigrec, semantic IDs (GenSAR's form)@12=/tmp/s12"
+    # a reference system the same way: one project per model (/tmp/ts11/retrieval and /tmp/ts11/ranking)
+    python benchmarks/seeds.py ... --export "two-stage, atomic IDs (retrieval model + ranking model)@11=/tmp/ts11"
 
 Rows (``kind``): ``model`` trains the generative model with the row's params (train stage) and evaluates
 it; ``system`` builds a reference system of ``benchmarks/compare.py`` (``tiger``, ``two_stage``);
@@ -45,7 +47,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.compare import PUBLISHED, build_system, evaluate_row, machine, scratch_root
+from benchmarks.compare import (
+    PUBLISHED,
+    build_system,
+    evaluate_row,
+    machine,
+    part_params,
+    prepare_part,
+    scratch_root,
+    system_parts,
+)
 from benchmarks.markdown_block import write_block
 from benchmarks.params_override import set_param
 from unigrec.config import PARAMS_FILE, EvaluateConfig, Params, params_from_dict
@@ -200,9 +211,9 @@ def run_one(root: Path, work: Path, params: dict[str, Any], row: Row, data: dict
         record["test"] = evaluate_row(no_baselines(cfg.evaluate), layout.model_dir, None, data, root)
     elif row.kind == "system":
         retriever, ranker, _ = build_system(str(row.system), root, params, work)
-        weights = (0.0,) if row.system == "tiger" else cfg.evaluate.fusion_weights  # TIGER has no ranker
-        test_cfg = dataclasses.replace(no_baselines(cfg.evaluate), fusion_weights=weights)
-        record["test"] = evaluate_row(test_cfg, retriever, ranker, data, root)
+        record["parts"] = {part.name: json.loads(Layout(work / part.name).train_metrics.read_text(encoding="utf-8"))
+                           ["training"] for part in system_parts(str(row.system))}
+        record["test"] = evaluate_row(system_test_config(cfg, ranker), retriever, ranker, data, root)
     else:
         test_cfg = dataclasses.replace(cfg.evaluate, baselines=(str(row.baseline),))
         metrics = evaluate_baselines(test_cfg, cfg.baselines, root, data["events"], data["candidates"], data["items"])
@@ -211,37 +222,60 @@ def run_one(root: Path, work: Path, params: dict[str, Any], row: Row, data: dict
     return record
 
 
-def adopt_run(root: Path, trained: Path, params: dict[str, Any], row: Row, data: dict[str, Any]) -> dict[str, Any]:
-    """A model row's run from a project ``trained`` whose train stage already ran with exactly this run's
-    train params (checked): only the evaluation is done here, so a long training is not paid twice.
+def system_test_config(cfg: Params, ranker: Path | None) -> EvaluateConfig:
+    """A reference system's test settings: without a ranker of its own (TIGER) its retriever's order stands,
+    since a retrieval-only model's ranking head was never trained."""
+    test_cfg = no_baselines(cfg.evaluate)
+    return test_cfg if ranker is not None else dataclasses.replace(test_cfg, fusion_weights=(0.0,))
+
+
+def check_trained_with(project: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """``project``'s train metrics, once its train params are checked to be exactly ``params``' train section.
 
     Only the keys that do not change what is computed may differ (``resume.COSMETIC_KEYS``: progress bar,
-    resume, accelerator), so a seed trained on a GPU machine can be evaluated here; its record keeps the
-    device it trained on."""
+    resume, accelerator), so a run trained on a GPU machine can be evaluated here."""
     from unigrec.config import load_section
     from unigrec.train.resume import config_digest
 
-    if row.kind != "model":
-        raise SystemExit(f"--adopt: row {row.label!r} is not a model row")
     wanted = flat(config_digest(params_from_dict(params).train))
-    had = flat(config_digest(load_section("train", trained / PARAMS_FILE)))
+    had = flat(config_digest(load_section("train", project / PARAMS_FILE)))
     if wanted != had:
         diff = sorted(k for k in wanted.keys() | had.keys() if wanted.get(k) != had.get(k))
-        raise SystemExit(f"--adopt: {trained} was trained with other train params than this run: {diff}")
-    layout = Layout(trained)
+        raise SystemExit(f"--adopt: {project} was trained with other train params than this run: {diff}")
+    metrics_file = Layout(project).train_metrics
+    if not metrics_file.exists():
+        raise SystemExit(f"--adopt: {metrics_file} is missing: run `unigrec stage train` in {project} first")
+    return json.loads(metrics_file.read_text(encoding="utf-8"))
+
+
+def adopt_run(root: Path, trained: Path, params: dict[str, Any], row: Row, data: dict[str, Any]) -> dict[str, Any]:
+    """A run whose training was done in ``trained`` (a project ``--export`` wrote, whose train stage then ran
+    elsewhere, e.g. on a GPU): its params are checked, and only the evaluation is done here, so a long
+    training is not paid twice. The record keeps the device each model trained on."""
     started = time.perf_counter()
-    metrics = json.loads(layout.train_metrics.read_text(encoding="utf-8"))
-    record: dict[str, Any] = {"training": metrics["training"], "adopted_from": str(trained)}
-    record["test"] = evaluate_row(no_baselines(params_from_dict(params).evaluate), layout.model_dir, None, data, root)
-    record["seconds"] = round(metrics["training"]["seconds"] + time.perf_counter() - started, 1)
+    record: dict[str, Any] = {"adopted_from": str(trained)}
+    cfg = params_from_dict(params)
+    if row.kind == "model":
+        record["training"] = check_trained_with(trained, params)["training"]
+        record["test"] = evaluate_row(no_baselines(cfg.evaluate), Layout(trained).model_dir, None, data, root)
+        spent = [record["training"]["seconds"]]
+    elif row.kind == "system":
+        parts = system_parts(str(row.system))
+        record["parts"] = {p.name: check_trained_with(trained / p.name, part_params(params, p))["training"]
+                           for p in parts}
+        retriever, *ranker = (Layout(trained / p.name).model_dir for p in parts)
+        ranker_dir = ranker[0] if ranker else None
+        record["test"] = evaluate_row(system_test_config(cfg, ranker_dir), retriever, ranker_dir, data, root)
+        spent = [t["seconds"] for t in record["parts"].values()]
+    else:
+        raise SystemExit(f"--adopt: row {row.label!r} is a baseline: it is fitted where seeds.py runs")
+    record["seconds"] = round(sum(spent) + time.perf_counter() - started, 1)
     return record
 
 
-def export_run(root: Path, dest: Path, params: dict[str, Any], row: Row) -> list[Path]:
-    """A self-contained project at ``dest`` that holds exactly what one model row's train stage reads (copies,
-    not links, so it can travel) and the run's params: train it on another machine, e.g. a GPU one with
-    ``train.trainer.accelerator: gpu`` (the only edit --adopt allows, with the progress bar and resume),
-    then bring it back and evaluate it here with ``--adopt``. Returns the files written."""
+def export_project(src: Path, dest: Path, params: dict[str, Any]) -> list[Path]:
+    """Copies (not links, so ``dest`` can travel) of what the train stage of project ``src`` reads, and the
+    params it is to run with. Returns the files written."""
     import shutil
 
     import pandas as pd
@@ -250,13 +284,11 @@ def export_run(root: Path, dest: Path, params: dict[str, Any], row: Row) -> list
     from unigrec.stages.train import inputs
     from unigrec.train.examples import query_table_texts
 
-    if row.kind != "model":
-        raise SystemExit(f"--export: row {row.label!r} is not a model row")
     cfg = params_from_dict(params).train
-    src = Layout(root)
-    pairs = [(path, dest / path.relative_to(root)) for path, _ in inputs(cfg, src)]
-    texts = list(query_table_texts(pd.read_parquet(src.events)))
-    cached = embedding_cache_file(texts, root / cfg.query_cache_dir)
+    layout = Layout(src)
+    pairs = [(path, dest / path.relative_to(src)) for path, _ in inputs(cfg, layout)]
+    texts = list(query_table_texts(pd.read_parquet(layout.events)))
+    cached = embedding_cache_file(texts, src / cfg.query_cache_dir)
     if cached.exists():  # else the other machine embeds the queries itself (it then needs the text encoder)
         pairs.append((cached, dest / cfg.query_cache_dir / cached.name))
     for source, target in pairs:
@@ -264,6 +296,26 @@ def export_run(root: Path, dest: Path, params: dict[str, Any], row: Row) -> list
         shutil.copy2(source, target)
     (dest / PARAMS_FILE).write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return [target for _, target in pairs] + [dest / PARAMS_FILE]
+
+
+def export_run(root: Path, dest: Path, params: dict[str, Any], row: Row) -> list[Path]:
+    """Self-contained projects at ``dest`` for one run's training, to do on another machine, e.g. a GPU one
+    with ``train.trainer.accelerator: gpu`` (the only edit --adopt allows, with the progress bar and resume),
+    then bring back and evaluate here with ``--adopt``. A model row is one project; a reference system is one
+    per part (``dest/retrieval`` and ``dest/ranking``, or ``dest/tiger``, whose identifiers are built here
+    first since that needs the text encoder). Returns the files written."""
+    import tempfile
+
+    if row.kind == "model":
+        return export_project(root, dest, params)
+    if row.kind != "system":
+        raise SystemExit(f"--export: row {row.label!r} is a baseline: it is fitted where seeds.py runs")
+    files: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="unigrec-export-") as work:
+        for part in system_parts(str(row.system)):
+            layout = prepare_part(root, params, Path(work), part)
+            files += export_project(layout.root, dest / part.name, part_params(params, part))
+    return files
 
 
 def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -361,12 +413,13 @@ def render(spec: Spec, results: dict[str, Any], command: str) -> str:
 def provenance(record: dict[str, Any]) -> list[str]:
     """What a reader must know of how a run's model came to be, when it is not "trained here in one go":
     the device it trained on, the epoch it resumed after, and that it was trained in another project."""
-    training = record.get("training", {})
     notes = []
-    if training.get("device", "cpu") != "cpu":
-        notes.append(f"trained on {training['device']}")
-    if training.get("resumed_after_epoch") is not None:
-        notes.append(f"resumed after epoch {training['resumed_after_epoch']}")
+    for part, training in (record.get("parts") or {"": record.get("training", {})}).items():
+        whose = f"{part} model " if part else ""
+        if training.get("device", "cpu") != "cpu":
+            notes.append(f"{whose}trained on {training['device']}")
+        if training.get("resumed_after_epoch") is not None:
+            notes.append(f"{whose}resumed after epoch {training['resumed_after_epoch']}")
     if "adopted_from" in record:
         notes.append("evaluated here (--adopt)")
     return notes
@@ -409,11 +462,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", nargs="*", type=int, default=None, help="only these seeds (default: the spec's)")
     p.add_argument("--rerun", action="store_true", help="run (row, seed) pairs the results already hold again")
     p.add_argument("--adopt", action="append", default=[], metavar="LABEL@SEED=PROJECT",
-                   help="take a model row's run from a project whose train stage already ran with exactly that "
-                        "run's train params (checked): it is evaluated, and nothing else runs in this call")
+                   help="take a model or system row's run from the project(s) --export wrote, once their train "
+                        "stage ran with exactly that run's train params (checked): it is evaluated, nothing else "
+                        "runs in this call")
     p.add_argument("--export", action="append", default=[], metavar="LABEL@SEED=DIR",
-                   help="write a self-contained project holding a model row's train inputs and run params, to "
-                        "train elsewhere (e.g. on a GPU) and bring back with --adopt; nothing else runs")
+                   help="write self-contained project(s) holding a model or system row's train inputs and run "
+                        "params (one per model: a system's parts are DIR/retrieval and DIR/ranking, or DIR/tiger), "
+                        "to train elsewhere (e.g. on a GPU) and bring back with --adopt; nothing else runs")
     p.add_argument("--render", action="store_true", help="only re-write the block from the results JSON")
     p.add_argument("--results", default=None, help="results JSON (default: benchmarks/results/BLOCK.json)")
     p.add_argument("--benchmarks-file", default=str(ROOT / "BENCHMARKS.md"))
@@ -443,9 +498,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.export:
         for spec_arg in args.export:
             row, seed, dest = parse_run_arg(spec, spec_arg, "--export")
+            check_inputs(root, spec, [row], base)
             files = export_run(root, dest, run_params(base, spec, row, seed), row)
             size = sum(f.stat().st_size for f in files) / 2**20
-            print(f"{dest}: {len(files)} files, {size:.1f} MiB; train it with `unigrec stage train` run there")
+            where = " and ".join(sorted({str(f.parent) for f in files if f.name == PARAMS_FILE}))
+            print(f"{dest}: {len(files)} files, {size:.1f} MiB; train with `unigrec stage train` run in {where}")
         return 0
     if not args.render:
         work_root = Path(args.work) if args.work else root / ".cache" / "seeds"

@@ -272,3 +272,42 @@ def test_an_exported_run_trains_on_its_own_and_comes_back_with_adopt(tmp_path):
     assert record["training"]["device"] == "cpu" and record["adopted_from"] == str(away)
     with pytest.raises(SystemExit, match="LABEL@SEED=DIR"):
         seeds.main([*argv, "--export", f"unigrec@two={away}"])
+
+
+@pytest.mark.slow
+def test_a_reference_system_exports_one_project_per_model_and_adopts_to_the_same_result(tmp_path):
+    """Two-stage trains two models: --export writes a project for each, and once both are trained there,
+    --adopt scores exactly what training the system here scores (same seed, same CPU)."""
+    from unigrec.config import load_section
+    from unigrec.stages import train
+
+    layout = tiny_project(tmp_path / "project")
+    rows = [{"label": "two-stage", "kind": "system", "system": "two_stage", "seed_key": "train.seed",
+             "params": {"train.max_events": 20, "train.trainer.max_epochs": 1, "train.query_cache_dir": ".cache/q",
+                        "train.trainer.progress_bar": False, "train.model.item_representation": "atomic"}}]
+    spec_path = _spec_file(tmp_path, rows)
+    here, away_results = tmp_path / "here.json", tmp_path / "away.json"
+    argv = ["--root", str(layout.root), "--spec", str(spec_path), "--benchmarks-file", str(tmp_path / "B.md")]
+    away = tmp_path / "elsewhere" / "ts"
+    assert seeds.main([*argv, "--results", str(away_results), "--export", f"two-stage@1={away}"]) == 0
+    assert sorted(p.name for p in away.iterdir()) == ["ranking", "retrieval"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for part in ("retrieval", "ranking"):
+            train.run(load_section("train", away / part / "params.yaml"), Layout(away / part))
+        assert seeds.main([*argv, "--results", str(away_results), "--adopt", f"two-stage@1={away}"]) == 0
+        assert seeds.main([*argv, "--results", str(here), "--seeds", "1", "--work", str(tmp_path / "w")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    adopted = json.loads(away_results.read_text())["runs"]["two-stage"]["1"]
+    trained_here = json.loads(here.read_text())["runs"]["two-stage"]["1"]
+    assert set(adopted["parts"]) == set(trained_here["parts"]) == {"retrieval", "ranking"}
+    assert adopted["test"] == trained_here["test"]
+    assert adopted["adopted_from"] == str(away) and "adopted_from" not in trained_here
+    # a part trained with other params is refused, naming the key
+    params = yaml.safe_load((away / "ranking" / "params.yaml").read_text())
+    params["train"]["optim"]["lr"] *= 2
+    (away / "ranking" / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit, match="optim.lr"):
+        seeds.main([*argv, "--results", str(away_results), "--adopt", f"two-stage@1={away}"])
