@@ -268,11 +268,11 @@ def published_table(metrics: dict, dataset: str) -> str:
 MODEL_ROW = "unigrec (generative)"
 
 
-def add_model_row(metrics: dict[str, Any], label: str, test: dict[str, Any], with_ranking: bool) -> None:
+def add_model_row(metrics: dict[str, Any], label: str, test: dict[str, Any]) -> None:
     """Another generative model's test metrics as a row of the tables (retrieval, pipeline, ranking)."""
     metrics.setdefault("baselines", {})[label] = {s: test[s] for s in ("rec", "search", "slices")}
     metrics.setdefault("systems", {})[label] = {
-        "pipeline": test["pipeline"], "ranking": test["ranking"] if with_ranking else {},
+        "pipeline": test["pipeline"], "ranking": test["ranking"],
     }
 
 
@@ -284,6 +284,18 @@ def evaluate_row(
         dataclasses.replace(cfg, baselines=()), model_dir, data["events"], data["candidates"], data["items"],
         data["table"], data["texts"], None, root, ranker_dir=ranker_dir,
     ).metrics["test"]
+
+
+def evaluate_system(
+    cfg: Any, retriever: Path, ranker: Path | None, data: dict[str, Any], root: Path
+) -> dict[str, Any]:
+    """A reference system's test metrics. One without a ranking model (TIGER) keeps its retriever's order
+    (fusion weight 0) and reports no ranking figures: a retrieval-only model's ranking head was never
+    trained, so its AUC would be a coin toss presented as a result."""
+    if ranker is not None:
+        return evaluate_row(cfg, retriever, ranker, data, root)
+    test = evaluate_row(dataclasses.replace(cfg, fusion_weights=(0.0,)), retriever, None, data, root)
+    return {**test, "ranking": {}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             if not sep:
                 raise SystemExit(f"--extra-metrics {spec!r}: expected LABEL=EVALUATE_JSON")
             test = json.loads(Path(path).read_text(encoding="utf-8"))["test"]
-            add_model_row(metrics, label, test, with_ranking=True)
+            add_model_row(metrics, label, test)
         return render_block(args, root, metrics, {}, host, started_at, cfg, 0.0)
     events = pd.read_parquet(layout.events)
     texts = query_table_texts(events)
@@ -326,20 +338,17 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             raise SystemExit(f"--extra-model {spec!r}: expected LABEL=MODEL_DIR")
         started = time.perf_counter()
-        add_model_row(metrics, label, evaluate_row(cfg, Path(folder), None, data, root), True)
+        add_model_row(metrics, label, evaluate_row(cfg, Path(folder), None, data, root))
         seconds[label] = time.perf_counter() - started
     if args.systems:
         raw = yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
         with contextlib.ExitStack() as stack:
             work = Path(args.work_dir) if args.work_dir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
             for name in args.systems:
-                # TIGER has no ranking head to re-rank with: its pipeline is its retrieval
-                weights = (0.0,) if name == "tiger" else cfg.fusion_weights
                 log.info("reference system %s: training", name)
                 retriever, ranker, train_s = build_system(name, root, raw, work)
                 started = time.perf_counter()
-                test = evaluate_row(dataclasses.replace(cfg, fusion_weights=weights), retriever, ranker, data, root)
-                add_model_row(metrics, name, test, name != "tiger")
+                add_model_row(metrics, name, evaluate_system(cfg, retriever, ranker, data, root))
                 seconds[name] = train_s + time.perf_counter() - started
     metrics = finite_or_none(metrics)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)

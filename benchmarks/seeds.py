@@ -51,6 +51,7 @@ from benchmarks.compare import (
     PUBLISHED,
     build_system,
     evaluate_row,
+    evaluate_system,
     machine,
     part_params,
     prepare_part,
@@ -213,20 +214,13 @@ def run_one(root: Path, work: Path, params: dict[str, Any], row: Row, data: dict
         retriever, ranker, _ = build_system(str(row.system), root, params, work)
         record["parts"] = {part.name: json.loads(Layout(work / part.name).train_metrics.read_text(encoding="utf-8"))
                            ["training"] for part in system_parts(str(row.system))}
-        record["test"] = evaluate_row(system_test_config(cfg, ranker), retriever, ranker, data, root)
+        record["test"] = evaluate_system(no_baselines(cfg.evaluate), retriever, ranker, data, root)
     else:
         test_cfg = dataclasses.replace(cfg.evaluate, baselines=(str(row.baseline),))
         metrics = evaluate_baselines(test_cfg, cfg.baselines, root, data["events"], data["candidates"], data["items"])
         record["test"] = metrics[str(row.baseline)]
     record["seconds"] = round(time.perf_counter() - started, 1)
     return record
-
-
-def system_test_config(cfg: Params, ranker: Path | None) -> EvaluateConfig:
-    """A reference system's test settings: without a ranker of its own (TIGER) its retriever's order stands,
-    since a retrieval-only model's ranking head was never trained."""
-    test_cfg = no_baselines(cfg.evaluate)
-    return test_cfg if ranker is not None else dataclasses.replace(test_cfg, fusion_weights=(0.0,))
 
 
 def check_trained_with(project: Path, params: dict[str, Any]) -> dict[str, Any]:
@@ -265,7 +259,7 @@ def adopt_run(root: Path, trained: Path, params: dict[str, Any], row: Row, data:
                            for p in parts}
         retriever, *ranker = (Layout(trained / p.name).model_dir for p in parts)
         ranker_dir = ranker[0] if ranker else None
-        record["test"] = evaluate_row(system_test_config(cfg, ranker_dir), retriever, ranker_dir, data, root)
+        record["test"] = evaluate_system(no_baselines(cfg.evaluate), retriever, ranker_dir, data, root)
         spent = [t["seconds"] for t in record["parts"].values()]
     else:
         raise SystemExit(f"--adopt: row {row.label!r} is a baseline: it is fitted where seeds.py runs")

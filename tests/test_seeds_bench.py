@@ -311,3 +311,34 @@ def test_a_reference_system_exports_one_project_per_model_and_adopts_to_the_same
     (away / "ranking" / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(SystemExit, match="optim.lr"):
         seeds.main([*argv, "--results", str(away_results), "--adopt", f"two-stage@1={away}"])
+
+
+@pytest.mark.slow
+def test_tiger_exports_with_its_own_identifiers_and_reports_no_ranking(tmp_path):
+    """TIGER's identifiers (semantic only) are built before export, since that needs the text encoder; its
+    retrieval-only model has no trained ranking head, so the row carries no AUC rather than a coin toss."""
+    from unigrec.config import load_section
+    from unigrec.stages import train
+
+    layout = tiny_project(tmp_path / "project")
+    rows = [{"label": "tiger", "kind": "system", "system": "tiger", "seed_key": "train.seed",
+             "params": {"train.max_events": 20, "train.trainer.max_epochs": 1, "train.query_cache_dir": ".cache/q",
+                        "train.trainer.progress_bar": False}}]
+    results = tmp_path / "results.json"
+    argv = ["--root", str(layout.root), "--spec", str(_spec_file(tmp_path, rows)), "--results", str(results),
+            "--benchmarks-file", str(tmp_path / "B.md")]
+    away = tmp_path / "away"
+    assert seeds.main([*argv, "--export", f"tiger@1={away}"]) == 0
+    project = Layout(away / "tiger")
+    assert project.ids_table.exists() and not project.ids_table.is_symlink()
+    assert yaml.safe_load((away / "tiger" / "params.yaml").read_text())["identifiers"]["mode"] == "semantic_only"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train.run(load_section("train", away / "tiger" / "params.yaml"), project)
+        assert seeds.main([*argv, "--adopt", f"tiger@1={away}"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    record = json.loads(results.read_text())["runs"]["tiger"]["1"]
+    assert list(record["parts"]) == ["tiger"] and record["test"]["ranking"] == {}
+    assert "ranking AUC" not in seeds.aggregate({"1": record}) and "rec HR@10" in seeds.aggregate({"1": record})
