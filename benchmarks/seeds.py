@@ -17,8 +17,11 @@ Usage:
     python benchmarks/seeds.py ... --export "unigrec, semantic IDs (GenSAR's form)@12=/tmp/s12"
     #   (there: set train.trainer.accelerator: gpu in /tmp/s12/params.yaml; cd /tmp/s12 && unigrec stage train)
     python benchmarks/seeds.py ... --adopt "unigrec, semantic IDs (GenSAR's form)@12=/tmp/s12"
-    # a reference system the same way: one project per model (/tmp/ts11/retrieval and /tmp/ts11/ranking)
+    # a reference system the same way: one project per model (/tmp/ts11/retrieval and /tmp/ts11/ranking);
+    # benchmarks/train_exported.sh trains every project of an export side by side and packs what they wrote
     python benchmarks/seeds.py ... --export "two-stage, atomic IDs (retrieval model + ranking model)@11=/tmp/ts11"
+    #   (there: benchmarks/train_exported.sh --accelerator gpu --limit 450 --out OUT /tmp/ts11;
+    #    back here: tar xzf OUT/ts11.tgz -C /tmp, then --adopt "...@11=/tmp/ts11")
 
 Rows (``kind``): ``model`` trains the generative model with the row's params (train stage) and evaluates
 it; ``system`` builds a reference system of ``benchmarks/compare.py`` (``tiger``, ``two_stage``);

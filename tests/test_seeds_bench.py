@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import tarfile
 
 import pytest
 import torch
@@ -276,11 +279,9 @@ def test_an_exported_run_trains_on_its_own_and_comes_back_with_adopt(tmp_path):
 
 @pytest.mark.slow
 def test_a_reference_system_exports_one_project_per_model_and_adopts_to_the_same_result(tmp_path):
-    """Two-stage trains two models: --export writes a project for each, and once both are trained there,
-    --adopt scores exactly what training the system here scores (same seed, same CPU)."""
-    from unigrec.config import load_section
-    from unigrec.stages import train
-
+    """Two-stage trains two models: --export writes a project for each, train_exported.sh trains both and
+    packs what they wrote, and once unpacked over a fresh export, --adopt scores exactly what training the
+    system here scores (same seed, same CPU, one thread each)."""
     layout = tiny_project(tmp_path / "project")
     rows = [{"label": "two-stage", "kind": "system", "system": "two_stage", "seed_key": "train.seed",
              "params": {"train.max_events": 20, "train.trainer.max_epochs": 1, "train.query_cache_dir": ".cache/q",
@@ -288,14 +289,21 @@ def test_a_reference_system_exports_one_project_per_model_and_adopts_to_the_same
     spec_path = _spec_file(tmp_path, rows)
     here, away_results = tmp_path / "here.json", tmp_path / "away.json"
     argv = ["--root", str(layout.root), "--spec", str(spec_path), "--benchmarks-file", str(tmp_path / "B.md")]
-    away = tmp_path / "elsewhere" / "ts"
-    assert seeds.main([*argv, "--results", str(away_results), "--export", f"two-stage@1={away}"]) == 0
+    elsewhere, away = tmp_path / "elsewhere" / "ts", tmp_path / "back" / "ts"
+    for dest in (elsewhere, away):
+        assert seeds.main([*argv, "--results", str(away_results), "--export", f"two-stage@1={dest}"]) == 0
     assert sorted(p.name for p in away.iterdir()) == ["ranking", "retrieval"]
+    script = ROOT / "benchmarks" / "train_exported.sh"
+    proc = subprocess.run([str(script), "--accelerator", "cpu", "--out", str(tmp_path / "out"), str(elsewhere)],
+                          check=False, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    with tarfile.open(tmp_path / "out" / "ts.tgz") as pack:
+        assert {"ts/retrieval/models/generative/model.pt", "ts/ranking/metrics/train.json"} <= set(pack.getnames())
+        pack.extractall(away.parent, filter="data")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for part in ("retrieval", "ranking"):
-            train.run(load_section("train", away / part / "params.yaml"), Layout(away / part))
         assert seeds.main([*argv, "--results", str(away_results), "--adopt", f"two-stage@1={away}"]) == 0
         assert seeds.main([*argv, "--results", str(here), "--seeds", "1", "--work", str(tmp_path / "w")]) == 0
     finally:
