@@ -121,6 +121,7 @@ def link_caches(src: Path, dst: Path, own: Path) -> None:
 
 
 TRAINED_WITH = "trained_with.yaml"  # in a reference system's scratch root, once its model is written
+IDENTIFIERS_WITH = "identifiers_with.yaml"  # beside it, once a part's own identifiers are written
 
 
 def train_reference(raw: dict, layout: Layout, override: dict) -> Path:
@@ -145,11 +146,11 @@ def train_reference(raw: dict, layout: Layout, override: dict) -> Path:
     return layout.model_dir
 
 
-def reference_inputs(layout: Layout) -> str:
-    """Fingerprint of what the train stage reads: the split, the catalogue and the identifiers."""
+def reference_inputs(layout: Layout, with_ids: bool = True) -> str:
+    """Fingerprint of what the train stage reads: the split, the catalogue and (``with_ids``) the identifiers."""
     from unigrec.registry.lineage import files_fingerprint
 
-    paths = [layout.split_dir, layout.items, layout.ids_dir]
+    paths = [layout.split_dir, layout.items, *([layout.ids_dir] if with_ids else [])]
     return files_fingerprint([p for p in paths if p.exists()])
 
 
@@ -174,8 +175,19 @@ def prepare_part(root: Path, raw: dict, work: Path, part: SystemPart) -> Layout:
     from unigrec.stages import identifiers
 
     layout = scratch_root(root, work / part.name, part.linked)
-    if part.identifiers is not None:
-        identifiers.run(build_section(IdentifiersConfig, part_params(raw, part)["identifiers"], "identifiers"), layout)
+    if part.identifiers is None:
+        return layout
+    # Built once per params and inputs (ML-1M: ~10 minutes on 2 cores), not once per seed or re-run: the
+    # identifiers do not depend on the train seed, and the marker makes a changed input rebuild them.
+    section = part_params(raw, part)["identifiers"]
+    wanted = {"identifiers": section, "inputs": reference_inputs(layout, with_ids=False)}
+    marker = layout.root / IDENTIFIERS_WITH
+    if layout.ids_table.exists() and marker.exists() and yaml.safe_load(marker.read_text(encoding="utf-8")) == wanted:
+        log.info("%s: identifiers built with these params and inputs are already there, reused", layout.root)
+        return layout
+    marker.unlink(missing_ok=True)
+    identifiers.run(build_section(IdentifiersConfig, section, "identifiers"), layout)
+    marker.write_text(yaml.safe_dump(wanted, sort_keys=False), encoding="utf-8")
     return layout
 
 

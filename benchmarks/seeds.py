@@ -40,6 +40,7 @@ import logging
 import shlex
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -295,23 +296,21 @@ def export_project(src: Path, dest: Path, params: dict[str, Any]) -> list[Path]:
     return [target for _, target in pairs] + [dest / PARAMS_FILE]
 
 
-def export_run(root: Path, dest: Path, params: dict[str, Any], row: Row) -> list[Path]:
+def export_run(root: Path, dest: Path, params: dict[str, Any], row: Row, work: Path) -> list[Path]:
     """Self-contained projects at ``dest`` for one run's training, to do on another machine, e.g. a GPU one
     with ``train.trainer.accelerator: gpu`` (the only edit --adopt allows, with the progress bar and resume),
     then bring back and evaluate here with ``--adopt``. A model row is one project; a reference system is one
     per part (``dest/retrieval`` and ``dest/ranking``, or ``dest/tiger``, whose identifiers are built here
-    first since that needs the text encoder). Returns the files written."""
-    import tempfile
-
+    first since that needs the text encoder). ``work`` is scratch shared by one call's exports, so TIGER's
+    seeds build their identifiers once. Returns the files written."""
     if row.kind == "model":
         return export_project(root, dest, params)
     if row.kind != "system":
         raise SystemExit(f"--export: row {row.label!r} is a baseline: it is fitted where seeds.py runs")
     files: list[Path] = []
-    with tempfile.TemporaryDirectory(prefix="unigrec-export-") as work:
-        for part in system_parts(str(row.system)):
-            layout = prepare_part(root, params, Path(work), part)
-            files += export_project(layout.root, dest / part.name, part_params(params, part))
+    for part in system_parts(str(row.system)):
+        layout = prepare_part(root, params, work, part)
+        files += export_project(layout.root, dest / part.name, part_params(params, part))
     return files
 
 
@@ -493,13 +492,14 @@ def main(argv: list[str] | None = None) -> int:
     # --render alone needs no project: it re-writes the block from the results JSON
     base = {} if args.render and not args.export else yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
     if args.export:
-        for spec_arg in args.export:
-            row, seed, dest = parse_run_arg(spec, spec_arg, "--export")
-            check_inputs(root, spec, [row], base)
-            files = export_run(root, dest, run_params(base, spec, row, seed), row)
-            size = sum(f.stat().st_size for f in files) / 2**20
-            where = " and ".join(sorted({str(f.parent) for f in files if f.name == PARAMS_FILE}))
-            print(f"{dest}: {len(files)} files, {size:.1f} MiB; train with `unigrec stage train` run in {where}")
+        with tempfile.TemporaryDirectory(prefix="unigrec-export-") as work:
+            for spec_arg in args.export:
+                row, seed, dest = parse_run_arg(spec, spec_arg, "--export")
+                check_inputs(root, spec, [row], base)
+                files = export_run(root, dest, run_params(base, spec, row, seed), row, Path(work))
+                size = sum(f.stat().st_size for f in files) / 2**20
+                where = " and ".join(sorted({str(f.parent) for f in files if f.name == PARAMS_FILE}))
+                print(f"{dest}: {len(files)} files, {size:.1f} MiB; train with `unigrec stage train` run in {where}")
         return 0
     if not args.render:
         work_root = Path(args.work) if args.work else root / ".cache" / "seeds"

@@ -322,11 +322,12 @@ def test_a_reference_system_exports_one_project_per_model_and_adopts_to_the_same
 
 
 @pytest.mark.slow
-def test_tiger_exports_with_its_own_identifiers_and_reports_no_ranking(tmp_path):
-    """TIGER's identifiers (semantic only) are built before export, since that needs the text encoder; its
-    retrieval-only model has no trained ranking head, so the row carries no AUC rather than a coin toss."""
+def test_tiger_exports_with_its_own_identifiers_and_reports_no_ranking(tmp_path, monkeypatch):
+    """TIGER's identifiers (semantic only) are built before export, since that needs the text encoder, and
+    once for all seeds of one call; its retrieval-only model has no trained ranking head, so the row carries
+    no AUC rather than a coin toss."""
     from unigrec.config import load_section
-    from unigrec.stages import train
+    from unigrec.stages import identifiers, train
 
     layout = tiny_project(tmp_path / "project")
     rows = [{"label": "tiger", "kind": "system", "system": "tiger", "seed_key": "train.seed",
@@ -335,10 +336,15 @@ def test_tiger_exports_with_its_own_identifiers_and_reports_no_ranking(tmp_path)
     results = tmp_path / "results.json"
     argv = ["--root", str(layout.root), "--spec", str(_spec_file(tmp_path, rows)), "--results", str(results),
             "--benchmarks-file", str(tmp_path / "B.md")]
-    away = tmp_path / "away"
-    assert seeds.main([*argv, "--export", f"tiger@1={away}"]) == 0
+    built = []
+    build = identifiers.run
+    monkeypatch.setattr(identifiers, "run", lambda cfg, layout: built.append(cfg.mode) or build(cfg, layout))
+    away, other_seed = tmp_path / "away", tmp_path / "away-2"
+    assert seeds.main([*argv, "--export", f"tiger@1={away}", "--export", f"tiger@2={other_seed}"]) == 0
+    assert built == ["semantic_only"], "one build serves both seeds"
     project = Layout(away / "tiger")
     assert project.ids_table.exists() and not project.ids_table.is_symlink()
+    assert project.ids_table.read_bytes() == Layout(other_seed / "tiger").ids_table.read_bytes()
     assert yaml.safe_load((away / "tiger" / "params.yaml").read_text())["identifiers"]["mode"] == "semantic_only"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
