@@ -10,6 +10,7 @@
 #   benchmarks/train_exported.sh [--accelerator gpu] [--limit SECONDS] [--out DIR] EXPORT_DIR...
 #   e.g. benchmarks/train_exported.sh --accelerator gpu --limit 450 --out "$OUT" exports/two-stage-12
 # Then, where seeds.py runs:  tar xzf DIR/EXPORT_NAME.tgz -C EXPORT_PARENT  and  seeds.py ... --adopt ...
+# The interpreter is $PYTHON (default python3): it needs torch, Lightning and pandas, not the package.
 set -euo pipefail
 
 accelerator=""
@@ -29,6 +30,7 @@ done
 mkdir -p "$out"
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+py="${PYTHON:-python3}"
 
 # A model row's export is one project (params.yaml at its top); a system's is one per model beneath it.
 projects=()
@@ -40,7 +42,7 @@ done
 
 for project in "${projects[@]}"; do
   if [[ -n "$accelerator" ]]; then  # the one train key --adopt lets differ besides progress bar and resume
-    python3 - "$project/params.yaml" "$accelerator" <<'EOF'
+    "$py" - "$project/params.yaml" "$accelerator" <<'EOF'
 import sys, yaml
 path, accelerator = sys.argv[1], sys.argv[2]
 params = yaml.safe_load(open(path, encoding="utf-8"))
@@ -52,7 +54,7 @@ EOF
   (
     cd "$project"
     rc=0
-    timeout "$limit" python3 -c "import sys; from unigrec.cli import main; sys.exit(main(['stage', 'train']))" \
+    timeout "$limit" "$py" -c "import sys; from unigrec.cli import main; sys.exit(main(['stage', 'train']))" \
       > "$log" 2>&1 || rc=$?
     echo "exit status $rc (124: stopped by --limit; the pack keeps its checkpoints to resume)" >> "$log"
   ) &

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -295,7 +296,7 @@ def test_a_reference_system_exports_one_project_per_model_and_adopts_to_the_same
     assert sorted(p.name for p in away.iterdir()) == ["ranking", "retrieval"]
     script = ROOT / "benchmarks" / "train_exported.sh"
     proc = subprocess.run([str(script), "--accelerator", "cpu", "--out", str(tmp_path / "out"), str(elsewhere)],
-                          check=False, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          check=False, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
     with tarfile.open(tmp_path / "out" / "ts.tgz") as pack:
