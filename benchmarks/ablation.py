@@ -64,6 +64,7 @@ from unigrec.train.examples import PromptExample, query_table_texts
 from unigrec.train.fit import TrainingData, fit_generative_model, id_spaces, prepare_training_data
 from unigrec.train.quick_eval import target_ranks
 from unigrec.train.reference_systems import PLAIN, RANKING_ONLY, RETRIEVAL_ONLY, merged
+from unigrec.train.resume import mark_complete
 
 BLOCK = "ablation"  # its block in BENCHMARKS.md
 BASE_VARIANTS = ("full", "no_enhancer", "fixed_weights", "plain", "two_stage")
@@ -175,6 +176,8 @@ def run_variant(
         work = Path(args.work_dir) / f"{name}_{i}_{seed}"
         log.info("training %s (model %d) seed %d", name, i, seed)
         result = fit_generative_model(cfg, data, work)
+        if result.finished:  # a re-run of the ablation trains afresh, as before
+            mark_complete(work)
         nets.append(result.net)
         seconds += result.seconds
         speeds.append(result.sequences_per_second)

@@ -133,29 +133,34 @@ class _Crash(Exception):
     pass
 
 
-def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(tmp_path, query_cache, monkeypatch):
-    """Kill a run after its first epoch (last.ckpt written); the same run then continues at epoch 1 with the
-    first epoch's log kept, a finished run or changed params start from scratch."""
+def _crash_in_epoch(cfg: TrainConfig, layout: Layout, monkeypatch, at: int = 1) -> None:
+    """Run the train stage and kill it a few batches into epoch ``at``."""
     import lightning as L
-    import pandas as pd
 
     from unigrec.stages.train import run
     from unigrec.train import fit
 
-    class CrashInEpoch(L.Callback):  # killed a few batches into epoch ``at``
-        def __init__(self, at: int) -> None:
-            self.at = at
-
+    class CrashInEpoch(L.Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
-            if trainer.current_epoch == self.at and batch_idx == 2:
+            if trainer.current_epoch == at and batch_idx == 2:
                 raise _Crash
 
+    original = fit.build_trainer
+    with monkeypatch.context() as patch:
+        patch.setattr(fit, "build_trainer", lambda *a, **kw: original(*a[:4], [*a[4], CrashInEpoch()]))
+        with pytest.raises(_Crash):
+            run(cfg, layout)
+
+
+def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(tmp_path, query_cache, monkeypatch):
+    """Kill a run after its first epoch (last.ckpt written); the same run then continues at epoch 1 with the
+    first epoch's log kept, a finished run or changed params start from scratch."""
+    import pandas as pd
+
+    from unigrec.stages.train import run
+
     def crash(cfg: TrainConfig, at: int = 1) -> None:
-        original = fit.build_trainer
-        with monkeypatch.context() as patch:
-            patch.setattr(fit, "build_trainer", lambda *a, **kw: original(*a[:4], [*a[4], CrashInEpoch(at)]))
-            with pytest.raises(_Crash):
-                run(cfg, layout)
+        _crash_in_epoch(cfg, layout, monkeypatch, at)
 
     syn.write_project(tmp_path)
     layout = Layout(tmp_path)
@@ -192,5 +197,49 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(tmp_
         crash(frozen, at=2)
         run(frozen, layout)
         assert json.loads(layout.train_metrics.read_text())["training"]["resumed_after_epoch"] == 1
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_moved_run_keeps_its_best_and_a_run_killed_after_its_last_epoch_only_redoes_the_end(
+    tmp_path, query_cache, monkeypatch
+):
+    """A run packed on one machine and resumed in another folder keeps its best checkpoint: Lightning drops
+    the best score when the recorded folder differs, so without relocating, the first resumed epoch would
+    overwrite best.ckpt. With lr 0 every epoch scores the same, so best.ckpt must stay epoch 0's. And a run
+    killed after its last epoch but before its outputs were written resumes there instead of retraining."""
+    import shutil
+
+    from unigrec.stages import train
+    from unigrec.train.resume import checkpoint_epoch
+
+    section = _train_section(query_cache, max_epochs=3, patience=10)
+    section["optim"]["lr"] = 0.0
+    cfg = build_section(TrainConfig, section, "train")
+    first, moved = Layout(tmp_path / "gpu-machine"), Layout(tmp_path / "back-home")
+    syn.write_project(first.root)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _crash_in_epoch(cfg, first, monkeypatch, at=2)
+        checkpoints = first.train_work_dir / "checkpoints"
+        assert (checkpoint_epoch(checkpoints / "best.ckpt"), checkpoint_epoch(checkpoints / "last.ckpt")) == (0, 1)
+        shutil.move(first.root, moved.root)
+        train.run(cfg, moved)
+        training = json.loads(moved.train_metrics.read_text())["training"]
+        assert training["resumed_after_epoch"] == 1 and training["epochs"] == 3
+        assert checkpoint_epoch(moved.train_work_dir / "checkpoints" / "best.ckpt") == 0
+
+        def killed_while_saving(*args, **kwargs):
+            raise _Crash
+
+        train.run(cfg, moved)  # finished: trains afresh
+        with monkeypatch.context() as patch:  # ... and is killed while saving its model
+            patch.setattr("unigrec.model.card.save_model", killed_while_saving)
+            moved.train_metrics.unlink()
+            with pytest.raises(_Crash):
+                train.run(cfg, moved)
+        train.run(cfg, moved)
+        assert json.loads(moved.train_metrics.read_text())["training"]["resumed_after_epoch"] == 2
     finally:
         torch.set_num_threads(threads)

@@ -37,6 +37,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
     from unigrec.train.examples import query_table_texts
     from unigrec.train.fit import fit_generative_model, id_spaces, prepare_training_data, transformer_dims
     from unigrec.train.quick_eval import validation_report
+    from unigrec.train.resume import mark_complete
 
     require_inputs(inputs(cfg, layout))
     events = pd.read_parquet(layout.events)
@@ -87,6 +88,8 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
     if result.metrics_csv is not None:
         write_curve(epoch_curve(result.metrics_csv), layout.train_curve, layout.train_plot)
         write_task_weights_plot(result.metrics_csv, layout.train_plot.with_name("train_task_weights.png"))
+    if result.finished:
+        mark_complete(layout.train_work_dir)
     k = cfg.eval.k
     summary = {
         f"{s}_{m}": report[s][m]

@@ -37,8 +37,8 @@ from unigrec.train.resume import (
     checkpoint_dir,
     checkpoint_epoch,
     fingerprint,
-    mark_complete,
     merge_metrics,
+    relocate_checkpoint,
     resumable_checkpoint,
     start_fresh,
     stash_metrics,
@@ -46,6 +46,7 @@ from unigrec.train.resume import (
 from unigrec.train.weighter import TaskWeighter
 
 log = logging.getLogger(__name__)
+BEST_CHECKPOINT = "best"  # checkpoints/best.ckpt: the weights the stage keeps (last.ckpt is for resuming)
 
 
 @dataclasses.dataclass
@@ -72,6 +73,7 @@ class FitResult:
     sequences_per_second: float
     resumed_after_epoch: int | None  # the epoch of the checkpoint this run continued from; None = from scratch
     device: str  # where the (last part of the) run computed
+    finished: bool  # ran to its end (not interrupted): the caller marks it complete once its outputs are written
 
 
 def prepare_training_data(
@@ -173,7 +175,7 @@ def build_trainer(
     # Fixed names (no version counter): a fresh run starts from an emptied folder, and a resumed one must
     # overwrite its own files (Lightning would otherwise write last-v1.ckpt beside a file it did not record).
     checkpoint = ModelCheckpoint(
-        dirpath=str(checkpoint_dir(work_dir)), filename="best", monitor=monitor, mode="max", save_top_k=1,
+        dirpath=str(checkpoint_dir(work_dir)), filename=BEST_CHECKPOINT, monitor=monitor, mode="max", save_top_k=1,
         enable_version_counter=False,
     )
     callbacks: list[Any] = [checkpoint, EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience)]
@@ -235,6 +237,8 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
         start_fresh(work_dir, key)
     else:
         stashed = stash_metrics(metrics_csv)
+        if relocate_checkpoint(last, checkpoint_dir(work_dir)):
+            log.info("the run's folder moved since its checkpoint was written: its recorded paths now point here")
         log.info("resuming the unfinished run in %s after epoch %d", work_dir, resumed_after)
     dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
     net = GenerativeTransformer(dims)
@@ -267,9 +271,7 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
     if stashed is not None and trainer.is_global_zero:
         merge_metrics(stashed, metrics_csv, resumed_after)
-    if trainer.is_global_zero and not trainer.interrupted:
-        mark_complete(work_dir)
-    checkpoint = next(c for c in trainer.checkpoint_callbacks if c.monitor is not None)  # best, not last
+    checkpoint = next(c for c in trainer.checkpoint_callbacks if c.filename == BEST_CHECKPOINT)
     best_path = getattr(checkpoint, "best_model_path", "")
     if best_path:
         state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
@@ -286,6 +288,7 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
         sequences_per_second=meter.sequences_per_second,
         resumed_after_epoch=resumed_after,
         device=device_name(trainer.strategy.root_device),
+        finished=not trainer.interrupted,
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -83,7 +84,9 @@ def start_fresh(work_dir: Path, key: str | None) -> None:
 
 
 def mark_complete(work_dir: Path) -> None:
-    """A finished run is never continued: a re-run with the same fingerprint trains from scratch again."""
+    """A finished run is never continued: a re-run with the same fingerprint trains from scratch again.
+    Called once the run's outputs are written, not when the last epoch ends: a run killed in between (its
+    final validation, the model save) then resumes after its last epoch and only redoes that part."""
     state = read_state(work_dir)
     if state is not None:
         write_state(work_dir, {**state, "complete": True})
@@ -119,6 +122,39 @@ def merge_metrics(stashed: Path, metrics_csv: Path, resumed_after_epoch: int) ->
     metrics_csv.parent.mkdir(parents=True, exist_ok=True)
     pd.concat(parts, ignore_index=True, sort=False).to_csv(metrics_csv, index=False)
     stashed.unlink()
+
+
+def relocate_checkpoint(path: Path, checkpoint_folder: Path) -> bool:
+    """Point the checkpoint callbacks' recorded files at ``checkpoint_folder`` when the run's folder moved since
+    ``path`` was written (trained on a lent GPU machine, packed, resumed in another checkout). Lightning
+    restores a callback's best score only when its recorded folder is the current one; otherwise the first
+    resumed epoch counts as a new best and overwrites ``best.ckpt`` whatever it scores. Returns whether the
+    file was rewritten (atomically, so a kill meanwhile leaves the old one)."""
+    import torch
+
+    here = os.path.realpath(checkpoint_folder)  # Lightning records its folder resolved the same way
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    moved = False
+    for key, state in checkpoint.get("callbacks", {}).items():
+        old = state.get("dirpath") if key.startswith("ModelCheckpoint") else None
+        if not old or old == here:
+            continue
+
+        def move(file: str, old: str = old) -> str:
+            return os.path.join(here, os.path.relpath(file, old)) if file and file.startswith(old + os.sep) else file
+
+        state["dirpath"] = here
+        for name in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            if name in state:
+                state[name] = move(state[name])
+        if "best_k_models" in state:
+            state["best_k_models"] = {move(file): score for file, score in state["best_k_models"].items()}
+        moved = True
+    if moved:
+        tmp = Path(path).with_suffix(".relocating")
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+    return moved
 
 
 def checkpoint_epoch(path: Path) -> int:
