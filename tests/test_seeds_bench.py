@@ -295,12 +295,14 @@ def test_a_reference_system_exports_one_project_per_model_and_adopts_to_the_same
         assert seeds.main([*argv, "--results", str(away_results), "--export", f"two-stage@1={dest}"]) == 0
     assert sorted(p.name for p in away.iterdir()) == ["ranking", "retrieval"]
     script = ROOT / "benchmarks" / "train_exported.sh"
-    proc = subprocess.run([str(script), "--accelerator", "cpu", "--out", str(tmp_path / "out"), str(elsewhere)],
-                          check=False, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}, capture_output=True, text=True,
-                          timeout=600)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
+    proc = subprocess.run([str(script), "--accelerator", "cpu", "--out", "out", str(elsewhere)], cwd=tmp_path,
+                          check=False, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     with tarfile.open(tmp_path / "out" / "ts.tgz") as pack:
-        assert {"ts/retrieval/models/generative/model.pt", "ts/ranking/metrics/train.json"} <= set(pack.getnames())
+        packed = set(pack.getnames())
+        assert {"ts/retrieval/models/generative/model.pt", "ts/ranking/metrics/train.json"} <= packed
+        assert not any("/.cache/" in name for name in packed), "finished runs travel back without checkpoints"
         pack.extractall(away.parent, filter="data")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
