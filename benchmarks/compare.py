@@ -177,8 +177,9 @@ def prepare_part(root: Path, raw: dict, work: Path, part: SystemPart) -> Layout:
     layout = scratch_root(root, work / part.name, part.linked)
     if part.identifiers is None:
         return layout
-    # Built once per params and inputs (ML-1M: ~10 minutes on 2 cores), not once per seed or re-run: the
-    # identifiers do not depend on the train seed, and the marker makes a changed input rebuild them.
+    # Built once per scratch root and params and inputs (ML-1M: ~10 minutes on 2 cores): a re-run of the same
+    # seed, or one --export call's seeds (they share the scratch), reuse them, since the identifiers do not
+    # depend on the train seed; the marker makes changed params or inputs rebuild them.
     section = part_params(raw, part)["identifiers"]
     wanted = {"identifiers": section, "inputs": reference_inputs(layout, with_ids=False)}
     marker = layout.root / IDENTIFIERS_WITH

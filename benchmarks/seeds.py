@@ -227,19 +227,35 @@ def run_one(root: Path, work: Path, params: dict[str, Any], row: Row, data: dict
     return record
 
 
-def check_trained_with(project: Path, params: dict[str, Any]) -> dict[str, Any]:
-    """``project``'s train metrics, once its train params are checked to be exactly ``params``' train section.
+def check_trained_with(root: Path, project: Path, params: dict[str, Any], own_ids: bool = False) -> dict[str, Any]:
+    """``project``'s train metrics, once it is checked to have trained this run: exactly ``params``' train
+    section, on the same files as ``root`` (its identifiers aside when it built its own, as TIGER does: then
+    with the same identifiers params).
 
-    Only the keys that do not change what is computed may differ (``resume.COSMETIC_KEYS``: progress bar,
-    resume, accelerator), so a run trained on a GPU machine can be evaluated here."""
+    Only the train keys that do not change what is computed may differ (``resume.COSMETIC_KEYS``: progress
+    bar, resume, accelerator), so a run trained on a GPU machine can be evaluated here."""
+    import filecmp
+
     from unigrec.config import load_section
+    from unigrec.stages.train import inputs
     from unigrec.train.resume import config_digest
 
     wanted = flat(config_digest(params_from_dict(params).train))
     had = flat(config_digest(load_section("train", project / PARAMS_FILE)))
+    if own_ids:
+        raw = yaml.safe_load((project / PARAMS_FILE).read_text(encoding="utf-8"))
+        wanted |= flat(params["identifiers"], "identifiers.")
+        had |= flat(raw["identifiers"], "identifiers.")
     if wanted != had:
         diff = sorted(k for k in wanted.keys() | had.keys() if wanted.get(k) != had.get(k))
-        raise SystemExit(f"--adopt: {project} was trained with other train params than this run: {diff}")
+        raise SystemExit(f"--adopt: {project} was trained with other params than this run: {diff}")
+    layout = Layout(project)
+    for path, _ in inputs(params_from_dict(params).train, layout):
+        if own_ids and path.is_relative_to(layout.ids_dir):
+            continue
+        here = root / path.relative_to(project)
+        if not filecmp.cmp(path, here, shallow=False):
+            raise SystemExit(f"--adopt: {path} differs from {here}: that run trained on other data than this root's")
     metrics_file = Layout(project).train_metrics
     if not metrics_file.exists():
         raise SystemExit(f"--adopt: {metrics_file} is missing: run `unigrec stage train` in {project} first")
@@ -254,13 +270,15 @@ def adopt_run(root: Path, trained: Path, params: dict[str, Any], row: Row, data:
     record: dict[str, Any] = {"adopted_from": str(trained)}
     cfg = params_from_dict(params)
     if row.kind == "model":
-        record["training"] = check_trained_with(trained, params)["training"]
+        record["training"] = check_trained_with(root, trained, params)["training"]
         record["test"] = evaluate_row(no_baselines(cfg.evaluate), Layout(trained).model_dir, None, data, root)
         spent = [record["training"]["seconds"]]
     elif row.kind == "system":
         parts = system_parts(str(row.system))
-        record["parts"] = {p.name: check_trained_with(trained / p.name, part_params(params, p))["training"]
-                           for p in parts}
+        record["parts"] = {
+            p.name: check_trained_with(root, trained / p.name, part_params(params, p), p.identifiers is not None)
+            ["training"] for p in parts
+        }
         retriever, *ranker = (Layout(trained / p.name).model_dir for p in parts)
         ranker_dir = ranker[0] if ranker else None
         record["test"] = evaluate_system(no_baselines(cfg.evaluate), retriever, ranker_dir, data, root)
@@ -303,6 +321,9 @@ def export_run(root: Path, dest: Path, params: dict[str, Any], row: Row, work: P
     per part (``dest/retrieval`` and ``dest/ranking``, or ``dest/tiger``, whose identifiers are built here
     first since that needs the text encoder). ``work`` is scratch shared by one call's exports, so TIGER's
     seeds build their identifiers once. Returns the files written."""
+    if dest.exists() and any(dest.iterdir()):
+        raise SystemExit(f"--export: {dest} is not empty; name a new folder (an earlier export's trained model "
+                         "there would be adopted as this run's)")
     if row.kind == "model":
         return export_project(root, dest, params)
     if row.kind != "system":

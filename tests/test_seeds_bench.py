@@ -317,11 +317,20 @@ def test_a_reference_system_exports_one_project_per_model_and_adopts_to_the_same
     assert adopted["test"] == trained_here["test"]
     assert adopted["adopted_from"] == str(away) and "adopted_from" not in trained_here
     # a part trained with other params is refused, naming the key
-    params = yaml.safe_load((away / "ranking" / "params.yaml").read_text())
+    params_file = away / "ranking" / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
     params["train"]["optim"]["lr"] *= 2
-    (away / "ranking" / "params.yaml").write_text(yaml.safe_dump(params))
+    params_file.write_text(yaml.safe_dump(params))
     with pytest.raises(SystemExit, match="optim.lr"):
         seeds.main([*argv, "--results", str(away_results), "--adopt", f"two-stage@1={away}"])
+    params["train"]["optim"]["lr"] /= 2
+    params_file.write_text(yaml.safe_dump(params))
+    # ... and so is one trained on other data than this root's
+    (away / "retrieval" / "data" / "split" / "events.parquet").write_bytes(b"other data")
+    with pytest.raises(SystemExit, match="events.parquet differs"):
+        seeds.main([*argv, "--results", str(away_results), "--adopt", f"two-stage@1={away}"])
+    with pytest.raises(SystemExit, match="not empty"):  # an export never lands on an older one's model
+        seeds.main([*argv, "--results", str(away_results), "--export", f"two-stage@1={away}"])
 
 
 @pytest.mark.slow
@@ -358,4 +367,9 @@ def test_tiger_exports_with_its_own_identifiers_and_reports_no_ranking(tmp_path,
         torch.set_num_threads(threads)
     record = json.loads(results.read_text())["runs"]["tiger"]["1"]
     assert list(record["parts"]) == ["tiger"] and record["test"]["ranking"] == {}
+    params = yaml.safe_load((away / "tiger" / "params.yaml").read_text())
+    params["identifiers"]["mode"] = "dual"  # identifiers built otherwise than TIGER's: not this run
+    (away / "tiger" / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit, match="identifiers.mode"):
+        seeds.main([*argv, "--adopt", f"tiger@1={away}"])
     assert "ranking AUC" not in seeds.aggregate({"1": record}) and "rec HR@10" in seeds.aggregate({"1": record})
