@@ -160,6 +160,11 @@ def system_parts(name: str) -> tuple[SystemPart, ...]:
     return SYSTEM_PARTS[name]
 
 
+def part_root(work: Path, part: SystemPart) -> Path:
+    """Where a part trains: a folder of the system's work folder (or of its export) named for the part."""
+    return work / part.name
+
+
 def part_params(raw: dict, part: SystemPart) -> dict:
     """The whole params a part's train stage runs with: what an exported part's params.yaml holds."""
     out = {**raw, "train": merged(raw["train"], part.train)}
@@ -174,7 +179,7 @@ def prepare_part(root: Path, raw: dict, work: Path, part: SystemPart) -> Layout:
     from unigrec.config import IdentifiersConfig, build_section
     from unigrec.stages import identifiers
 
-    layout = scratch_root(root, work / part.name, part.linked)
+    layout = scratch_root(root, part_root(work, part), part.linked)
     if part.identifiers is None:
         return layout
     # Built once per scratch root and params and inputs (ML-1M: ~10 minutes on 2 cores): a re-run of the same

@@ -58,6 +58,7 @@ from benchmarks.compare import (
     evaluate_system,
     machine,
     part_params,
+    part_root,
     prepare_part,
     scratch_root,
     system_parts,
@@ -216,8 +217,10 @@ def run_one(root: Path, work: Path, params: dict[str, Any], row: Row, data: dict
         record["test"] = evaluate_row(no_baselines(cfg.evaluate), layout.model_dir, None, data, root)
     elif row.kind == "system":
         retriever, ranker, _ = build_system(str(row.system), root, params, work)
-        record["parts"] = {part.name: json.loads(Layout(work / part.name).train_metrics.read_text(encoding="utf-8"))
-                           ["training"] for part in system_parts(str(row.system))}
+        record["parts"] = {
+            part.name: json.loads(Layout(part_root(work, part)).train_metrics.read_text(encoding="utf-8"))["training"]
+            for part in system_parts(str(row.system))
+        }
         record["test"] = evaluate_system(no_baselines(cfg.evaluate), retriever, ranker, data, root)
     else:
         test_cfg = dataclasses.replace(cfg.evaluate, baselines=(str(row.baseline),))
@@ -276,10 +279,10 @@ def adopt_run(root: Path, trained: Path, params: dict[str, Any], row: Row, data:
     elif row.kind == "system":
         parts = system_parts(str(row.system))
         record["parts"] = {
-            p.name: check_trained_with(root, trained / p.name, part_params(params, p), p.identifiers is not None)
+            p.name: check_trained_with(root, part_root(trained, p), part_params(params, p), p.identifiers is not None)
             ["training"] for p in parts
         }
-        retriever, *ranker = (Layout(trained / p.name).model_dir for p in parts)
+        retriever, *ranker = (Layout(part_root(trained, p)).model_dir for p in parts)
         ranker_dir = ranker[0] if ranker else None
         record["test"] = evaluate_system(no_baselines(cfg.evaluate), retriever, ranker_dir, data, root)
         spent = [t["seconds"] for t in record["parts"].values()]
@@ -331,7 +334,7 @@ def export_run(root: Path, dest: Path, params: dict[str, Any], row: Row, work: P
     files: list[Path] = []
     for part in system_parts(str(row.system)):
         layout = prepare_part(root, params, work, part)
-        files += export_project(layout.root, dest / part.name, part_params(params, part))
+        files += export_project(layout.root, part_root(dest, part), part_params(params, part))
     return files
 
 
