@@ -158,6 +158,7 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(tmp_
     import pandas as pd
 
     from unigrec.stages.train import run
+    from unigrec.train.resume import checkpoint_epoch
 
     def crash(cfg: TrainConfig, at: int = 1) -> None:
         _crash_in_epoch(cfg, layout, monkeypatch, at)
@@ -195,6 +196,9 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(tmp_
         section["optim"]["lr"] = 0.0
         frozen = build_section(TrainConfig, section, "train")
         crash(frozen, at=2)
+        checkpoints = layout.train_work_dir / "checkpoints"
+        assert checkpoint_epoch(checkpoints / "best.ckpt") == 0, "the set-up: no epoch after the first is a best"
+        assert checkpoint_epoch(checkpoints / "last.ckpt") == 1
         run(frozen, layout)
         assert json.loads(layout.train_metrics.read_text())["training"]["resumed_after_epoch"] == 1
     finally:
