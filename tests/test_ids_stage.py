@@ -138,6 +138,22 @@ def test_single_source_modes_use_one_id_for_both_tasks(stage_run, mode, prefix, 
     assert len({tuple(r) for r in built.ids["semantic"]}) == len(items)
 
 
+def test_semantic_only_mode_fits_no_collaborative_model_and_still_assigns_cold_items(tmp_path, monkeypatch):
+    def no_bpr(*args, **kwargs):
+        raise AssertionError("semantic_only IDs must not fit BPR-MF: nothing reads its vectors")
+
+    monkeypatch.setattr("unigrec.ids.build.fit_collaborative", no_bpr)
+    layout, items, _ = make_project(tmp_path)
+    cfg = tiny_config(mode="semantic_only")
+    # room on every prefix for the catalogue copies assigned below (one source crowds the tiny codebooks)
+    run(dataclasses.replace(cfg, collisions=dataclasses.replace(cfg.collisions, dedup_size=16)), layout)
+    emb = np.load(layout.item_embeddings)
+    assert emb["collaborative"].shape == (len(items), 0)
+    assert json.loads(layout.identifiers_metrics.read_text())["collaborative_model"] == {}
+    pairs = assign_ids_for_embeddings(emb["semantic"][:3], layout.ids_dir)
+    assert len(pairs) == 3 and all(sem == col for sem, col in pairs)
+
+
 def test_cold_start_ids_never_collide_with_the_catalogue(stage_run):
     layout = stage_run[0]
     emb = np.load(layout.item_embeddings)
