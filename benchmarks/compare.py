@@ -41,6 +41,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
+from benchmarks.host import cpu_model
 from benchmarks.markdown_block import write_block
 from unigrec.config import PARAMS_FILE, load_section
 from unigrec.evaluate.baselines import BASELINE_NAMES
@@ -55,14 +56,20 @@ from unigrec.train.reference_systems import RANKING_ONLY, RETRIEVAL_ONLY, TIGER_
 log = logging.getLogger("benchmarks.compare")
 
 
-def machine() -> str:
+LOAD_NOTE = "; 1-minute load average at start"
+
+
+def hardware() -> str:
+    """The machine without its momentary load: what two runs must share for their minutes to compare."""
     import torch
 
+    return (f"{os.cpu_count()} CPUs ({cpu_model()}), {platform.platform()}, Python {platform.python_version()}, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+
+
+def machine() -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads); 1-minute load average at start {load:.1f}"
-    )
+    return f"{hardware()}{LOAD_NOTE} {load:.1f}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
+from benchmarks.host import cpu_model
 from benchmarks.markdown_block import write_block
 
 CASES = ("project-cold", "project-warm", "synthetic")
@@ -183,15 +184,13 @@ def measure(argv: list[str], case: str, work: Path, codebook_size: int | None) -
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
     mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                   if line.startswith("MemTotal"))
     import torch
 
     return {
         "nproc": os.cpu_count(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "ram_gb": round(mem_kb / 1024**2, 1),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -52,10 +52,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
 from benchmarks.compare import (
+    LOAD_NOTE,
     PUBLISHED,
     build_system,
     evaluate_row,
     evaluate_system,
+    hardware,
     machine,
     part_params,
     part_root,
@@ -418,8 +420,9 @@ def render(spec: Spec, results: dict[str, Any], command: str) -> str:
             not_run.append(row.label)
         elif todo:
             short.append(f"{row.label} ({', '.join(todo)})")
+    here = str(results.get("machine", "?")).split(LOAD_NOTE)[0]
     elsewhere = [f"{row.label} seed {name}: {', '.join(notes)}" for row in spec.rows
-                 for name, record in sorted(runs.get(row.label, {}).items()) if (notes := provenance(record))]
+                 for name, record in sorted(runs.get(row.label, {}).items()) if (notes := provenance(record, here))]
     if elsewhere:
         lines += ["", ("Runs not trained in one go on the machine above (their minutes are the recorded training "
                        "and evaluation time, so they are not comparable with the others'): " + "; ".join(elsewhere) + ".")]
@@ -430,10 +433,12 @@ def render(spec: Spec, results: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-def provenance(record: dict[str, Any]) -> list[str]:
+def provenance(record: dict[str, Any], here: str) -> list[str]:
     """What a reader must know of how a run's model came to be, when it is not "trained here in one go":
-    the device it trained on, the epoch it resumed after, and that it was trained in another project."""
-    notes = []
+    the machine it ran on when not ``here`` (the block's), the device it trained on, the epoch it resumed
+    after, and that it was trained in another project. Records from before runs kept their machine ran
+    on the block's."""
+    notes = [f"ran on another machine: {record['machine']}"] if record.get("machine", here) != here else []
     for part, training in (record.get("parts") or {"": record.get("training", {})}).items():
         whose = f"{part} model " if part else ""
         if training.get("device", "cpu") != "cpu":
@@ -532,10 +537,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown row label(s): {sorted(set(args.rows) - {r.label for r in spec.rows})}")
         check_inputs(root, spec, rows if not args.adopt else [], base)
         data = load_data(root, base)
-        results["machine"] = machine()
+        # the block's machine is the first one's; a run on another keeps its own and the block names it
+        results.setdefault("machine", machine())
         for spec_arg in args.adopt:
             row, seed, project = parse_run_arg(spec, spec_arg, "--adopt")
             record = adopt_run(root, project, run_params(base, spec, row, seed), row, data)
+            record["machine"] = hardware()  # where it was evaluated; its training device is in its record
             record["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
             results.setdefault("runs", {}).setdefault(row.label, {})[seed_name(seed)] = record
             save_results(results_file, results)
@@ -548,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("%s, seed %s: running", row.label, seed_name(seed))
                 work = work_root / f"{spec.block}-{row.label}-{seed_name(seed)}".replace(" ", "_").replace("/", "_")
                 record = run_one(root, work, run_params(base, spec, row, seed), row, data)
+                record["machine"] = hardware()
                 record["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
                 done[seed_name(seed)] = record
                 save_results(results_file, results)

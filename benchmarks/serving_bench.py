@@ -115,19 +115,13 @@ def batch_shape(batch: Any) -> BatchShape:
 def machine_info() -> dict[str, Any]:
     import torch
 
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
+    from benchmarks.host import cpu_model
+
     return {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }

@@ -91,6 +91,43 @@ def test_the_block_names_runs_trained_elsewhere_or_resumed():
     assert "seed 3" not in text
 
 
+def test_the_block_names_runs_that_ran_on_another_machine():
+    model = seeds.Row("model", "model", {}, "train.seed")
+    spec = seeds.Spec("T", "b", None, (1, 2, 3), {}, (model,), "")
+    old = {"date": "2026-11-30", "seconds": 60.0, "test": {"rec": {"full": {"hr@10": 0.25}}}}  # kept no machine
+    results = {"machine": "2 CPUs (A); 1-minute load average at start 0.3",
+               "runs": {"model": {"1": old, "2": {**old, "machine": "2 CPUs (A)"},
+                                  "3": {**old, "machine": "2 CPUs (B)"}}}}
+    text = seeds.render(spec, results, "cmd")
+    assert "Machine: 2 CPUs (A); 1-minute load average at start 0.3" in text
+    assert "model seed 3: ran on another machine: 2 CPUs (B)." in text
+    assert "seed 1" not in text and "seed 2" not in text, "same hardware, whatever the load"
+
+
+def test_a_run_keeps_its_machine_and_the_block_keeps_the_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(seeds, "hardware", lambda: "2 CPUs (B)")
+    monkeypatch.setattr(seeds, "machine", lambda: "2 CPUs (B); 1-minute load average at start 1.0")
+    monkeypatch.setattr(seeds, "check_inputs", lambda *a: None)
+    monkeypatch.setattr(seeds, "load_data", lambda *a: {})
+    monkeypatch.setattr(seeds, "run_one", lambda *a: {"seconds": 1.0, "test": {"rec": {"full": {"hr@10": 0.2}}}})
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "params.yaml").write_text("train: {seed: 0}\n")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({"title": "T", "block": "b", "seeds": [1],
+                                         "rows": [{"label": "m", "kind": "model", "seed_key": "train.seed"}]}))
+    results_file = tmp_path / "results.json"
+    results_file.write_text(json.dumps({"machine": "2 CPUs (A); 1-minute load average at start 0.3", "runs": {}}))
+    bench = tmp_path / "B.md"
+    bench.write_text("")
+    seeds.main(["--root", str(root), "--spec", str(spec_file), "--results", str(results_file),
+                "--benchmarks-file", str(bench), "--work", str(tmp_path / "w")])
+    saved = json.loads(results_file.read_text())
+    assert saved["machine"].startswith("2 CPUs (A)"), "a later run does not rewrite the block's machine"
+    assert saved["runs"]["m"]["1"]["machine"] == "2 CPUs (B)"
+    assert "m seed 1: ran on another machine: 2 CPUs (B)." in bench.read_text()
+
+
 def test_spec_rows_are_checked(tmp_path):
     with pytest.raises(SystemExit, match="kind"):
         seeds.load_spec(_spec_file(tmp_path, [{"label": "x", "kind": "magic"}]))

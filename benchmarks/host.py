@@ -1,0 +1,30 @@
+"""What machine a benchmark ran on, in the words its results keep.
+
+"2 CPUs" alone does not tell two cloud boxes apart: one may be twice the other per core, or have bf16
+matrix units. Virtual machines often report a generic model name ("Intel(R) Xeon(R) Processor"), so the
+widest vector and matrix units the kernel lists go beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from pathlib import Path
+
+# /proc/cpuinfo flag -> how results name it, widest last: the units that set a CPU's matmul peak
+NOTABLE_UNITS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX-BF16"}
+
+
+def cpu_model() -> str:
+    """The CPU's name and notable units from /proc/cpuinfo (Linux), else whatever ``platform`` knows."""
+    name, flags = "", set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not name:
+                name = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    units = [label for flag, label in NOTABLE_UNITS.items() if flag in flags]
+    return f"{name}, {units[-1]}" if units else name
