@@ -351,6 +351,8 @@ def test_a_reference_system_exports_one_project_per_model_and_adopts_to_the_same
     adopted = json.loads(away_results.read_text())["runs"]["two-stage"]["1"]
     trained_here = json.loads(here.read_text())["runs"]["two-stage"]["1"]
     assert set(adopted["parts"]) == set(trained_here["parts"]) == {"retrieval", "ranking"}
+    assert {part: training["selected_on"] for part, training in trained_here["parts"].items()} == {
+        "retrieval": "val/ndcg", "ranking": "val/ranking_auc"}, "the ranker is chosen on AUC, and says so"
     assert adopted["test"] == trained_here["test"]
     assert adopted["adopted_from"] == str(away) and "adopted_from" not in trained_here
     # a part trained with other params is refused, naming the key

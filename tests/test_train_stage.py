@@ -70,6 +70,7 @@ def test_stage_trains_writes_outputs_and_beats_popularity(tmp_path, query_cache)
     assert 0.0 <= val["ranking"]["auc"] <= 1.0
     assert summary["ranking_auc"] == val["ranking"]["auc"]
     assert metrics["training"]["epochs"] >= 1 and metrics["training"]["train_sequences_per_second"] > 0
+    assert metrics["training"]["selected_on"] == "val/ndcg" and 0 < metrics["training"]["best_epoch_score"] <= 1
     assert layout.train_curve.exists() and layout.train_plot.stat().st_size > 0
     curve = layout.train_curve.read_text().splitlines()
     assert "val/ndcg" in curve[0] and len(curve) >= 2
