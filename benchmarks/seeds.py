@@ -436,8 +436,8 @@ def render(spec: Spec, results: dict[str, Any], command: str) -> str:
 def provenance(record: dict[str, Any], here: str) -> list[str]:
     """What a reader must know of how a run's model came to be, when it is not "trained here in one go":
     the machine it ran on when not ``here`` (the block's), the device it trained on, the epoch it resumed
-    after, and that it was trained in another project. Records from before runs kept their machine ran
-    on the block's."""
+    after, and that it was trained in another project. A record without a machine (written before records
+    kept one) ran on the block's."""
     notes = [f"ran on another machine: {record['machine']}"] if record.get("machine", here) != here else []
     for part, training in (record.get("parts") or {"": record.get("training", {})}).items():
         whose = f"{part} model " if part else ""
