@@ -35,13 +35,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
     from unigrec.train.curves import epoch_curve, write_curve, write_task_weights_plot
     from unigrec.train.datamodule import PromptCollator
     from unigrec.train.examples import query_table_texts
-    from unigrec.train.fit import (
-        fit_generative_model,
-        id_spaces,
-        prepare_training_data,
-        selection_metric,
-        transformer_dims,
-    )
+    from unigrec.train.fit import fit_generative_model, id_spaces, prepare_training_data, transformer_dims
     from unigrec.train.quick_eval import validation_report
     from unigrec.train.resume import mark_complete
 
@@ -82,7 +76,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
         "training": {
             "epochs": result.epochs_run,
             # the checkpoint kept is the best epoch on this validation metric (AUC for a ranking-only model)
-            "selected_on": selection_metric(cfg),
+            "selected_on": result.selected_on,
             "best_epoch_score": result.best_score,
             "seconds": round(result.seconds, 1),
             "train_sequences_per_second": round(result.sequences_per_second, 1),

@@ -68,6 +68,7 @@ class FitResult:
     is_global_zero: bool
     seconds: float
     epochs_run: int
+    selected_on: str  # the validation metric that chose the kept checkpoint (and stopped early)
     best_score: float | None
     metrics_csv: Path | None  # Lightning's CSVLogger file (per step/epoch rows)
     sequences_per_second: float
@@ -265,7 +266,8 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
         num_workers=cfg.num_workers,
     )
     meter = ThroughputMeter()
-    trainer = build_trainer(cfg.trainer, work_dir, selection_metric(cfg), cfg.optim.gradient_clip, [meter])
+    monitor = selection_metric(cfg)
+    trainer = build_trainer(cfg.trainer, work_dir, monitor, cfg.optim.gradient_clip, [meter])
     n_params = sum(p.numel() for p in net.parameters())
     log.info("training: %d parameters, %d sequences per epoch", n_params, len(data.train_sequences))
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
@@ -283,6 +285,7 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
         is_global_zero=bool(trainer.is_global_zero),
         seconds=meter.wall_seconds,  # a resumed run's clock includes the part before the interruption
         epochs_run=epochs,
+        selected_on=monitor,
         best_score=float(best) if best is not None else None,
         metrics_csv=metrics_csv if metrics_csv.exists() else None,
         sequences_per_second=meter.sequences_per_second,
