@@ -41,6 +41,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.host import cpu_model
 from benchmarks.markdown_block import write_block
 from benchmarks.params_override import set_param
 from benchmarks.project_copy import commit, copy_project
@@ -128,6 +129,7 @@ def machine() -> dict[str, Any]:
 
     return {
         "cpus": os.cpu_count(),
+        "cpu": cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -159,11 +161,12 @@ def render(results: dict[str, Any]) -> str:
     ]
     for label, run in results.items():
         m = run["machine"]
+        cpu = f" ({m['cpu']})" if "cpu" in m else ""  # runs recorded before cpu_model() existed lack it
         lines += [
             f"### {label}",
             "",
             "Command: " + " then ".join(f"`{c}`" for c in run.get("commands", [run.get("command")])) + "  ",
-            (f"Machine: {m['cpus']} CPUs, {m['memory_gb']} GB RAM, {m['platform']}, Python {m['python']}, "
+            (f"Machine: {m['cpus']} CPUs{cpu}, {m['memory_gb']} GB RAM, {m['platform']}, Python {m['python']}, "
              f"torch {m['torch']}; load average (1 min) at start {run.get('load_start', '–')}, at end "
              f"{run.get('load_end', '–')}  "),
             f"Date: {run['date']}  ",
