@@ -17,3 +17,12 @@ def setup_logging(level: str | None = None) -> None:
     # Libraries that are chatty at INFO; their warnings still show.
     for noisy in ("lightning.pytorch", "lightning.fabric", "httpx", "sentence_transformers", "alembic", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def bar_disabled(show_progress: bool) -> bool | None:
+    """tqdm's ``disable`` for a bar the caller wants shown or not.
+
+    ``None`` rather than ``False`` when shown: tqdm then hides the bar when stderr is not a terminal, so a
+    stage run under nohup, CI or a Prefect worker logs lines, not thousands of carriage-return updates.
+    """
+    return None if show_progress else True

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from unigrec.config import CollaborativeConfig
 from unigrec.errors import UnigrecError
+from unigrec.logs import bar_disabled
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def train_bpr(
     u_all, i_all = torch.as_tensor(np.array(users)), torch.as_tensor(np.array(items))
     warm_items = torch.unique(i_all)
     n = len(u_all)
-    bar = tqdm(range(cfg.epochs), desc="bpr-mf", disable=not show_progress)
+    bar = tqdm(range(cfg.epochs), desc="bpr-mf", disable=bar_disabled(show_progress))
     for _ in bar:
         order = torch.randperm(n, generator=generator)
         total = 0.0

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from unigrec.errors import UnigrecError
 from unigrec.ids.sinkhorn import balanced_assign
+from unigrec.logs import bar_disabled
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def rebalance_last_level(
     order = np.argsort(prefix_groups, kind="stable")
     bounds = np.searchsorted(prefix_groups[order], clashing_prefixes)
     ends = np.searchsorted(prefix_groups[order], clashing_prefixes, side="right")
-    for start, end in tqdm(list(zip(bounds, ends)), desc="sinkhorn re-assignment", disable=not show_progress):
+    for start, end in tqdm(list(zip(bounds, ends)), desc="sinkhorn re-assignment", disable=bar_disabled(show_progress)):
         members = order[start:end]
         cost = torch.from_numpy(np.ascontiguousarray(last_level_cost[members]))
         out[members, -1] = balanced_assign(cost, epsilon, iters).numpy()
