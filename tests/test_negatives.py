@@ -75,3 +75,48 @@ def test_build_candidates_one_list_per_heldout_event():
             assert not set(row.negatives) & set(ev.loc[ev.user_id == row.user_id, "item_id"])
     again = build_candidates(ev, items, cfg)
     assert [list(x) for x in cands.negatives] == [list(x) for x in again.negatives]
+
+
+def test_bm25_pool_takes_every_item_tied_at_its_edge():
+    # 300 items tie on "comedy"; a pool of 200 cut by bm25s's top-k would always hold the same 200 of them
+    # (whichever its sort kernel put first), so repeated draws could never reach the other 100.
+    ids = [f"m{k}" for k in range(301)]
+    index = BM25Negatives(ids, ["comedy"] * 300 + ["drama"], k1=1.5, b=0.75)
+    drawn = index.hard_negatives(["comedy"] * 20, ["m0"] * 20, n=50, pool=200, rng=np.random.default_rng(0))
+    reached = set().union(*drawn)
+    assert "m0" not in reached and "m300" not in reached
+    assert len(reached) > 200
+
+
+_DRAW_SCRIPT = """
+import json, numpy as np
+from unigrec.data.negatives import BM25Negatives
+ids = [f"m{k}" for k in range(3000)]
+texts = [f"Movie {k}. Genres: {('Comedy', 'Drama', 'Horror', 'Western', 'War')[k % 5]}" for k in range(3000)]
+index = BM25Negatives(ids, texts, k1=1.5, b=0.75)
+queries = ["comedy", "drama horror", "war western", "comedy war"] * 3
+print(json.dumps(index.hard_negatives(queries, [f"m{k}" for k in range(12)], 99, 200, np.random.default_rng(7))))
+"""
+
+
+def test_bm25_negatives_do_not_depend_on_the_cpu_sort_kernels():
+    """numpy picks AVX2/AVX-512 sort kernels by CPU, and they order ties differently; the same seed must
+    give the same lists with them turned off (what an older CPU runs)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    active = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+    if not active:
+        pytest.skip("this CPU runs numpy's baseline kernels only: nothing to turn off")
+
+    def draw(disabled: str) -> list[list[str]]:
+        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": disabled}
+        run = subprocess.run([sys.executable, "-c", _DRAW_SCRIPT], env=env, capture_output=True, text=True,
+                             check=True)
+        return json.loads(run.stdout)
+
+    assert draw("") == draw(",".join(__cpu_dispatch__))

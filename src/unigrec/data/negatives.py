@@ -45,30 +45,41 @@ class BM25Negatives:
         corpus_tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False)
         self.retriever.index(corpus_tokens, show_progress=False)
 
-    def top(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Indices into the catalogue and scores of the top-``k`` items per query."""
-        k = min(k, len(self.item_ids))
-        # Plain string tokens: ids from a separate tokenize() call would not match the corpus vocabulary.
-        tokens = self._bm25s.tokenize(queries, stopwords="en", return_ids=False, show_progress=False)
-        docs, scores = self.retriever.retrieve(tokens, k=k, show_progress=False)
-        return np.asarray(docs), np.asarray(scores)
+    def tokenize(self, queries: list[str]) -> list[list[str]]:
+        """Query terms as plain strings: ids from a separate tokenize() call would not match the corpus vocabulary."""
+        return [list(t) for t in self._bm25s.tokenize(queries, stopwords="en", return_ids=False, show_progress=False)]
+
+    def catalogue_scores(self, query_tokens: list[str]) -> np.ndarray:
+        """BM25 score of every catalogue item for one tokenised query, in catalogue order (zeros without terms)."""
+        if not query_tokens:  # bm25s rejects an empty token list; no terms = no evidence
+            return np.zeros(len(self.item_ids), dtype=np.float32)
+        return np.asarray(self.retriever.get_scores(query_tokens))
 
     def hard_negatives(
         self, queries: list[str], targets: list[str], n: int, pool: int, rng: np.random.Generator
     ) -> list[list[str]]:
-        """For each query, the ``n`` best-scoring non-target items among the top ``pool``.
+        """For each query, ``n`` non-target items drawn best score first from its top ``pool`` by BM25.
 
-        Genre queries tie on many items; ties are broken by a seeded random key, not by catalogue order,
-        so the negatives do not all come from the start of the item table.
+        Genre queries tie on many items, so which items the "top ``pool``" holds and their order are
+        decided by ties. Both are settled here, not by bm25s's top-k: its argpartition/argsort order
+        ties differently with numpy's CPU-specific (AVX2 vs AVX-512) sort kernels, which gave every
+        search list of ml-100k different negatives on another machine. So the pool is every item
+        scoring at least the ``pool``-th best score (a value, the same on any CPU), taken in catalogue
+        order, and ties are broken by a seeded random key, so they neither depend on the CPU nor all
+        come from the start of the item table.
         """
-        docs, scores = self.top(queries, max(pool, n + 1))
+        target_index = {item: i for i, item in enumerate(self.item_ids)}
         out: list[list[str]] = []
-        for row_docs, row_scores, target in zip(docs, scores, targets, strict=True):
-            ids = self.item_ids[row_docs]
-            keep = (ids != target) & (row_scores > 0)
-            ids, sc = ids[keep], row_scores[keep]
-            order = np.lexsort((rng.random(len(ids)), -sc))
-            chosen = [str(x) for x in ids[order][:n]]
+        for query_tokens, target in zip(self.tokenize(queries), targets, strict=True):
+            scores = self.catalogue_scores(query_tokens)
+            eligible = scores > 0
+            if target in target_index:
+                eligible[target_index[target]] = False
+            if eligible.sum() > pool:
+                eligible &= scores >= np.partition(scores[eligible], -pool)[-pool]
+            members = np.flatnonzero(eligible)
+            order = np.lexsort((rng.random(len(members)), -scores[members]))
+            chosen = [str(x) for x in self.item_ids[members[order][:n]]]
             if len(chosen) < n:  # query matched too few items: top up with random non-target items
                 rest = np.setdiff1d(self.item_ids, np.asarray(chosen + [target], dtype=object))
                 extra = rng.choice(rest, size=n - len(chosen), replace=False)

@@ -36,15 +36,9 @@ class BM25Search(CatalogueScorer):
         return self
 
     def _score_batch(self, contexts: Sequence[EvalContext]) -> np.ndarray:
-        import bm25s
-
         if self._bm25 is None:
             raise RuntimeError("bm25: fit() did not finish; nothing to score with")
-        tokens = bm25s.tokenize(
-            [c.query or "" for c in contexts], stopwords="en", return_ids=False, show_progress=False
-        )
         out = np.zeros((len(contexts), len(self.item_ids)), dtype=np.float32)
-        for row, query_tokens in enumerate(tokens):
-            if query_tokens:  # bm25s rejects an empty token list; no terms = no evidence = all zero
-                out[row] = self._bm25.retriever.get_scores(list(query_tokens))
+        for row, query_tokens in enumerate(self._bm25.tokenize([c.query or "" for c in contexts])):
+            out[row] = self._bm25.catalogue_scores(query_tokens)
         return out
