@@ -44,7 +44,6 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
@@ -53,6 +52,7 @@ from benchmarks.markdown_block import write_block
 from unigrec.config import TrainConfig, build_section
 from unigrec.evaluate.metrics import auc, gauc, ndcg_at_k
 from unigrec.ids.embeddings import embed_texts
+from unigrec.logs import progress
 from unigrec.model.decoding import beam_search, score_candidates
 from unigrec.model.item_codes import load_item_codes
 from unigrec.model.transformer import GenerativeTransformer
@@ -124,7 +124,7 @@ def evaluate(
     for search, name in ((False, "rec"), (True, "search")):
         pool = [e for e in examples if e.is_search == search]
         ranks, e2e = [], []
-        for start in tqdm(range(0, len(pool), batch_size), desc=f"eval {name}", leave=False):
+        for start in progress(range(0, len(pool), batch_size), desc=f"eval {name}", leave=False):
             rows = pool[start : start + batch_size]
             prompts, targets, _, labels, seen = collate(rows)
             retrieved, _ = beam_search(retriever, prompts, spaces[search], beam, exclude=seen)
@@ -237,7 +237,7 @@ def training_step_costs(raw_train: dict, data: TrainingData, steps: int) -> dict
     rng = np.random.default_rng(cfg.seed)
     pad = data.vocab.token(PAD)
     times: dict[str, list[float]] = {name: [] for name in arms}
-    for _ in tqdm(range(steps + 1), desc="step costs", leave=False):
+    for _ in progress(range(steps + 1), desc="step costs", leave=False):
         rows = rng.choice(len(data.train_sequences), cfg.batch_size, replace=False)
         batch = collate_sequences([data.train_sequences[i] for i in rows], data.query_table,
                                   cfg.model.n_query_tokens, pad)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
-from tqdm.auto import tqdm
+import pytest
 
-from unigrec.logs import bar_disabled
+from unigrec.logs import progress
 
 
 class _Terminal(io.StringIO):
@@ -14,19 +14,30 @@ class _Terminal(io.StringIO):
         return True
 
 
-def _written(stream: io.StringIO, show_progress: bool) -> str:
-    for _ in tqdm(range(3), file=stream, disable=bar_disabled(show_progress)):
+def _written(stream: io.StringIO, show: bool = True) -> str:
+    for _ in progress(range(3), show=show, file=stream):
         pass
     return stream.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def _no_tqdm_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+
+
 def test_a_shown_bar_draws_in_a_terminal():
-    assert "3/3" in _written(_Terminal(), show_progress=True)
+    assert "3/3" in _written(_Terminal())
 
 
 def test_a_shown_bar_stays_out_of_a_redirected_log():
-    assert _written(io.StringIO(), show_progress=True) == ""
+    assert _written(io.StringIO()) == ""
 
 
 def test_a_hidden_bar_stays_out_of_a_terminal_too():
-    assert _written(_Terminal(), show_progress=False) == ""
+    assert _written(_Terminal(), show=False) == ""
+
+
+@pytest.mark.parametrize(("value", "drawn"), [("1", False), ("true", False), ("0", True), ("", True)])
+def test_tqdm_disable_switches_bars_off_in_a_terminal(monkeypatch: pytest.MonkeyPatch, value: str, drawn: bool):
+    monkeypatch.setenv("TQDM_DISABLE", value)
+    assert ("3/3" in _written(_Terminal())) is drawn

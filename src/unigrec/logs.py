@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+T = TypeVar("T")
 
 
 def setup_logging(level: str | None = None) -> None:
@@ -19,10 +26,23 @@ def setup_logging(level: str | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def bar_disabled(show_progress: bool) -> bool | None:
-    """tqdm's ``disable`` for a bar the caller wants shown or not.
+def bars_wanted(show: bool = True) -> bool:
+    """Whether a progress bar should draw at all: asked for and not switched off by ``TQDM_DISABLE``.
 
-    ``None`` rather than ``False`` when shown: tqdm then hides the bar when stderr is not a terminal, so a
-    stage run under nohup, CI or a Prefect worker logs lines, not thousands of carriage-return updates.
+    tqdm reads that variable only when a call leaves ``disable`` unset, and :func:`progress` must set it
+    to get the terminal check below, so the variable is honoured here instead (any value but empty, 0,
+    false or no turns bars off).
     """
-    return None if show_progress else True
+    return show and os.environ.get("TQDM_DISABLE", "").strip().lower() in ("", "0", "false", "no")
+
+
+def progress(iterable: Iterable[T] | None = None, *, show: bool = True, **kwargs: Any) -> tqdm[T]:
+    """A tqdm bar for long work that stays out of logs.
+
+    Hidden when the caller says so (``show=False``), when ``TQDM_DISABLE`` is set, and when stderr is not
+    a terminal (tqdm's ``disable=None``): a stage run under nohup, CI, DVC in a pipe or a Prefect worker
+    then logs lines, not thousands of carriage-return updates. Notebooks still draw their widget.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=None if bars_wanted(show) else True, **kwargs)

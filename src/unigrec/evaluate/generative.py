@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from unigrec.evaluate.protocols import fused_scores, rerank
+from unigrec.logs import progress
 from unigrec.model.batch import SequenceBatch, collate_sequences
 from unigrec.model.card import LoadedModel
 from unigrec.model.decoding import IdSpace, beam_search, build_id_space, score_candidates
@@ -138,7 +138,7 @@ def score_prompts(
         rows = [i for i, e in enumerate(examples) if e.is_search == is_search]
         batches += [(is_search, rows[s : s + settings.batch_size]) for s in range(0, len(rows), settings.batch_size)]
     spaces = {s: id_space_of(model, s) for s in (False, True)}
-    for is_search, rows in tqdm(batches, desc="generative model", unit="batch", leave=False):
+    for is_search, rows in progress(batches, desc="generative model", unit="batch", leave=False):
         space = spaces[is_search]
         prompts = collate_sequences(
             [examples[i].prompt for i in rows], query_table, model.serialiser.n_query_tokens, pad

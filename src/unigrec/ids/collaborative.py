@@ -14,11 +14,10 @@ import logging
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from unigrec.config import CollaborativeConfig
 from unigrec.errors import UnigrecError
-from unigrec.logs import bar_disabled
+from unigrec.logs import progress
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def train_bpr(
     u_all, i_all = torch.as_tensor(np.array(users)), torch.as_tensor(np.array(items))
     warm_items = torch.unique(i_all)
     n = len(u_all)
-    bar = tqdm(range(cfg.epochs), desc="bpr-mf", disable=bar_disabled(show_progress))
+    bar = progress(range(cfg.epochs), show=show_progress, desc="bpr-mf")
     for _ in bar:
         order = torch.randperm(n, generator=generator)
         total = 0.0

@@ -9,11 +9,10 @@ import logging
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from unigrec.errors import UnigrecError
 from unigrec.ids.sinkhorn import balanced_assign
-from unigrec.logs import bar_disabled
+from unigrec.logs import progress
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def rebalance_last_level(
     order = np.argsort(prefix_groups, kind="stable")
     bounds = np.searchsorted(prefix_groups[order], clashing_prefixes)
     ends = np.searchsorted(prefix_groups[order], clashing_prefixes, side="right")
-    for start, end in tqdm(list(zip(bounds, ends)), desc="sinkhorn re-assignment", disable=bar_disabled(show_progress)):
+    for start, end in progress(list(zip(bounds, ends)), show=show_progress, desc="sinkhorn re-assignment"):
         members = order[start:end]
         cost = torch.from_numpy(np.ascontiguousarray(last_level_cost[members]))
         out[members, -1] = balanced_assign(cost, epsilon, iters).numpy()

@@ -10,10 +10,13 @@ import functools
 import hashlib
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from unigrec.logs import bars_wanted
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,8 @@ def embed_texts(
         texts,
         batch_size=batch_size,
         normalize_embeddings=True,
-        show_progress_bar=show_progress,
+        # sentence-transformers takes a plain on/off, so the terminal check tqdm would do is done here.
+        show_progress_bar=bars_wanted(show_progress) and sys.stderr.isatty(),
         convert_to_numpy=True,
     ).astype(np.float32)
     if cache_file is not None:

@@ -10,11 +10,10 @@ import logging
 from collections.abc import Iterator
 
 import torch
-from tqdm.auto import tqdm
 
 from unigrec.config import RQVAEConfig
 from unigrec.ids.rqvae import DualRQVAE
-from unigrec.logs import bar_disabled
+from unigrec.logs import progress
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ def train_rqvae(
     model.train()
 
     warmup = batch_indices(n, cfg.batch_size, cfg.warmup_steps, generator)
-    for idx in tqdm(warmup, total=cfg.warmup_steps, desc="rq-vae warm-up", disable=bar_disabled(show_progress)):
+    for idx in progress(warmup, show=show_progress, total=cfg.warmup_steps, desc="rq-vae warm-up"):
         batch = {s: x[idx] for s, x in inputs.items()}
         loss = reconstruction_loss(batch, model.decode(model.encode(batch)))
         optimiser.zero_grad()
@@ -65,7 +64,7 @@ def train_rqvae(
     # so one "quantisation" figure is reported: summed squared residual-to-codeword distance.
     tail: dict[str, list[float]] = {"reconstruction": [], "quantisation": []}
     steps = batch_indices(n, cfg.batch_size, cfg.steps, generator)
-    bar = tqdm(steps, total=cfg.steps, desc="rq-vae", disable=bar_disabled(show_progress))
+    bar = progress(steps, show=show_progress, total=cfg.steps, desc="rq-vae")
     for step, idx in enumerate(bar):
         batch = {s: x[idx] for s, x in inputs.items()}
         out = model(batch)

@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from unigrec.atomic import atomic_dir, write_json
 from unigrec.config import SplitConfig
 from unigrec.data.negatives import BM25Negatives, popularity_weights, sample_popularity_negatives
 from unigrec.data.split import assign_leave_one_out, merge_streams
 from unigrec.errors import UnigrecError
+from unigrec.logs import progress
 from unigrec.paths import Layout
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def build_candidates(events: pd.DataFrame, items: pd.DataFrame, cfg: SplitConfig
 
     rows: list[dict[str, Any]] = []
     rec = held_out[held_out["kind"] == "rec"]
-    for ev in tqdm(rec.itertuples(index=False), total=len(rec), desc="rec negatives", leave=False):
+    for ev in progress(rec.itertuples(index=False), total=len(rec), desc="rec negatives", leave=False):
         negs = sample_popularity_negatives(item_ids, probs, seen[ev.user_id], cfg.n_negatives, rng)
         rows.append({"user_id": ev.user_id, "kind": "rec", "split": ev.split, "item_id": ev.item_id,
                      "negatives": negs})

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from unigrec.evaluate.metrics import auc, hr_at_k, logloss, ndcg_at_k, rank_of_target
+from unigrec.logs import progress
 from unigrec.model.batch import SequenceBatch
 from unigrec.model.decoding import IdSpace, beam_search, score_candidates
 from unigrec.model.transformer import GenerativeTransformer
@@ -108,7 +108,7 @@ def validation_report(
     net.eval()
     ranks, probs, labels, streams = [], [], [], []
     starts = range(0, len(examples), batch_size)
-    for start in tqdm(starts, desc="quick eval", unit="batch", leave=False):
+    for start in progress(starts, desc="quick eval", unit="batch", leave=False):
         prompts, tgt, search, lab, seen = collate(examples[start : start + batch_size])
         ranks.append(rank_prompts(net, prompts, tgt, search, spaces, beam_size, seen).numpy())
         probs.append(positive_probability(net, prompts, tgt, search, spaces).numpy())

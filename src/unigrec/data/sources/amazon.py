@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from unigrec.config import IngestConfig
 from unigrec.data.sources.tables import (
@@ -32,6 +31,7 @@ from unigrec.data.sources.tables import (
 )
 from unigrec.data.sources.textio import first_existing, read_text, require_folder
 from unigrec.errors import SourceError
+from unigrec.logs import progress
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def read_reviews(path: Path) -> pd.DataFrame:
     """user_id, item_id, rating, timestamp in file order."""
     rows: list[tuple[str, str, float, int]] = []
     lines = read_text(path, "utf-8", "5-core reviews, one JSON object per line").splitlines()
-    for number, line in enumerate(tqdm(lines, desc="reviews", unit="line", disable=None), start=1):
+    for number, line in enumerate(progress(lines, desc="reviews", unit="line"), start=1):
         if not line.strip():
             continue
         try:
@@ -93,7 +93,7 @@ def read_meta(path: Path, wanted: set[str]) -> dict[str, dict[str, Any]]:
     """asin -> metadata record, for the asins in ``wanted`` only."""
     meta: dict[str, dict[str, Any]] = {}
     lines = read_text(path, "utf-8", "product metadata, one dict per line").splitlines()
-    for number, line in enumerate(tqdm(lines, desc="metadata", unit="line", disable=None), start=1):
+    for number, line in enumerate(progress(lines, desc="metadata", unit="line"), start=1):
         if not line.strip():
             continue
         hint = _ASIN.search(line)

@@ -9,9 +9,9 @@ from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from unigrec.evaluate.baselines.context import EvalContext
+from unigrec.logs import progress
 
 
 class CatalogueScorer(abc.ABC):
@@ -45,10 +45,7 @@ class CatalogueScorer(abc.ABC):
         """(rows, catalogue scores of those rows), one batch at a time, so memory stays bounded."""
         self._check(contexts)
         steps = range(0, len(contexts), self.score_batch_size)
-        # A bar only when there is more than one batch; otherwise `disable` is left unset so that
-        # tqdm's TQDM_DISABLE environment default still silences it in logged batch runs.
-        quiet = {"disable": True} if len(steps) < 2 else {}
-        for start in tqdm(steps, desc=f"{self.name} scoring", leave=False, **quiet):
+        for start in progress(steps, show=len(steps) > 1, desc=f"{self.name} scoring", leave=False):
             rows = slice(start, start + self.score_batch_size)
             yield rows, self._score_batch(contexts[rows])
 

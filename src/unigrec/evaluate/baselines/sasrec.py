@@ -13,12 +13,12 @@ from typing import Self
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from unigrec.config import SASRecConfig
 from unigrec.evaluate.baselines.base import CatalogueScorer
 from unigrec.evaluate.baselines.context import KINDS, EvalContext
 from unigrec.evaluate.baselines.sasrec_net import SASRecNet
+from unigrec.logs import progress
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class SASRecBaseline(CatalogueScorer):
             net = SASRecNet(n_items, cfg.max_len, cfg.hidden, cfg.n_blocks, cfg.n_heads, cfg.dropout)
             optimiser = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.l2)
             net.train()
-            epochs = tqdm(range(cfg.epochs), desc="sasrec epochs", leave=False)
+            epochs = progress(range(cfg.epochs), desc="sasrec epochs", leave=False)
             for epoch in epochs:
                 order = torch.randperm(len(windows), generator=generator)
                 total, batches = 0.0, 0
