@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def _train_section(cache: Path, **trainer) -> dict:
     return raw
 
 
-def test_stage_trains_writes_outputs_and_beats_popularity(tmp_path, query_cache):
+def test_stage_trains_writes_outputs_and_beats_popularity(tmp_path, query_cache, caplog):
     from unigrec.model.batch import collate_sequences
     from unigrec.model.card import load_model
     from unigrec.model.decoding import beam_search, build_id_space
@@ -54,11 +55,16 @@ def test_stage_trains_writes_outputs_and_beats_popularity(tmp_path, query_cache)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # shared 2-core test machine
     try:
-        summary = run(cfg, Layout(tmp_path))
+        with caplog.at_level(logging.INFO, logger="unigrec.train.callbacks"):
+            summary = run(cfg, Layout(tmp_path))
     finally:
         torch.set_num_threads(threads)
     layout = Layout(tmp_path)
     metrics = json.loads(layout.train_metrics.read_text())
+    # one log line per epoch, with this epoch's validation figures (the bar is off: progress_bar false)
+    epoch_lines = [r.getMessage() for r in caplog.records if r.name == "unigrec.train.callbacks"]
+    assert len(epoch_lines) == metrics["training"]["epochs"]
+    assert epoch_lines[0].startswith("epoch 1/6: train loss ") and "ndcg=" in epoch_lines[0]
     val = metrics["validation"]
     for stream in ("rec", "search"):
         assert val[stream]["n"] == 24

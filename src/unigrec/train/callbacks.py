@@ -1,11 +1,15 @@
-"""Training-loop measurements that belong to no model: throughput of the training batches only."""
+"""Training-loop measurements that belong to no model: throughput of the training batches, and one log line
+per epoch."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import lightning as L
+
+log = logging.getLogger(__name__)
 
 
 class ThroughputMeter(L.Callback):
@@ -50,3 +54,32 @@ class ThroughputMeter(L.Callback):
     @property
     def sequences_per_second(self) -> float:
         return self.sequences / self.seconds if self.seconds > 0 else 0.0
+
+
+class EpochLog(L.Callback):
+    """One INFO line per training epoch: its mean training loss, the validation figures when validation ran,
+    throughput and elapsed time.
+
+    The progress bar is hidden outside a terminal (nohup, CI, a Prefect worker), and a CPU run of ML-1M
+    spends hours in ``fit``; without these lines its log would be silent from the first epoch to the end.
+    """
+
+    def __init__(self, meter: ThroughputMeter) -> None:
+        self.meter = meter
+        self._validated: dict[str, float] | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # runs after the module's on_validation_epoch_end, so this epoch's figures are in callback_metrics
+        if not trainer.sanity_checking:
+            self._validated = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        validated, self._validated = self._validated, None
+        if not trainer.is_global_zero:
+            return
+        loss = trainer.callback_metrics.get("train/loss_epoch")
+        parts = [f"train loss {float(loss):.4f}" if loss is not None else "train loss -"]
+        if validated:
+            parts.append(" ".join(f"{k.removeprefix('val/')}={v:.4f}" for k, v in sorted(validated.items())))
+        parts.append(f"{self.meter.sequences_per_second:.1f} seq/s, {self.meter.wall_seconds / 60:.1f} min so far")
+        log.info("epoch %d/%d: %s", trainer.current_epoch + 1, trainer.max_epochs, "; ".join(parts))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pandas as pd
 import torch
 
 from unigrec.config import ModelConfig, TrainConfig, TrainerConfig
+from unigrec.logs import bars_wanted
 from unigrec.model.decoding import IdSpace, build_id_space
 from unigrec.model.item_codes import ItemCodes
 from unigrec.model.tokenizer import LOSS_GROUPS, SequenceSerialiser, TokenSequence
@@ -200,7 +202,8 @@ def build_trainer(
         log_every_n_steps=cfg.log_every_n_steps,
         logger=loggers,
         callbacks=[*callbacks, *(extra_callbacks or [])],
-        enable_progress_bar=cfg.progress_bar,
+        # Lightning's bar draws into pipes too; EpochLog writes the per-epoch line a log wants instead.
+        enable_progress_bar=bars_wanted(cfg.progress_bar) and sys.stderr.isatty(),
         enable_model_summary=False,
         default_root_dir=str(work_dir),
     )
@@ -222,7 +225,7 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
     ``unigrec.train.resume``); returns the network holding the best validation checkpoint's weights."""
     import lightning as L
 
-    from unigrec.train.callbacks import ThroughputMeter
+    from unigrec.train.callbacks import EpochLog, ThroughputMeter
     from unigrec.train.datamodule import SplitDataModule
     from unigrec.train.lightning_module import GenerativeRecModule
 
@@ -267,7 +270,7 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
     )
     meter = ThroughputMeter()
     monitor = selection_metric(cfg)
-    trainer = build_trainer(cfg.trainer, work_dir, monitor, cfg.optim.gradient_clip, [meter])
+    trainer = build_trainer(cfg.trainer, work_dir, monitor, cfg.optim.gradient_clip, [meter, EpochLog(meter)])
     n_params = sum(p.numel() for p in net.parameters())
     log.info("training: %d parameters, %d sequences per epoch", n_params, len(data.train_sequences))
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
