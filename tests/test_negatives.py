@@ -120,3 +120,10 @@ def test_bm25_negatives_do_not_depend_on_the_cpu_sort_kernels():
         return json.loads(run.stdout)
 
     assert draw("") == draw(",".join(__cpu_dispatch__))
+
+
+def test_bm25_pool_smaller_than_n_still_gives_n_matching_items():
+    texts = [f"Movie {k}. Genres: {'Comedy' if k % 2 else 'Horror'}." for k in range(40)]
+    index = BM25Negatives([f"m{k}" for k in range(40)], texts, k1=1.5, b=0.75)
+    negs = index.hard_negatives(["comedy"], ["m1"], n=10, pool=5, rng=np.random.default_rng(0))[0]
+    assert len(set(negs)) == 10 and all(int(x[1:]) % 2 == 1 for x in negs)  # no random top-up needed

@@ -69,6 +69,7 @@ class BM25Negatives:
         come from the start of the item table.
         """
         target_index = {item: i for i, item in enumerate(self.item_ids)}
+        pool = max(pool, n)
         out: list[list[str]] = []
         for query_tokens, target in zip(self.tokenize(queries), targets, strict=True):
             scores = self.catalogue_scores(query_tokens)
