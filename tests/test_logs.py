@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from unigrec.logs import progress
+from unigrec.logs import bar_on_stderr, progress
 
 
 class _Terminal(io.StringIO):
@@ -41,3 +41,10 @@ def test_a_hidden_bar_stays_out_of_a_terminal_too():
 def test_tqdm_disable_switches_bars_off_in_a_terminal(monkeypatch: pytest.MonkeyPatch, value: str, drawn: bool):
     monkeypatch.setenv("TQDM_DISABLE", value)
     assert ("3/3" in _written(_Terminal())) is drawn
+
+
+def test_on_off_bars_follow_the_same_rule(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("sys.stderr", _Terminal())
+    assert bar_on_stderr() and not bar_on_stderr(show=False)
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert not bar_on_stderr()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,6 +35,12 @@ def bars_wanted(show: bool = True) -> bool:
     false or no turns bars off).
     """
     return show and os.environ.get("TQDM_DISABLE", "").strip().lower() in ("", "0", "false", "no")
+
+
+def bar_on_stderr(show: bool = True) -> bool:
+    """:func:`bars_wanted` plus the terminal check, for libraries whose bar takes a plain on/off
+    (sentence-transformers, Lightning) and so cannot get tqdm's ``disable=None``."""
+    return bars_wanted(show) and sys.stderr.isatty()
 
 
 def progress(iterable: Iterable[T] | None = None, *, show: bool = True, **kwargs: Any) -> tqdm[T]:

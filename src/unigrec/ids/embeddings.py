@@ -10,13 +10,12 @@ import functools
 import hashlib
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unigrec.logs import bars_wanted
+from unigrec.logs import bar_on_stderr
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +74,7 @@ def embed_texts(
         texts,
         batch_size=batch_size,
         normalize_embeddings=True,
-        # sentence-transformers takes a plain on/off, so the terminal check tqdm would do is done here.
-        show_progress_bar=bars_wanted(show_progress) and sys.stderr.isatty(),
+        show_progress_bar=bar_on_stderr(show_progress),
         convert_to_numpy=True,
     ).astype(np.float32)
     if cache_file is not None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pandas as pd
 import torch
 
 from unigrec.config import ModelConfig, TrainConfig, TrainerConfig
-from unigrec.logs import bars_wanted
+from unigrec.logs import bar_on_stderr
 from unigrec.model.decoding import IdSpace, build_id_space
 from unigrec.model.item_codes import ItemCodes
 from unigrec.model.tokenizer import LOSS_GROUPS, SequenceSerialiser, TokenSequence
@@ -203,7 +202,7 @@ def build_trainer(
         logger=loggers,
         callbacks=[*callbacks, *(extra_callbacks or [])],
         # Lightning's bar draws into pipes too; EpochLog writes the per-epoch line a log wants instead.
-        enable_progress_bar=bars_wanted(cfg.progress_bar) and sys.stderr.isatty(),
+        enable_progress_bar=bar_on_stderr(cfg.progress_bar),
         enable_model_summary=False,
         default_root_dir=str(work_dir),
     )
