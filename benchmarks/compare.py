@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     result = evaluate_test_split(
         cfg, layout.model_dir, events, data["candidates"], data["items"], table, texts, baselines_cfg, root,
     )
-    from unigrec.stages.evaluate import finite_or_none
+    from unigrec.evaluate.report import finite_or_none
 
     metrics = result.metrics
     seconds = dict(result.seconds)

@@ -108,14 +108,15 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 def _serving_model(args: argparse.Namespace, scratch: Path):
     """The champion from the registry; the project's own model folder (with a notice) when there is none."""
     from unigrec.config import load_section
-    from unigrec.model.serving import champion_model_dir, load_recommender
+    from unigrec.model.serving import load_recommender
     from unigrec.paths import Layout
+    from unigrec.registry.download import registered_model_dir
 
     root = Path(args.root)
     if args.model_dir:
         return load_recommender(Path(args.model_dir))
     cfg = load_section("register", root / args.params)
-    folder = champion_model_dir(cfg, root, scratch)
+    folder = registered_model_dir(cfg, root, scratch)
     if folder is None:
         folder = Layout(root).model_dir
         print(

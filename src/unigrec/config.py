@@ -370,6 +370,9 @@ class RegisterConfig:
     requirements: tuple[str, ...]  # packages pinned (at their installed versions) into the model's env
     lock_file: str | None  # null = next to the SQLite file; set it to serialise against a server URI
     lock_timeout_s: float  # wait this long for another registration to finish before giving up
+    # When the champion was evaluated on other data than the candidate (a new split, new candidate
+    # lists), evaluate the champion on this data first so the gate compares like with like.
+    reevaluate_champion: bool
     gate: GateConfig
 
 

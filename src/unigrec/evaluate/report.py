@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,15 @@ SLICES_CSV = "slices.csv"
 CURVE_PNG = "hr_curve.png"
 SLICES_PNG = "slices.png"
 FIGURE_DPI = 110
+
+
+def finite_or_none(value: Any) -> Any:
+    """NaN/inf -> None (JSON null) all through a nested dict: undefined is not a number to compare."""
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def curve_frame(curves: Mapping[str, np.ndarray]) -> pd.DataFrame:

@@ -228,38 +228,3 @@ def load_recommender(model_dir: Path) -> Recommender:
     if not model_dir.is_dir():
         raise UnigrecError(f"model folder {model_dir} does not exist: run the train stage first")
     return Recommender(load_model(model_dir), find_bundle(model_dir))
-
-
-def champion_model_dir(cfg: Any, root: Path, dest: Path) -> Path | None:
-    """Download the registry's ``models:/<name>@<alias>`` into ``dest`` and return its model folder;
-    None when there is no registry, no such model or no such alias (the caller falls back)."""
-    import yaml
-
-    from unigrec.registry.store import quiet_mlflow_environment, sqlite_file, tracking_uri, using_tracking_uri
-
-    uri = tracking_uri(cfg, root)
-    db = sqlite_file(uri)
-    if db is not None and not db.exists():
-        return None
-    quiet_mlflow_environment()
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow.MlflowClient(uri)
-    try:
-        version = client.get_model_version_by_alias(cfg.model_name, cfg.alias)
-        with using_tracking_uri(uri):  # models:/ URIs resolve against the fluent API's registry
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{cfg.model_name}@{cfg.alias}", dst_path=str(dest)
-            )
-    except MlflowException as exc:
-        log.debug("registry lookup failed", exc_info=True)
-        log.info("registry %s: no %s@%s (%s)", uri, cfg.model_name, cfg.alias, str(exc).splitlines()[0])
-        return None
-    # The pyfunc's MLmodel names where its model-folder artifact was stored.
-    from unigrec.registry.pyfunc_model import MODEL_DIR_ARTIFACT
-
-    spec = yaml.safe_load((Path(local) / "MLmodel").read_text(encoding="utf-8"))
-    relative = spec["flavors"]["python_function"]["artifacts"][MODEL_DIR_ARTIFACT]["path"]
-    log.info("serving %s v%s (%s) from %s", cfg.model_name, version.version, cfg.alias, uri)
-    return Path(local) / relative

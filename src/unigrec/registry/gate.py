@@ -83,7 +83,8 @@ def gate_decision(
             False,
             f"not compared: {champion_label} was evaluated on data {_short(champion_data_hash)}, this "
             f"candidate on {_short(candidate_data_hash)}; metrics on different data say nothing about which "
-            "model is better (re-evaluate the champion on this data, or move the alias by hand)",
+            "model is better (register.reevaluate_champion: true evaluates the champion on this data first; "
+            "or move the alias by hand)",
             {},
         )
     missing = [m for m in gate.metrics if not math.isfinite(champion.get(m, math.nan))]

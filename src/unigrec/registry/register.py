@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from unigrec.registry.store import (
     lock_file,
     quiet_mlflow_environment,
     registration_lock,
+    sqlite_file,
     tracking_uri,
     using_tracking_uri,
 )
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 EVAL_DATA_HASH_TAG = "unigrec.eval_data_hash"
 PROMOTED_TAG = "unigrec.promoted"
 REASON_TAG = "unigrec.gate_reason"
+REEVALUATED_TAG = "unigrec.reevaluated_from"  # on a version that is an older version re-evaluated
+_OWN_TAG_PREFIX = "unigrec."  # tags this module writes; the rest of a version's tags are its lineage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +63,17 @@ class RegistrationResult:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class ChampionRecord:
+    """What the registry says about the version holding the alias (read without the lock: a hint for
+    deciding whether to re-evaluate, re-checked under the lock before the alias moves)."""
+
+    version: int
+    eval_data_hash: str | None
+    lineage: Mapping[str, str]  # the version's own tags (git commit, DVC hashes), not gate bookkeeping
+    params: Mapping[str, str]  # the run params it was trained with
+
+
 def pinned_requirements(packages: tuple[str, ...]) -> list[str]:
     """``name==installed version`` for each package, so the model's environment matches this one."""
     out = []
@@ -71,12 +85,96 @@ def pinned_requirements(packages: tuple[str, ...]) -> list[str]:
     return out
 
 
+# Decides, under the lock, whether the candidate takes the alias: (client, champion version or None,
+# candidate) -> decision.
+Decide = Callable[[Any, Any, Candidate], GateDecision]
+
+
 def register_candidate(cfg: RegisterConfig, candidate: Candidate, root: Path) -> RegistrationResult:
     """Log ``candidate`` as a new version of ``cfg.model_name`` and move ``cfg.alias`` only if it wins.
 
     Versions are only ever added, never deleted or rewritten; the gate decision and its reason are
     tagged on the version whatever the outcome.
     """
+
+    def decide(client: Any, champion: Any | None, candidate: Candidate) -> GateDecision:
+        if champion is None:
+            return gate_decision(cfg.gate, candidate.metrics, candidate.eval_data_hash, None, None)
+        champion_metrics = client.get_run(champion.run_id).data.metrics
+        return gate_decision(
+            cfg.gate,
+            candidate.metrics,
+            candidate.eval_data_hash,
+            {
+                m: champion_metrics[mlflow_metric_key(m)]
+                for m in cfg.gate.metrics
+                if mlflow_metric_key(m) in champion_metrics
+            },
+            champion.tags.get(EVAL_DATA_HASH_TAG),
+            champion_label=f"champion v{champion.version}",
+        )
+
+    return _register(cfg, candidate, root, decide)
+
+
+def register_reevaluation(
+    cfg: RegisterConfig, candidate: Candidate, root: Path, champion_version: int
+) -> RegistrationResult:
+    """Log ``candidate`` — champion ``champion_version``'s own model, re-evaluated on new data — as a new
+    version that takes over the alias, so later candidates are judged against numbers from their data.
+
+    No gate: the model is the one already serving, only its metrics are new. If another registration
+    moved the alias meanwhile, the re-evaluation is kept as a version but the alias stays where it is.
+    """
+
+    def decide(_: Any, champion: Any | None, candidate: Candidate) -> GateDecision:
+        if champion is None or int(champion.version) != champion_version:
+            holder = "no version" if champion is None else f"v{champion.version}"
+            return GateDecision(
+                False,
+                f"not promoted: {holder} held the alias by the time this re-evaluation of "
+                f"v{champion_version} was registered",
+                {},
+            )
+        return GateDecision(
+            True,
+            f"re-evaluation of champion v{champion_version} on data {candidate.eval_data_hash[:12]}: the "
+            "same model keeps the alias, with metrics that candidates on this data can be compared with",
+            {},
+        )
+
+    tagged = dataclasses.replace(candidate, tags={**candidate.tags, REEVALUATED_TAG: str(champion_version)})
+    return _register(cfg, tagged, root, decide)
+
+
+def current_champion(cfg: RegisterConfig, root: Path) -> ChampionRecord | None:
+    """The version holding ``cfg.alias`` with its evaluation-data hash, lineage and params; None when
+    there is no store yet, no such model or no alias."""
+    uri = tracking_uri(cfg, root)
+    db = sqlite_file(uri)
+    if db is not None and not db.exists():
+        return None  # do not create an empty store just to look
+    quiet_mlflow_environment()
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(uri)
+    try:
+        champion = _current_champion(client, cfg.model_name, cfg.alias)
+    except MlflowException:  # no registered model of that name
+        log.debug("registry lookup failed", exc_info=True)
+        return None
+    if champion is None:
+        return None
+    return ChampionRecord(
+        version=int(champion.version),
+        eval_data_hash=champion.tags.get(EVAL_DATA_HASH_TAG),
+        lineage={k: v for k, v in champion.tags.items() if not k.startswith(_OWN_TAG_PREFIX)},
+        params=dict(client.get_run(champion.run_id).data.params),
+    )
+
+
+def _register(cfg: RegisterConfig, candidate: Candidate, root: Path, decide: Decide) -> RegistrationResult:
     check_gate(cfg.gate, candidate.metrics)
     resolve_loader(cfg.loader)  # fail before logging anything if the model could never be served
     if not Path(candidate.model_dir).is_dir():
@@ -85,11 +183,16 @@ def register_candidate(cfg: RegisterConfig, candidate: Candidate, root: Path) ->
     quiet_mlflow_environment()
     uri = tracking_uri(cfg, root)
     with registration_lock(lock_file(cfg, uri, root), cfg.lock_timeout_s), using_tracking_uri(uri):
-        return _register_locked(cfg, candidate, root, uri, requirements)
+        return _register_locked(cfg, candidate, root, uri, requirements, decide)
 
 
 def _register_locked(
-    cfg: RegisterConfig, candidate: Candidate, root: Path, uri: str, requirements: list[str]
+    cfg: RegisterConfig,
+    candidate: Candidate,
+    root: Path,
+    uri: str,
+    requirements: list[str],
+    decide: Decide,
 ) -> RegistrationResult:
     import mlflow
     from mlflow import MlflowClient
@@ -130,22 +233,7 @@ def _register_locked(
         version = mlflow.register_model(info.model_uri, cfg.model_name, tags=tags)
 
         champion = _current_champion(client, cfg.model_name, cfg.alias)
-        if champion is None:
-            decision = gate_decision(cfg.gate, candidate.metrics, candidate.eval_data_hash, None, None)
-        else:
-            champion_metrics = client.get_run(champion.run_id).data.metrics
-            decision = gate_decision(
-                cfg.gate,
-                candidate.metrics,
-                candidate.eval_data_hash,
-                {
-                    m: champion_metrics[mlflow_metric_key(m)]
-                    for m in cfg.gate.metrics
-                    if mlflow_metric_key(m) in champion_metrics
-                },
-                champion.tags.get(EVAL_DATA_HASH_TAG),
-                champion_label=f"champion v{champion.version}",
-            )
+        decision = decide(client, champion, candidate)
         if decision.promote:
             client.set_registered_model_alias(cfg.model_name, cfg.alias, version.version)
         _record_decision(client, cfg.model_name, version.version, decision)

@@ -5,7 +5,6 @@ writes the metrics file (DVC metrics), plot data and figures, the Markdown repor
 from __future__ import annotations
 
 import logging
-import math
 import os
 from typing import Any
 
@@ -17,44 +16,21 @@ from unigrec.stages import require_inputs
 log = logging.getLogger(__name__)
 
 
-def finite_or_none(value: Any) -> Any:
-    """NaN/inf -> None (JSON null) all through a nested dict: undefined is not a number to compare."""
-    if isinstance(value, dict):
-        return {k: finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def run(cfg: EvaluateConfig, layout: Layout) -> dict[str, Any]:
-    import pandas as pd
-
     from unigrec.config import load_section
     from unigrec.evaluate.evaluation import check_settings, evaluate_test_split
-    from unigrec.evaluate.report import report_markdown, write_plot_files
-    from unigrec.ids.embeddings import embed_texts
+    from unigrec.evaluate.inputs import load_test_inputs
+    from unigrec.evaluate.report import finite_or_none, report_markdown, write_plot_files
     from unigrec.model.serving import write_serving_bundle
-    from unigrec.train.examples import query_table_texts
 
     check_settings(cfg)
-    require_inputs((
-        (layout.model_dir, "train"),
-        (layout.events, "split"),
-        (layout.candidates, "split"),
-        (layout.items, "ingest"),
-    ))
-    events = pd.read_parquet(layout.events)
-    candidates = pd.read_parquet(layout.candidates)
-    items = pd.read_parquet(layout.items)
-    query_texts = query_table_texts(events)
-    query_table = embed_texts(
-        list(query_texts), batch_size=cfg.query_batch_size, cache_dir=layout.root / cfg.query_cache_dir,
-        show_progress=False,
-    )
+    require_inputs(((layout.model_dir, "train"),))
+    data = load_test_inputs(cfg, layout)
     # Baselines have their own params section (their knobs), read only when some are asked for.
     baselines_cfg = load_section("baselines", layout.root / PARAMS_FILE) if cfg.baselines else None
     result = evaluate_test_split(
-        cfg, layout.model_dir, events, candidates, items, query_table, query_texts, baselines_cfg, layout.root
+        cfg, layout.model_dir, data.events, data.candidates, data.items, data.query_table, data.query_texts,
+        baselines_cfg, layout.root,
     )
     metrics = finite_or_none(result.metrics)
     write_json(layout.evaluate_metrics, metrics)
@@ -68,10 +44,7 @@ def run(cfg: EvaluateConfig, layout: Layout) -> dict[str, Any]:
     with atomic_file(layout.evaluation_report) as fh:
         fh.write(report_markdown(metrics, cfg, result.n_cases, result.n_negatives, result.seconds, figures))
     with atomic_dir(layout.serving_dir) as tmp:
-        write_serving_bundle(
-            tmp, events, items, query_texts, query_table,
-            result.settings,
-        )
+        write_serving_bundle(tmp, data.events, data.items, data.query_texts, data.query_table, result.settings)
 
     test = metrics["test"]
     headline = {"sampled": f"ndcg@{max(cfg.sampled_ndcg_cutoffs)}", "full": f"ndcg@{min(cfg.full_ndcg_cutoffs)}"}

@@ -1,20 +1,29 @@
 """``register`` stage: log the trained model with its metrics and lineage to MLflow, register a new
-version, and move the champion alias only if the gate says the candidate is better."""
+version, and move the champion alias only if the gate says the candidate is better.
+
+When the champion was evaluated on other data (the split or candidate lists changed since), the stage
+first evaluates the champion on this data and registers that as a new version holding the alias, so the
+gate compares two models on the same data instead of giving up."""
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from unigrec.atomic import write_json
 from unigrec.config import PARAMS_FILE, RegisterConfig
+from unigrec.errors import UnigrecError
 from unigrec.paths import Layout
 from unigrec.stages import require_inputs
+
+if TYPE_CHECKING:
+    from unigrec.registry.register import Candidate, ChampionRecord
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +36,7 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict[str, Any]:
     from unigrec.model.serving import assemble_servable_folder
     from unigrec.registry.gate import flatten_mapping, flatten_metrics
     from unigrec.registry.lineage import dvc_lock_hashes, files_fingerprint, git_state
-    from unigrec.registry.register import Candidate, register_candidate
+    from unigrec.registry.register import Candidate, current_champion, register_candidate
     from unigrec.registry.serving_contract import request_examples
 
     require_inputs((
@@ -61,8 +70,69 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict[str, Any]:
                 "evaluation": layout.evaluate_metrics,
             },
         )
+        champion = current_champion(cfg, layout.root)
+        reevaluation = None
+        if cfg.reevaluate_champion and champion is not None and champion.eval_data_hash != candidate.eval_data_hash:
+            reevaluation = reevaluate_champion(cfg, layout, champion, candidate, Path(tmp) / "champion")
         result = register_candidate(cfg, candidate, layout.root)
     # The tracking URI is an absolute path on this machine: kept out of the git-tracked metrics file.
     summary = {k: v for k, v in result.as_dict().items() if k != "tracking_uri"}
+    summary["champion_reevaluation"] = reevaluation
     write_json(layout.register_metrics, summary)
     return summary
+
+
+def reevaluate_champion(
+    cfg: RegisterConfig, layout: Layout, champion: ChampionRecord, candidate: Candidate, work: Path
+) -> dict[str, Any]:
+    """Evaluate ``champion`` on the candidate's data and register it as a new version that keeps the alias.
+
+    Never raises: a champion that cannot be evaluated here (a model format this code no longer reads, a
+    catalogue missing its items) stays champion untouched, and the gate then reports "not compared" as
+    before; the reason is logged and written to metrics/register.json.
+    """
+    from unigrec.config import load_section
+    from unigrec.evaluate.reevaluate import reevaluate_folder
+    from unigrec.model.serving import BUNDLE_DIR
+    from unigrec.registry.download import registered_model_dir
+    from unigrec.registry.gate import flatten_metrics
+    from unigrec.registry.register import Candidate, register_reevaluation
+
+    log.info(
+        "registry: champion v%d was evaluated on data %s, this candidate on %s: evaluating the champion "
+        "on this data first",
+        champion.version, (champion.eval_data_hash or "(unrecorded)")[:12], candidate.eval_data_hash[:12],
+    )
+    try:
+        folder = registered_model_dir(cfg, layout.root, work / "download", version=champion.version)
+        if folder is None:
+            raise UnigrecError(f"could not download {cfg.model_name} v{champion.version} from the registry")
+        # Its bundle holds the old data's histories and re-ranking weights; this data's replace it whole.
+        shutil.rmtree(folder / BUNDLE_DIR, ignore_errors=True)
+        eval_cfg = load_section("evaluate", layout.root / PARAMS_FILE)
+        servable, metrics = reevaluate_folder(eval_cfg, layout, folder, work / "reevaluated")
+        metrics_file = work / "evaluate.json"
+        write_json(metrics_file, metrics)
+        result = register_reevaluation(
+            cfg,
+            Candidate(
+                model_dir=servable,
+                metrics=flatten_metrics(metrics),
+                eval_data_hash=candidate.eval_data_hash,
+                input_example=candidate.input_example,
+                params=champion.params,
+                tags=champion.lineage,  # how the model was made; only its evaluation is new
+                artifacts={"evaluation": metrics_file},
+            ),
+            layout.root,
+            champion.version,
+        )
+    except Exception as exc:  # any failure here must leave the registry as it was
+        log.debug("champion re-evaluation failed", exc_info=True)
+        log.warning(
+            "registry: champion v%d could not be evaluated on this data (%s); it stays champion and the "
+            "gate will not compare the candidate with it",
+            champion.version, exc,
+        )
+        return {"of_version": champion.version, "error": f"{type(exc).__name__}: {exc}"}
+    return {"of_version": champion.version, "version": result.version, "promoted": result.promoted}
