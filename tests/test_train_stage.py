@@ -117,6 +117,42 @@ def test_inputs_list_identifier_files_only_for_semantic_ids(tmp_path, query_cach
     assert {layout.ids_table, layout.codebooks} < {p for p, _ in inputs(semantic, layout)}
 
 
+def test_training_runs_with_the_configured_thread_count_and_restores_it(tmp_path, query_cache, monkeypatch):
+    """train.trainer.torch_threads holds for fitting and the validation report, and only for them."""
+    import dataclasses
+
+    from unigrec.stages.train import run
+    from unigrec.train import fit, quick_eval
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_fit(*args, **kwargs):
+        seen["fit"] = torch.get_num_threads()
+        return type("R", (), {"is_global_zero": True, "net": None})()
+
+    def fake_report(**kwargs):
+        seen["report"] = torch.get_num_threads()
+        raise Stop
+
+    monkeypatch.setattr(fit, "fit_generative_model", fake_fit)
+    monkeypatch.setattr(quick_eval, "validation_report", fake_report)
+    syn.write_project(tmp_path)
+    cfg = build_section(TrainConfig, _train_section(query_cache), "train")
+    cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, torch_threads=1))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(Stop):
+            run(cfg, Layout(tmp_path))
+        assert seen == {"fit": 1, "report": 1}
+        assert torch.get_num_threads() == 2  # restored even though the stage failed
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_with_gloo(tmp_path, query_cache):
     """strategy ddp, devices 2 on cpu: Lightning launches a second process; both train, rank 0 writes."""

@@ -252,6 +252,9 @@ class TrainerConfig:
     mlflow_tracking_uri: str  # only for logger: mlflow
     progress_bar: bool
     resume: bool  # continue an interrupted run of the same params and data from its last checkpoint
+    # Intra-op CPU threads while the stage runs (restored after); None = torch's default. With more than
+    # one, float sums split across threads differ run to run, so the same inputs give another model.
+    torch_threads: int | None
 
 
 @dataclasses.dataclass(frozen=True)

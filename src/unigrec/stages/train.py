@@ -29,6 +29,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
     import pandas as pd
 
     from unigrec.ids.embeddings import embed_texts
+    from unigrec.ids.threads import torch_threads
     from unigrec.model.card import model_card, save_model
     from unigrec.model.item_codes import atomic_item_codes, load_item_codes
     from unigrec.model.vocabulary import PAD
@@ -52,20 +53,22 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
         show_progress=False,
     )
     data = prepare_training_data(cfg, events, items, codebooks, query_texts, query_table)
-    result = fit_generative_model(cfg, data, layout.train_work_dir)
-    if not result.is_global_zero:
-        return {}  # DDP workers: rank 0 alone evaluates and writes
-
-    report = validation_report(
-        net=result.net,
-        examples=data.final_examples,
-        collate=PromptCollator(data.query_table, cfg.model.n_query_tokens, data.vocab.token(PAD), data.items.n_items),
-        spaces=id_spaces(data.vocab, data.items),
-        popularity=data.popularity,
-        beam_size=cfg.eval.beam_size,
-        k=cfg.eval.k,
-        batch_size=cfg.eval.batch_size,
-    )
+    with torch_threads(cfg.trainer.torch_threads):
+        result = fit_generative_model(cfg, data, layout.train_work_dir)
+        if not result.is_global_zero:
+            return {}  # DDP workers: rank 0 alone evaluates and writes
+        report = validation_report(
+            net=result.net,
+            examples=data.final_examples,
+            collate=PromptCollator(
+                data.query_table, cfg.model.n_query_tokens, data.vocab.token(PAD), data.items.n_items
+            ),
+            spaces=id_spaces(data.vocab, data.items),
+            popularity=data.popularity,
+            beam_size=cfg.eval.beam_size,
+            k=cfg.eval.k,
+            batch_size=cfg.eval.batch_size,
+        )
     dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
     card = model_card(dims, data.vocab, data.serialiser, cfg.model.item_representation)
     with atomic_dir(layout.model_dir) as tmp:
