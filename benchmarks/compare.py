@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,10 +46,9 @@ from unigrec.config import PARAMS_FILE, load_section
 from unigrec.evaluate.baselines import BASELINE_NAMES
 from unigrec.evaluate.comparison import comparison_markdown
 from unigrec.evaluate.evaluation import evaluate_test_split
-from unigrec.ids.embeddings import embed_texts
+from unigrec.evaluate.inputs import TestInputs, load_test_inputs
 from unigrec.logs import setup_logging
 from unigrec.paths import Layout
-from unigrec.train.examples import query_table_texts
 from unigrec.train.reference_systems import RANKING_ONLY, RETRIEVAL_ONLY, TIGER_IDENTIFIERS, merged
 
 log = logging.getLogger("benchmarks.compare")
@@ -302,17 +300,17 @@ def add_model_row(metrics: dict[str, Any], label: str, test: dict[str, Any]) -> 
 
 
 def evaluate_row(
-    cfg: Any, model_dir: Path, ranker_dir: Path | None, data: dict[str, Any], root: Path
+    cfg: Any, model_dir: Path, ranker_dir: Path | None, data: TestInputs, root: Path
 ) -> dict[str, Any]:
     """The model-side protocols of one more trained model (no baselines), on the same cases."""
     return evaluate_test_split(
-        dataclasses.replace(cfg, baselines=()), model_dir, data["events"], data["candidates"], data["items"],
-        data["table"], data["texts"], None, root, ranker_dir=ranker_dir,
+        dataclasses.replace(cfg, baselines=()), model_dir, data.events, data.candidates, data.items,
+        data.query_table, data.query_texts, None, root, ranker_dir=ranker_dir,
     ).metrics["test"]
 
 
 def evaluate_system(
-    cfg: Any, retriever: Path, ranker: Path | None, data: dict[str, Any], root: Path
+    cfg: Any, retriever: Path, ranker: Path | None, data: TestInputs, root: Path
 ) -> dict[str, Any]:
     """A reference system's test metrics. One without a ranking model (TIGER) keeps its retriever's order
     (fusion weight 0) and reports no ranking figures: a retrieval-only model's ranking head was never
@@ -343,15 +341,11 @@ def main(argv: list[str] | None = None) -> int:
             test = json.loads(Path(path).read_text(encoding="utf-8"))["test"]
             add_model_row(metrics, label, test)
         return render_block(args, root, metrics, {}, host, started_at, cfg, 0.0)
-    events = pd.read_parquet(layout.events)
-    texts = query_table_texts(events)
-    table = embed_texts(list(texts), batch_size=cfg.query_batch_size, cache_dir=root / cfg.query_cache_dir,
-                        show_progress=False)
-    data = {"events": events, "candidates": pd.read_parquet(layout.candidates), "items": pd.read_parquet(layout.items),
-            "table": table, "texts": texts}
+    data = load_test_inputs(cfg, layout)
     started_all = time.perf_counter()
     result = evaluate_test_split(
-        cfg, layout.model_dir, events, data["candidates"], data["items"], table, texts, baselines_cfg, root,
+        cfg, layout.model_dir, data.events, data.candidates, data.items, data.query_table, data.query_texts,
+        baselines_cfg, root,
     )
     from unigrec.evaluate.report import finite_or_none
 

@@ -68,6 +68,7 @@ from benchmarks.compare import (
 from benchmarks.markdown_block import write_block
 from benchmarks.params_override import set_param
 from unigrec.config import PARAMS_FILE, EvaluateConfig, Params, params_from_dict
+from unigrec.evaluate.inputs import TestInputs, load_test_inputs
 from unigrec.logs import setup_logging
 from unigrec.paths import Layout
 
@@ -202,7 +203,7 @@ def cell(stat: tuple[float, float, int] | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- running
-def run_one(root: Path, work: Path, params: dict[str, Any], row: Row, data: dict[str, Any]) -> dict[str, Any]:
+def run_one(root: Path, work: Path, params: dict[str, Any], row: Row, data: TestInputs) -> dict[str, Any]:
     """Train (where the row needs it) and evaluate one run; returns its record for the results JSON."""
     from unigrec.evaluate.evaluation import evaluate_baselines
 
@@ -226,7 +227,7 @@ def run_one(root: Path, work: Path, params: dict[str, Any], row: Row, data: dict
         record["test"] = evaluate_system(no_baselines(cfg.evaluate), retriever, ranker, data, root)
     else:
         test_cfg = dataclasses.replace(cfg.evaluate, baselines=(str(row.baseline),))
-        metrics = evaluate_baselines(test_cfg, cfg.baselines, root, data["events"], data["candidates"], data["items"])
+        metrics = evaluate_baselines(test_cfg, cfg.baselines, root, data.events, data.candidates, data.items)
         record["test"] = metrics[str(row.baseline)]
     record["seconds"] = round(time.perf_counter() - started, 1)
     return record
@@ -267,7 +268,7 @@ def check_trained_with(root: Path, project: Path, params: dict[str, Any], own_id
     return json.loads(metrics_file.read_text(encoding="utf-8"))
 
 
-def adopt_run(root: Path, trained: Path, params: dict[str, Any], row: Row, data: dict[str, Any]) -> dict[str, Any]:
+def adopt_run(root: Path, trained: Path, params: dict[str, Any], row: Row, data: TestInputs) -> dict[str, Any]:
     """A run whose training was done in ``trained`` (a project ``--export`` wrote, whose train stage then ran
     elsewhere, e.g. on a GPU): its params are checked, and only the evaluation is done here, so a long
     training is not paid twice. The record keeps the device each model trained on."""
@@ -352,21 +353,9 @@ def no_baselines(cfg: EvaluateConfig) -> EvaluateConfig:
     return dataclasses.replace(cfg, baselines=())
 
 
-def load_data(root: Path, params: dict[str, Any]) -> dict[str, Any]:
+def load_data(root: Path, params: dict[str, Any]) -> TestInputs:
     """The evaluation inputs every run shares (events, candidate lists, items, query vectors)."""
-    import pandas as pd
-
-    from unigrec.ids.embeddings import embed_texts
-    from unigrec.train.examples import query_table_texts
-
-    layout = Layout(root)
-    cfg = params_from_dict(params).evaluate
-    events = pd.read_parquet(layout.events)
-    texts = query_table_texts(events)
-    table = embed_texts(list(texts), batch_size=cfg.query_batch_size, cache_dir=root / cfg.query_cache_dir,
-                        show_progress=False)
-    return {"events": events, "candidates": pd.read_parquet(layout.candidates), "items": pd.read_parquet(layout.items),
-            "table": table, "texts": texts}
+    return load_test_inputs(params_from_dict(params).evaluate, Layout(root))
 
 
 def save_results(path: Path, results: dict[str, Any]) -> None:
