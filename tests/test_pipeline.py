@@ -40,6 +40,27 @@ def test_reproduce_runs_then_caches(toy_repo: Path):
     assert stage_metrics(toy_repo, "use") == {}
 
 
+
+def test_failed_stage_leaves_its_last_good_outputs(toy_repo: Path, caplog):
+    """DVC deletes a stage's outputs before running it; after a failure the runner puts them back."""
+    reproduce_stage("make", toy_repo)
+    apply_param_overrides(toy_repo, ["make.sleep_s=-1"])  # time.sleep(-1) raises: the stage fails
+    with pytest.raises(Exception, match="failed to reproduce"):
+        reproduce_stage("make", toy_repo)
+    assert (toy_repo / "out.txt").read_text() == "x"  # cached output: back from DVC's cache
+    assert json.loads((toy_repo / "metrics.json").read_text()) == {"n": 3}  # git-tracked: from the copy
+    assert "last good outputs are back" in caplog.text
+    # dvc.lock still describes them, so putting the param back finds the stage up to date
+    apply_param_overrides(toy_repo, ["make.sleep_s=0"])
+    assert not reproduce_stage("make", toy_repo).ran
+
+
+def test_first_run_that_fails_has_nothing_to_restore(toy_repo: Path):
+    apply_param_overrides(toy_repo, ["make.sleep_s=-1"])
+    with pytest.raises(Exception, match="failed to reproduce"):
+        reproduce_stage("make", toy_repo)
+    assert not (toy_repo / "out.txt").exists() and not (toy_repo / "metrics.json").exists()
+
 def test_metrics_files_follow_dvc_yaml(toy_repo: Path):
     assert metrics_files(toy_repo) == ["metrics.json"]
     assert metrics_files(toy_repo, ["use"]) == []

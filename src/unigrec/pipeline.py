@@ -48,15 +48,21 @@ def metrics_files(root: Path, stages: list[str] | None = None) -> list[str]:
     return names
 
 
+def _declared_outputs(root: Path, stage: str) -> Iterator[tuple[str, bool]]:
+    """(path relative to root, whether DVC caches it) for each out, metric and plot of ``stage``."""
+    for kind in ("outs", "metrics", "plots"):
+        for entry in _stages_spec(root)[stage].get(kind, []):
+            if isinstance(entry, dict):
+                path, props = next(iter(entry.items()))
+                yield path, (props or {}).get("cache", True)
+            else:
+                yield entry, True
+
+
 def stage_outputs(root: Path, stages: list[str] | None = None) -> list[str]:
     """Every path (relative to root) the given stages (default: all) write: outs, metrics and plots."""
-    spec = _stages_spec(root)
-    paths: list[str] = []
-    for stage in stages if stages is not None else list(spec):
-        for kind in ("outs", "metrics", "plots"):
-            for entry in spec[stage].get(kind, []):
-                paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)
-    return paths
+    names = stages if stages is not None else pipeline_stages(root)
+    return [path for stage in names for path, _ in _declared_outputs(root, stage)]
 
 
 def stage_metrics(root: Path, stage: str) -> dict[str, Any]:
@@ -85,12 +91,69 @@ def _interpreter_bin_on_path() -> Iterator[None]:
         os.environ["PATH"] = before
 
 
+def _locked_outputs(root: Path, stage: str) -> set[str]:
+    """The output paths ``dvc.lock`` records for ``stage``: what its last successful run wrote."""
+    lock = Path(root) / "dvc.lock"
+    if not lock.exists():
+        return set()
+    entry = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}).get(stage, {})
+    return {out["path"] for out in entry.get("outs", [])}
+
+
+@contextlib.contextmanager
+def _last_good_outputs_kept(repo: Any, stage: str) -> Iterator[None]:
+    """On failure, put back what DVC deleted before running ``stage``: its outputs of the last good run.
+
+    DVC removes a stage's outputs before running its command, so a stage that then fails (a bad param, a
+    crash, a killed training) would leave nothing, though our stages write atomically and would have kept
+    the old files. ``persist: true`` in dvc.yaml would stop the deletion but also switch off DVC's
+    run-cache, which restores a trained model in seconds when params go back to an earlier value; so the
+    orchestrated path restores instead. Cached outputs come back from DVC's cache as ``dvc.lock`` still
+    records them (the failed run did not update it); git-tracked (``cache: false``) ones from a copy taken
+    here, which is small (metrics, reports, figures). Only files the failed stage did not write itself
+    are restored: ``validate`` writes its report on failure and that diagnosis must stay.
+    """
+    root = Path(repo.root_dir)
+    declared = list(_declared_outputs(root, stage))
+    saved = {
+        path: (root / path).read_bytes() for path, cached in declared if not cached and (root / path).is_file()
+    }
+    try:
+        yield
+    except BaseException:
+        recorded = _locked_outputs(root, stage)  # none when the stage never succeeded: nothing to restore
+        missing = [p for p, cached in declared if cached and p in recorded and not (root / p).exists()]
+        restored: list[str] = []
+        if missing:
+            try:
+                repo.checkout(targets=missing)
+                restored += [path for path in missing if (root / path).exists()]
+            except Exception as err:  # noqa: BLE001 - never mask the stage's own failure
+                log.warning("stage %s failed and its cached outputs could not be restored: %s", stage, err)
+        for path, content in saved.items():
+            if not (root / path).exists():
+                (root / path).parent.mkdir(parents=True, exist_ok=True)
+                (root / path).write_bytes(content)
+                restored.append(path)
+        if restored:
+            log.warning("stage %s failed; its last good outputs are back in place: %s", stage, ", ".join(restored))
+        raise
+
+
 def reproduce_stage(stage: str, root: Path = Path(".")) -> StageOutcome:
-    """``dvc repro --single-item STAGE``: run it only if its deps, params or code changed."""
+    """``dvc repro --single-item STAGE``: run it only if its deps, params or code changed.
+
+    If the stage fails, its outputs from the last good run are put back (see ``_last_good_outputs_kept``).
+    """
     from dvc.repo import Repo
 
     # DVC resolves stage names and runs commands relative to the current directory, so work from root.
-    with _interpreter_bin_on_path(), contextlib.chdir(Path(root).resolve()), Repo(".") as repo:
+    with (
+        _interpreter_bin_on_path(),
+        contextlib.chdir(Path(root).resolve()),
+        Repo(".") as repo,
+        _last_good_outputs_kept(repo, stage),
+    ):
         reproduced = repo.reproduce(stage, single_item=True)
     ran = any(getattr(s, "addressing", None) == stage or getattr(s, "name", None) == stage for s in reproduced)
     log.info("stage %s: %s", stage, "ran" if ran else "up to date (cached), skipped")
