@@ -37,7 +37,8 @@ def test_a_hidden_bar_stays_out_of_a_terminal_too():
     assert _written(_Terminal(), show=False) == ""
 
 
-@pytest.mark.parametrize(("value", "drawn"), [("1", False), ("true", False), ("0", True), ("", True)])
+# as tqdm reads it for the bars it draws on its own: bool() of the string, so "0" also switches them off
+@pytest.mark.parametrize(("value", "drawn"), [("1", False), ("true", False), ("0", False), ("", True)])
 def test_tqdm_disable_switches_bars_off_in_a_terminal(monkeypatch: pytest.MonkeyPatch, value: str, drawn: bool):
     monkeypatch.setenv("TQDM_DISABLE", value)
     assert ("3/3" in _written(_Terminal())) is drawn

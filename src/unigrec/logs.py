@@ -31,10 +31,11 @@ def bars_wanted(show: bool = True) -> bool:
     """Whether a progress bar should draw at all: asked for and not switched off by ``TQDM_DISABLE``.
 
     tqdm reads that variable only when a call leaves ``disable`` unset, and :func:`progress` must set it
-    to get the terminal check below, so the variable is honoured here instead (any value but empty, 0,
-    false or no turns bars off).
+    to get the terminal check below, so the variable is honoured here instead, read as tqdm reads it
+    (``bool`` of the string: any non-empty value, "0" included, turns bars off). Any friendlier reading
+    would leave third-party bars that rely on tqdm's own reading off while ours draw.
     """
-    return show and os.environ.get("TQDM_DISABLE", "").strip().lower() in ("", "0", "false", "no")
+    return show and not os.environ.get("TQDM_DISABLE")
 
 
 def bar_on_stderr(show: bool = True) -> bool:
