@@ -27,7 +27,7 @@ def registered_model_dir(cfg: RegisterConfig, root: Path, dest: Path, version: i
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient(uri)
-    wanted = f"{cfg.alias}" if version is None else f"v{version}"
+    wanted = f"alias {cfg.alias}" if version is None else f"v{version}"
     try:
         found = (
             client.get_model_version_by_alias(cfg.model_name, cfg.alias)
@@ -48,5 +48,6 @@ def registered_model_dir(cfg: RegisterConfig, root: Path, dest: Path, version: i
 
     spec = yaml.safe_load((Path(local) / "MLmodel").read_text(encoding="utf-8"))
     relative = spec["flavors"]["python_function"]["artifacts"][MODEL_DIR_ARTIFACT]["path"]
-    log.info("loaded %s v%s (%s) from %s", cfg.model_name, found.version, wanted, uri)
+    via = f" ({wanted})" if version is None else ""  # a version asked for is the one loaded
+    log.info("loaded %s v%s%s from %s", cfg.model_name, found.version, via, uri)
     return Path(local) / relative

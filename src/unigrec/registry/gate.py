@@ -81,8 +81,8 @@ def gate_decision(
     if champion_data_hash != candidate_data_hash:
         return GateDecision(
             False,
-            f"not compared: {champion_label} was evaluated on data {_short(champion_data_hash)}, this "
-            f"candidate on {_short(candidate_data_hash)}; metrics on different data say nothing about which "
+            f"not compared: {champion_label} was evaluated on data {short_hash(champion_data_hash)}, this "
+            f"candidate on {short_hash(candidate_data_hash)}; metrics on different data say nothing about which "
             "model is better (register.reevaluate_champion: true evaluates the champion on this data first; "
             "or move the alias by hand)",
             {},
@@ -114,5 +114,6 @@ def gate_decision(
     return GateDecision(True, f"beats {champion_label} on {'; '.join(better)}", gains)
 
 
-def _short(data_hash: str | None) -> str:
+def short_hash(data_hash: str | None) -> str:
+    """An evaluation-data hash as logs and reasons print it."""
     return "(unrecorded)" if not data_hash else data_hash[:12]

@@ -13,7 +13,7 @@ import pandas as pd
 
 from unigrec.config import RegisterConfig
 from unigrec.errors import UnigrecError
-from unigrec.registry.gate import GateDecision, check_gate, gate_decision, mlflow_metric_key
+from unigrec.registry.gate import GateDecision, check_gate, gate_decision, mlflow_metric_key, short_hash
 from unigrec.registry.serving_contract import resolve_loader
 from unigrec.registry.store import (
     artifact_location,
@@ -138,7 +138,7 @@ def register_reevaluation(
             )
         return GateDecision(
             True,
-            f"re-evaluation of champion v{champion_version} on data {candidate.eval_data_hash[:12]}: the "
+            f"re-evaluation of champion v{champion_version} on data {short_hash(candidate.eval_data_hash)}: the "
             "same model keeps the alias, with metrics that candidates on this data can be compared with",
             {},
         )

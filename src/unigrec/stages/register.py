@@ -95,13 +95,13 @@ def reevaluate_champion(
     from unigrec.evaluate.reevaluate import reevaluate_folder
     from unigrec.model.serving import BUNDLE_DIR
     from unigrec.registry.download import registered_model_dir
-    from unigrec.registry.gate import flatten_metrics
+    from unigrec.registry.gate import flatten_metrics, short_hash
     from unigrec.registry.register import Candidate, register_reevaluation
 
     log.info(
         "registry: champion v%d was evaluated on data %s, this candidate on %s: evaluating the champion "
         "on this data first",
-        champion.version, (champion.eval_data_hash or "(unrecorded)")[:12], candidate.eval_data_hash[:12],
+        champion.version, short_hash(champion.eval_data_hash), short_hash(candidate.eval_data_hash),
     )
     try:
         folder = registered_model_dir(cfg, layout.root, work / "download", version=champion.version)
