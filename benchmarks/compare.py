@@ -70,6 +70,11 @@ def machine() -> str:
     return f"{hardware()}{LOAD_NOTE} {load:.1f}"
 
 
+def hardware_of(machine_line: str) -> str:
+    """The :func:`hardware` part of a :func:`machine` line: the load at start says nothing of the machine."""
+    return machine_line.split(LOAD_NOTE)[0]
+
+
 @dataclasses.dataclass(frozen=True)
 class SystemPart:
     """One model of a reference system, trained by the train stage in its own scratch root ``name`` under the

@@ -52,12 +52,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
 from benchmarks.compare import (
-    LOAD_NOTE,
     PUBLISHED,
     build_system,
     evaluate_row,
     evaluate_system,
     hardware,
+    hardware_of,
     machine,
     part_params,
     part_root,
@@ -409,12 +409,21 @@ def render(spec: Spec, results: dict[str, Any], command: str) -> str:
             not_run.append(row.label)
         elif todo:
             short.append(f"{row.label} ({', '.join(todo)})")
-    here = str(results.get("machine", "?")).split(LOAD_NOTE)[0]
+    here = hardware_of(str(results.get("machine", "?")))
+    # Other machines get a letter, so a machine shared by many runs is spelled out once.
+    others: dict[str, str] = {}
+    for row in spec.rows:
+        for _, record in sorted(runs.get(row.label, {}).items()):
+            if record.get("machine", here) != here:
+                others.setdefault(record["machine"], f"machine {chr(ord('B') + len(others))}")
     elsewhere = [f"{row.label} seed {name}: {', '.join(notes)}" for row in spec.rows
-                 for name, record in sorted(runs.get(row.label, {}).items()) if (notes := provenance(record, here))]
+                 for name, record in sorted(runs.get(row.label, {}).items())
+                 if (notes := provenance(record, here, others))]
     if elsewhere:
         lines += ["", ("Runs not trained in one go on the machine above (their minutes are the recorded training "
                        "and evaluation time, so they are not comparable with the others'): " + "; ".join(elsewhere) + ".")]
+    if others:
+        lines += ["", "Other machines: " + "; ".join(f"{name}: {hw}" for hw, name in others.items()) + "."]
     if not_run:
         lines += ["", "Not run yet: " + "; ".join(not_run) + "."]
     if short:
@@ -422,12 +431,13 @@ def render(spec: Spec, results: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-def provenance(record: dict[str, Any], here: str) -> list[str]:
+def provenance(record: dict[str, Any], here: str, names: dict[str, str] | None = None) -> list[str]:
     """What a reader must know of how a run's model came to be, when it is not "trained here in one go":
-    the machine it ran on when not ``here`` (the block's), the device it trained on, the epoch it resumed
-    after, and that it was trained in another project. A record without a machine (written before records
-    kept one) ran on the block's."""
-    notes = [f"ran on another machine: {record['machine']}"] if record.get("machine", here) != here else []
+    the machine it ran on when not ``here`` (the block's; ``names`` gives it a short name), the device it
+    trained on, the epoch it resumed after, and that it was trained in another project. A record without a
+    machine (written before records kept one) ran on the block's."""
+    other = record.get("machine", here)
+    notes = [f"ran on {(names or {}).get(other) or f'another machine: {other}'}"] if other != here else []
     for part, training in (record.get("parts") or {"": record.get("training", {})}).items():
         whose = f"{part} model " if part else ""
         if training.get("device", "cpu") != "cpu":

@@ -97,10 +97,12 @@ def test_the_block_names_runs_that_ran_on_another_machine():
     old = {"date": "2026-11-30", "seconds": 60.0, "test": {"rec": {"full": {"hr@10": 0.25}}}}  # kept no machine
     results = {"machine": "2 CPUs (A); 1-minute load average at start 0.3",
                "runs": {"model": {"1": old, "2": {**old, "machine": "2 CPUs (A)"},
-                                  "3": {**old, "machine": "2 CPUs (B)"}}}}
+                                  "3": {**old, "machine": "2 CPUs (B)"}, "4": {**old, "machine": "2 CPUs (B)"},
+                                  "5": {**old, "machine": "2 CPUs (C)"}}}}
     text = seeds.render(spec, results, "cmd")
     assert "Machine: 2 CPUs (A); 1-minute load average at start 0.3" in text
-    assert "model seed 3: ran on another machine: 2 CPUs (B)." in text
+    assert "model seed 3: ran on machine B; model seed 4: ran on machine B; model seed 5: ran on machine C." in text
+    assert "Other machines: machine B: 2 CPUs (B); machine C: 2 CPUs (C)." in text, "each spelled out once"
     assert "seed 1" not in text and "seed 2" not in text, "same hardware, whatever the load"
 
 
@@ -125,7 +127,8 @@ def test_a_run_keeps_its_machine_and_the_block_keeps_the_first(tmp_path, monkeyp
     saved = json.loads(results_file.read_text())
     assert saved["machine"].startswith("2 CPUs (A)"), "a later run does not rewrite the block's machine"
     assert saved["runs"]["m"]["1"]["machine"] == "2 CPUs (B)"
-    assert "m seed 1: ran on another machine: 2 CPUs (B)." in bench.read_text()
+    assert "m seed 1: ran on machine B." in bench.read_text()
+    assert "Other machines: machine B: 2 CPUs (B)." in bench.read_text()
 
 
 def test_spec_rows_are_checked(tmp_path):
