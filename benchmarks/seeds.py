@@ -113,9 +113,19 @@ class Spec:
 
 
 def load_spec(path: Path) -> Spec:
+    """A benchmark spec. With ``rows_from: OTHER.yaml`` (beside it) a row may be just a label of that spec's
+    rows, taken with its params, and ``common`` defaults to that spec's: a probe on other data then runs
+    the very rows of the main benchmark instead of a copy that could drift from them."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    base = load_spec(path.parent / raw["rows_from"]) if raw.get("rows_from") else None
     rows = []
     for r in raw["rows"]:
+        if isinstance(r, str):
+            found = [b for b in (base.rows if base else ()) if b.label == r]
+            if not found:
+                raise SystemExit(f"{path}: row {r!r} is not a row of rows_from ({raw.get('rows_from')})")
+            rows.append(found[0])
+            continue
         row = Row(label=str(r["label"]), kind=str(r["kind"]), params=dict(r.get("params") or {}),
                   seed_key=r.get("seed_key"), baseline=r.get("baseline"), system=r.get("system"))
         if row.kind not in KINDS:
@@ -126,7 +136,8 @@ def load_spec(path: Path) -> Spec:
     if len({r.label for r in rows}) != len(rows):
         raise SystemExit(f"{path}: row labels must be unique")
     return Spec(title=str(raw["title"]), block=str(raw["block"]), published=raw.get("published"),
-                seeds=tuple(int(s) for s in raw["seeds"]), common=dict(raw.get("common") or {}),
+                seeds=tuple(int(s) for s in raw["seeds"]),
+                common=dict(raw.get("common", base.common if base else None) or {}),
                 rows=tuple(rows), notes=str(raw.get("notes", "")).strip())
 
 
