@@ -38,20 +38,12 @@ def pipeline_stages(root: Path) -> list[str]:
     return list(_stages_spec(root))
 
 
-def metrics_files(root: Path, stages: list[str] | None = None) -> list[str]:
-    """The metrics files (relative to root) that the given stages (default: all) declare in ``dvc.yaml``."""
-    spec = _stages_spec(root)
-    names: list[str] = []
-    for stage in stages if stages is not None else list(spec):
-        for entry in spec[stage].get("metrics", []):
-            names.append(next(iter(entry)) if isinstance(entry, dict) else entry)
-    return names
-
-
-def _declared_outputs(root: Path, stage: str) -> Iterator[tuple[str, bool]]:
-    """(path relative to root, whether DVC caches it) for each out, metric and plot of ``stage``."""
-    for kind in ("outs", "metrics", "plots"):
-        for entry in _stages_spec(root)[stage].get(kind, []):
+def _declared_outputs(
+    stage_spec: dict[str, Any], kinds: tuple[str, ...] = ("outs", "metrics", "plots")
+) -> Iterator[tuple[str, bool]]:
+    """(path relative to root, whether DVC caches it) for each entry of ``kinds`` in one ``dvc.yaml`` stage."""
+    for kind in kinds:
+        for entry in stage_spec.get(kind, []):
             if isinstance(entry, dict):
                 path, props = next(iter(entry.items()))
                 yield path, (props or {}).get("cache", True)
@@ -59,10 +51,18 @@ def _declared_outputs(root: Path, stage: str) -> Iterator[tuple[str, bool]]:
                 yield entry, True
 
 
+def metrics_files(root: Path, stages: list[str] | None = None) -> list[str]:
+    """The metrics files (relative to root) that the given stages (default: all) declare in ``dvc.yaml``."""
+    spec = _stages_spec(root)
+    names = stages if stages is not None else list(spec)
+    return [path for stage in names for path, _ in _declared_outputs(spec[stage], ("metrics",))]
+
+
 def stage_outputs(root: Path, stages: list[str] | None = None) -> list[str]:
     """Every path (relative to root) the given stages (default: all) write: outs, metrics and plots."""
-    names = stages if stages is not None else pipeline_stages(root)
-    return [path for stage in names for path, _ in _declared_outputs(root, stage)]
+    spec = _stages_spec(root)
+    names = stages if stages is not None else list(spec)
+    return [path for stage in names for path, _ in _declared_outputs(spec[stage])]
 
 
 def stage_metrics(root: Path, stage: str) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def _last_good_outputs_kept(repo: Any, stage: str) -> Iterator[None]:
     are restored: ``validate`` writes its report on failure and that diagnosis must stay.
     """
     root = Path(repo.root_dir)
-    declared = list(_declared_outputs(root, stage))
+    declared = list(_declared_outputs(_stages_spec(root)[stage]))
     saved = {
         path: (root / path).read_bytes() for path, cached in declared if not cached and (root / path).is_file()
     }
