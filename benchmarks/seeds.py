@@ -115,16 +115,26 @@ class Spec:
 def load_spec(path: Path) -> Spec:
     """A benchmark spec. With ``rows_from: OTHER.yaml`` (beside it) a row may be just a label of that spec's
     rows, taken with its params, and ``common`` defaults to that spec's: a probe on other data then runs
-    the very rows of the main benchmark instead of a copy that could drift from them."""
+    the very rows of the main benchmark instead of a copy that could drift from them. A row with ``from:
+    LABEL`` is that row with its own ``label`` and extra ``params`` on top (a one-knob variant of it)."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     base = load_spec(path.parent / raw["rows_from"]) if raw.get("rows_from") else None
+
+    def base_row(label: str) -> Row:
+        found = [b for b in (base.rows if base else ()) if b.label == label]
+        if not found:
+            raise SystemExit(f"{path}: row {label!r} is not a row of rows_from ({raw.get('rows_from')})")
+        return found[0]
+
     rows = []
     for r in raw["rows"]:
         if isinstance(r, str):
-            found = [b for b in (base.rows if base else ()) if b.label == r]
-            if not found:
-                raise SystemExit(f"{path}: row {r!r} is not a row of rows_from ({raw.get('rows_from')})")
-            rows.append(found[0])
+            rows.append(base_row(r))
+            continue
+        if "from" in r:
+            parent = base_row(str(r["from"]))
+            rows.append(dataclasses.replace(parent, label=str(r["label"]),
+                                            params={**parent.params, **(r.get("params") or {})}))
             continue
         row = Row(label=str(r["label"]), kind=str(r["kind"]), params=dict(r.get("params") or {}),
                   seed_key=r.get("seed_key"), baseline=r.get("baseline"), system=r.get("system"))

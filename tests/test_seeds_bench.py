@@ -148,6 +148,11 @@ def test_a_probe_spec_takes_its_rows_from_another_by_label(tmp_path):
     assert spec.rows[0] == seeds.load_spec(base).rows[0] and spec.rows[1].label == "own"
     assert spec.common == TINY_EVALUATE, "common overrides come with the rows unless the probe sets its own"
     probe.write_text(yaml.safe_dump({"title": "P", "block": "p", "seeds": [1], "rows_from": base.name,
+                                     "rows": [{"label": "m2", "from": "m", "params": {"c.d": 2}}]}))
+    variant = seeds.load_spec(probe).rows[0]
+    assert (variant.label, variant.kind, variant.seed_key) == ("m2", "model", "train.seed")
+    assert variant.params == {"a.b": 1, "c.d": 2}, "a variant keeps its parent's params and adds its own"
+    probe.write_text(yaml.safe_dump({"title": "P", "block": "p", "seeds": [1], "rows_from": base.name,
                                      "rows": ["nope"]}))
     with pytest.raises(SystemExit, match="not a row of rows_from"):
         seeds.load_spec(probe)
