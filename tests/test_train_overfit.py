@@ -14,10 +14,24 @@ from unigrec.model.tokenizer import SequenceSerialiser
 from unigrec.model.transformer import GenerativeTransformer
 from unigrec.model.vocabulary import PAD, Vocabulary
 from unigrec.train.examples import group_user_events, query_table_texts, training_sequences
-from unigrec.train.fit import loss_spec, transformer_dims
+from unigrec.train.fit import loss_spec, targets_per_task, transformer_dims
 from unigrec.train.losses import sequence_losses
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_targets_per_task_counts_each_loss_groups_training_targets():
+    # the train stage logs these so a user sees when one task is rare (its loss is a mean over few targets)
+    items, codebooks = atomic_item_codes(syn.item_ids())
+    events = syn.events_frame(n_users=4, min_events=6, max_events=8)
+    queries = query_table_texts(events)
+    ser = SequenceSerialiser(Vocabulary.from_codebooks(codebooks), items, 2, max_events=8)
+    counts = targets_per_task(training_sequences(group_user_events(events, items, queries), ser))
+    train = events[events["split"] == "train"]
+    # atomic IDs: one retrieval target per training event of its stream, one ranking label per event
+    assert counts == {"retrieval_rec": int((train["kind"] == "rec").sum()),
+                      "retrieval_search": int((train["kind"] == "search").sum()), "ranking": len(train)}
+    assert targets_per_task([]) == {"retrieval_rec": 0, "retrieval_search": 0, "ranking": 0}
 
 
 @pytest.mark.parametrize("representation", ["semantic_ids", "atomic"])

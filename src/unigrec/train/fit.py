@@ -91,10 +91,17 @@ def prepare_training_data(
     users = group_user_events(events, items, query_texts)
     train = training_sequences(users, serialiser, cfg.train_windows)
     valid = prompt_examples(users, serialiser, "valid")
+    counts = targets_per_task(train)
     log.info(
         "train data: %d users, %d training sequences (%d targets), %d validation prompts",
-        len(users), len(train), sum(int((s.groups >= 0).sum()) for s in train), len(valid),
+        len(users), len(train), sum(counts.values()), len(valid),
     )
+    # Each task's loss is the mean over its own targets in the batch, so a task with few targets (sparse
+    # search logs) gives each of them a far larger weight and a noisy gradient that can slow the others
+    # down (BENCHMARKS.md, protocol probe); the per-batch counts tell a user when to lower its loss weight.
+    per_batch = cfg.batch_size / max(len(train), 1)
+    log.info("targets per batch of %d sequences (each task's loss is the mean over its own): %s", cfg.batch_size,
+             ", ".join(f"{task} {n * per_batch:,.1f}" for task, n in counts.items()))
     return TrainingData(
         vocab=vocab,
         items=items,
@@ -106,6 +113,13 @@ def prepare_training_data(
         final_examples=cap_per_stream(valid, cfg.eval.final_users, cfg.seed),
         popularity=popularity_rankings(users, items.n_items),
     )
+
+
+def targets_per_task(sequences: list[TokenSequence]) -> dict[str, int]:
+    """Training targets of each loss group (LOSS_GROUPS order) over ``sequences``."""
+    groups = np.concatenate([s.groups[s.groups >= 0] for s in sequences]) if sequences else np.zeros(0, np.int64)
+    counts = np.bincount(groups, minlength=len(LOSS_GROUPS))
+    return {task: int(n) for task, n in zip(LOSS_GROUPS, counts, strict=True)}
 
 
 def transformer_dims(cfg: ModelConfig, vocab: Vocabulary, max_positions: int, query_dim: int) -> TransformerDims:
