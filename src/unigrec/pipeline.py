@@ -38,8 +38,11 @@ def pipeline_stages(root: Path) -> list[str]:
     return list(_stages_spec(root))
 
 
+OUTPUT_KINDS = ("outs", "metrics", "plots")  # the dvc.yaml keys of a stage that name files it writes
+
+
 def _declared_outputs(
-    stage_spec: dict[str, Any], kinds: tuple[str, ...] = ("outs", "metrics", "plots")
+    stage_spec: dict[str, Any], kinds: tuple[str, ...] = OUTPUT_KINDS
 ) -> Iterator[tuple[str, bool]]:
     """(path relative to root, whether DVC caches it) for each entry of ``kinds`` in one ``dvc.yaml`` stage."""
     for kind in kinds:
@@ -51,18 +54,20 @@ def _declared_outputs(
                 yield entry, True
 
 
-def metrics_files(root: Path, stages: list[str] | None = None) -> list[str]:
-    """The metrics files (relative to root) that the given stages (default: all) declare in ``dvc.yaml``."""
+def _declared_paths(root: Path, stages: list[str] | None, kinds: tuple[str, ...]) -> list[str]:
     spec = _stages_spec(root)
     names = stages if stages is not None else list(spec)
-    return [path for stage in names for path, _ in _declared_outputs(spec[stage], ("metrics",))]
+    return [path for stage in names for path, _ in _declared_outputs(spec[stage], kinds)]
+
+
+def metrics_files(root: Path, stages: list[str] | None = None) -> list[str]:
+    """The metrics files (relative to root) that the given stages (default: all) declare in ``dvc.yaml``."""
+    return _declared_paths(root, stages, ("metrics",))
 
 
 def stage_outputs(root: Path, stages: list[str] | None = None) -> list[str]:
     """Every path (relative to root) the given stages (default: all) write: outs, metrics and plots."""
-    spec = _stages_spec(root)
-    names = stages if stages is not None else list(spec)
-    return [path for stage in names for path, _ in _declared_outputs(spec[stage])]
+    return _declared_paths(root, stages, OUTPUT_KINDS)
 
 
 def stage_metrics(root: Path, stage: str) -> dict[str, Any]:
