@@ -266,6 +266,9 @@ class QuickEvalConfig:
     beam_size: int
     k: int  # HR@k / NDCG@k cut-off
     batch_size: int
+    # How the per-epoch monitor (checkpoint choice, early stopping) averages the streams' NDCG@k:
+    # streams = each stream once; prompts = each validation prompt once (see lightning_module.monitor_value)
+    monitor_average: Literal["streams", "prompts"]
 
 
 @dataclasses.dataclass(frozen=True)

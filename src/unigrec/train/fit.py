@@ -269,6 +269,7 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
         k=cfg.eval.k,
         enhancer=ranking_enhancer(cfg, data.vocab),
         log_grad_norms=cfg.weighter.log_grad_norms,
+        monitor_average=cfg.eval.monitor_average,
     )
     datamodule = SplitDataModule(
         train_sequences=data.train_sequences,

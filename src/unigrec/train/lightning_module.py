@@ -25,7 +25,7 @@ from unigrec.train.losses import LossSpec, sequence_losses_and_states
 from unigrec.train.quick_eval import STREAMS, positive_probability, rank_prompts
 from unigrec.train.weighter import TaskWeighter
 
-MONITOR = "val/ndcg"  # mean validation NDCG@k over the streams present (checkpoint + early stopping)
+MONITOR = "val/ndcg"  # validation NDCG@k over the streams present (checkpoint + early stopping), see monitor_value
 RANKING_MONITOR = "val/ranking_auc"  # what a ranking-only model (retrieval weights 0) is selected on
 
 
@@ -44,6 +44,25 @@ def lr_factor(step: int, cfg: OptimConfig, total_steps: int) -> float:
     return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def monitor_value(sums: torch.Tensor, average: str) -> torch.Tensor:
+    """The checkpoint/early-stopping monitor from per-stream ``[prompts, hits@k, ndcg@k sum]`` rows.
+
+    ``streams`` averages the streams' NDCG@k, so each task weighs the same whatever its traffic;
+    ``prompts`` divides the NDCG sum by the prompt count, so a stream weighs by its scored prompts and a
+    small, noisy one (a few hundred searches) cannot pick the checkpoint on its own. Streams without
+    prompts are left out; none at all gives 0.
+    """
+    present = sums[:, 0] > 0
+    if not bool(present.any()):
+        return torch.zeros((), dtype=sums.dtype, device=sums.device)
+    n, gains = sums[present, 0], sums[present, 2]
+    if average == "streams":
+        return (gains / n).mean()
+    if average == "prompts":
+        return gains.sum() / n.sum()
+    raise ValueError(f"monitor average must be 'streams' or 'prompts', not {average!r}")
+
+
 class GenerativeRecModule(L.LightningModule):
     def __init__(
         self,
@@ -56,6 +75,7 @@ class GenerativeRecModule(L.LightningModule):
         k: int,
         enhancer: RankingDrivenEnhancer | None = None,
         log_grad_norms: bool = False,
+        monitor_average: str = "streams",
     ) -> None:
         super().__init__()
         if weighter.n_tasks != len(LOSS_GROUPS):
@@ -69,6 +89,7 @@ class GenerativeRecModule(L.LightningModule):
         self.spaces = dict(spaces)
         self.beam_size = beam_size
         self.k = k
+        self.monitor_average = monitor_average
         # per stream: [requests, hits@k, ndcg@k sum], summed over the epoch and across ranks
         self.register_buffer("_val_sums", torch.zeros(len(STREAMS), 3), persistent=False)
         self._val_scores: list[torch.Tensor] = []  # P(<pos>) of rec validation targets, and their labels
@@ -186,15 +207,12 @@ class GenerativeRecModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         sums = self.trainer.strategy.reduce(self._val_sums.clone(), reduce_op="sum")
         # the sums are global now; sync_dist only keeps every rank's logged value (and callbacks) in step
-        ndcgs = []
         for row, name in enumerate(STREAMS.values()):
             n, hits, gains = sums[row]
             if n > 0:
                 self.log(f"val/{name}_hr@{self.k}", hits / n, sync_dist=True)
                 self.log(f"val/{name}_ndcg@{self.k}", gains / n, prog_bar=True, sync_dist=True)
-                ndcgs.append(gains / n)
-        value = torch.stack(ndcgs).mean() if ndcgs else torch.zeros((), device=self.device)
-        self.log(MONITOR, value, prog_bar=True, sync_dist=True)
+        self.log(MONITOR, monitor_value(sums, self.monitor_average), prog_bar=True, sync_dist=True)
         self.log(RANKING_MONITOR, self._ranking_auc(), sync_dist=True)
 
     def _ranking_auc(self) -> torch.Tensor:
