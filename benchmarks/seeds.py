@@ -116,23 +116,29 @@ def load_spec(path: Path) -> Spec:
     """A benchmark spec. With ``rows_from: OTHER.yaml`` (beside it) a row may be just a label of that spec's
     rows, taken with its params, and ``common`` defaults to that spec's: a probe on other data then runs
     the very rows of the main benchmark instead of a copy that could drift from them. A row with ``from:
-    LABEL`` is that row with its own ``label`` and extra ``params`` on top (a one-knob variant of it)."""
+    LABEL`` (an earlier row of this spec, or one of rows_from) is that row with its own ``label`` and extra
+    ``params`` on top (a one-knob variant of it); it takes no other keys, since they would be ignored."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     base = load_spec(path.parent / raw["rows_from"]) if raw.get("rows_from") else None
+    rows: list[Row] = []
 
-    def base_row(label: str) -> Row:
-        found = [b for b in (base.rows if base else ()) if b.label == label]
+    def base_row(label: str, own: bool = False) -> Row:
+        found = [b for b in [*(rows if own else ()), *(base.rows if base else ())] if b.label == label]
         if not found:
-            raise SystemExit(f"{path}: row {label!r} is not a row of rows_from ({raw.get('rows_from')})")
+            where = "an earlier row or a row of rows_from" if own else "a row of rows_from"
+            raise SystemExit(f"{path}: row {label!r} is not {where} ({raw.get('rows_from')})")
         return found[0]
 
-    rows = []
     for r in raw["rows"]:
         if isinstance(r, str):
             rows.append(base_row(r))
             continue
         if "from" in r:
-            parent = base_row(str(r["from"]))
+            extra = sorted(set(r) - {"label", "from", "params"})
+            if extra:
+                raise SystemExit(f"{path}: row {r.get('label')!r} is a variant (from:); it takes only label and "
+                                 f"params, not {extra}")
+            parent = base_row(str(r["from"]), own=True)
             rows.append(dataclasses.replace(parent, label=str(r["label"]),
                                             params={**parent.params, **(r.get("params") or {})}))
             continue

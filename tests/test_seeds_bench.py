@@ -153,6 +153,14 @@ def test_a_probe_spec_takes_its_rows_from_another_by_label(tmp_path):
     assert (variant.label, variant.kind, variant.seed_key) == ("m2", "model", "train.seed")
     assert variant.params == {"a.b": 1, "c.d": 2}, "a variant keeps its parent's params and adds its own"
     probe.write_text(yaml.safe_dump({"title": "P", "block": "p", "seeds": [1], "rows_from": base.name,
+                                     "rows": [{"label": "m2", "from": "m", "params": {"c.d": 2}},
+                                              {"label": "m3", "from": "m2", "params": {"e.f": 3}}]}))
+    assert seeds.load_spec(probe).rows[1].params == {"a.b": 1, "c.d": 2, "e.f": 3}, "a variant of a variant"
+    probe.write_text(yaml.safe_dump({"title": "P", "block": "p", "seeds": [1], "rows_from": base.name,
+                                     "rows": [{"label": "m2", "from": "m", "seed_key": "other.seed"}]}))
+    with pytest.raises(SystemExit, match="only label and params"):
+        seeds.load_spec(probe)
+    probe.write_text(yaml.safe_dump({"title": "P", "block": "p", "seeds": [1], "rows_from": base.name,
                                      "rows": ["nope"]}))
     with pytest.raises(SystemExit, match="not a row of rows_from"):
         seeds.load_spec(probe)
