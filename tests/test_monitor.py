@@ -44,4 +44,3 @@ def test_streams_without_prompts_are_left_out():
 def test_an_unknown_average_is_refused():
     with pytest.raises(ValueError, match="streams"):
         monitor_value(_sums((10, 0.1)), "users")
-
