@@ -40,7 +40,6 @@ def test_reproduce_runs_then_caches(toy_repo: Path):
     assert stage_metrics(toy_repo, "use") == {}
 
 
-
 def test_failed_stage_leaves_its_last_good_outputs(toy_repo: Path, caplog):
     """DVC deletes a stage's outputs before running it; after a failure the runner puts them back."""
     reproduce_stage("make", toy_repo)
@@ -60,6 +59,17 @@ def test_first_run_that_fails_has_nothing_to_restore(toy_repo: Path):
     with pytest.raises(Exception, match="failed to reproduce"):
         reproduce_stage("make", toy_repo)
     assert not (toy_repo / "out.txt").exists() and not (toy_repo / "metrics.json").exists()
+
+
+def test_stage_that_dies_after_rewriting_an_output_gets_the_recorded_one_back(toy_repo: Path):
+    """A crash between two writes must not leave the new half of a run beside the old half."""
+    reproduce_stage("make", toy_repo)
+    (toy_repo / "make.py").write_text('open("out.txt", "w").write("half-written")\nraise SystemExit(1)\n')
+    with pytest.raises(Exception, match="failed to reproduce"):
+        reproduce_stage("make", toy_repo)
+    assert (toy_repo / "out.txt").read_text() == "x"  # the last good run's, not the failed run's
+    assert json.loads((toy_repo / "metrics.json").read_text()) == {"n": 3}
+
 
 def test_metrics_files_follow_dvc_yaml(toy_repo: Path):
     assert metrics_files(toy_repo) == ["metrics.json"]

@@ -115,8 +115,10 @@ def _last_good_outputs_kept(repo: Any, stage: str) -> Iterator[None]:
     run-cache, which restores a trained model in seconds when params go back to an earlier value; so the
     orchestrated path restores instead. Cached outputs come back from DVC's cache as ``dvc.lock`` still
     records them (the failed run did not update it); git-tracked (``cache: false``) ones from a copy taken
-    here, which is small (metrics, reports, figures). Only files the failed stage did not write itself
-    are restored: ``validate`` writes its report on failure and that diagnosis must stay.
+    here, which is small (metrics, reports, figures). Cached outputs all go back to the recorded run, even
+    ones the failed stage had already rewritten, so a stage that dies between two outputs never leaves a
+    new model beside old serving files. Git-tracked ones go back only where the failed stage left none:
+    ``validate`` writes its report on failure and that diagnosis must stay.
     """
     root = Path(repo.root_dir)
     declared = list(_declared_outputs(_stages_spec(root)[stage]))
@@ -127,12 +129,13 @@ def _last_good_outputs_kept(repo: Any, stage: str) -> Iterator[None]:
         yield
     except BaseException:
         recorded = _locked_outputs(root, stage)  # none when the stage never succeeded: nothing to restore
-        missing = [p for p, cached in declared if cached and p in recorded and not (root / p).exists()]
+        cached_outs = [p for p, cached in declared if cached and p in recorded]
         restored: list[str] = []
-        if missing:
+        if cached_outs:
             try:
-                repo.checkout(targets=missing)
-                restored += [path for path in missing if (root / path).exists()]
+                # force: files the failed run wrote inside an output are overwritten or deleted, not kept
+                repo.checkout(targets=cached_outs, force=True)
+                restored += [path for path in cached_outs if (root / path).exists()]
             except Exception as err:  # noqa: BLE001 - never mask the stage's own failure
                 log.warning("stage %s failed and its cached outputs could not be restored: %s", stage, err)
         for path, content in saved.items():
