@@ -14,7 +14,7 @@ from unigrec.model.tokenizer import SequenceSerialiser
 from unigrec.model.transformer import GenerativeTransformer
 from unigrec.model.vocabulary import PAD, Vocabulary
 from unigrec.train.examples import group_user_events, query_table_texts, training_sequences
-from unigrec.train.fit import loss_spec, targets_per_task, transformer_dims
+from unigrec.train.fit import loss_spec, overweighted_targets, targets_per_task, transformer_dims
 from unigrec.train.losses import sequence_losses
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -32,6 +32,20 @@ def test_targets_per_task_counts_each_loss_groups_training_targets():
     assert counts == {"retrieval_rec": int((train["kind"] == "rec").sum()),
                       "retrieval_search": int((train["kind"] == "search").sum()), "ranking": len(train)}
     assert targets_per_task([]) == {"retrieval_rec": 0, "retrieval_search": 0, "ranking": 0}
+
+
+def test_overweighted_targets_flags_a_rare_task_until_its_weight_comes_down():
+    # the ML-1M 1%-search root's counts per batch (x10 to keep them integers)
+    counts = {"retrieval_rec": 23_993, "retrieval_search": 109, "ranking": 24_102}
+    ones = {"retrieval_rec": 1.0, "retrieval_search": 1.0, "ranking": 1.0}
+    flagged = overweighted_targets(counts, ones, max_ratio=50)
+    assert list(flagged) == ["retrieval_search"]
+    ratio, common = flagged["retrieval_search"]
+    assert common == "ranking" and ratio == pytest.approx(24_102 / 109)
+    assert overweighted_targets(counts, {**ones, "retrieval_search": 0.1}, max_ratio=50) == {}  # 22x
+    assert overweighted_targets(counts, {**ones, "retrieval_search": 0.0}, max_ratio=50) == {}  # switched off
+    assert overweighted_targets({**counts, "retrieval_search": 0}, ones, max_ratio=50) == {}  # no searches
+    assert overweighted_targets({"retrieval_rec": 10, "ranking": 0}, ones, max_ratio=1) == {}  # one task
 
 
 @pytest.mark.parametrize("representation", ["semantic_ids", "atomic"])

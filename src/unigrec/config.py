@@ -276,6 +276,9 @@ class TrainConfig:
     seed: int
     max_events: int  # most recent events kept per user (training sequence and prompt context)
     train_windows: Literal["latest", "all"]  # latest: one sequence per user; all: every max_events window
+    # Warn when one target of a task outweighs one of the most frequent task's by more than this factor
+    # (the per-task mean's blind spot with sparse search logs; see fit.overweighted_targets).
+    rare_task_warning_ratio: float
     batch_size: int  # users per training step
     num_workers: int  # DataLoader workers; 0 = in the training process
     query_cache_dir: str  # MiniLM query-vector cache, outside DVC outs

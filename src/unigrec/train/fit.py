@@ -102,6 +102,15 @@ def prepare_training_data(
     per_batch = cfg.batch_size / max(len(train), 1)
     log.info("targets per batch of %d sequences (each task's loss is the mean over its own): %s", cfg.batch_size,
              ", ".join(f"{task} {n * per_batch:,.1f}" for task, n in counts.items()))
+    weights = dataclasses.asdict(cfg.loss_weights)
+    for task, (ratio, common) in overweighted_targets(counts, weights, cfg.rare_task_warning_ratio).items():
+        log.warning(
+            "task %s has %.1f targets per batch against %s's %.1f, so each of its targets weighs %.0fx one of "
+            "%s's (above train.rare_task_warning_ratio, %g); if the other tasks learn slowly, lower "
+            "train.loss_weights.%s (README, 'When one task is rare').",
+            task, counts[task] * per_batch, common, counts[common] * per_batch, ratio, common,
+            cfg.rare_task_warning_ratio, task,
+        )
     return TrainingData(
         vocab=vocab,
         items=items,
@@ -120,6 +129,24 @@ def targets_per_task(sequences: list[TokenSequence]) -> dict[str, int]:
     groups = np.concatenate([s.groups[s.groups >= 0] for s in sequences]) if sequences else np.zeros(0, np.int64)
     counts = np.bincount(groups, minlength=len(LOSS_GROUPS))
     return {task: int(n) for task, n in zip(LOSS_GROUPS, counts, strict=True)}
+
+
+def overweighted_targets(
+    counts: dict[str, int], weights: dict[str, float], max_ratio: float
+) -> dict[str, tuple[float, str]]:
+    """Tasks whose single target outweighs one of the most frequent task's by more than ``max_ratio``.
+
+    With a per-task mean, one target of a task weighs ``weight / count`` against the others'; returns
+    {task: (that ratio to the most frequent active task, the name of that task)}. Switched-off or empty
+    tasks are ignored. Ratios from the sequences' counts are the expected per-batch ones.
+    """
+    active = {task: n for task, n in counts.items() if n > 0 and weights.get(task, 0.0) > 0}
+    if len(active) < 2:
+        return {}
+    common = max(active, key=active.__getitem__)
+    per_target = {task: weights[task] / n for task, n in active.items()}
+    ratios = {task: w / per_target[common] for task, w in per_target.items() if task != common}
+    return {task: (ratio, common) for task, ratio in ratios.items() if ratio > max_ratio}
 
 
 def transformer_dims(cfg: ModelConfig, vocab: Vocabulary, max_positions: int, query_dim: int) -> TransformerDims:
