@@ -165,6 +165,19 @@ def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
     return out
 
 
+def root_params(root_raw: dict[str, Any], checkout_raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The root's params, with the keys it lacks taken from this checkout's params.yaml; and those keys.
+
+    A root is prepared once and benchmarked for days while the product gains knobs; without this, every
+    new key would make the old root's params.yaml fail to load. The root's own values always win, and the
+    caller logs the filled keys so a run never silently differs from the root's recorded settings.
+    """
+    from unigrec.train.reference_systems import merged
+
+    filled = merged(checkout_raw, root_raw)
+    return filled, sorted(set(flat(filled)) - set(flat(root_raw)))
+
+
 def run_params(base: dict[str, Any], spec: Spec, row: Row, seed: int | None) -> dict[str, Any]:
     """The params one (row, seed) run uses: the root's, then the spec's common overrides, the row's, the seed."""
     overrides = {**spec.common, **row.params}
@@ -545,7 +558,12 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.exists() else {}
     command = f"python benchmarks/seeds.py --root {shlex.quote(str(args.root))} --spec {shlex.quote(args.spec)}"
     # --render alone needs no project: it re-writes the block from the results JSON
-    base = {} if args.render and not args.export else yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
+    base: dict[str, Any] = {}
+    if not args.render or args.export:
+        base, filled = root_params(yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8")),
+                                   yaml.safe_load((ROOT / PARAMS_FILE).read_text(encoding="utf-8")))
+        if filled:
+            log.warning("%s lacks %s: taken from %s", root / PARAMS_FILE, ", ".join(filled), ROOT / PARAMS_FILE)
     if args.export:
         with tempfile.TemporaryDirectory(prefix="unigrec-export-") as work:
             for spec_arg in args.export:

@@ -45,6 +45,17 @@ def test_overrides_replace_known_keys_and_refuse_new_ones():
         seeds.with_overrides(base, {"train.model.d_modle": 16})
 
 
+def test_a_root_prepared_before_a_knob_existed_gets_it_from_the_checkout_and_keeps_its_own_values():
+    root = {"ingest": {"source": "movielens-1m"}, "train": {"seed": 3, "eval": {"k": 10}}}
+    checkout = {"ingest": {"source": "embedded"}, "train": {"seed": 11, "eval": {"k": 20, "monitor_average": "x"},
+                                                            "rare_task_warning_ratio": 50}}
+    params, filled = seeds.root_params(root, checkout)
+    assert params == {"ingest": {"source": "movielens-1m"},
+                      "train": {"seed": 3, "eval": {"k": 10, "monitor_average": "x"}, "rare_task_warning_ratio": 50}}
+    assert filled == ["train.eval.monitor_average", "train.rare_task_warning_ratio"]
+    assert seeds.root_params(root, root) == (root, [])
+
+
 def test_seed_goes_into_the_row_key_over_common_and_row_params():
     base = {"train": {"seed": 1, "max_events": 50}, "baselines": {"sasrec": {"seed": 3}}}
     spec = seeds.Spec("t", "b", None, (1, 2), {"train.max_events": 100}, (), "")
