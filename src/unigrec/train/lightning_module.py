@@ -75,7 +75,7 @@ class GenerativeRecModule(L.LightningModule):
         k: int,
         enhancer: RankingDrivenEnhancer | None = None,
         log_grad_norms: bool = False,
-        monitor_average: str = "streams",
+        monitor_average: str = "prompts",  # params.yaml train.eval.monitor_average
     ) -> None:
         super().__init__()
         if weighter.n_tasks != len(LOSS_GROUPS):
