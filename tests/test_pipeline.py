@@ -71,6 +71,22 @@ def test_stage_that_dies_after_rewriting_an_output_gets_the_recorded_one_back(to
     assert json.loads((toy_repo / "metrics.json").read_text()) == {"n": 3}
 
 
+def test_a_failure_before_dvc_touched_the_outputs_leaves_them_alone(toy_repo: Path, monkeypatch):
+    """Only what the failed run deleted or rewrote goes back: an output it never reached stays as it is."""
+    from dvc.repo import Repo
+
+    reproduce_stage("make", toy_repo)
+    (toy_repo / "out.txt").write_text("trained by hand")  # e.g. `unigrec stage make` run outside DVC
+
+    def refuse(*_args, **_kwargs):
+        raise RuntimeError("refused before running anything")  # e.g. a lock held or a bad dvc.yaml
+
+    monkeypatch.setattr(Repo, "reproduce", refuse)
+    with pytest.raises(RuntimeError, match="refused"):
+        reproduce_stage("make", toy_repo)
+    assert (toy_repo / "out.txt").read_text() == "trained by hand"
+
+
 def test_metrics_files_follow_dvc_yaml(toy_repo: Path):
     assert metrics_files(toy_repo) == ["metrics.json"]
     assert metrics_files(toy_repo, ["use"]) == []

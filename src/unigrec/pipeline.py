@@ -105,6 +105,14 @@ def _locked_outputs(root: Path, stage: str) -> set[str]:
     return {out["path"] for out in entry.get("outs", [])}
 
 
+def _signature(path: Path) -> tuple[Any, ...] | None:
+    """What tells whether a run touched ``path`` (file or folder): sizes and mtimes; None when absent."""
+    if not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return tuple((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+
+
 @contextlib.contextmanager
 def _last_good_outputs_kept(repo: Any, stage: str) -> Iterator[None]:
     """On failure, put back what DVC deleted before running ``stage``: its outputs of the last good run.
@@ -115,13 +123,15 @@ def _last_good_outputs_kept(repo: Any, stage: str) -> Iterator[None]:
     run-cache, which restores a trained model in seconds when params go back to an earlier value; so the
     orchestrated path restores instead. Cached outputs come back from DVC's cache as ``dvc.lock`` still
     records them (the failed run did not update it); git-tracked (``cache: false``) ones from a copy taken
-    here, which is small (metrics, reports, figures). Cached outputs all go back to the recorded run, even
-    ones the failed stage had already rewritten, so a stage that dies between two outputs never leaves a
-    new model beside old serving files. Git-tracked ones go back only where the failed stage left none:
-    ``validate`` writes its report on failure and that diagnosis must stay.
+    here, which is small (metrics, reports, figures). Every cached output the failed run deleted *or
+    rewrote* goes back to the recorded run, so a stage that dies between two outputs never leaves a new
+    model beside old serving files; one it never touched stays as it is (a failure before DVC ran the
+    command must not overwrite a model trained by hand). Git-tracked ones go back only where the failed
+    stage left none: ``validate`` writes its report on failure and that diagnosis must stay.
     """
     root = Path(repo.root_dir)
     declared = list(_declared_outputs(_stages_spec(root)[stage]))
+    before = {path: _signature(root / path) for path, cached in declared if cached}
     saved = {
         path: (root / path).read_bytes() for path, cached in declared if not cached and (root / path).is_file()
     }
@@ -129,13 +139,13 @@ def _last_good_outputs_kept(repo: Any, stage: str) -> Iterator[None]:
         yield
     except BaseException:
         recorded = _locked_outputs(root, stage)  # none when the stage never succeeded: nothing to restore
-        cached_outs = [p for p, cached in declared if cached and p in recorded]
+        touched = [p for p in before if p in recorded and (before[p] is None or _signature(root / p) != before[p])]
         restored: list[str] = []
-        if cached_outs:
+        if touched:
             try:
                 # force: files the failed run wrote inside an output are overwritten or deleted, not kept
-                repo.checkout(targets=cached_outs, force=True)
-                restored += [path for path in cached_outs if (root / path).exists()]
+                repo.checkout(targets=touched, force=True)
+                restored += [path for path in touched if (root / path).exists()]
             except Exception as err:  # noqa: BLE001 - never mask the stage's own failure
                 log.warning("stage %s failed and its cached outputs could not be restored: %s", stage, err)
         for path, content in saved.items():
