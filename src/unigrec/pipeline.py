@@ -110,7 +110,8 @@ def _signature(path: Path) -> tuple[Any, ...] | None:
     if not path.exists():
         return None
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return tuple((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    stats = ((f, f.stat()) for f in files)
+    return tuple((str(f.relative_to(path)), st.st_size, st.st_mtime_ns) for f, st in stats)
 
 
 @contextlib.contextmanager
