@@ -67,3 +67,10 @@ def test_load_section_reads_only_its_own_section(tmp_path, raw):
     assert load_section("split", tmp_path / "params.yaml").seed == raw["split"]["seed"]
     with pytest.raises(ConfigError, match=r"params\.ingest: missing"):
         load_section("ingest", tmp_path / "params.yaml")
+
+
+def test_epoch_users_may_be_null_for_every_validation_prompt(raw):
+    # null scores every validation prompt each epoch (cap_per_stream keeps them all)
+    ok = copy.deepcopy(raw)
+    ok["train"]["eval"]["epoch_users"] = None
+    assert params_from_dict(ok).train.eval.epoch_users is None

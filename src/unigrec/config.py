@@ -261,7 +261,9 @@ class TrainerConfig:
 class QuickEvalConfig:
     """Validation retrieval/ranking during and right after training."""
 
-    epoch_users: int  # validation users per stream scored every epoch (beam search is the costly part)
+    # Validation users per stream scored every epoch (beam search is the costly part); None = all of them,
+    # for when the monitor's sampling noise, not its cost, is what limits the checkpoint choice.
+    epoch_users: int | None
     final_users: int | None  # users per stream in the stage's metrics file; None = all
     beam_size: int
     k: int  # HR@k / NDCG@k cut-off
