@@ -90,6 +90,26 @@ def test_stage_trains_writes_outputs_and_beats_popularity(tmp_path, query_cache,
     assert ((found >= 0) & (found < loaded.items.n_items)).all()
 
 
+def test_bf16_mixed_trains_on_cpu_and_picks_checkpoints_on_fp32_figures(tmp_path, query_cache):
+    """precision bf16-mixed (the CPU speed-up on AVX-512 BF16) trains, and the per-epoch monitor scores the
+    kept checkpoint exactly as the stage's fp32 validation report does (every prompt scored each epoch)."""
+    from unigrec.stages.train import run
+
+    syn.write_project(tmp_path)
+    section = _train_section(query_cache, precision="bf16-mixed", max_epochs=2)
+    section["eval"].update(epoch_users=None, monitor_average="prompts")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run(build_section(TrainConfig, section, "train"), Layout(tmp_path))
+    finally:
+        torch.set_num_threads(threads)
+    metrics = json.loads(Layout(tmp_path).train_metrics.read_text())
+    rec, search = metrics["validation"]["rec"], metrics["validation"]["search"]
+    prompt_mean = (rec["n"] * rec["ndcg@10"] + search["n"] * search["ndcg@10"]) / (rec["n"] + search["n"])
+    assert metrics["training"]["best_epoch_score"] == pytest.approx(prompt_mean, abs=1e-6)
+
+
 def test_missing_inputs_fail_with_a_clear_error(tmp_path, query_cache):
     from unigrec.errors import ContractViolation
     from unigrec.stages.train import run

@@ -190,7 +190,15 @@ class GenerativeRecModule(L.LightningModule):
         self._spaces_on_device()
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
-        prompts, targets, is_search, labels, seen = batch
+        # Lightning runs this under the training precision's autocast; with bf16-mixed the beam search
+        # would rank on bf16 logits (3 significant digits: near items tie) and pick checkpoints on figures
+        # the fp32 evaluate stage does not reproduce. The weights are fp32 either way, so scoring in fp32
+        # costs only the bf16 speed-up on validation.
+        with torch.autocast(self.device.type, enabled=False):
+            self._validate(*batch)
+
+    def _validate(self, prompts: SequenceBatch, targets: torch.Tensor, is_search: torch.Tensor,
+                  labels: torch.Tensor, seen: torch.Tensor) -> None:
         ranks = rank_prompts(self.net, prompts, targets, is_search, self.spaces, self.beam_size, seen).cpu().numpy()
         streams = is_search.cpu().numpy()
         for row, search in enumerate(STREAMS):
