@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import platform
 import sys
@@ -61,20 +62,25 @@ def sample_training_batches(sequences, collate, batch_size: int, steps: int) -> 
             for _ in range(steps + TRAIN_WARMUP_STEPS)]
 
 
-def training_throughput(net: GenerativeTransformer, sequences, collate, spec, batch_size: int, steps: int) -> float:
+def training_throughput(net: GenerativeTransformer, sequences, collate, spec, batch_size: int, steps: int,
+                        autocast_dtype: torch.dtype | None = None) -> float:
+    """Sequences/s of forward+backward+AdamW; ``autocast_dtype`` runs the forward pass under CPU autocast
+    (what Lightning's ``bf16-mixed`` does: fp32 weights and optimiser, bf16 matmuls)."""
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     batches = sample_training_batches(sequences, collate, batch_size, steps)
+    step = functools.partial(_train_step, autocast_dtype=autocast_dtype)
     for batch in batches[:TRAIN_WARMUP_STEPS]:  # warm-up (allocator, first-call overheads)
-        _train_step(net, batch, spec, opt)
+        step(net, batch, spec, opt)
     started = time.perf_counter()
     for batch in batches[TRAIN_WARMUP_STEPS:]:
-        _train_step(net, batch, spec, opt)
+        step(net, batch, spec, opt)
     return steps * batch_size / (time.perf_counter() - started)
 
 
-def _train_step(net, batch, spec, opt) -> None:
-    loss = sum(sequence_losses(net, batch, spec).values())
+def _train_step(net, batch, spec, opt, autocast_dtype: torch.dtype | None = None) -> None:
+    with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+        loss = sum(sequence_losses(net, batch, spec).values())
     opt.zero_grad()
     loss.backward()
     opt.step()
