@@ -38,10 +38,10 @@ AUTOCAST = {"32-true": None, "bf16-mixed": torch.bfloat16}
 FF_PER_WIDTH = 4  # d_ff follows d_model, as in the params.yaml default (64 -> 256)
 
 
-def measure(root: Path, params: str, widths: list[int], precisions: list[str], steps: int) -> tuple[list[dict], int]:
-    """One row per (width, precision), and the number of training sequences the batches come from."""
+def measure(root: Path, params: str, widths: list[int], precisions: list[str], steps: int) -> tuple[list[dict], dict]:
+    """One row per (width, precision), and what the batches were built from."""
     base = yaml.safe_load((root / params).read_text())
-    rows, n_sequences = [], 0
+    rows, data = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for width in widths:
             set_param(base, "train.model.d_model", width)
@@ -49,7 +49,9 @@ def measure(root: Path, params: str, widths: list[int], precisions: list[str], s
             path = Path(tmp) / f"params_d{width}.yaml"
             path.write_text(yaml.safe_dump(base))
             setup = load_training_setup(root, str(path))
-            n_sequences = len(setup.data.train_sequences)
+            cfg = setup.cfg
+            data = {"train_sequences": len(setup.data.train_sequences), "max_events": cfg.max_events,
+                    "batch_size": cfg.batch_size, "item_representation": cfg.model.item_representation}
             for precision in precisions:
                 torch.manual_seed(0)  # the same initial weights for both precisions
                 net = GenerativeTransformer(setup.dims)
@@ -59,7 +61,7 @@ def measure(root: Path, params: str, widths: list[int], precisions: list[str], s
                              "precision": precision, "parameters": sum(p.numel() for p in net.parameters()),
                              "sequences_per_s": round(rate, 1)})
                 print(f"d_model {width}, {precision}: {rate:.1f} sequences/s", flush=True)
-    return rows, n_sequences
+    return rows, data
 
 
 def render(result: dict, command: str) -> str:
@@ -100,14 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", default="BENCHMARKS.md")
     args = parser.parse_args(argv)
     root = Path(args.root)
-    rows, n_sequences = measure(root, args.params, args.widths, args.precisions, args.steps)
-    cfg = yaml.safe_load((root / args.params).read_text())["train"]
+    rows, data = measure(root, args.params, args.widths, args.precisions, args.steps)
     result = {
         "machine": {"cpu": f"{os.cpu_count()} CPUs ({cpu_model()})", "platform": platform.platform(),
                     "python": platform.python_version(), "torch": torch.__version__,
                     "torch_threads": torch.get_num_threads()},
-        "data": {"train_sequences": n_sequences, "max_events": cfg["max_events"], "batch_size": cfg["batch_size"],
-                 "item_representation": cfg["model"]["item_representation"]},
+        "data": data,
         "steps": args.steps,
         "rows": rows,
     }

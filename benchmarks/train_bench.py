@@ -79,7 +79,7 @@ def training_throughput(net: GenerativeTransformer, sequences, collate, spec, ba
 
 
 def _train_step(net, batch, spec, opt, autocast_dtype: torch.dtype | None = None) -> None:
-    with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+    with torch.autocast("cpu", dtype=autocast_dtype, enabled=autocast_dtype is not None):
         loss = sum(sequence_losses(net, batch, spec).values())
     opt.zero_grad()
     loss.backward()

@@ -42,23 +42,29 @@ def _train_section(cache: Path, **trainer) -> dict:
     return raw
 
 
+def _run_single_threaded(cfg: TrainConfig, layout: Layout) -> dict:
+    """The train stage at one torch thread (the test machine's 2 cores are shared), threads restored."""
+    from unigrec.stages.train import run
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run(cfg, layout)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_stage_trains_writes_outputs_and_beats_popularity(tmp_path, query_cache, caplog):
     from unigrec.model.batch import collate_sequences
     from unigrec.model.card import load_model
     from unigrec.model.decoding import beam_search, build_id_space
     from unigrec.model.tokenizer import EventSeq
     from unigrec.model.vocabulary import PAD, SEMANTIC
-    from unigrec.stages.train import run
 
     syn.write_project(tmp_path)
     cfg = build_section(TrainConfig, _train_section(query_cache), "train")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared 2-core test machine
-    try:
-        with caplog.at_level(logging.INFO, logger="unigrec.train.callbacks"):
-            summary = run(cfg, Layout(tmp_path))
-    finally:
-        torch.set_num_threads(threads)
+    with caplog.at_level(logging.INFO, logger="unigrec.train.callbacks"):
+        summary = _run_single_threaded(cfg, Layout(tmp_path))
     layout = Layout(tmp_path)
     metrics = json.loads(layout.train_metrics.read_text())
     # one log line per epoch, with this epoch's validation figures (the bar is off: progress_bar false)
@@ -93,17 +99,10 @@ def test_stage_trains_writes_outputs_and_beats_popularity(tmp_path, query_cache,
 def test_bf16_mixed_trains_on_cpu_and_picks_checkpoints_on_fp32_figures(tmp_path, query_cache):
     """precision bf16-mixed (the CPU speed-up on AVX-512 BF16) trains, and the per-epoch monitor scores the
     kept checkpoint exactly as the stage's fp32 validation report does (every prompt scored each epoch)."""
-    from unigrec.stages.train import run
-
     syn.write_project(tmp_path)
     section = _train_section(query_cache, precision="bf16-mixed", max_epochs=2)
     section["eval"].update(epoch_users=None, monitor_average="prompts")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run(build_section(TrainConfig, section, "train"), Layout(tmp_path))
-    finally:
-        torch.set_num_threads(threads)
+    _run_single_threaded(build_section(TrainConfig, section, "train"), Layout(tmp_path))
     metrics = json.loads(Layout(tmp_path).train_metrics.read_text())
     rec, search = metrics["validation"]["rec"], metrics["validation"]["search"]
     prompt_mean = (rec["n"] * rec["ndcg@10"] + search["n"] * search["ndcg@10"]) / (rec["n"] + search["n"])
