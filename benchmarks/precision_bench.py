@@ -4,15 +4,20 @@ Why: on a CPU with bf16 matrix units (AVX-512 BF16, AMX) ``train.trainer.precisi
 enough speed to train a wider model in the time the narrow one takes in fp32. This measures that trade on
 the batches the train stage would build from ``--root`` (its params.yaml, split and cached query vectors),
 with the same timed loop as ``train_bench.py``. Validation is fp32 under either precision (the train
-stage's monitor disables autocast), so only the training step is timed. Writes
-benchmarks/results/precision_bench.json and the ``precision`` block of BENCHMARKS.md.
+stage's monitor disables autocast), so only the training step is timed.
+
+The speed-up is a property of the CPU as much as of the model (the same command gave 1.6x on one 2-CPU
+cloud box and 1.2x on another), so the results file keeps one entry per machine: a run replaces its own
+machine's entry and leaves the others, and the ``precision`` block of BENCHMARKS.md shows them all.
 
     python benchmarks/precision_bench.py --root ROOT --widths 64 128 [--steps 30]
+    python benchmarks/precision_bench.py --render    # only re-write the block from the results file
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import platform
@@ -64,30 +69,62 @@ def measure(root: Path, params: str, widths: list[int], precisions: list[str], s
     return rows, data
 
 
-def render(result: dict, command: str) -> str:
-    m, d = result["machine"], result["data"]
-    fp32 = {r["d_model"]: r["sequences_per_s"] for r in result["rows"] if r["precision"] == "32-true"}
+def machine_key(run: dict) -> tuple[str, str, int]:
+    """What makes two runs the same machine for this table: the CPU (model, units, count), torch and its
+    threads. The platform string is left out: cloud kernels carry a per-boot build tag."""
+    m = run["machine"]
+    return m["cpu"], m["torch"], m["torch_threads"]
+
+
+def load_runs(path: Path) -> list[dict]:
+    """The per-machine entries of a results file; a file from before entries were kept holds one run."""
+    if not path.exists():
+        return []
+    saved = json.loads(path.read_text())
+    return saved.get("runs", [saved])
+
+
+def merge(runs: list[dict], new: dict) -> list[dict]:
+    """``runs`` with ``new`` in place of the entry for its machine, or appended when the machine is new."""
+    kept = [r for r in runs if machine_key(r) != machine_key(new)]
+    if len(kept) == len(runs):
+        return [*runs, new]
+    return [new if machine_key(r) == machine_key(new) else r for r in runs]
+
+
+def _table(run: dict) -> list[str]:
+    m, d = run["machine"], run["data"]
+    fp32 = {r["d_model"]: r["sequences_per_s"] for r in run["rows"] if r["precision"] == "32-true"}
     lines = [
-        "## Training precision: fp32 against bf16-mixed (`benchmarks/precision_bench.py`)",
-        "",
-        f"Command: `python {command}`  ",
+        f"Command: `python {run.get('command', 'benchmarks/precision_bench.py')}`  ",
         (f"Machine: {m['cpu']}, {m['platform']}, Python {m['python']}, torch {m['torch']} "
-        f"({m['torch_threads']} threads)  "),
+         f"({m['torch_threads']} threads){', ' + run['date'] if run.get('date') else ''}  "),
         (f"Data: {d['train_sequences']} training sequences of up to {d['max_events']} events, batch "
-        f"{d['batch_size']}, {d['item_representation']} IDs; {result['steps']} timed steps after warm-up, "
-        "random initial weights."),
+         f"{d['batch_size']}, {d['item_representation']} IDs; {run['steps']} timed steps after warm-up, "
+         "random initial weights."),
         "",
         "| d_model | d_ff | heads | parameters | precision | training sequences/s | vs fp32 at this width |",
         "|---:|---:|---:|---:|---|---:|---:|",
     ]
-    for r in result["rows"]:
+    for r in run["rows"]:
         base = fp32.get(r["d_model"])
         ratio = f"{r['sequences_per_s'] / base:.2f}x" if base else "–"
         lines.append(f"| {r['d_model']} | {r['d_ff']} | {r['n_heads']} | {r['parameters']:,} | {r['precision']} | "
                      f"{r['sequences_per_s']} | {ratio} |")
-    lines += ["", ("bf16-mixed keeps fp32 weights and optimiser state and runs the matmuls in bf16; the "
-              "cross-entropy is computed in fp32 (autocast's rule for it). Whether it trains as well is a "
-              "quality question this block does not answer: see the ML-1M rows that use it.")]
+    return lines
+
+
+def render(runs: list[dict]) -> str:
+    """The block: one table per machine, in the order they were first measured."""
+    lines = ["## Training precision: fp32 against bf16-mixed (`benchmarks/precision_bench.py`)", ""]
+    if len(runs) > 1:
+        note = f"Measured on {len(runs)} machines; the speed-up depends on the CPU, so read the one closest to yours."
+        lines += [note, ""]
+    for run in runs:
+        lines += [*_table(run), ""]
+    lines.append("bf16-mixed keeps fp32 weights and optimiser state and runs the matmuls in bf16; the "
+                 "cross-entropy is computed in fp32 (autocast's rule for it). Whether it trains as well is a "
+                 "quality question this block does not answer: see the ML-1M rows that use it.")
     return "\n".join(lines) + "\n"
 
 
@@ -98,23 +135,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128], help="d_model values")
     parser.add_argument("--precisions", nargs="+", default=list(AUTOCAST), choices=list(AUTOCAST))
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per measurement")
-    parser.add_argument("--results", default="benchmarks/results/precision_bench.json")
+    parser.add_argument("--results", default="benchmarks/results/precision_bench.json",
+                        help="results file, one entry per machine")
     parser.add_argument("--markdown", default="BENCHMARKS.md")
+    parser.add_argument("--render", action="store_true", help="only re-write the block from the results file")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    root = Path(args.root)
-    rows, data = measure(root, args.params, args.widths, args.precisions, args.steps)
-    result = {
-        "machine": {"cpu": f"{os.cpu_count()} CPUs ({cpu_model()})", "platform": platform.platform(),
-                    "python": platform.python_version(), "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads()},
-        "data": data,
-        "steps": args.steps,
-        "rows": rows,
-    }
     out = Path(args.results)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    write_block(Path(args.markdown), BLOCK, render(result, " ".join(sys.argv)))
+    runs = load_runs(out)
+    if not args.render:
+        rows, data = measure(Path(args.root), args.params, args.widths, args.precisions, args.steps)
+        run = {
+            "machine": {"cpu": f"{os.cpu_count()} CPUs ({cpu_model()})", "platform": platform.platform(),
+                        "python": platform.python_version(), "torch": torch.__version__,
+                        "torch_threads": torch.get_num_threads()},
+            "date": dt.date.today().isoformat(),
+            "command": " ".join(["benchmarks/precision_bench.py", *argv]),
+            "data": data,
+            "steps": args.steps,
+            "rows": rows,
+        }
+        runs = merge(runs, run)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+    write_block(Path(args.markdown), BLOCK, render(runs))
     return 0
 
 

@@ -1,11 +1,15 @@
-"""The precision benchmark compares each precision with fp32 at the same width, and its bf16 step trains."""
+"""The precision benchmark compares each precision with fp32 at the same width, keeps one entry per machine,
+and its bf16 step trains."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
 
-from benchmarks import train_bench
-from benchmarks.precision_bench import render
+from benchmarks import precision_bench, train_bench
+from benchmarks.precision_bench import load_runs, merge, render
 
 
 def _row(width: int, precision: str, rate: float) -> dict:
@@ -13,18 +17,55 @@ def _row(width: int, precision: str, rate: float) -> dict:
             "sequences_per_s": rate}
 
 
-def test_render_gives_each_speed_up_against_fp32_at_its_own_width():
-    result = {
-        "machine": {"cpu": "2 CPUs (test CPU)", "platform": "linux", "python": "3.11", "torch": "2.13.0",
-                    "torch_threads": 2},
+def _run(cpu: str, rows: list[dict]) -> dict:
+    return {
+        "machine": {"cpu": cpu, "platform": "linux", "python": "3.11", "torch": "2.13.0", "torch_threads": 2},
+        "date": "2026-12-03", "command": "benchmarks/precision_bench.py --steps 5",
         "data": {"train_sequences": 10, "max_events": 100, "batch_size": 32, "item_representation": "atomic"},
-        "steps": 5,
-        "rows": [_row(64, "32-true", 100.0), _row(64, "bf16-mixed", 150.0), _row(128, "bf16-mixed", 80.0)],
+        "steps": 5, "rows": rows,
     }
-    table = [line for line in render(result, "benchmarks/precision_bench.py").splitlines() if line.startswith("| ")]
+
+
+def test_render_gives_each_speed_up_against_fp32_at_its_own_width():
+    run = _run("2 CPUs (test CPU)", [_row(64, "32-true", 100.0), _row(64, "bf16-mixed", 150.0),
+                                     _row(128, "bf16-mixed", 80.0)])
+    table = [line for line in render([run]).splitlines() if line.startswith("| ")]
     assert table[1].endswith("| 32-true | 100.0 | 1.00x |")
     assert table[2].endswith("| bf16-mixed | 150.0 | 1.50x |")
     assert table[3].endswith("| bf16-mixed | 80.0 | – |")  # no fp32 run at 128 to compare with
+
+
+def test_a_run_replaces_only_its_own_machines_entry_and_the_block_shows_every_machine():
+    amd = _run("2 CPUs (AMD)", [_row(64, "32-true", 100.0), _row(64, "bf16-mixed", 160.0)])
+    intel = _run("2 CPUs (Intel)", [_row(64, "32-true", 90.0), _row(64, "bf16-mixed", 99.0)])
+    amd_again = _run("2 CPUs (AMD)", [_row(64, "32-true", 110.0), _row(64, "bf16-mixed", 132.0)])
+    runs = merge(merge(merge([], amd), intel), amd_again)
+    assert [r["machine"]["cpu"] for r in runs] == ["2 CPUs (AMD)", "2 CPUs (Intel)"]  # first-measured order
+    assert runs[0] is amd_again and runs[1] is intel
+    block = render(runs)
+    assert "| bf16-mixed | 132.0 | 1.20x |" in block and "| bf16-mixed | 99.0 | 1.10x |" in block
+    assert "| 160.0 |" not in block  # the replaced run is gone
+    assert block.count("Machine: ") == 2 and "Measured on 2 machines" in block
+
+
+def test_a_results_file_from_before_per_machine_entries_loads_as_one_run(tmp_path):
+    old = _run("2 CPUs (AMD)", [_row(64, "32-true", 100.0)])
+    path = tmp_path / "precision_bench.json"
+    path.write_text(json.dumps(old))
+    assert load_runs(path) == [old]
+    path.write_text(json.dumps({"runs": [old, old]}))
+    assert load_runs(path) == [old, old]
+    assert load_runs(tmp_path / "absent.json") == []
+
+
+def test_render_flag_rewrites_the_block_from_the_results_file_without_measuring(tmp_path, monkeypatch):
+    results, markdown = tmp_path / "precision.json", tmp_path / "BENCHMARKS.md"
+    results.write_text(json.dumps({"runs": [_run("2 CPUs (AMD)", [_row(64, "32-true", 100.0)])]}))
+    markdown.write_text("# benchmarks\n\n<!-- precision:start -->\nold\n<!-- precision:end -->\n\ntail\n")
+    monkeypatch.setattr(precision_bench, "measure", lambda *a: pytest.fail("--render must not measure"))
+    assert precision_bench.main(["--render", "--results", str(results), "--markdown", str(markdown)]) == 0
+    text = markdown.read_text()
+    assert "old" not in text and "| 32-true | 100.0 | 1.00x |" in text and text.endswith("tail\n")
 
 
 def test_the_bf16_step_runs_the_forward_in_bf16_and_keeps_fp32_weights(monkeypatch):
