@@ -109,6 +109,30 @@ def test_bf16_mixed_trains_on_cpu_and_picks_checkpoints_on_fp32_figures(tmp_path
     assert metrics["training"]["best_epoch_score"] == pytest.approx(prompt_mean, abs=1e-6)
 
 
+def test_bf16_mixed_trains_with_the_enhancer_and_a_learned_weighter(tmp_path, query_cache):
+    """The enhancer's beam search, its four loss terms and GradNorm's per-task gradient norms all run under
+    the bf16 autocast too: every enhancer step scores contexts, every logged loss is finite, and the
+    weights move off their start (GradNorm stepped on the bf16 norms)."""
+    import pandas as pd
+
+    syn.write_project(tmp_path)
+    section = _train_section(query_cache, precision="bf16-mixed", max_epochs=1)
+    section["enhancer"].update(enabled=True, every_n_steps=1)
+    for part in ("hard_negatives", "extra_targets", "distill", "ranking_negatives"):
+        section["enhancer"][part]["enabled"] = True
+    section["weighter"]["mode"] = "gradnorm"
+    layout = Layout(tmp_path)
+    _run_single_threaded(build_section(TrainConfig, section, "train"), layout)
+    steps = pd.read_csv(layout.train_work_dir / "csv" / "version_0" / "metrics.csv")
+    steps = steps[steps["train/loss_step"].notna()]
+    assert len(steps) >= 2 and (steps["enhancer/contexts"] > 0).all()
+    losses = steps[[c for c in steps.columns if c.startswith("train/loss") and c.endswith("_step")]].to_numpy()
+    assert losses.shape[1] == 4  # the total and the three tasks
+    assert np.isfinite(losses).all()
+    weights = steps[[c for c in steps.columns if c.startswith("weight/")]]
+    assert not np.allclose(weights.iloc[-1], weights.iloc[0])
+
+
 def test_missing_inputs_fail_with_a_clear_error(tmp_path, query_cache):
     from unigrec.errors import ContractViolation
     from unigrec.stages.train import run
