@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -86,10 +87,10 @@ def load_runs(path: Path) -> list[dict]:
 
 def merge(runs: list[dict], new: dict) -> list[dict]:
     """``runs`` with ``new`` in place of the entry for its machine, or appended when the machine is new."""
-    kept = [r for r in runs if machine_key(r) != machine_key(new)]
-    if len(kept) == len(runs):
-        return [*runs, new]
-    return [new if machine_key(r) == machine_key(new) else r for r in runs]
+    key = machine_key(new)
+    if any(machine_key(r) == key for r in runs):
+        return [new if machine_key(r) == key else r for r in runs]
+    return [*runs, new]
 
 
 def _table(run: dict) -> list[str]:
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                         "python": platform.python_version(), "torch": torch.__version__,
                         "torch_threads": torch.get_num_threads()},
             "date": dt.date.today().isoformat(),
-            "command": " ".join(["benchmarks/precision_bench.py", *argv]),
+            "command": shlex.join(["benchmarks/precision_bench.py", *argv]),  # pasteable: run dirs hold "()"
             "data": data,
             "steps": args.steps,
             "rows": rows,

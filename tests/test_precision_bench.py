@@ -4,6 +4,7 @@ and its bf16 step trains."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 import torch
@@ -89,3 +90,17 @@ def test_the_bf16_step_runs_the_forward_in_bf16_and_keeps_fp32_weights(monkeypat
     assert not torch.equal(net.weight, before)  # the step did update the weights
     train_bench._train_step(net, torch.randn(5, 4), None, opt)
     assert seen["dtype"] == torch.float32
+
+
+def test_a_run_records_a_pasteable_command_and_replaces_its_machines_last_entry(tmp_path, monkeypatch):
+    results, markdown = tmp_path / "precision.json", tmp_path / "BENCHMARKS.md"
+    rates = iter([100.0, 120.0])
+    monkeypatch.setattr(precision_bench, "measure", lambda *a: ([_row(64, "32-true", next(rates))], {
+        "train_sequences": 10, "max_events": 100, "batch_size": 32, "item_representation": "atomic"}))
+    args = ["--root", str(tmp_path / "run_d_model_128_(bf16)-12"), "--widths", "64", "--results", str(results),
+            "--markdown", str(markdown)]
+    for _ in range(2):
+        assert precision_bench.main(args) == 0
+    runs = json.loads(results.read_text())["runs"]
+    assert len(runs) == 1 and runs[0]["rows"][0]["sequences_per_s"] == 120.0  # same machine: replaced
+    assert shlex.split(runs[0]["command"]) == ["benchmarks/precision_bench.py", *args]  # "()" survive a shell
