@@ -48,6 +48,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
+from benchmarks.host import command_line
 from benchmarks.markdown_block import write_block
 from unigrec.config import TrainConfig, build_section
 from unigrec.evaluate.metrics import auc, gauc, ndcg_at_k
@@ -345,7 +346,7 @@ def main() -> int:
     summary = summarise(runs)
     t = raw_train["trainer"]
     result = {
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "command": command_line("benchmarks/ablation.py", sys.argv[1:]),
         "setup": (f"ml-100k, {len(data.users)} users ({len(data.train_sequences)} training sequences), "
                   f"max_epochs {t['max_epochs']} (patience {t['patience']}, best validation checkpoint), "
                   f"weighter mode of `full`/`no_enhancer`: {raw_train['weighter']['mode']}, "

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import platform
-import shlex
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.host import cpu_model
+from benchmarks.host import command_line, cpu_model
 from benchmarks.markdown_block import write_block
 from unigrec.config import PARAMS_FILE, load_section
 from unigrec.evaluate.baselines import BASELINE_NAMES
@@ -390,7 +389,7 @@ def render_block(
     n_cases = {s: metrics["test"][s]["n"] for s in ("rec", "search")}
     n_negatives = load_section("split", root / PARAMS_FILE).n_negatives
     card = json.loads((layout.model_dir / "model.json").read_text(encoding="utf-8"))
-    command = "python benchmarks/compare.py " + shlex.join(args.argv)
+    command = command_line("benchmarks/compare.py", args.argv)
     lines = [
         f"## {args.title} (`benchmarks/compare.py`)",
         "",

@@ -8,7 +8,10 @@ widest vector and matrix units the kernel lists go beside it.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
+import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 # /proc/cpuinfo flag -> how results name it, widest last: the units that set a CPU's matmul peak
@@ -28,3 +31,13 @@ def cpu_model() -> str:
     name = name or platform.processor() or platform.machine() or "unknown CPU"
     units = [label for flag, label in NOTABLE_UNITS.items() if flag in flags]
     return f"{name}, {units[-1]}" if units else name
+
+
+def command_line(script: str, argv: Sequence[str]) -> str:
+    """The command a benchmark's results print, written so that it pastes back into a shell.
+
+    Shell-quoted because run directories and row labels hold spaces, commas and parentheses, which a plain
+    ``" ".join`` turned into a command that did not run. Prefixed with ``nice -n N`` when this process was
+    deprioritised, because a timing taken under ``nice`` means something else."""
+    niceness = os.nice(0)
+    return f"{f'nice -n {niceness} ' if niceness else ''}python {shlex.join([script, *argv])}"

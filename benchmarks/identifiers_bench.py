@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.host import cpu_model
+from benchmarks.host import command_line, cpu_model
 from benchmarks.markdown_block import write_block
 
 CASES = ("project-cold", "project-warm", "synthetic")
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child_case:
         print(json.dumps(run_case(args)))
         return 0
-    command = "python benchmarks/identifiers_bench.py " + " ".join(argv)
+    command = command_line("benchmarks/identifiers_bench.py", argv)
     results = []
     for case in args.cases:
         print(f"identifiers benchmark: {case} ...", file=sys.stderr, flush=True)

@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import os
 import platform
-import shlex
 import subprocess
 import sys
 import time
@@ -41,7 +40,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.host import cpu_model
+from benchmarks.host import command_line, cpu_model
 from benchmarks.markdown_block import write_block
 from benchmarks.params_override import set_param
 from benchmarks.project_copy import commit, copy_project
@@ -241,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = pipeline_stages(work)
     if args.until:
         stages = stages[: stages.index(args.until) + 1]
-    command = "python benchmarks/pipeline_bench.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("benchmarks/pipeline_bench.py", sys.argv[1:] if argv is None else argv)
     run: dict[str, Any] = {
         "commands": [*previous.get("commands", [previous["command"]] if "command" in previous else []), command],
         "overrides": [*previous.get("overrides", []), *args.overrides],

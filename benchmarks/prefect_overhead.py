@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.host import command_line
 from benchmarks.markdown_block import write_block
 from benchmarks.project_copy import copy_project
 from tests.prefect_local_server import prefect_server
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-real", action="store_true", help="toy project only")
     args = parser.parse_args(argv)
     result: dict = {
-        "command": "python benchmarks/prefect_overhead.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("benchmarks/prefect_overhead.py", sys.argv[1:] if argv is None else argv),
         "machine": _machine(),
         "repeats": args.repeats,
         "projects": {},

@@ -38,6 +38,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.host import command_line
 from benchmarks.identifiers_bench import machine, run_case
 from benchmarks.markdown_block import write_block
 
@@ -432,9 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         write_block(Path(args.markdown), BLOCK, render_block(merged_sizes(Path(args.results), [])))
         return 0
-    niceness = os.nice(0)  # recorded so the block says the run was deprioritised
     run = {
-        "command": f"{f'nice -n {niceness} ' if niceness else ''}python benchmarks/scale_bench.py {' '.join(argv)}",
+        "command": command_line("benchmarks/scale_bench.py", argv),  # with nice -n N if deprioritised
         "machine": machine(),
         "args": {k: v for k, v in vars(args).items() if not k.startswith("child")},
     }

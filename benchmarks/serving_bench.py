@@ -536,18 +536,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.host import command_line
     from benchmarks.markdown_block import write_block
     from unigrec.ids.threads import torch_threads
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     root = Path(args.root).resolve()
-    niceness = os.nice(0)
-    command = (
-        (f"nice -n {niceness} " if niceness else "")
-        + "python benchmarks/serving_bench.py "
-        + " ".join(sys.argv[1:] if argv is None else argv)
-    )
+    command = command_line("benchmarks/serving_bench.py", sys.argv[1:] if argv is None else argv)
     result: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command,

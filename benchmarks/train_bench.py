@@ -31,6 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
+from benchmarks.host import command_line
 from benchmarks.markdown_block import write_block
 from unigrec.config import load_section
 from unigrec.ids.embeddings import embed_texts
@@ -227,7 +228,7 @@ def main() -> int:
     out = Path(args.results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    write_block(Path(args.markdown), BLOCK, render(result, " ".join(sys.argv)))
+    write_block(Path(args.markdown), BLOCK, render(result, command_line("benchmarks/train_bench.py", sys.argv[1:])))
     print(json.dumps(result, indent=2))
     return 0
 
@@ -237,7 +238,7 @@ def render(r: dict, command: str) -> str:
     lines = [
         "## Generative model: training and decoding (`benchmarks/train_bench.py`)",
         "",
-        (f"Command: `python {command}`. Machine: {r['machine']['platform']}, Python {r['machine']['python']}, "
+        (f"Command: `{command}`. Machine: {r['machine']['platform']}, Python {r['machine']['python']}, "
         f"torch {r['machine']['torch']} ({r['machine']['torch_threads']} threads), CPU only. "
         f"Model: {m['item_representation']}, d_model {m['d_model']}, {m['n_layers']} layers, {m['n_heads']} heads, "
         f"{m['parameters']:,} parameters ({m['weights']} weights); rec IDs have {m['levels']['rec']} levels; "
