@@ -11,8 +11,9 @@ import contextlib
 import os
 import platform
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 # /proc/cpuinfo flag -> how results name it, widest last: the units that set a CPU's matmul peak
 NOTABLE_UNITS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX-BF16"}
@@ -31,6 +32,39 @@ def cpu_model() -> str:
     name = name or platform.processor() or platform.machine() or "unknown CPU"
     units = [label for flag, label in NOTABLE_UNITS.items() if flag in flags]
     return f"{name}, {units[-1]}" if units else name
+
+
+def machine() -> dict[str, Any]:
+    """What a benchmark's timings depend on, kept with its results: cores, CPU and its units, memory,
+    and the software whose kernels did the work (torch and its thread count)."""
+    import torch
+
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu_model(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def machine_line(m: Mapping[str, Any]) -> str:
+    """A recorded machine in one line, for a results block.
+
+    Reads records kept before :func:`machine` was shared too: they spell cores and memory ``nproc`` and
+    ``ram_gb``, and the oldest lack the CPU model or torch, so each part is written only when recorded."""
+    cpus = m.get("cpus", m.get("nproc"))
+    parts = [f"{cpus} CPUs" + (f" ({m['cpu']})" if m.get("cpu") else "")] if cpus is not None else []
+    memory = m.get("memory_gb", m.get("ram_gb"))
+    parts += [f"{memory} GB RAM"] if memory is not None else []
+    parts += [m["platform"]] if "platform" in m else []
+    parts += [f"Python {m['python']}"] if "python" in m else []
+    if "torch" in m:
+        threads = f" ({m['torch_threads']} threads)" if "torch_threads" in m else ""
+        parts.append(f"torch {m['torch']}{threads}")
+    return ", ".join(parts)
 
 
 def command_line(script: str, argv: Sequence[str]) -> str:

@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -30,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.host import command_line, cpu_model
+from benchmarks.host import command_line, machine, machine_line
 from benchmarks.markdown_block import write_block
 
 CASES = ("project-cold", "project-warm", "synthetic")
@@ -183,21 +182,6 @@ def measure(argv: list[str], case: str, work: Path, codebook_size: int | None) -
     return result
 
 
-def machine() -> dict[str, Any]:
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
-    import torch
-
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "ram_gb": round(mem_kb / 1024**2, 1),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 def render_block(results: list[dict[str, Any]], command: str, host: dict[str, Any], date: str) -> str:
     rows = [
         ("| case | items | train events | semantic vectors | text cache | stage wall (s) | stage CPU (s) "
@@ -224,8 +208,7 @@ def render_block(results: list[dict[str, Any]], command: str, host: dict[str, An
         "## identifiers stage (GenSAR dual IDs)",
         "",
         f"Command: `{command}`  ",
-        (f"Machine: {host['nproc']} CPUs ({host['cpu']}), {host['ram_gb']} GB RAM, Python {host['python']}, "
-         f"torch {host['torch']} ({host['torch_threads']} threads)  "),
+        f"Machine: {machine_line(host)}  ",
         f"Date: {date}  ",
         ("1-minute load average at the start and end of each case (the machine is shared with other "
          f"jobs, so wall time well above CPU time is waiting for a core): {loads}"),

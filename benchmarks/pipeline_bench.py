@@ -28,7 +28,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.host import command_line, cpu_model
+from benchmarks.host import command_line, machine, machine_line
 from benchmarks.markdown_block import write_block
 from benchmarks.params_override import set_param
 from benchmarks.project_copy import commit, copy_project
@@ -123,20 +122,6 @@ def quality(work: Path) -> dict[str, Any]:
     return out
 
 
-def machine() -> dict[str, Any]:
-    import torch
-
-    return {
-        "cpus": os.cpu_count(),
-        "cpu": cpu_model(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-    }
-
-
 def _get(d: Any, *keys: str) -> Any:
     for key in keys:
         if not isinstance(d, dict) or key not in d:
@@ -159,15 +144,12 @@ def render(results: dict[str, Any]) -> str:
         "",
     ]
     for label, run in results.items():
-        m = run["machine"]
-        cpu = f" ({m['cpu']})" if "cpu" in m else ""  # runs recorded before cpu_model() existed lack it
         lines += [
             f"### {label}",
             "",
             "Command: " + " then ".join(f"`{c}`" for c in run.get("commands", [run.get("command")])) + "  ",
-            (f"Machine: {m['cpus']} CPUs{cpu}, {m['memory_gb']} GB RAM, {m['platform']}, Python {m['python']}, "
-             f"torch {m['torch']}; load average (1 min) at start {run.get('load_start', '–')}, at end "
-             f"{run.get('load_end', '–')}  "),
+            (f"Machine: {machine_line(run['machine'])}; load average (1 min) at start "
+             f"{run.get('load_start', '–')}, at end {run.get('load_end', '–')}  "),
             f"Date: {run['date']}  ",
             f"Overrides of params.yaml: {', '.join(f'`{o}`' for o in run['overrides']) or 'none'}",
             "",

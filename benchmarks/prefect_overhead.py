@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.host import command_line
+from benchmarks.host import command_line, machine, machine_line
 from benchmarks.markdown_block import write_block
 from benchmarks.project_copy import copy_project
 from tests.prefect_local_server import prefect_server
@@ -105,22 +104,12 @@ def _measure(
     return {k: {"median_s": round(statistics.median(v), 2), "runs_s": [round(x, 2) for x in v]} for k, v in runs.items()}
 
 
-def _machine() -> dict:
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-    }
-
-
 def _markdown(result: dict) -> str:
     lines = [
         "## Prefect overhead (`benchmarks/prefect_overhead.py`)",
         "",
         (
-            f"Command: `{result['command']}`. Machine: {result['machine']['cpus']} CPUs, "
-            f"{result['machine']['platform']}, Python {result['machine']['python']}. Wall seconds, median "
+            f"Command: `{result['command']}`. Machine: {machine_line(result['machine'])}. Wall seconds, median "
             f"of {result['repeats']} fresh projects each; every command in a fresh process."
         ),
         "",
@@ -158,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result: dict = {
         "command": command_line("benchmarks/prefect_overhead.py", sys.argv[1:] if argv is None else argv),
-        "machine": _machine(),
+        "machine": machine(),
         "repeats": args.repeats,
         "projects": {},
     }

@@ -38,8 +38,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.host import command_line
-from benchmarks.identifiers_bench import machine, run_case
+from benchmarks.host import command_line, machine, machine_line
+from benchmarks.identifiers_bench import run_case
 from benchmarks.markdown_block import write_block
 
 BLOCK = "scale"  # its block in BENCHMARKS.md
@@ -396,8 +396,7 @@ def _run_description(entry: dict[str, Any]) -> str:
                       for name, s in entry["steps"].items() if "load_average_1m" in s)
     return "\n".join([
         f"**{entry['items']:,} items**: `{run['command']}`  ",
-        (f"Machine: {host['nproc']} CPUs ({host['cpu']}), {host['ram_gb']} GB RAM, Python {host['python']}, "
-         f"torch {host['torch']} ({host['torch_threads']} threads); date {run['date']}  "),
+        f"Machine: {machine_line(host)}; date {run['date']}  ",
         (f"Data: {a['users']:,} users x {a['events_per_user']} events, {a['topics']} topics, Zipf s = "
          f"{a['zipf_exponent']}. Overrides of params.yaml: "
          f"{', '.join(f'`{k}: {v}`' for k, v in entry['overrides'].items())}  "),

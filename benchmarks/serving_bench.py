@@ -24,7 +24,6 @@ import datetime as dt
 import json
 import logging
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -112,21 +111,6 @@ def batch_shape(batch: Any) -> BatchShape:
 
 
 # ----------------------------------------------------------------------------- machine
-def machine_info() -> dict[str, Any]:
-    import torch
-
-    from benchmarks.host import cpu_model
-
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -394,14 +378,15 @@ def _cell(r: dict[str, Any]) -> str:
 
 
 def render(r: dict[str, Any], command: str) -> str:
+    from benchmarks.host import machine_line
+
     m, s, t, pk = r["machine"], r["serving"]["settings"], r["training"], r["matmul_peak"]
     lat = r["serving"]
     lines = [
         "## Serving latency and training efficiency (`benchmarks/serving_bench.py`)",
         "",
         (
-            f"Command: `{command}`. Date: {r['date']}. Machine: {m['cpus']} CPUs ({m['cpu']}), {m['platform']}, "
-            f"Python {m['python']}, torch {m['torch']} (torch threads: {m['torch_threads']}); 1-minute load average "
+            f"Command: `{command}`. Date: {r['date']}. Machine: {machine_line(m)}; 1-minute load average "
             f"{r['load_average_1min']['start']} at start, {r['load_average_1min']['end']} at end (shared machine)."
         ),
         "",
@@ -536,7 +521,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.host import command_line
+    from benchmarks.host import command_line, machine
     from benchmarks.markdown_block import write_block
     from unigrec.ids.threads import torch_threads
 
@@ -551,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_1min": {"start": load_average()},
     }
     with torch_threads(args.threads):
-        result["machine"] = machine_info()
+        result["machine"] = machine()
         result["serving"] = serving_latencies(root, args)
         result["matmul_peak"] = matmul_peak(args.matmul_size, args.matmul_repeats)
         if args.device == "cuda":

@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import functools
 import json
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.host import command_line
+from benchmarks.host import command_line, machine, machine_line
 from benchmarks.markdown_block import write_block
 from unigrec.config import load_section
 from unigrec.ids.embeddings import embed_texts
@@ -191,7 +190,6 @@ def main() -> int:
     net = load_model(layout.model_dir).net if trained else GenerativeTransformer(dims)
     spec = setup.spec
 
-    threads = torch.get_num_threads()
     throughput = training_throughput(GenerativeTransformer(dims), data.train_sequences, collate_train, spec,
                                      cfg.batch_size, args.steps)
     net.eval()
@@ -212,8 +210,7 @@ def main() -> int:
     mean_prompt = float(np.mean([len(e.prompt) for e in rec_prompts]))
     validation = json.loads(layout.train_metrics.read_text()) if layout.train_metrics.exists() else None
     result = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__, "torch_threads": threads},
+        "machine": machine(),
         "model": {"item_representation": cfg.model.item_representation, "d_model": cfg.model.d_model,
                   "n_layers": cfg.model.n_layers, "n_heads": cfg.model.n_heads,
                   "parameters": sum(p.numel() for p in net.parameters()), "weights": "trained" if trained else "random",
@@ -238,8 +235,7 @@ def render(r: dict, command: str) -> str:
     lines = [
         "## Generative model: training and decoding (`benchmarks/train_bench.py`)",
         "",
-        (f"Command: `{command}`. Machine: {r['machine']['platform']}, Python {r['machine']['python']}, "
-        f"torch {r['machine']['torch']} ({r['machine']['torch_threads']} threads), CPU only. "
+        (f"Command: `{command}`. Machine: {machine_line(r['machine'])}, CPU only. "
         f"Model: {m['item_representation']}, d_model {m['d_model']}, {m['n_layers']} layers, {m['n_heads']} heads, "
         f"{m['parameters']:,} parameters ({m['weights']} weights); rec IDs have {m['levels']['rec']} levels; "
         f"beam {m['beam_size']}; mean rec prompt {r['data']['mean_rec_prompt_tokens']} tokens "

@@ -1,11 +1,12 @@
-"""A benchmark prints the command that reproduces it; that command has to paste back into a shell."""
+"""What every benchmark records about its run: the command that reproduces it, which has to paste back into
+a shell, and the machine, which has to read the same in every block, old records included."""
 
 from __future__ import annotations
 
 import shlex
 
 from benchmarks import host
-from benchmarks.host import command_line
+from benchmarks.host import command_line, machine, machine_line
 
 # a seeds.py row label and run dir as they really look: spaces, commas and parentheses
 ARGS = ["--root", "/runs/ml1m-protocol-unigrec,_d_model_128_(bf16)-12", "--rows", "unigrec, d_model 128 (bf16)"]
@@ -21,3 +22,18 @@ def test_a_deprioritised_run_says_so_in_its_command(monkeypatch):
     monkeypatch.setattr(host.os, "nice", lambda increment: 10)
     command = command_line("benchmarks/scale_bench.py", ["--sizes", "1000"])
     assert shlex.split(command) == ["nice", "-n", "10", "python", "benchmarks/scale_bench.py", "--sizes", "1000"]
+
+
+def test_a_fresh_record_reads_as_cores_cpu_memory_and_torch_threads():
+    line = machine_line(machine())
+    assert line.split(" CPUs (")[0].isdigit() and " GB RAM, " in line and " threads)" in line
+
+
+def test_records_kept_before_the_shared_record_read_the_same_way():
+    new = {"cpus": 2, "cpu": "AMD EPYC", "memory_gb": 23.5, "python": "3.11.7", "torch": "2.13.0", "torch_threads": 2}
+    old = {"nproc": 2, "cpu": "AMD EPYC", "ram_gb": 23.5, "python": "3.11.7", "torch": "2.13.0", "torch_threads": 2}
+    assert machine_line(old) == machine_line(new) == "2 CPUs (AMD EPYC), 23.5 GB RAM, Python 3.11.7, torch 2.13.0 (2 threads)"
+
+
+def test_a_record_without_cpu_model_or_torch_leaves_those_parts_out():
+    assert machine_line({"cpus": 2, "platform": "Linux", "python": "3.11.7"}) == "2 CPUs, Linux, Python 3.11.7"
