@@ -238,7 +238,9 @@ def _crash_in_epoch(cfg: TrainConfig, layout: Layout, monkeypatch, at: int = 1) 
             run(cfg, layout)
 
 
-def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(tmp_path, query_cache, monkeypatch):
+def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(
+    tmp_path, query_cache, monkeypatch, caplog
+):
     """Kill a run after its first epoch (last.ckpt written); the same run then continues at epoch 1 with the
     first epoch's log kept, a finished run or changed params start from scratch."""
     import pandas as pd
@@ -260,9 +262,12 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(tmp_
         assert (layout.train_work_dir / "checkpoints" / "last.ckpt").exists()
         assert not layout.train_metrics.exists()
 
-        run(cfg, layout)  # same params and data: continues
+        with caplog.at_level(logging.INFO, logger="unigrec.train.fit"):
+            run(cfg, layout)  # same params and data: continues
         training = json.loads(layout.train_metrics.read_text())["training"]
         assert training["resumed_after_epoch"] == 0 and training["epochs"] == 3
+        # the log counts epochs from 1, as its per-epoch lines do; the record keeps metrics.csv's index
+        assert "epoch 1 of 3 was its last finished one" in caplog.text
         assert sorted(p.name for p in (layout.train_work_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
         epochs = pd.read_csv(layout.train_work_dir / "csv" / "version_0" / "metrics.csv")
         assert sorted(epochs.dropna(subset=["val/ndcg"])["epoch"]) == [0, 1, 2]  # no epoch lost or doubled

@@ -73,7 +73,7 @@ class FitResult:
     best_score: float | None
     metrics_csv: Path | None  # Lightning's CSVLogger file (per step/epoch rows)
     sequences_per_second: float
-    resumed_after_epoch: int | None  # the epoch of the checkpoint this run continued from; None = from scratch
+    resumed_after_epoch: int | None  # 0-based epoch (metrics.csv's) of the checkpoint it continued from; None: fresh
     device: str  # where the (last part of the) run computed
     finished: bool  # ran to its end (not interrupted): the caller marks it complete once its outputs are written
 
@@ -283,7 +283,9 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
         stashed = stash_metrics(metrics_csv)
         if relocate_checkpoint(last, checkpoint_dir(work_dir)):
             log.info("the run's folder moved since its checkpoint was written: its recorded paths now point here")
-        log.info("resuming the unfinished run in %s after epoch %d", work_dir, resumed_after)
+        # counted from 1 like the per-epoch log lines; the record keeps Lightning's 0-based index (metrics.csv's)
+        log.info("resuming the unfinished run in %s: epoch %d of %d was its last finished one", work_dir,
+                 resumed_after + 1, cfg.trainer.max_epochs)
     dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
     net = GenerativeTransformer(dims)
     module = GenerativeRecModule(
