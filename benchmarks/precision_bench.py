@@ -19,9 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.host import cpu_model
+from benchmarks.host import command_line, machine, machine_line
 from benchmarks.markdown_block import write_block
 from benchmarks.params_override import set_param
 from benchmarks.train_bench import load_training_setup, training_throughput
@@ -71,10 +68,10 @@ def measure(root: Path, params: str, widths: list[int], precisions: list[str], s
 
 
 def machine_key(run: dict) -> tuple[str, str, int]:
-    """What makes two runs the same machine for this table: the CPU (model, units, count), torch and its
+    """What makes two runs the same machine for this table: the CPU (count, model, units), torch and its
     threads. The platform string is left out: cloud kernels carry a per-boot build tag."""
     m = run["machine"]
-    return m["cpu"], m["torch"], m["torch_threads"]
+    return f"{m['cpus']} CPUs ({m['cpu']})", m["torch"], m["torch_threads"]
 
 
 def load_runs(path: Path) -> list[dict]:
@@ -97,9 +94,8 @@ def _table(run: dict) -> list[str]:
     m, d = run["machine"], run["data"]
     fp32 = {r["d_model"]: r["sequences_per_s"] for r in run["rows"] if r["precision"] == "32-true"}
     lines = [
-        f"Command: `python {run.get('command', 'benchmarks/precision_bench.py')}`  ",
-        (f"Machine: {m['cpu']}, {m['platform']}, Python {m['python']}, torch {m['torch']} "
-         f"({m['torch_threads']} threads){', ' + run['date'] if run.get('date') else ''}  "),
+        f"Command: `{run['command']}`  ",
+        f"Machine: {machine_line(m)}{', ' + run['date'] if run.get('date') else ''}  ",
         (f"Data: {d['train_sequences']} training sequences of up to {d['max_events']} events, batch "
          f"{d['batch_size']}, {d['item_representation']} IDs; {run['steps']} timed steps after warm-up, "
          "random initial weights."),
@@ -147,11 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render:
         rows, data = measure(Path(args.root), args.params, args.widths, args.precisions, args.steps)
         run = {
-            "machine": {"cpu": f"{os.cpu_count()} CPUs ({cpu_model()})", "platform": platform.platform(),
-                        "python": platform.python_version(), "torch": torch.__version__,
-                        "torch_threads": torch.get_num_threads()},
+            "machine": machine(),
             "date": dt.date.today().isoformat(),
-            "command": shlex.join(["benchmarks/precision_bench.py", *argv]),  # pasteable: run dirs hold "()"
+            "command": command_line("benchmarks/precision_bench.py", argv),
             "data": data,
             "steps": args.steps,
             "rows": rows,

@@ -20,15 +20,16 @@ def _row(width: int, precision: str, rate: float) -> dict:
 
 def _run(cpu: str, rows: list[dict]) -> dict:
     return {
-        "machine": {"cpu": cpu, "platform": "linux", "python": "3.11", "torch": "2.13.0", "torch_threads": 2},
-        "date": "2026-12-03", "command": "benchmarks/precision_bench.py --steps 5",
+        "machine": {"cpus": 2, "cpu": cpu, "platform": "linux", "python": "3.11", "torch": "2.13.0",
+                    "torch_threads": 2},
+        "date": "2026-12-03", "command": "python benchmarks/precision_bench.py --steps 5",
         "data": {"train_sequences": 10, "max_events": 100, "batch_size": 32, "item_representation": "atomic"},
         "steps": 5, "rows": rows,
     }
 
 
 def test_render_gives_each_speed_up_against_fp32_at_its_own_width():
-    run = _run("2 CPUs (test CPU)", [_row(64, "32-true", 100.0), _row(64, "bf16-mixed", 150.0),
+    run = _run("test CPU", [_row(64, "32-true", 100.0), _row(64, "bf16-mixed", 150.0),
                                      _row(128, "bf16-mixed", 80.0)])
     table = [line for line in render([run]).splitlines() if line.startswith("| ")]
     assert table[1].endswith("| 32-true | 100.0 | 1.00x |")
@@ -37,11 +38,11 @@ def test_render_gives_each_speed_up_against_fp32_at_its_own_width():
 
 
 def test_a_run_replaces_only_its_own_machines_entry_and_the_block_shows_every_machine():
-    amd = _run("2 CPUs (AMD)", [_row(64, "32-true", 100.0), _row(64, "bf16-mixed", 160.0)])
-    intel = _run("2 CPUs (Intel)", [_row(64, "32-true", 90.0), _row(64, "bf16-mixed", 99.0)])
-    amd_again = _run("2 CPUs (AMD)", [_row(64, "32-true", 110.0), _row(64, "bf16-mixed", 132.0)])
+    amd = _run("AMD", [_row(64, "32-true", 100.0), _row(64, "bf16-mixed", 160.0)])
+    intel = _run("Intel", [_row(64, "32-true", 90.0), _row(64, "bf16-mixed", 99.0)])
+    amd_again = _run("AMD", [_row(64, "32-true", 110.0), _row(64, "bf16-mixed", 132.0)])
     runs = merge(merge(merge([], amd), intel), amd_again)
-    assert [r["machine"]["cpu"] for r in runs] == ["2 CPUs (AMD)", "2 CPUs (Intel)"]  # first-measured order
+    assert [r["machine"]["cpu"] for r in runs] == ["AMD", "Intel"]  # first-measured order
     assert runs[0] is amd_again and runs[1] is intel
     block = render(runs)
     assert "| bf16-mixed | 132.0 | 1.20x |" in block and "| bf16-mixed | 99.0 | 1.10x |" in block
@@ -50,7 +51,7 @@ def test_a_run_replaces_only_its_own_machines_entry_and_the_block_shows_every_ma
 
 
 def test_a_results_file_from_before_per_machine_entries_loads_as_one_run(tmp_path):
-    old = _run("2 CPUs (AMD)", [_row(64, "32-true", 100.0)])
+    old = _run("AMD", [_row(64, "32-true", 100.0)])
     path = tmp_path / "precision_bench.json"
     path.write_text(json.dumps(old))
     assert load_runs(path) == [old]
@@ -61,7 +62,7 @@ def test_a_results_file_from_before_per_machine_entries_loads_as_one_run(tmp_pat
 
 def test_render_flag_rewrites_the_block_from_the_results_file_without_measuring(tmp_path, monkeypatch):
     results, markdown = tmp_path / "precision.json", tmp_path / "BENCHMARKS.md"
-    results.write_text(json.dumps({"runs": [_run("2 CPUs (AMD)", [_row(64, "32-true", 100.0)])]}))
+    results.write_text(json.dumps({"runs": [_run("AMD", [_row(64, "32-true", 100.0)])]}))
     markdown.write_text("# benchmarks\n\n<!-- precision:start -->\nold\n<!-- precision:end -->\n\ntail\n")
     monkeypatch.setattr(precision_bench, "measure", lambda *a: pytest.fail("--render must not measure"))
     assert precision_bench.main(["--render", "--results", str(results), "--markdown", str(markdown)]) == 0
@@ -103,4 +104,5 @@ def test_a_run_records_a_pasteable_command_and_replaces_its_machines_last_entry(
         assert precision_bench.main(args) == 0
     runs = json.loads(results.read_text())["runs"]
     assert len(runs) == 1 and runs[0]["rows"][0]["sequences_per_s"] == 120.0  # same machine: replaced
-    assert shlex.split(runs[0]["command"]) == ["benchmarks/precision_bench.py", *args]  # "()" survive a shell
+    # "()" survive a shell; a run under `nice` says so first
+    assert shlex.split(runs[0]["command"])[-len(args) - 2:] == ["python", "benchmarks/precision_bench.py", *args]
