@@ -27,7 +27,6 @@ import datetime as dt
 import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,7 +38,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.host import command_line, cpu_model
+from benchmarks.host import command_line, machine_line
+from benchmarks.host import machine as host_machine
 from benchmarks.markdown_block import write_block
 from unigrec.config import PARAMS_FILE, load_section
 from unigrec.evaluate.baselines import BASELINE_NAMES
@@ -57,11 +57,11 @@ LOAD_NOTE = "; 1-minute load average at start"
 
 
 def hardware() -> str:
-    """The machine without its momentary load: what two runs must share for their minutes to compare."""
-    import torch
-
-    return (f"{os.cpu_count()} CPUs ({cpu_model()}), {platform.platform()}, Python {platform.python_version()}, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    """The machine without its momentary load: what two runs must share for their minutes to compare.
+    Memory stays out: stored records are matched by this very string, and never held it."""
+    record = host_machine()
+    record.pop("memory_gb")
+    return machine_line(record)
 
 
 def machine() -> str:

@@ -3,6 +3,7 @@ a shell, and the machine, which has to read the same in every block, old records
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from benchmarks import host
@@ -37,3 +38,12 @@ def test_records_kept_before_the_shared_record_read_the_same_way():
 
 def test_a_record_without_cpu_model_or_torch_leaves_those_parts_out():
     assert machine_line({"cpus": 2, "platform": "Linux", "python": "3.11.7"}) == "2 CPUs, Linux, Python 3.11.7"
+
+
+def test_the_seeds_blocks_machine_identity_keeps_its_old_form():
+    """Stored seed records are matched against this string, so it must not gain the memory field."""
+    from benchmarks.compare import hardware
+
+    # the form seeds records hold: "2 CPUs (AMD EPYC, AVX-512 BF16), Linux-..., Python 3.11.7, torch 2.13.0+cpu (2 threads)"
+    assert re.fullmatch(r"\d+ CPUs \(.+\), [^,]+, Python [\d.]+, torch \S+ \(\d+ threads\)", hardware())
+    assert " GB RAM" not in hardware()
