@@ -34,14 +34,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.host import command_line, machine, machine_line
 from benchmarks.markdown_block import write_block
-from benchmarks.params_override import set_param
+from benchmarks.params_override import override_params_file
 from benchmarks.project_copy import commit, copy_project
 from unigrec.pipeline import pipeline_stages
 
@@ -64,28 +62,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def apply_override(params: dict[str, Any], assignment: str) -> None:
-    """``a.b.c=VALUE`` -> params["a"]["b"]["c"] = yaml(VALUE); unknown keys are an error, not a new knob."""
-    key, sep, raw = assignment.partition("=")
-    if not sep:
-        raise SystemExit(f"--set {assignment!r}: expected KEY=VALUE")
-    set_param(params, key, yaml.safe_load(raw))
-
-
 def prepare(work: Path, overrides: list[str]) -> None:
     copy_project(work, share_cache=False)
     apply_overrides(work, overrides)
 
 
 def apply_overrides(work: Path, overrides: list[str]) -> None:
-    params_file = work / "params.yaml"
-    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
-    for assignment in overrides:
-        if assignment.startswith("ingest.path="):  # relative to where the command was given
-            value = assignment.split("=", 1)[1]
-            assignment = f"ingest.path={Path(value).resolve()}"
-        apply_override(params, assignment)
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    override_params_file(work / "params.yaml", overrides)
     commit(work, "benchmark params")
 
 

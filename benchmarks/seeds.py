@@ -8,7 +8,7 @@ everything the JSON holds, with the number of seeds behind each figure.
 
 Usage:
     # a project root whose data stages are done (ingest, validate, split; identifiers for the
-    # semantic-ID rows), e.g. `dvc repro identifiers` in a copy with ingest.source: movielens-1m
+    # semantic-ID rows); the spec file's header gives the benchmarks/prepare_root.py command that makes it
     python benchmarks/seeds.py --root /work/ml1m --spec benchmarks/specs/ml1m.yaml --work /work/bench_runs/ml1m
     # one row, one seed (resumable; --render only re-writes the block from the JSON)
     python benchmarks/seeds.py ... --rows "SASRec+ (full softmax)" --seeds 1
