@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
 from benchmarks.params_override import apply_override, resolve_ingest_path
 from benchmarks.project_copy import commit, copy_project
-from unigrec.pipeline import pipeline_stages
+from unigrec.logs import setup_logging
+from unigrec.pipeline import apply_param_overrides, pipeline_stages, reproduce_stage
 
 DEFAULT_UNTIL = "split"  # what every row of seeds.py needs; semantic-ID rows also need identifiers
 
@@ -46,9 +47,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from unigrec.logs import setup_logging
-    from unigrec.pipeline import apply_param_overrides, reproduce_stage
-
     args = parse_args(argv)
     setup_logging()
     dest = Path(args.dest).resolve()
