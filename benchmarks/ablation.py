@@ -32,8 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -48,7 +46,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.host import command_line
+from benchmarks.host import command_line, machine, machine_line
 from benchmarks.markdown_block import write_block
 from unigrec.config import TrainConfig, build_section
 from unigrec.evaluate.metrics import auc, gauc, ndcg_at_k
@@ -353,9 +351,7 @@ def main() -> int:
                   f"d_model {raw_train['model']['d_model']}, beam/K {raw_train['eval']['beam_size']}; "
                   f"{sum(r['rec_n'] for r in runs[args.variants[0]][:1]):.0f} rec / "
                   f"{sum(r['search_n'] for r in runs[args.variants[0]][:1]):.0f} search validation events"),
-        "machine": (f"{platform.platform()}, Python {platform.python_version()}, torch {torch.__version__}, "
-                    f"{os.cpu_count()} CPUs shared with other jobs, {torch.get_num_threads()} torch threads, "
-                    f"wall {time.time() - started:.0f} s"),
+        "machine": f"{machine_line(machine())}; shared with other jobs; wall {time.time() - started:.0f} s",
         "seeds": args.seeds,
         "notes": ("Validation split only; checkpoints are selected on the per-epoch validation sample, so "
                   "all variants share the same (small) optimism. two_stage's ranking-only model is selected on "
