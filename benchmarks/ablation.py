@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -351,7 +352,9 @@ def main() -> int:
                   f"d_model {raw_train['model']['d_model']}, beam/K {raw_train['eval']['beam_size']}; "
                   f"{sum(r['rec_n'] for r in runs[args.variants[0]][:1]):.0f} rec / "
                   f"{sum(r['search_n'] for r in runs[args.variants[0]][:1]):.0f} search validation events"),
-        "machine": f"{machine_line(machine())}; shared with other jobs; wall {time.time() - started:.0f} s",
+        # the load says whether other jobs shared the cores (this script's timings assume they may have)
+        "machine": (f"{machine_line(machine())}; 1-minute load average at the end {os.getloadavg()[0]:.1f}; "
+                    f"wall {time.time() - started:.0f} s"),
         "seeds": args.seeds,
         "notes": ("Validation split only; checkpoints are selected on the per-epoch validation sample, so "
                   "all variants share the same (small) optimism. two_stage's ranking-only model is selected on "
