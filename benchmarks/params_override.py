@@ -1,15 +1,15 @@
 """Dotted-key overrides of a parsed params.yaml, shared by the benchmark scripts.
 
 A typo must fail loudly: an override of a key params.yaml does not have would otherwise add a knob no
-stage reads, and the benchmark would silently measure the defaults.
+stage reads, and the benchmark would silently measure the defaults. ``set_param`` edits a parsed params
+dict (the seeds' and precision rows); ``write_param_overrides`` writes ``--set`` overrides into a project
+copy's params.yaml.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 
 def set_param(params: dict[str, Any], key: str, value: Any) -> None:
@@ -25,23 +25,26 @@ def set_param(params: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
-def apply_override(params: dict[str, Any], assignment: str) -> None:
-    """``a.b.c=VALUE`` -> params["a"]["b"]["c"] = yaml(VALUE); unknown keys are an error, not a new knob."""
-    key, sep, raw = assignment.partition("=")
-    if not sep:
-        raise SystemExit(f"--set {assignment!r}: expected KEY=VALUE")
-    set_param(params, key, yaml.safe_load(raw))
-
-
-def override_params_file(params_file: Path, overrides: list[str]) -> None:
-    """Apply ``--set KEY=VALUE`` overrides to a params.yaml in place (its comments are not kept).
+def write_param_overrides(root: Path, overrides: list[str]) -> None:
+    """Write ``--set KEY=VALUE`` overrides into ``root``'s params.yaml with DVC's writer, the one
+    ``dvc exp run -S`` and the product's flows use, so params.yaml keeps its comments and a benchmark
+    parses an override exactly as the pipeline would.
 
     ``ingest.path`` is resolved against the directory the command was given in, where the user typed it,
-    since the stages read it relative to the project root, which is somewhere else."""
-    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
-    for assignment in map(resolve_ingest_path, overrides):
-        apply_override(params, assignment)
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    since the stages read it relative to the project root, which is somewhere else. A benchmark only
+    changes existing knobs: Hydra's ``+key`` (add) and ``~key`` (delete) are refused, and an unknown key
+    fails with DVC's message turned into a SystemExit that names it."""
+    from dvc.exceptions import InvalidArgumentError
+
+    from unigrec.pipeline import apply_param_overrides
+
+    for assignment in overrides:
+        if assignment.startswith(("+", "~")):
+            raise SystemExit(f"--set {assignment!r}: benchmarks change existing params only (no +/~)")
+    try:
+        apply_param_overrides(root, [resolve_ingest_path(a) for a in overrides])
+    except InvalidArgumentError as err:  # its own text is generic; the cause names the override
+        raise SystemExit(f"--set: {err.__cause__ or err}") from err
 
 
 def resolve_ingest_path(assignment: str) -> str:

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.host import command_line, machine, machine_line
 from benchmarks.markdown_block import write_block
-from benchmarks.params_override import override_params_file
+from benchmarks.params_override import write_param_overrides
 from benchmarks.project_copy import commit, copy_project
 from unigrec.pipeline import pipeline_stages
 
@@ -68,7 +68,7 @@ def prepare(work: Path, overrides: list[str]) -> None:
 
 
 def apply_overrides(work: Path, overrides: list[str]) -> None:
-    override_params_file(work / "params.yaml", overrides)
+    write_param_overrides(work, overrides)
     commit(work, "benchmark params")
 
 

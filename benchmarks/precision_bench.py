@@ -67,11 +67,11 @@ def measure(root: Path, params: str, widths: list[int], precisions: list[str], s
     return rows, data
 
 
-def machine_key(run: dict) -> tuple[str, str, int]:
+def machine_key(run: dict) -> tuple[int, str, str, int]:
     """What makes two runs the same machine for this table: the CPU (count, model, units), torch and its
     threads. The platform string is left out: cloud kernels carry a per-boot build tag."""
     m = run["machine"]
-    return f"{m['cpus']} CPUs ({m['cpu']})", m["torch"], m["torch_threads"]
+    return m["cpus"], m["cpu"], m["torch"], m["torch_threads"]
 
 
 def load_runs(path: Path) -> list[dict]:

@@ -3,7 +3,8 @@ params.yaml overrides, and its data stages run through DVC.
 
 Why: ``seeds.py`` and ``compare.py`` take a prepared root, and a block names its root by the overrides
 that made it (ML-1M; ML-1M with 1% searches). This makes that root in one command, with the overrides
-checked against params.yaml before anything is copied, instead of a hand-edited params file.
+written by DVC's own writer (a misspelt key removes the copy and stops), instead of a hand-edited params
+file.
 
     # the root of the "ml1m-protocol" block (ML-1M, 1% of positives recast as searches)
     python benchmarks/prepare_root.py /work/ml1m_p --set ingest.source=movielens-1m \\
@@ -19,24 +20,22 @@ writes into the checkout. ``ingest.path`` is resolved where the command is given
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
-
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.params_override import apply_override, resolve_ingest_path
+from benchmarks.params_override import resolve_ingest_path, write_param_overrides
 from benchmarks.project_copy import commit, copy_project
 from unigrec.logs import setup_logging
-from unigrec.pipeline import apply_param_overrides, pipeline_stages, reproduce_stage
+from unigrec.pipeline import pipeline_stages, reproduce_stage
 
 DEFAULT_UNTIL = "split"  # what every row of seeds.py needs; semantic-ID rows also need identifiers
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    stages = pipeline_stages(ROOT)
+def parse_args(argv: list[str] | None, stages: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dest", help="the root to create (must not exist)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -47,20 +46,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    stages = pipeline_stages(ROOT)  # the copy's dvc.yaml is this checkout's
+    args = parse_args(argv, stages)
     setup_logging()
     dest = Path(args.dest).resolve()
     if dest.exists():
         raise SystemExit(f"{dest} exists: remove it or name another root")
-    overrides = [resolve_ingest_path(a) for a in args.overrides]
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    for assignment in overrides:  # a typo fails here, before anything is copied
-        apply_override(params, assignment)
     copy_project(dest, share_cache=False)
-    if overrides:
-        apply_param_overrides(dest, overrides)  # DVC's writer: params.yaml keeps its comments
+    try:  # a typo fails here; the half-made copy goes with it, so the same command can be rerun
+        write_param_overrides(dest, args.overrides)
+    except SystemExit:
+        shutil.rmtree(dest)
+        raise
+    overrides = [resolve_ingest_path(a) for a in args.overrides]
     commit(dest, "benchmark root: " + (" ".join(overrides) or "default params"))
-    stages = pipeline_stages(dest)
     for stage in stages[: stages.index(args.until) + 1]:
         try:
             reproduce_stage(stage, dest)

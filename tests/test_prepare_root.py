@@ -1,5 +1,5 @@
 """`benchmarks/prepare_root.py` turns a block's overrides into the root it names: a DVC project whose
-params carry the overrides and whose data stages ran; a typo in an override stops it before any copy."""
+params carry the overrides and whose data stages ran; a typo in an override stops it and leaves no half-made root."""
 
 from __future__ import annotations
 
@@ -28,9 +28,15 @@ def test_the_root_holds_the_overrides_and_the_stages_up_to_until(tmp_path):
 
 def test_a_misspelt_override_stops_before_anything_is_copied(tmp_path):
     dest = tmp_path / "root"
-    with pytest.raises(SystemExit, match="no such key"):
+    with pytest.raises(SystemExit, match="Could not override 'ingest.queries.search_fractoin'"):
         prepare_root.main([str(dest), "--set", "ingest.queries.search_fractoin=0.01"])
-    assert not dest.exists()
+    assert not dest.exists()  # the half-made copy is gone: the corrected command can be rerun as is
+
+
+def test_an_override_that_would_add_a_knob_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="existing params only"):
+        prepare_root.main([str(tmp_path / "root"), "--set", "+ingest.new_knob=1"])
+    assert not (tmp_path / "root").exists()
 
 
 def test_an_existing_root_is_never_overwritten(tmp_path):
