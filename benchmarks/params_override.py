@@ -25,7 +25,7 @@ def set_param(params: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
-def write_param_overrides(root: Path, overrides: list[str]) -> None:
+def write_param_overrides(root: Path, overrides: list[str]) -> list[str]:
     """Write ``--set KEY=VALUE`` overrides into ``root``'s params.yaml with DVC's writer, the one
     ``dvc exp run -S`` and the product's flows use, so params.yaml keeps its comments and a benchmark
     parses an override exactly as the pipeline would.
@@ -33,7 +33,8 @@ def write_param_overrides(root: Path, overrides: list[str]) -> None:
     ``ingest.path`` is resolved against the directory the command was given in, where the user typed it,
     since the stages read it relative to the project root, which is somewhere else. A benchmark only
     changes existing knobs: Hydra's ``+key`` (add) and ``~key`` (delete) are refused, and an unknown key
-    fails with DVC's message turned into a SystemExit that names it."""
+    fails with DVC's message turned into a SystemExit that names it. Returns the overrides as written
+    (``ingest.path`` absolute), for the copy's commit message."""
     from dvc.exceptions import InvalidArgumentError
 
     from unigrec.pipeline import apply_param_overrides
@@ -41,10 +42,12 @@ def write_param_overrides(root: Path, overrides: list[str]) -> None:
     for assignment in overrides:
         if assignment.startswith(("+", "~")):
             raise SystemExit(f"--set {assignment!r}: benchmarks change existing params only (no +/~)")
+    written = [resolve_ingest_path(a) for a in overrides]
     try:
-        apply_param_overrides(root, [resolve_ingest_path(a) for a in overrides])
+        apply_param_overrides(root, written)
     except InvalidArgumentError as err:  # its own text is generic; the cause names the override
         raise SystemExit(f"--set: {err.__cause__ or err}") from err
+    return written
 
 
 def resolve_ingest_path(assignment: str) -> str:

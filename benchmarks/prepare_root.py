@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.params_override import resolve_ingest_path, write_param_overrides
+from benchmarks.params_override import write_param_overrides
 from benchmarks.project_copy import commit, copy_project
 from unigrec.logs import setup_logging
 from unigrec.pipeline import pipeline_stages, reproduce_stage
@@ -54,11 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{dest} exists: remove it or name another root")
     copy_project(dest, share_cache=False)
     try:  # a typo fails here; the half-made copy goes with it, so the same command can be rerun
-        write_param_overrides(dest, args.overrides)
+        overrides = write_param_overrides(dest, args.overrides)
     except SystemExit:
         shutil.rmtree(dest)
         raise
-    overrides = [resolve_ingest_path(a) for a in args.overrides]
     commit(dest, "benchmark root: " + (" ".join(overrides) or "default params"))
     for stage in stages[: stages.index(args.until) + 1]:
         try:

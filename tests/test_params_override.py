@@ -27,7 +27,8 @@ def root(tmp_path):
 
 def test_overrides_are_written_and_comments_kept(root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write_param_overrides(root, ["ingest.queries.search_fraction=0.01", "ingest.path=data/ml-1m"])
+    written = write_param_overrides(root, ["ingest.queries.search_fraction=0.01", "ingest.path=data/ml-1m"])
+    assert written == ["ingest.queries.search_fraction=0.01", f"ingest.path={tmp_path / 'data' / 'ml-1m'}"]
     text = (root / "params.yaml").read_text()
     assert "# where the raw files are" in text
     params = yaml.safe_load(text)

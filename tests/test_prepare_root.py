@@ -26,7 +26,7 @@ def test_the_root_holds_the_overrides_and_the_stages_up_to_until(tmp_path):
     assert not (dest / ".cache").is_symlink()  # training there never writes into this checkout
 
 
-def test_a_misspelt_override_stops_before_anything_is_copied(tmp_path):
+def test_a_misspelt_override_stops_and_leaves_no_root(tmp_path):
     dest = tmp_path / "root"
     with pytest.raises(SystemExit, match="Could not override 'ingest.queries.search_fractoin'"):
         prepare_root.main([str(dest), "--set", "ingest.queries.search_fractoin=0.01"])
