@@ -36,8 +36,8 @@ def write_candidates(layout: Layout, seed: int = 3) -> None:
 
 
 def fill_query_cache(layout: Layout, cache_dir: str) -> np.ndarray:
-    from unigrec.ids.embeddings import embedding_cache_file
-    from unigrec.train.examples import query_table_texts
+    from unigrec.inference.prompts import query_table_texts
+    from unigrec.text_encoder import embedding_cache_file
 
     texts = list(query_table_texts(pd.read_parquet(layout.events)))
     vectors = np.random.default_rng(0).normal(size=(len(texts), QUERY_DIM)).astype(np.float32)

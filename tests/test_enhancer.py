@@ -19,6 +19,8 @@ from unigrec.config import (
     RankingNegativesConfig,
     WeighterConfig,
 )
+from unigrec.inference.prompts import group_user_events, query_table_texts
+from unigrec.inference.retrieval import id_spaces
 from unigrec.model.batch import collate_sequences
 from unigrec.model.decoding import beam_search, candidate_code_scores, score_candidates
 from unigrec.model.item_codes import item_codes_from_frame
@@ -36,9 +38,9 @@ from unigrec.train.enhancer import (
     prefix_at,
     select_candidates,
 )
-from unigrec.train.examples import group_user_events, query_table_texts, training_sequences
-from unigrec.train.fit import id_spaces, loss_spec, transformer_dims
+from unigrec.train.fit import loss_spec, transformer_dims
 from unigrec.train.losses import sequence_losses, sequence_losses_and_states
+from unigrec.train.sequences import training_sequences
 from unigrec.train.weighter import TaskWeighter
 
 MAX_EVENTS = 10

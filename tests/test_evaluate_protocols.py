@@ -12,11 +12,9 @@ from unigrec.evaluate.comparison import MODEL_LABEL, protocol_table
 from unigrec.evaluate.protocols import (
     best_weight,
     drop_seen,
-    fused_scores,
     hit_rate_curve,
     list_ranks,
     ranking_metrics,
-    rerank,
     retrieval_metrics,
     sampled_ranks,
 )
@@ -47,15 +45,6 @@ def test_retrieval_metrics_by_hand():
     assert got["mrr"] == pytest.approx((1.0 + 1 / 3 + 0.0) / 3)
     assert set(retrieval_metrics(ranks, (1,), (), False)) == {"hr@1"}
     assert hit_rate_curve(ranks, 3).tolist() == pytest.approx([1 / 3, 1 / 3, 2 / 3])
-
-
-def test_rerank_orders_valid_items_by_ranking_score_and_keeps_ties_stable():
-    items, valid = rerank(np.array([["a", "b", "c", "d"]]), np.array([[0.1, 0.9, 0.95, 0.1]]),
-                          np.array([[True, True, False, True]]))
-    assert items.tolist() == [["b", "a", "d", "c"]]  # c is invalid: last whatever its score
-    assert valid.tolist() == [[True, True, True, False]]
-    same, _ = rerank(np.array([["a", "b", "c"]]), np.zeros((1, 3)), np.ones((1, 3), dtype=bool))
-    assert same.tolist() == [["a", "b", "c"]]
 
 
 def test_ranking_metrics_by_hand():
@@ -107,28 +96,6 @@ def test_comparison_table_rows_and_best_values():
     assert "| search | popularity | 2 | **0.3000** |" in table
     assert not any("| rec | bm25" in line for line in table)  # bm25 serves search only
     assert len(table) == 2 + 2 + 3
-
-
-def test_fused_scores_mix_log_probabilities_by_weight():
-    logp = np.array([[-1.0, -2.0, -np.inf]])
-    prob = np.array([[0.5, 0.25, 0.0]])
-    assert fused_scores(logp, prob, 0.0).tolist() == logp.tolist()  # retrieval order, padding stays -inf
-    assert fused_scores(logp, prob, 1.0)[0, :2] == pytest.approx(np.log([0.5, 0.25]))
-    assert fused_scores(logp, prob, 1.0)[0, 2] < -700  # P = 0 is clipped, not -inf * weight = nan
-    mixed = fused_scores(logp, prob, 0.25)
-    assert mixed[0, :2] == pytest.approx([0.75 * -1.0 + 0.25 * np.log(0.5), 0.75 * -2.0 + 0.25 * np.log(0.25)])
-    with pytest.raises(ValueError, match="fusion weight"):
-        fused_scores(logp, prob, 1.5)
-
-
-def test_fused_scores_can_reverse_the_retrieval_order_only_with_enough_weight():
-    logp = np.array([[-1.0, -1.2]])  # retrieval prefers a
-    prob = np.array([[0.2, 0.8]])  # the ranker prefers b
-    valid = np.ones((1, 2), dtype=bool)
-    order = lambda w: rerank(np.array([["a", "b"]]), fused_scores(logp, prob, w), valid)[0].tolist()
-    assert order(0.0) == [["a", "b"]]
-    assert order(0.1) == [["a", "b"]]  # -1.061 vs -1.102: the retrieval gap still wins
-    assert order(0.5) == [["b", "a"]]
 
 
 def test_best_weight_prefers_quality_then_the_smaller_weight_and_ignores_nan():

@@ -95,13 +95,13 @@ def test_beam_ranks_equal_exact_catalogue_scoring(tmp_path):
     each target must equal its rank when every unseen item is scored one by one."""
     from unigrec.evaluate.baselines.context import held_out_cases
     from unigrec.evaluate.evaluation import evaluate_test_split
-    from unigrec.evaluate.generative import id_space_of
-    from unigrec.ids.embeddings import embedding_cache_file
+    from unigrec.inference.prompts import group_user_events, prompt_examples, query_table_texts
+    from unigrec.inference.retrieval import id_spaces
     from unigrec.model.batch import collate_sequences
     from unigrec.model.card import load_model
     from unigrec.model.decoding import score_candidates
     from unigrec.model.vocabulary import PAD
-    from unigrec.train.examples import group_user_events, prompt_examples, query_table_texts
+    from unigrec.text_encoder import embedding_cache_file
 
     layout = tiny_project(tmp_path)
     events = pd.read_parquet(layout.events)
@@ -119,7 +119,7 @@ def test_beam_ranks_equal_exact_catalogue_scoring(tmp_path):
         for i in rows:
             batch = collate_sequences([examples[i].prompt], table, model.serialiser.n_query_tokens,
                                       model.vocab.token(PAD))
-            scores, _ = score_candidates(model.net, batch, everything, id_space_of(model, stream == "search"))
+            scores, _ = score_candidates(model.net, batch, everything, id_spaces(model.vocab, model.items)[stream == "search"])
             seen = {e.item_id for e in cases[i].context.history}
             order = [model.items.item_ids[j] for j in torch.argsort(-scores[0]).tolist()]
             ranked = [item for item in order if item not in seen]
@@ -143,8 +143,8 @@ def test_missing_model_and_bad_settings_fail_clearly(tmp_path):
 
 def test_a_single_fusion_weight_is_used_as_given_without_a_validation_pass(tmp_path):
     from unigrec.evaluate.evaluation import evaluate_test_split
-    from unigrec.ids.embeddings import embedding_cache_file
-    from unigrec.train.examples import query_table_texts
+    from unigrec.inference.prompts import query_table_texts
+    from unigrec.text_encoder import embedding_cache_file
 
     layout = tiny_project(tmp_path)
     events = pd.read_parquet(layout.events)

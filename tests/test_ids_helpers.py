@@ -109,7 +109,7 @@ def test_synthetic_query_vectors_are_the_topic_centres_of_the_item_vectors():
 def test_torch_threads_is_scoped_and_restored_on_error():
     import torch
 
-    from unigrec.ids.threads import torch_threads
+    from unigrec.threads import torch_threads
 
     before = torch.get_num_threads()
     with torch_threads(before + 1):

@@ -18,11 +18,11 @@ from unigrec.errors import SourceError
 from unigrec.ids.assign import assign_ids_for_embeddings, assign_ids_for_texts
 from unigrec.ids.build import build_identifiers, item_texts
 from unigrec.ids.collaborative import fit_collaborative
-from unigrec.ids.embeddings import embedding_cache_file
 from unigrec.ids.persist import IDS_SCHEMA
 from unigrec.ids.synthetic import SyntheticSpec, synthetic_semantic_vectors, write_synthetic_project
 from unigrec.paths import Layout
 from unigrec.stages.identifiers import run
+from unigrec.text_encoder import embedding_cache_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = SyntheticSpec(n_items=150, n_users=60, events_per_user=20, n_topics=6, topics_per_user=2,

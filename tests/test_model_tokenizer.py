@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import synthetic_train_data as syn
 
+from unigrec.inference.prompts import group_user_events, prompt_examples, query_table_texts
 from unigrec.model.item_codes import item_codes_from_frame
 from unigrec.model.tokenizer import (
     IGNORE,
@@ -18,7 +19,6 @@ from unigrec.model.tokenizer import (
     SequenceSerialiser,
 )
 from unigrec.model.vocabulary import COLLABORATIVE, SEMANTIC, Vocabulary
-from unigrec.train.examples import group_user_events, prompt_examples, query_table_texts
 
 ITEMS = item_codes_from_frame(syn.ids_frame())
 VOCAB = Vocabulary.from_codebooks(syn.CODEBOOKS)

@@ -30,7 +30,7 @@ def _no_inherited_tracking_uri(monkeypatch):
 
 
 def test_predict_honours_the_contract(project):
-    from unigrec.model.serving import load_recommender
+    from unigrec.inference.serving import load_recommender
     from unigrec.registry.serving_contract import check_results
 
     model = load_recommender(project.model_dir)
@@ -54,7 +54,7 @@ def test_serving_uses_the_bundles_re_ranking_weight(project, tmp_path):
     import json
     import shutil
 
-    from unigrec.model.serving import load_recommender
+    from unigrec.inference.serving import load_recommender
 
     requests = pd.DataFrame({"user_id": ["u001", "u003"], "kind": ["rec", "rec"], "query": [None, None]})
     served = {}
@@ -75,7 +75,7 @@ def test_serving_uses_the_bundles_re_ranking_weight(project, tmp_path):
 
 
 def test_bad_requests_fail_with_a_clear_error(project):
-    from unigrec.model.serving import load_recommender
+    from unigrec.inference.serving import load_recommender
 
     model = load_recommender(project.model_dir)
     with pytest.raises(UnigrecError, match="query"):
@@ -87,7 +87,7 @@ def test_bad_requests_fail_with_a_clear_error(project):
     bare = project.root / "models" / "bare" / "generative"
     bare.mkdir(parents=True)
     with pytest.raises(UnigrecError, match="no serving bundle"):
-        from unigrec.model.serving import find_bundle
+        from unigrec.inference.serving import find_bundle
 
         find_bundle(bare)
 
@@ -124,7 +124,7 @@ def test_cli_serves_the_registry_champion(project, capsys, tmp_path):
     pytest.importorskip("mlflow")
     from unigrec.cli import main
     from unigrec.config import load_section
-    from unigrec.model.serving import assemble_servable_folder
+    from unigrec.inference.serving import assemble_servable_folder
     from unigrec.registry.gate import flatten_metrics
     from unigrec.registry.register import Candidate, register_candidate
     from unigrec.registry.serving_contract import request_examples

@@ -8,14 +8,15 @@ import synthetic_train_data as syn
 import torch
 
 from unigrec.config import ModelConfig
+from unigrec.inference.prompts import group_user_events, query_table_texts
 from unigrec.model.batch import collate_sequences
 from unigrec.model.item_codes import atomic_item_codes, item_codes_from_frame
 from unigrec.model.tokenizer import SequenceSerialiser
 from unigrec.model.transformer import GenerativeTransformer
 from unigrec.model.vocabulary import PAD, Vocabulary
-from unigrec.train.examples import group_user_events, query_table_texts, training_sequences
 from unigrec.train.fit import loss_spec, overweighted_targets, targets_per_task, transformer_dims
 from unigrec.train.losses import sequence_losses
+from unigrec.train.sequences import training_sequences
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def query_cache(tmp_path_factory) -> Path:
     """Embed the synthetic queries once (MiniLM load is the slow part); runs reuse the cache."""
-    from unigrec.ids.embeddings import embed_texts
-    from unigrec.train.examples import query_table_texts
+    from unigrec.inference.prompts import query_table_texts
+    from unigrec.text_encoder import embed_texts
 
     cache = tmp_path_factory.mktemp("query_cache")
     embed_texts(list(query_table_texts(syn.events_frame())), cache_dir=cache, show_progress=False)

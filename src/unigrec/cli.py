@@ -108,7 +108,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 def _serving_model(args: argparse.Namespace, scratch: Path):
     """The champion from the registry; the project's own model folder (with a notice) when there is none."""
     from unigrec.config import load_section
-    from unigrec.model.serving import load_recommender
+    from unigrec.inference.serving import load_recommender
     from unigrec.paths import Layout
     from unigrec.registry.download import registered_model_dir
 

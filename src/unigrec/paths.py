@@ -7,18 +7,42 @@ through these files.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from unigrec.ids.artefacts import IdsArtefacts
+from unigrec.errors import ContractViolation
 
 
-def _ids_artefacts(ids_dir: Path) -> IdsArtefacts:
-    # The file names inside ids_dir live in one place (IdsArtefacts), which cold-start code also uses.
-    from unigrec.ids.artefacts import IdsArtefacts
+@dataclasses.dataclass(frozen=True)
+class IdsArtefacts:
+    """Where each output lives inside an identifiers folder: the project's ``data/ids``, or any folder
+    the cold-start code writes IDs into (so the names live here, once)."""
 
-    return IdsArtefacts(ids_dir)
+    dir: Path
+
+    @property
+    def table(self) -> Path:
+        return Path(self.dir) / "ids.parquet"
+
+    @property
+    def codebooks(self) -> Path:
+        return Path(self.dir) / "codebooks.json"
+
+    @property
+    def quantizer(self) -> Path:
+        return Path(self.dir) / "quantizer.pt"
+
+    @property
+    def embeddings(self) -> Path:
+        return Path(self.dir) / "item_embeddings.npz"
+
+
+def require_inputs(inputs: Iterable[tuple[Path, str]]) -> None:
+    """Fail before any work when an input is absent, naming the stage that writes it, so a user who runs one
+    stage out of order learns what to run rather than reading a pandas traceback."""
+    for path, stage in inputs:
+        if not path.exists():
+            raise ContractViolation(f"{path} is missing: run the {stage} stage first")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,22 +111,22 @@ class Layout:
     @property
     def ids_table(self) -> Path:
         """item_id -> semantic_id, collaborative_id (the contract the model reads)."""
-        return _ids_artefacts(self.ids_dir).table
+        return IdsArtefacts(self.ids_dir).table
 
     @property
     def codebooks(self) -> Path:
         """Level names and sizes of both ID kinds (the model's code vocabulary)."""
-        return _ids_artefacts(self.ids_dir).codebooks
+        return IdsArtefacts(self.ids_dir).codebooks
 
     @property
     def quantizer(self) -> Path:
         """Trained RQ-VAE + text->collaborative map, to give cold-start items IDs."""
-        return _ids_artefacts(self.ids_dir).quantizer
+        return IdsArtefacts(self.ids_dir).quantizer
 
     @property
     def item_embeddings(self) -> Path:
         """item_ids, semantic (N,384) and collaborative (N,d) float32 vectors."""
-        return _ids_artefacts(self.ids_dir).embeddings
+        return IdsArtefacts(self.ids_dir).embeddings
 
     @property
     def identifiers_metrics(self) -> Path:

@@ -5,10 +5,11 @@ broken by stream (recommendation events before search events) and then by the ro
 table. MovieLens-1M has 77% of ratings sharing a timestamp, so without this rule sequences would not be
 reproducible.
 
-Leakage rule: the history of an event is every earlier event of the same user in that order, minus any
-event of the same item at the same timestamp. The second clause matters for datasets whose search and
-purchase logs record one engagement twice on the same day — GenSAR's released preprocessing lets the
-target leak into its own history exactly that way.
+Leakage rule, applied where prompts and baseline contexts are built
+(:func:`unigrec.inference.prompts.context_positions`): the history of an event is every earlier event of
+the same user in that order, minus any event of the same item at the same timestamp. The second clause
+matters for datasets whose search and purchase logs record one engagement twice on the same day —
+GenSAR's released preprocessing lets the target leak into its own history exactly that way.
 """
 
 from __future__ import annotations
@@ -60,18 +61,3 @@ def assign_leave_one_out(events: pd.DataFrame, min_events: int) -> pd.DataFrame:
     out = events.copy()
     out["split"] = pd.Series(split, index=events.index, dtype="string")
     return out[EVENT_COLUMNS]
-
-
-def history_of(user_events: pd.DataFrame, order: int) -> pd.DataFrame:
-    """The events a model may see when predicting the event at ``order`` of one user's timeline.
-
-    ``user_events`` are the events of ONE user (any splits). Strictly earlier events only, and never an
-    event of the target item at the target's own timestamp (see the module docstring).
-    """
-    target = user_events.loc[user_events["order"] == order]
-    if len(target) != 1:
-        raise KeyError(f"no single event with order {order}")
-    item, ts = target["item_id"].iloc[0], target["timestamp"].iloc[0]
-    earlier = user_events["order"] < order
-    same_engagement = (user_events["item_id"] == item) & (user_events["timestamp"] == ts)
-    return user_events.loc[earlier & ~same_engagement]

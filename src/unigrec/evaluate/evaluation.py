@@ -2,7 +2,7 @@
 
 The cases are the split's held-out test events with their leak-free histories
 (:func:`~unigrec.evaluate.baselines.context.held_out_cases`); the model reads the same events as prompts
-(:func:`~unigrec.train.examples.prompt_examples`), and the two are checked to line up row by row.
+(:func:`~unigrec.inference.prompts.prompt_examples`), and the two are checked to line up row by row.
 """
 
 from __future__ import annotations
@@ -217,8 +217,8 @@ def evaluate_test_split(
     by default the one model does both.
     """
     from unigrec.evaluate.generative import DecodeSettings, score_prompts
+    from unigrec.inference.prompts import group_user_events, prompt_examples
     from unigrec.model.card import load_model
-    from unigrec.train.examples import group_user_events, prompt_examples
 
     check_settings(cfg)
     cases = held_out_cases(events, SPLIT)
@@ -321,7 +321,7 @@ def tune_fusion_weights(
     validation cases keeps the retrieval order (w = 0).
     """
     from unigrec.evaluate.generative import score_prompts
-    from unigrec.train.examples import prompt_examples
+    from unigrec.inference.prompts import prompt_examples
 
     k = cfg.pipeline_ndcg_cutoff
     if len(cfg.fusion_weights) == 1:  # nothing to choose: skip the validation pass (half the stage's cost)

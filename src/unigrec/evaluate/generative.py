@@ -1,8 +1,7 @@
-"""The generative model as an evaluated (and served) method: retrieve unseen items by constrained beam
-search, re-rank them by a mix of their retrieval and ranking-head scores, and score fixed candidate lists.
+"""The generative model as an evaluated method: every protocol's model side over the held-out cases.
 
-Serving (``unigrec.model.serving``) calls the same :func:`retrieve_unseen` and :func:`ranking_probs`,
-so the pipeline that is measured is the pipeline that is served.
+Decoding goes through :mod:`unigrec.inference.retrieval`, the path the served model takes too, so the
+pipeline that is measured is the pipeline that is served.
 """
 
 from __future__ import annotations
@@ -14,73 +13,21 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from unigrec.evaluate.protocols import fused_scores, rerank
+from unigrec.inference.prompts import PromptExample
+from unigrec.inference.retrieval import (
+    DecodeSettings,
+    decode_batch,
+    fuse_and_rerank,
+    id_spaces,
+    seen_mask,
+    stream_batches,
+)
 from unigrec.logs import progress
-from unigrec.model.batch import SequenceBatch, collate_sequences
+from unigrec.model.batch import collate_sequences
 from unigrec.model.card import LoadedModel
-from unigrec.model.decoding import IdSpace, beam_search, build_id_space, score_candidates
-from unigrec.model.transformer import GenerativeTransformer
 from unigrec.model.vocabulary import PAD
-from unigrec.train.examples import PromptExample
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class DecodeSettings:
-    beam_size: int  # constrained beam width
-    batch_size: int  # prompts decoded at once
-    pipeline_k: int  # items retrieved before they are re-ranked
-    # request kind ("rec", "search") -> w of the re-ranking score (1-w)*log P(item) + w*log P(<pos>),
-    # chosen on validation data by the evaluate stage; a kind not named keeps the retrieval order
-    fusion_weights: dict[str, float] = dataclasses.field(default_factory=dict)
-
-    def weight(self, kind: str) -> float:
-        return float(self.fusion_weights.get(kind, 0.0))
-
-
-def id_space_of(model: LoadedModel, is_search: bool) -> IdSpace:
-    """Search targets are decoded as semantic IDs, recommendation targets as collaborative IDs."""
-    return build_id_space(model.vocab, model.items, model.serialiser.target_kind(is_search))
-
-
-def seen_mask(histories: Sequence[Sequence[int]], n_items: int) -> torch.Tensor:
-    """(B, n_items) bool: the dense item indices already in each request's history."""
-    mask = torch.zeros(len(histories), n_items, dtype=torch.bool)
-    for row, items in enumerate(histories):
-        if len(items):
-            mask[row, torch.as_tensor(list(items), dtype=torch.long)] = True
-    return mask
-
-
-@torch.no_grad()
-def retrieve_unseen(
-    net: GenerativeTransformer, prompts: SequenceBatch, space: IdSpace, seen: torch.Tensor, beam_size: int, k: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The ``k`` best items of a ``beam_size`` beam that are not in ``seen``: items (B, k) (-1 where the
-    beam held fewer), their summed code log-probs, and a validity mask. Seen items are kept out of the
-    beam itself (see :func:`beam_search`), so they never crowd unseen ones out of it."""
-    items, scores = beam_search(net, prompts, space, beam_size, exclude=seen)
-    valid = (items >= 0) & ~seen.gather(1, items.clamp(min=0))
-    # stable: kept items stay in beam order, dropped ones move behind them
-    order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)[:, :k]
-    if order.shape[1] < k:  # a catalogue smaller than k
-        pad = k - order.shape[1]
-        return (
-            torch.nn.functional.pad(items.gather(1, order), (0, pad), value=-1),
-            torch.nn.functional.pad(scores.gather(1, order), (0, pad), value=float("-inf")),
-            torch.nn.functional.pad(valid.gather(1, order), (0, pad), value=False),
-        )
-    return items.gather(1, order), scores.gather(1, order), valid.gather(1, order)
-
-
-@torch.no_grad()
-def ranking_probs(
-    net: GenerativeTransformer, prompts: SequenceBatch, space: IdSpace, items: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Retrieval log-prob and P(<pos>) of each (B, C) candidate; -1 entries are scored as item 0 and
-    must be masked by the caller."""
-    return score_candidates(net, prompts, items.clamp(min=0), space)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +44,9 @@ class GenerativeScores:
 
     def reranked(self, rows: np.ndarray, weight: float) -> list[list[str]]:
         """The pool of ``rows`` re-ordered by the fused score with ``weight`` (0 = retrieval order)."""
-        fused = fused_scores(self.pool_retrieval[rows], self.pool_ranking[rows], weight)
-        items, valid = rerank(self.pool_items[rows], fused, self.pool_valid[rows])
+        items, _, valid = fuse_and_rerank(
+            self.pool_items[rows], self.pool_retrieval[rows], self.pool_ranking[rows], self.pool_valid[rows], weight
+        )
         return [row[keep].tolist() for row, keep in zip(items, valid)]
 
 
@@ -133,32 +81,26 @@ def score_prompts(
     pool_valid = np.zeros((n, k), dtype=bool)
     item_ids = np.asarray(model.items.item_ids, dtype=object)
     pad = model.vocab.token(PAD)
-    batches = []
-    for is_search in (False, True):
-        rows = [i for i, e in enumerate(examples) if e.is_search == is_search]
-        batches += [(is_search, rows[s : s + settings.batch_size]) for s in range(0, len(rows), settings.batch_size)]
-    spaces = {s: id_space_of(model, s) for s in (False, True)}
+    batches = stream_batches([e.is_search for e in examples], settings.batch_size)
+    spaces = id_spaces(model.vocab, model.items)
     for is_search, rows in progress(batches, desc="generative model", unit="batch", leave=False):
-        space = spaces[is_search]
         prompts = collate_sequences(
             [examples[i].prompt for i in rows], query_table, model.serialiser.n_query_tokens, pad
         )
-        seen = seen_mask([histories[i] for i in rows], model.items.n_items)
-        beam = max(settings.beam_size, k)
-        items, beam_scores, valid = retrieve_unseen(model.net, prompts, space, seen, beam, beam)
-        pool = items[:, :k]
-        both = torch.cat([torch.as_tensor(candidates[rows], dtype=torch.long), pool], dim=1)
-        retrieval, probs = ranking_probs(model.net, prompts, space, both)
-        if ranker is not None:
-            _, probs = ranking_probs(ranker.net, prompts, space, both)
-        sampled_retrieval[rows] = retrieval[:, :c].numpy()
-        sampled_ranking[rows] = probs[:, :c].numpy()
-        pool_valid[rows] = valid[:, :k].numpy()
-        pool_items[rows] = item_ids[pool.clamp(min=0).numpy()]
-        pool_retrieval[rows] = beam_scores[:, :k].numpy()
-        pool_ranking[rows] = probs[:, c:].numpy()
+        decoded = decode_batch(
+            model.net, prompts, spaces[is_search], seen_mask([histories[i] for i in rows], model.items.n_items),
+            settings.beam_size, k, candidates=torch.as_tensor(candidates[rows], dtype=torch.long),
+            ranker=ranker.net if ranker is not None else None,
+        )
+        sampled_retrieval[rows] = decoded.candidate_retrieval
+        sampled_ranking[rows] = decoded.candidate_ranking
+        pool = decoded.items[:, :k]
+        pool_valid[rows] = decoded.valid[:, :k]
+        pool_items[rows] = item_ids[np.clip(pool, 0, None)]
+        pool_retrieval[rows] = decoded.retrieval[:, :k]
+        pool_ranking[rows] = decoded.pool_ranking
         for j, row in enumerate(rows):
-            retrieved[row] = item_ids[items[j][valid[j]].numpy()].tolist()
+            retrieved[row] = item_ids[decoded.items[j][decoded.valid[j]]].tolist()
     return GenerativeScores(
         sampled_retrieval, sampled_ranking, retrieved, pool_items, pool_retrieval, pool_ranking, pool_valid
     )

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 
 from unigrec.config import EvaluateConfig
-from unigrec.paths import Layout
-from unigrec.stages import require_inputs
+from unigrec.paths import Layout, require_inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +24,8 @@ class TestInputs:
 
 def load_test_inputs(cfg: EvaluateConfig, layout: Layout) -> TestInputs:
     """Read the project's evaluation data; fails naming the stage to run when a table is missing."""
-    from unigrec.ids.embeddings import embed_texts
-    from unigrec.train.examples import query_table_texts
+    from unigrec.inference.prompts import query_table_texts
+    from unigrec.text_encoder import embed_texts
 
     require_inputs((
         (layout.events, "split"),

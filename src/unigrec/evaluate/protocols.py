@@ -66,43 +66,6 @@ def hit_rate_curve(ranks: np.ndarray, max_k: int) -> np.ndarray:
     return np.array([float(np.mean(ranks < k)) for k in range(1, max_k + 1)])
 
 
-def rerank_order(ranking_scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Column order putting each row's valid entries by ranking score, best first; invalid ones last.
-
-    A stable sort keeps the retrieval order among equal ranking scores, so re-ranking by a constant
-    score returns the retrieval list unchanged.
-    """
-    keyed = np.where(valid, -np.asarray(ranking_scores, dtype=np.float64), np.inf)
-    return np.argsort(keyed, axis=1, kind="stable")
-
-
-def rerank(
-    ranked: np.ndarray, ranking_scores: np.ndarray, valid: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``ranked`` and its ``valid`` mask reordered by :func:`rerank_order`."""
-    order = rerank_order(ranking_scores, valid)
-    return np.take_along_axis(np.asarray(ranked), order, axis=1), np.take_along_axis(valid, order, axis=1)
-
-
-def fused_scores(retrieval_logp: np.ndarray, positive_prob: np.ndarray, weight: float) -> np.ndarray:
-    """The unified pipeline's re-ranking score: ``(1 - w) * log P(item | prompt) + w * log P(<pos>)``.
-
-    The ranking head alone predicts "would like it" (rating >= threshold), not "comes next": on ml-100k
-    re-ranking the retrieved 50 by P(<pos>) alone cut rec NDCG@10 from 0.050 to 0.020. Mixing both
-    log-probabilities lets validation data decide how much the ranker may move the retrieval order;
-    ``w = 0`` keeps it, ``w = 1`` is the ranker alone.
-    """
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"fusion weight must lie in [0, 1], not {weight}")
-    logp = np.asarray(retrieval_logp, dtype=np.float64)
-    prob = np.clip(np.asarray(positive_prob, dtype=np.float64), np.finfo(np.float64).tiny, 1.0)
-    if weight == 0.0:  # avoid 0 * -inf where a padded entry has no retrieval score
-        return logp
-    if weight == 1.0:
-        return np.log(prob)
-    return (1.0 - weight) * logp + weight * np.log(prob)
-
-
 def best_weight(quality_by_weight: Mapping[float, float]) -> float:
     """The fusion weight with the best validation quality; ties go to the smaller weight (less change
     to the retrieval order), and undefined (NaN) qualities never win."""

@@ -28,7 +28,7 @@ def reevaluate_folder(
     from unigrec.evaluate.evaluation import check_settings, evaluate_test_split
     from unigrec.evaluate.inputs import load_test_inputs
     from unigrec.evaluate.report import finite_or_none
-    from unigrec.model.serving import assemble_servable_folder, write_serving_bundle
+    from unigrec.inference.serving import assemble_servable_folder, write_serving_bundle
 
     cfg = dataclasses.replace(cfg, baselines=())
     check_settings(cfg)

@@ -1,6 +1,7 @@
-"""File names and level structure of the identifiers stage's outputs (the contract later stages read).
+"""Level structure of the identifiers stage's outputs (the contract later stages read); the file names
+live in :class:`unigrec.paths.IdsArtefacts`.
 
-Kept free of torch/pandas imports: ``Layout`` and the model code read names and level sizes from here.
+Kept free of torch/pandas imports: the model code reads level names and sizes from here.
 """
 
 from __future__ import annotations
@@ -13,29 +14,6 @@ from typing import Any
 SOURCE_PREFIX = {"semantic": "sem", "collaborative": "col"}  # level-name prefix per input source
 MODES = ("dual", "semantic_only", "collaborative_only")
 DEDUP_SUFFIX = "dedup"
-
-
-@dataclasses.dataclass(frozen=True)
-class IdsArtefacts:
-    """Where each output lives inside an ids folder."""
-
-    dir: Path
-
-    @property
-    def table(self) -> Path:
-        return Path(self.dir) / "ids.parquet"
-
-    @property
-    def codebooks(self) -> Path:
-        return Path(self.dir) / "codebooks.json"
-
-    @property
-    def quantizer(self) -> Path:
-        return Path(self.dir) / "quantizer.pt"
-
-    @property
-    def embeddings(self) -> Path:
-        return Path(self.dir) / "item_embeddings.npz"
 
 
 @dataclasses.dataclass(frozen=True)

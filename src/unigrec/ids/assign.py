@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unigrec.ids.artefacts import CodeLayout, IdsArtefacts
+from unigrec.ids.artefacts import CodeLayout
 from unigrec.ids.build import KINDS, quantiser_inputs
 from unigrec.ids.collisions import free_dedup_tokens
-from unigrec.ids.embeddings import embed_texts
 from unigrec.ids.persist import load_quantiser, read_ids_table
+from unigrec.paths import IdsArtefacts
+from unigrec.text_encoder import embed_texts
 
 IdPair = tuple[tuple[int, ...], tuple[int, ...]]  # (semantic_id, collaborative_id)
 

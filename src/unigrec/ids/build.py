@@ -19,12 +19,12 @@ from unigrec.errors import ContractViolation
 from unigrec.ids.artefacts import CodeLayout, build_code_layout, id_sources, quantised_level_names
 from unigrec.ids.collaborative import fit_collaborative, validation_hit_rates
 from unigrec.ids.collisions import collision_rate, dedup_tokens, rebalance_last_level
-from unigrec.ids.embeddings import embed_texts
 from unigrec.ids.kmeans import squared_distances
 from unigrec.ids.quality import code_counts, squared_error_sum, total_variance, usage_stats
 from unigrec.ids.ridge import LinearMap, fit_ridge
 from unigrec.ids.rqvae import DualRQVAE, QuantiserShape
 from unigrec.ids.train_rqvae import encode_in_chunks, train_rqvae
+from unigrec.text_encoder import embed_texts
 
 log = logging.getLogger(__name__)
 

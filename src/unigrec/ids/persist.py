@@ -12,9 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from unigrec.ids.artefacts import CodeLayout, IdsArtefacts
+from unigrec.ids.artefacts import CodeLayout
 from unigrec.ids.ridge import LinearMap
 from unigrec.ids.rqvae import DualRQVAE, QuantiserShape
+from unigrec.paths import IdsArtefacts
 
 QUANTISER_FORMAT = 1  # bump when the saved dict changes shape
 

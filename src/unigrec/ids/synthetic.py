@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from unigrec.ids.embeddings import EMBEDDING_DIM
 from unigrec.paths import Layout
+from unigrec.text_encoder import EMBEDDING_DIM
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,6 +37,12 @@ RETRIEVAL_REC, RETRIEVAL_SEARCH, RANKING = range(len(LOSS_GROUPS))
 NO_GROUP = -1
 
 
+def id_kind(is_search: bool) -> str:
+    """The ID an item is written with: semantic for search events and targets (its text reaches it),
+    collaborative for recommendation ones (docs/design.md §3)."""
+    return SEMANTIC if is_search else COLLABORATIVE
+
+
 @dataclasses.dataclass(frozen=True)
 class EventSeq:
     """Events of one user in time order, as parallel arrays (items are dense catalogue indices)."""
@@ -86,7 +92,7 @@ class SequenceSerialiser:
 
     # ------------------------------------------------------------------ sizes
     def event_length(self, is_search: bool) -> int:
-        kind = SEMANTIC if is_search else COLLABORATIVE
+        kind = id_kind(is_search)
         prefix = 2 + self.n_query_tokens if is_search else 1
         return prefix + self.vocab.n_levels(kind) + 1
 
@@ -107,7 +113,7 @@ class SequenceSerialiser:
     def _encode(self, events: EventSeq, with_targets: bool) -> tuple[list[int], ...]:
         tokens, targets, slots, groups, qids, qparts = [self._ids[BOS]], [IGNORE], [-1], [NO_GROUP], [-1], [-1]
         for item, is_search, label, query in zip(events.items, events.is_search, events.labels, events.queries):
-            kind = SEMANTIC if is_search else COLLABORATIVE
+            kind = id_kind(is_search)
             group = RETRIEVAL_SEARCH if is_search else RETRIEVAL_REC
             codes = self.item_tokens[kind][item]
             parts = (tokens, targets, slots, groups, qids, qparts)
@@ -169,6 +175,3 @@ class SequenceSerialiser:
         parts = self._encode(context.most_recent(self.max_events), False)
         self._append_prefix(parts, self._behaviour_prefix(bool(is_search), int(query)))
         return self._pack(parts)
-
-    def target_kind(self, is_search: bool) -> str:
-        return SEMANTIC if is_search else COLLABORATIVE

@@ -27,8 +27,14 @@ class Servable(Protocol):
         ...
 
 
+# Loaders that moved: a version registered before the move names the old place in its logged
+# model_config, and must keep serving (a registry never loses its champion).
+MOVED_LOADERS = {"unigrec.model.serving:load_recommender": "unigrec.inference.serving:load_recommender"}
+
+
 def resolve_loader(spec: str) -> Callable[[Path], Servable]:
     """Import the ``module:function`` named in params; fail with the spec's name when it does not exist."""
+    spec = MOVED_LOADERS.get(spec, spec)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise UnigrecError(f"loader {spec!r} must look like 'package.module:function'")

@@ -6,11 +6,8 @@ Stages are imported lazily by name so ``unigrec --help`` never pays for torch or
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-from unigrec.errors import ContractViolation
 
 # stage name -> (module, params section). Order is the pipeline order.
 STAGES: dict[str, tuple[str, str]] = {
@@ -31,11 +28,3 @@ def stage_runner(name: str) -> tuple[Callable[..., dict[str, Any]], str]:
     module_name, section = STAGES[name]
     module = importlib.import_module(module_name)
     return module.run, section
-
-
-def require_inputs(inputs: Iterable[tuple[Path, str]]) -> None:
-    """Fail before any work when an input is absent, naming the stage that writes it, so a user who runs one
-    stage out of order learns what to run rather than reading a pandas traceback."""
-    for path, stage in inputs:
-        if not path.exists():
-            raise ContractViolation(f"{path} is missing: run the {stage} stage first")

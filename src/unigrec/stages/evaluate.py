@@ -10,8 +10,7 @@ from typing import Any
 
 from unigrec.atomic import atomic_dir, atomic_file, write_json
 from unigrec.config import PARAMS_FILE, EvaluateConfig
-from unigrec.paths import Layout
-from unigrec.stages import require_inputs
+from unigrec.paths import Layout, require_inputs
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +20,7 @@ def run(cfg: EvaluateConfig, layout: Layout) -> dict[str, Any]:
     from unigrec.evaluate.evaluation import check_settings, evaluate_test_split
     from unigrec.evaluate.inputs import load_test_inputs
     from unigrec.evaluate.report import finite_or_none, report_markdown, write_plot_files
-    from unigrec.model.serving import write_serving_bundle
+    from unigrec.inference.serving import write_serving_bundle
 
     check_settings(cfg)
     require_inputs(((layout.model_dir, "train"),))

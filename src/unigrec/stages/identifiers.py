@@ -30,7 +30,7 @@ def run(cfg: IdentifiersConfig, layout: Layout) -> dict[str, Any]:
     from unigrec.ids.build import build_identifiers
     from unigrec.ids.persist import write_all
     from unigrec.ids.plots import plot_code_usage
-    from unigrec.ids.threads import torch_threads
+    from unigrec.threads import torch_threads
 
     items = _read(layout.items, "ingest")
     events = _read(layout.events, "split")

@@ -19,8 +19,7 @@ import yaml
 from unigrec.atomic import write_json
 from unigrec.config import PARAMS_FILE, RegisterConfig
 from unigrec.errors import UnigrecError
-from unigrec.paths import Layout
-from unigrec.stages import require_inputs
+from unigrec.paths import Layout, require_inputs
 
 if TYPE_CHECKING:
     from unigrec.registry.register import Candidate, ChampionRecord
@@ -33,7 +32,7 @@ DVC_LOCK = "dvc.lock"
 def run(cfg: RegisterConfig, layout: Layout) -> dict[str, Any]:
     import pandas as pd
 
-    from unigrec.model.serving import assemble_servable_folder
+    from unigrec.inference.serving import assemble_servable_folder
     from unigrec.registry.gate import flatten_mapping, flatten_metrics
     from unigrec.registry.lineage import dvc_lock_hashes, files_fingerprint, git_state
     from unigrec.registry.register import Candidate, current_champion, register_candidate
@@ -93,7 +92,7 @@ def reevaluate_champion(
     """
     from unigrec.config import load_section
     from unigrec.evaluate.reevaluate import reevaluate_folder
-    from unigrec.model.serving import BUNDLE_DIR
+    from unigrec.inference.serving import BUNDLE_DIR
     from unigrec.registry.download import registered_model_dir
     from unigrec.registry.gate import flatten_metrics, short_hash
     from unigrec.registry.register import Candidate, register_reevaluation

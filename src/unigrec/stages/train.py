@@ -8,8 +8,7 @@ from typing import Any
 
 from unigrec.atomic import atomic_dir, write_json
 from unigrec.config import TrainConfig
-from unigrec.paths import Layout
-from unigrec.stages import require_inputs
+from unigrec.paths import Layout, require_inputs
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +27,16 @@ def inputs(cfg: TrainConfig, layout: Layout) -> list[tuple[Path, str]]:
 def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
     import pandas as pd
 
-    from unigrec.ids.embeddings import embed_texts
-    from unigrec.ids.threads import torch_threads
+    from unigrec.inference.prompts import query_table_texts
+    from unigrec.inference.retrieval import id_spaces
     from unigrec.model.card import model_card, save_model
     from unigrec.model.item_codes import atomic_item_codes, load_item_codes
     from unigrec.model.vocabulary import PAD
+    from unigrec.text_encoder import embed_texts
+    from unigrec.threads import torch_threads
     from unigrec.train.curves import epoch_curve, write_curve, write_task_weights_plot
     from unigrec.train.datamodule import PromptCollator
-    from unigrec.train.examples import query_table_texts
-    from unigrec.train.fit import fit_generative_model, id_spaces, prepare_training_data, transformer_dims
+    from unigrec.train.fit import fit_generative_model, prepare_training_data, transformer_dims
     from unigrec.train.quick_eval import validation_report
     from unigrec.train.resume import mark_complete
 

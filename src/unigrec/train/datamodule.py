@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from unigrec.inference.prompts import PromptExample
 from unigrec.model.batch import SequenceBatch, collate_sequences
 from unigrec.model.tokenizer import TokenSequence
-from unigrec.train.examples import PromptExample
 
 
 class ListDataset(Dataset):

@@ -16,23 +16,22 @@ import pandas as pd
 import torch
 
 from unigrec.config import ModelConfig, TrainConfig, TrainerConfig
-from unigrec.logs import bar_on_stderr
-from unigrec.model.decoding import IdSpace, build_id_space
-from unigrec.model.item_codes import ItemCodes
-from unigrec.model.tokenizer import LOSS_GROUPS, SequenceSerialiser, TokenSequence
-from unigrec.model.transformer import GenerativeTransformer, TransformerDims
-from unigrec.model.vocabulary import COLLABORATIVE, NEG, PAD, POS, REC_ITEM, SEMANTIC, SRC_ITEM, Vocabulary
-from unigrec.train.enhancer import EnhancerTokens, RankingDrivenEnhancer
-from unigrec.train.examples import (
+from unigrec.inference.prompts import (
     PromptExample,
     UserEvents,
     cap_per_stream,
     group_user_events,
-    popularity_rankings,
     prompt_examples,
-    training_sequences,
 )
+from unigrec.inference.retrieval import id_spaces
+from unigrec.logs import bar_on_stderr
+from unigrec.model.item_codes import ItemCodes
+from unigrec.model.tokenizer import LOSS_GROUPS, SequenceSerialiser, TokenSequence
+from unigrec.model.transformer import GenerativeTransformer, TransformerDims
+from unigrec.model.vocabulary import NEG, PAD, POS, REC_ITEM, SEMANTIC, SRC_ITEM, Vocabulary
+from unigrec.train.enhancer import EnhancerTokens, RankingDrivenEnhancer
 from unigrec.train.losses import LossSpec
+from unigrec.train.quick_eval import popularity_rankings
 from unigrec.train.resume import (
     LAST_CHECKPOINT,
     checkpoint_dir,
@@ -44,6 +43,7 @@ from unigrec.train.resume import (
     start_fresh,
     stash_metrics,
 )
+from unigrec.train.sequences import training_sequences
 from unigrec.train.weighter import TaskWeighter
 
 log = logging.getLogger(__name__)
@@ -175,11 +175,6 @@ def loss_spec(cfg: ModelConfig, vocab: Vocabulary) -> LossSpec:
         level = vocab.level(SEMANTIC, 0)
         item_slice = (level.offset, level.size)
     return LossSpec(vocab.legal_mask(), vocab.token(POS), item_slice, cfg.atomic_negatives or 0)
-
-
-def id_spaces(vocab: Vocabulary, items: ItemCodes) -> dict[bool, IdSpace]:
-    """is_search -> the ID space its targets are decoded in."""
-    return {False: build_id_space(vocab, items, COLLABORATIVE), True: build_id_space(vocab, items, SEMANTIC)}
 
 
 def task_weighter(cfg: TrainConfig) -> TaskWeighter:

@@ -16,13 +16,13 @@ import torch
 
 from unigrec.config import OptimConfig
 from unigrec.evaluate.metrics import auc, hr_at_k, ndcg_at_k
+from unigrec.inference.retrieval import STREAMS, positive_probability, rank_prompts
 from unigrec.model.batch import SequenceBatch
 from unigrec.model.decoding import IdSpace
 from unigrec.model.tokenizer import LOSS_GROUPS
 from unigrec.model.transformer import GenerativeTransformer
 from unigrec.train.enhancer import RankingDrivenEnhancer
 from unigrec.train.losses import LossSpec, sequence_losses_and_states
-from unigrec.train.quick_eval import STREAMS, positive_probability, rank_prompts
 from unigrec.train.weighter import TaskWeighter
 
 MONITOR = "val/ndcg"  # validation NDCG@k over the streams present (checkpoint + early stopping), see monitor_value

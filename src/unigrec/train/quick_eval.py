@@ -1,7 +1,8 @@
-"""Quick validation hook: full-catalogue retrieval by constrained beam search, ranking AUC, popularity.
+"""Quick validation report: full-catalogue retrieval by constrained beam search, ranking AUC, popularity.
 
-Used every epoch (on a capped user sample) and once after training for the stage's metrics file. The
-full evaluation protocols (1+99 lists, re-ranking, baselines) belong to the evaluation stage.
+Written once after training for the stage's metrics file (the per-epoch monitor decodes the same way,
+through :mod:`unigrec.inference.retrieval`). The full evaluation protocols (1+99 lists, re-ranking,
+baselines) belong to the evaluation stage.
 """
 
 from __future__ import annotations
@@ -13,76 +14,30 @@ from typing import Any
 import numpy as np
 import torch
 
+from unigrec.evaluate.baselines.popularity import popularity_scores
 from unigrec.evaluate.metrics import auc, hr_at_k, logloss, ndcg_at_k, rank_of_target
+from unigrec.inference.prompts import PromptExample, UserEvents
+from unigrec.inference.retrieval import STREAMS, positive_probability, rank_prompts
 from unigrec.logs import progress
 from unigrec.model.batch import SequenceBatch
-from unigrec.model.decoding import IdSpace, beam_search, score_candidates
+from unigrec.model.decoding import IdSpace
 from unigrec.model.transformer import GenerativeTransformer
-from unigrec.train.examples import PromptExample
 
 log = logging.getLogger(__name__)
 
-STREAMS = {False: "rec", True: "search"}
 
-
-def target_ranks(retrieved: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """0-based rank of each target in its retrieved row, ``inf`` if absent. (B, k), (B,) -> (B,)."""
-    hit = retrieved == targets[:, None]
-    first = hit.float().argmax(dim=1).float()
-    return torch.where(hit.any(dim=1), first, torch.full_like(first, float("inf")))
-
-
-def rank_prompts(
-    net: GenerativeTransformer,
-    prompts: SequenceBatch,
-    targets: torch.Tensor,
-    is_search: torch.Tensor,
-    spaces: Mapping[bool, IdSpace],
-    beam_size: int,
-    seen: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Beam-search each prompt in the ID space of its stream; return the target ranks (B,).
-
-    ``seen`` (B, n_items) bool: items left out of each prompt's list, as the evaluation stage does.
-    """
-    ranks = torch.full(targets.shape, float("inf"), device=targets.device)
-    for search, space in spaces.items():
-        rows = torch.nonzero(is_search == search).flatten()
-        if rows.numel():
-            exclude = seen[rows] if seen is not None else None
-            retrieved, _ = beam_search(net, _select(prompts, rows), space, beam_size, exclude=exclude)
-            ranks[rows] = target_ranks(retrieved, targets[rows])
-    return ranks
-
-
-def positive_probability(
-    net: GenerativeTransformer,
-    prompts: SequenceBatch,
-    targets: torch.Tensor,
-    is_search: torch.Tensor,
-    spaces: Mapping[bool, IdSpace],
-) -> torch.Tensor:
-    """P(<pos>) of each prompt's own target item (the ranking score), (B,)."""
-    probs = torch.zeros(targets.shape, device=targets.device)
-    for search, space in spaces.items():
-        rows = torch.nonzero(is_search == search).flatten()
-        if rows.numel():
-            _, p = score_candidates(net, _select(prompts, rows), targets[rows, None], space)
-            probs[rows] = p[:, 0]
-    return probs
-
-
-def _select(batch: SequenceBatch, rows: torch.Tensor) -> SequenceBatch:
-    # query_vectors is indexed by query_refs, not by row, so it is kept whole
-    return SequenceBatch(
-        tokens=batch.tokens[rows],
-        valid=batch.valid[rows],
-        targets=batch.targets[rows],
-        slots=batch.slots[rows],
-        groups=batch.groups[rows],
-        query_refs=batch.query_refs[rows],
-        query_vectors=batch.query_vectors,
-    )
+def popularity_rankings(users: Sequence[UserEvents], n_items: int) -> dict[bool, np.ndarray]:
+    """Every item by TRAIN frequency per stream (keyed by is_search), best first: the popularity baseline
+    of the evaluate stage (:func:`popularity_scores`, same counts and tie-break), whose list for a user is
+    this order without the user's seen items."""
+    counts = {False: np.zeros(n_items, dtype=np.int64), True: np.zeros(n_items, dtype=np.int64)}
+    for user in users:
+        train = user.splits == "train"
+        for is_search in (False, True):
+            sel = train & (user.events.is_search == is_search)
+            np.add.at(counts[is_search], user.events.items[sel], 1)
+    # stable on the remaining ties (lower index first), as the baseline's top_k
+    return {s: np.argsort(-score, kind="stable") for s, score in popularity_scores(counts).items()}
 
 
 def unseen_top_k(order: np.ndarray, seen: np.ndarray, k: int) -> np.ndarray:

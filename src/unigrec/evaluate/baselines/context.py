@@ -1,8 +1,9 @@
 """What a baseline sees for one held-out event: the user's leak-free history plus the target's kind and query.
 
-The history rule is the one the generative model's prompts follow (``unigrec.train.examples``): a valid
-event sees earlier TRAIN events, a test event earlier TRAIN and VALID events, never an event of the
-target item at the target's own timestamp — so baselines and model are scored on identical inputs.
+The history is given by the one leak-free context rule the generative model's prompts follow
+(:func:`unigrec.inference.prompts.context_positions`): a valid event sees earlier TRAIN events, a test
+event earlier TRAIN and VALID events, never an event of the target item at the target's own timestamp —
+so baselines and model are scored on identical inputs.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import numpy as np
 import pandas as pd
 
 from unigrec.errors import ContractViolation
-from unigrec.train.examples import CONTEXT_SPLITS
+from unigrec.inference.prompts import CONTEXT_SPLITS, EVENT_COLUMNS, context_positions
 
 KINDS = ("rec", "search")
-_COLUMNS = ("user_id", "item_id", "timestamp", "kind", "query", "label", "order", "split")
 
 
 class HistoryEvent(NamedTuple):
@@ -57,7 +57,7 @@ def held_out_cases(events: pd.DataFrame, split: str) -> list[HeldOutCase]:
     """One case per ``split`` event of the split stage's events table, in (user, order) order."""
     if split not in CONTEXT_SPLITS:
         raise ValueError(f"split must be one of {sorted(CONTEXT_SPLITS)}, not {split!r}")
-    missing = [c for c in _COLUMNS if c not in events.columns]
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
     if missing:
         raise ContractViolation(f"events table lacks column(s) {missing}")
     frame = events.sort_values(["user_id", "order"], kind="mergesort")
@@ -68,8 +68,7 @@ def held_out_cases(events: pd.DataFrame, split: str) -> list[HeldOutCase]:
     labels = frame["label"].to_numpy().astype(np.int64)
     timestamps = frame["timestamp"].to_numpy().astype(np.int64)
     orders = frame["order"].to_numpy().astype(np.int64)
-    splits = frame["split"].astype(str).to_numpy()
-    allowed_split = np.isin(splits, np.array(CONTEXT_SPLITS[split], dtype=object))
+    splits = frame["split"].astype(str).to_numpy().astype(object)
 
     out: list[HeldOutCase] = []
     boundaries = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
@@ -79,8 +78,9 @@ def held_out_cases(events: pd.DataFrame, split: str) -> list[HeldOutCase]:
             continue
         timeline = [HistoryEvent(items[i], kinds[i], queries[i], int(labels[i])) for i in range(start, end)]
         for t in targets:
-            same_event = (items[start:end] == items[t]) & (timestamps[start:end] == timestamps[t])
-            keep = np.flatnonzero(allowed_split[start:end] & (orders[start:end] < orders[t]) & ~same_event)
+            keep = context_positions(
+                splits[start:end], orders[start:end], items[start:end], timestamps[start:end], t - start, split
+            )
             context = EvalContext(
                 user_id=str(users[t]),
                 history=tuple(timeline[i] for i in keep),

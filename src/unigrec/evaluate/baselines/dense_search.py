@@ -13,7 +13,7 @@ import pandas as pd
 from unigrec.config import DenseSearchConfig
 from unigrec.evaluate.baselines.base import CatalogueScorer
 from unigrec.evaluate.baselines.context import EvalContext
-from unigrec.ids.embeddings import embed_texts
+from unigrec.text_encoder import embed_texts
 
 log = logging.getLogger(__name__)
 

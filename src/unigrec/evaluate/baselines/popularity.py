@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Self
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Self, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from unigrec.evaluate.baselines.base import CatalogueScorer
 from unigrec.evaluate.baselines.context import KINDS, EvalContext
+
+K = TypeVar("K", bound=Hashable)
+
+
+def popularity_scores(counts: Mapping[K, np.ndarray]) -> dict[K, np.ndarray]:
+    """Per stream, each item's TRAIN count in that stream, ties broken by its count over all streams.
+
+    The overall count, scaled below 1, only orders items whose stream counts are equal: an item often
+    recommended but rarely searched still outranks a never-seen one in search. Shared by this baseline
+    and the training's validation report, so "popularity" is one list wherever it is quoted.
+    """
+    total = sum(np.asarray(c, dtype=np.float64) for c in counts.values())
+    tie_break = total / (total.max(initial=0.0) + 1.0)
+    return {key: np.asarray(c, dtype=np.float64) + tie_break for key, c in counts.items()}
 
 
 class PopularityBaseline(CatalogueScorer):
@@ -28,10 +42,7 @@ class PopularityBaseline(CatalogueScorer):
         for kind in KINDS:
             ids = train_events.loc[train_events["kind"] == kind, "item_id"].astype(str)
             counts[kind] = ids.value_counts().reindex(self.item_ids, fill_value=0).to_numpy(np.float64)
-        total = sum(counts.values())
-        # The overall count, scaled below 1, only orders items whose stream counts are equal.
-        tie_break = total / (total.max() + 1.0)
-        self._scores = {kind: (counts[kind] + tie_break).astype(np.float64) for kind in KINDS}
+        self._scores = popularity_scores(counts)
         return self
 
     def _score_batch(self, contexts: Sequence[EvalContext]) -> np.ndarray:

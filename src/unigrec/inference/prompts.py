@@ -1,10 +1,11 @@
-"""Turn the split's events table into training sequences and validation/test prompts (pure, no Lightning).
+"""Per-user event arrays and validation/test prompts, under the one leak-free context rule.
 
-Training: each user's TRAIN events, in order, are one sequence (the most recent ``max_events``), or
-consecutive windows of them.
-Prompts: the target is a valid (or test) event; its context is the user's history as the split defines
-it — events of the allowed splits with a smaller ``order``, minus any event with the same item at the
-same timestamp — so neither a later event nor the target itself can leak into its own context.
+The rule (:func:`context_positions`): the context of a held-out event is the user's history as the
+split defines it — events of the allowed splits with a smaller ``order``, minus any event with the same
+item at the same timestamp — so neither a later event nor the target itself can leak into its own
+context. The model's prompts (here) and the baselines' contexts
+(:func:`unigrec.evaluate.baselines.context.held_out_cases`) both call it, so every method sees the
+same history.
 """
 
 from __future__ import annotations
@@ -89,39 +90,32 @@ def group_user_events(events: pd.DataFrame, items: ItemCodes, queries: Sequence[
     return out
 
 
-def training_sequences(
-    users: Sequence[UserEvents], serialiser: SequenceSerialiser, windows: str = "latest"
-) -> list[TokenSequence]:
-    """Teacher-forced sequences of the users' TRAIN events.
+def context_positions(
+    splits: np.ndarray, orders: np.ndarray, items: np.ndarray, timestamps: np.ndarray, target: int, split: str
+) -> np.ndarray:
+    """Positions, in one user's arrays, of the events the ``split`` event at position ``target`` may see.
 
-    ``latest``: one sequence per user, the most recent ``max_events`` events. ``all``: the whole train
-    history cut into consecutive ``max_events`` windows counted back from the latest event, so long
-    histories contribute all their events instead of only the last window.
+    Events of the splits ``CONTEXT_SPLITS[split]`` allows (a test event sees train and valid events, a
+    valid event train events only), with a smaller ``order``, and never an event of the target's item at
+    the target's own timestamp: a log that records one engagement twice (a search and a purchase on the
+    same day) would otherwise put the answer in its own question.
     """
-    if windows not in ("latest", "all"):
-        raise ValueError(f"windows must be 'latest' or 'all', not {windows!r}")
-    size = serialiser.max_events
-    out = []
-    for user in users:
-        train = np.flatnonzero(user.splits == "train")
-        ends = range(train.size, 0, -size) if windows == "all" else [train.size] if train.size else []
-        for end in ends:
-            out.append(serialiser.training_sequence(user.events.take(train[max(end - size, 0) : end])))
-    return out
+    if split not in CONTEXT_SPLITS:
+        raise ValueError(f"split must be one of {sorted(CONTEXT_SPLITS)}, not {split!r}")
+    allowed = np.isin(splits, np.array(CONTEXT_SPLITS[split], dtype=object))
+    same_event = (items == items[target]) & (timestamps == timestamps[target])
+    return np.flatnonzero(allowed & (orders < orders[target]) & ~same_event)
 
 
 def prompt_examples(users: Sequence[UserEvents], serialiser: SequenceSerialiser, split: str) -> list[PromptExample]:
-    """One prompt per ``split`` event, its context restricted as the module docstring says."""
+    """One prompt per ``split`` event, its context given by :func:`context_positions`."""
     if split not in CONTEXT_SPLITS:
-        raise ValueError(f"split must be one of {sorted(CONTEXT_SPLITS)}")
-    allowed_splits = np.array(CONTEXT_SPLITS[split], dtype=object)
+        raise ValueError(f"split must be one of {sorted(CONTEXT_SPLITS)}, not {split!r}")
     out = []
     for user in users:
-        allowed = np.isin(user.splits, allowed_splits)
         ev = user.events
         for t in np.flatnonzero(user.splits == split):
-            same_event = (ev.items == ev.items[t]) & (user.timestamps == user.timestamps[t])
-            context = np.flatnonzero(allowed & (user.orders < user.orders[t]) & ~same_event)
+            context = context_positions(user.splits, user.orders, ev.items, user.timestamps, t, split)
             is_search = bool(ev.is_search[t])
             out.append(
                 PromptExample(
@@ -149,16 +143,3 @@ def cap_per_stream(examples: Sequence[PromptExample], max_per_stream: int | None
             pool = [pool[i] for i in keep]
         out.extend(pool)
     return out
-
-
-def popularity_rankings(users: Sequence[UserEvents], n_items: int) -> dict[bool, np.ndarray]:
-    """Every item by TRAIN frequency per stream (keyed by is_search), most frequent first: the popularity
-    baseline, whose list for a user is this order without the user's seen items."""
-    counts = {False: np.zeros(n_items, dtype=np.int64), True: np.zeros(n_items, dtype=np.int64)}
-    for user in users:
-        train = user.splits == "train"
-        for is_search in (False, True):
-            sel = train & (user.events.is_search == is_search)
-            np.add.at(counts[is_search], user.events.items[sel], 1)
-    # stable order on ties (lower index first) keeps the baseline reproducible
-    return {s: np.argsort(-c, kind="mergesort") for s, c in counts.items()}

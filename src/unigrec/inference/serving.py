@@ -44,7 +44,7 @@ def write_serving_bundle(
     """Write the bundle into ``folder`` (callers make it atomic).
 
     ``events`` are all known events (every split: at serving time the whole past is history);
-    ``settings`` is a :class:`~unigrec.evaluate.generative.DecodeSettings`.
+    ``settings`` is a :class:`~unigrec.inference.retrieval.DecodeSettings`.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,7 @@ class Recommender:
     """The registry's serving contract over one loaded model and its bundle."""
 
     def __init__(self, model: Any, bundle: Path) -> None:
-        from unigrec.evaluate.generative import DecodeSettings, id_space_of
+        from unigrec.inference.retrieval import DecodeSettings, id_spaces
 
         self.model = model
         self.settings = DecodeSettings(**json.loads((bundle / SETTINGS_FILE).read_text(encoding="utf-8")))
@@ -100,7 +100,7 @@ class Recommender:
             self._query_texts = [str(t) for t in data["texts"]]
             self._query_vectors = data["vectors"].astype(np.float32)
         self._histories = self._group_histories(pd.read_parquet(bundle / HISTORIES_FILE))
-        self._spaces = {s: id_space_of(model, s) for s in (False, True)}
+        self._spaces = id_spaces(model.vocab, model.items)
         self._item_ids = np.asarray(model.items.item_ids, dtype=object)
 
     def _group_histories(self, frame: pd.DataFrame) -> dict[str, UserHistory]:
@@ -134,6 +134,7 @@ class Recommender:
         from the bundle (tuned on validation by the evaluate stage; w = 0: the retrieval log-probability
         of the item's ID). A user without history gets a cold-start prompt.
         """
+        from unigrec.inference.retrieval import STREAMS, stream_batches
         from unigrec.model.batch import collate_sequences
         from unigrec.model.tokenizer import EventSeq
         from unigrec.model.vocabulary import PAD
@@ -172,37 +173,28 @@ class Recommender:
 
         rows: list[dict[str, Any]] = []
         pad = self.model.vocab.token(PAD)
-        for kind in KINDS:
-            picked = [i for i, k_ in enumerate(kinds) if k_ == kind]
-            for start in range(0, len(picked), self.settings.batch_size):
-                chunk = picked[start : start + self.settings.batch_size]
-                batch = collate_sequences([prompts[i] for i in chunk], table, self.model.serialiser.n_query_tokens, pad)
-                rows += self._rank(batch, kind, chunk, [seen[i] for i in chunk], k)
+        for is_search, chunk in stream_batches([kind == "search" for kind in kinds], self.settings.batch_size):
+            batch = collate_sequences([prompts[i] for i in chunk], table, self.model.serialiser.n_query_tokens, pad)
+            rows += self._rank(batch, STREAMS[is_search], chunk, [seen[i] for i in chunk], k)
         columns = ["request", "rank", "item_id", "score"]
         return pd.DataFrame(rows, columns=columns).sort_values(["request", "rank"], kind="mergesort").reset_index(drop=True)
 
     def _rank(self, batch: Any, kind: str, requests: list[int], seen: list[list[int]], k: int) -> list[dict[str, Any]]:
-        from unigrec.evaluate.generative import ranking_probs, retrieve_unseen, seen_mask
-        from unigrec.evaluate.protocols import fused_scores, rerank_order
+        """The evaluated pipeline (:mod:`unigrec.inference.retrieval`) on one batch of same-kind requests:
+        retrieve ``max(k, pipeline_k)`` unseen items, re-rank them by the kind's fused score, keep ``k``."""
+        from unigrec.inference.retrieval import decode_batch, seen_mask
 
-        space = self._spaces[kind == "search"]
-        pool_k = max(k, self.settings.pipeline_k)
-        items, retrieval, valid = retrieve_unseen(
-            self.model.net, batch, space, seen_mask(seen, self.model.items.n_items),
-            max(self.settings.beam_size, pool_k), pool_k,
-        )
-        items_np, scores, valid_np = items.numpy(), retrieval.numpy().astype(np.float64), valid.numpy()
         weight = self.settings.weight(kind)
-        if weight > 0.0:
-            _, probs = ranking_probs(self.model.net, batch, space, items)
-            scores = fused_scores(scores, probs.numpy(), weight)
-            order = rerank_order(scores, valid_np)
-            items_np, scores, valid_np = (np.take_along_axis(a, order, axis=1) for a in (items_np, scores, valid_np))
+        decoded = decode_batch(
+            self.model.net, batch, self._spaces[kind == "search"], seen_mask(seen, self.model.items.n_items),
+            self.settings.beam_size, max(k, self.settings.pipeline_k), rank_pool=weight > 0.0,
+        )
+        items, scores, valid = decoded.reranked_pool(weight)
         out = []
         for row, request in enumerate(requests):
-            kept = np.flatnonzero(valid_np[row])[:k]
+            kept = np.flatnonzero(valid[row])[:k]
             out += [
-                {"request": request, "rank": rank, "item_id": str(self._item_ids[items_np[row, j]]), "score": float(scores[row, j])}
+                {"request": request, "rank": rank, "item_id": str(self._item_ids[items[row, j]]), "score": float(scores[row, j])}
                 for rank, j in enumerate(kept)
             ]
         return out
@@ -214,7 +206,7 @@ class Recommender:
         new = sorted({q for q in request_queries if q not in known})
         if not new:
             return self._query_texts, self._query_vectors
-        from unigrec.ids.embeddings import embed_texts
+        from unigrec.text_encoder import embed_texts
 
         vectors = embed_texts(new, cache_dir=None, show_progress=False)
         return [*self._query_texts, *new], np.concatenate([self._query_vectors, vectors.astype(np.float32)])

@@ -1,0 +1,260 @@
+"""The one retrieve / rank / fuse / re-rank path of the generative model.
+
+Training's validation monitor, the evaluate stage and the served model all decode through this module,
+so the pipeline that is measured is the pipeline that is served, and a change to decoding is made here
+once:
+
+1. ``retrieve_unseen``: trie-constrained beam search in the request's ID space (semantic IDs for search,
+   collaborative IDs for recommendation), the user's seen items kept out of the beam itself;
+2. ``decode_batch``: that, plus P(<pos>) of the retrieved pool (and of any given candidate list) from
+   the ranking head, in one encoding of the prompts;
+3. ``fuse_and_rerank``: the re-ranking score ``(1 - w) * log P(item) + w * log P(<pos>)`` and the pool
+   re-ordered by it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from unigrec.model.batch import SequenceBatch
+from unigrec.model.decoding import IdSpace, beam_search, build_id_space, score_candidates
+from unigrec.model.item_codes import ItemCodes
+from unigrec.model.tokenizer import id_kind
+from unigrec.model.transformer import GenerativeTransformer
+from unigrec.model.vocabulary import Vocabulary
+
+STREAMS = {False: "rec", True: "search"}  # is_search -> request kind
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeSettings:
+    """How the unified pipeline decodes; the evaluate stage measures these and writes them for serving."""
+
+    beam_size: int  # constrained beam width
+    batch_size: int  # prompts decoded at once
+    pipeline_k: int  # items retrieved before they are re-ranked
+    # request kind ("rec", "search") -> w of the re-ranking score (1-w)*log P(item) + w*log P(<pos>),
+    # chosen on validation data by the evaluate stage; a kind not named keeps the retrieval order
+    fusion_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def weight(self, kind: str) -> float:
+        return float(self.fusion_weights.get(kind, 0.0))
+
+
+# ---------------------------------------------------------------------------------------- ID spaces
+def id_spaces(vocab: Vocabulary, items: ItemCodes) -> dict[bool, IdSpace]:
+    """is_search -> the ID space its targets are decoded in (:func:`~unigrec.model.tokenizer.id_kind`)."""
+    return {search: build_id_space(vocab, items, id_kind(search)) for search in STREAMS}
+
+
+def stream_batches(is_search: Sequence[bool], batch_size: int) -> list[tuple[bool, list[int]]]:
+    """Row indices grouped by stream (recommendation first) and cut into batches of ``batch_size``: a
+    batch decodes in one ID space, so the two kinds of request never share one."""
+    flags = list(is_search)
+    out = []
+    for search in STREAMS:
+        rows = [i for i, s in enumerate(flags) if s == search]
+        out += [(search, rows[start : start + batch_size]) for start in range(0, len(rows), batch_size)]
+    return out
+
+
+def seen_mask(histories: Sequence[Sequence[int]], n_items: int) -> torch.Tensor:
+    """(B, n_items) bool: the dense item indices already in each request's history."""
+    mask = torch.zeros(len(histories), n_items, dtype=torch.bool)
+    for row, items in enumerate(histories):
+        if len(items):
+            mask[row, torch.as_tensor(np.asarray(items), dtype=torch.long)] = True
+    return mask
+
+
+def select_rows(batch: SequenceBatch, rows: torch.Tensor) -> SequenceBatch:
+    """The prompts of ``rows`` only (query_vectors is indexed by query_refs, not by row: kept whole)."""
+    return SequenceBatch(
+        tokens=batch.tokens[rows],
+        valid=batch.valid[rows],
+        targets=batch.targets[rows],
+        slots=batch.slots[rows],
+        groups=batch.groups[rows],
+        query_refs=batch.query_refs[rows],
+        query_vectors=batch.query_vectors,
+    )
+
+
+# ---------------------------------------------------------------------------------------- retrieve, rank
+@torch.no_grad()
+def retrieve_unseen(
+    net: GenerativeTransformer, prompts: SequenceBatch, space: IdSpace, seen: torch.Tensor, beam_size: int, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``k`` best items of a ``beam_size`` beam that are not in ``seen``: items (B, k) (-1 where the
+    beam held fewer), their summed code log-probs, and a validity mask. Seen items are kept out of the
+    beam itself (see :func:`beam_search`), so they never crowd unseen ones out of it."""
+    items, scores = beam_search(net, prompts, space, beam_size, exclude=seen)
+    valid = (items >= 0) & ~seen.gather(1, items.clamp(min=0))
+    # stable: kept items stay in beam order, dropped ones move behind them
+    order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)[:, :k]
+    if order.shape[1] < k:  # a catalogue smaller than k
+        pad = k - order.shape[1]
+        return (
+            torch.nn.functional.pad(items.gather(1, order), (0, pad), value=-1),
+            torch.nn.functional.pad(scores.gather(1, order), (0, pad), value=float("-inf")),
+            torch.nn.functional.pad(valid.gather(1, order), (0, pad), value=False),
+        )
+    return items.gather(1, order), scores.gather(1, order), valid.gather(1, order)
+
+
+@torch.no_grad()
+def ranking_probs(
+    net: GenerativeTransformer, prompts: SequenceBatch, space: IdSpace, items: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Retrieval log-prob and P(<pos>) of each (B, C) candidate; -1 entries are scored as item 0 and
+    must be masked by the caller."""
+    return score_candidates(net, prompts, items.clamp(min=0), space)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodedBatch:
+    """One batch of prompts decoded: the unseen retrieved items in beam order and their scores."""
+
+    items: np.ndarray  # (B, n) dense item indices, best first; -1 where the beam held fewer
+    retrieval: np.ndarray  # (B, n) summed code log-probs
+    valid: np.ndarray  # (B, n) bool: a real item the request has not seen
+    pool_ranking: np.ndarray | None  # (B, pool_k) P(<pos>) of items[:, :pool_k]; None when not asked for
+    candidate_retrieval: np.ndarray  # (B, C) log P(item) of the given candidates (C may be 0)
+    candidate_ranking: np.ndarray  # (B, C) their P(<pos>)
+    pool_k: int  # the first pool_k retrieved items are the pool that re-ranking orders
+
+    def reranked_pool(self, weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pool's items, fused scores and validity, best first by :func:`fuse_and_rerank`."""
+        k = self.pool_k
+        return fuse_and_rerank(self.items[:, :k], self.retrieval[:, :k], self.pool_ranking, self.valid[:, :k], weight)
+
+
+def decode_batch(
+    net: GenerativeTransformer,
+    prompts: SequenceBatch,
+    space: IdSpace,
+    seen: torch.Tensor,
+    beam_size: int,
+    pool_k: int,
+    candidates: torch.Tensor | None = None,
+    rank_pool: bool = True,
+    ranker: GenerativeTransformer | None = None,
+) -> DecodedBatch:
+    """Retrieve with a beam of ``max(beam_size, pool_k)``, then score the first ``pool_k`` retrieved items
+    (``rank_pool``) and any ``candidates`` (B, C) with the ranking head, in one pass over the prompts.
+
+    ``ranker``: a second network whose P(<pos>) replaces ``net``'s, i.e. the two-stage system the unified
+    model is compared with; None = the one model does both jobs.
+    """
+    beam = max(beam_size, pool_k)
+    items, scores, valid = retrieve_unseen(net, prompts, space, seen, beam, beam)
+    batch = items.shape[0]
+    given = candidates if candidates is not None else torch.zeros((batch, 0), dtype=torch.long)
+    n_given = given.shape[1]
+    scored = torch.cat([given, items[:, :pool_k]], dim=1) if rank_pool else given
+    logp = torch.zeros(scored.shape, dtype=torch.float32)
+    probs = torch.zeros(scored.shape, dtype=torch.float32)
+    if scored.shape[1]:
+        logp, probs = ranking_probs(net, prompts, space, scored)
+        if ranker is not None:
+            _, probs = ranking_probs(ranker, prompts, space, scored)
+    return DecodedBatch(
+        items=items.cpu().numpy(),
+        retrieval=scores.cpu().numpy().astype(np.float64),
+        valid=valid.cpu().numpy(),
+        pool_ranking=probs[:, n_given:].cpu().numpy().astype(np.float64) if rank_pool else None,
+        candidate_retrieval=logp[:, :n_given].cpu().numpy().astype(np.float64),
+        candidate_ranking=probs[:, :n_given].cpu().numpy().astype(np.float64),
+        pool_k=pool_k,
+    )
+
+
+# ---------------------------------------------------------------------------------------- fuse, re-rank
+def fused_scores(retrieval_logp: np.ndarray, positive_prob: np.ndarray | None, weight: float) -> np.ndarray:
+    """The unified pipeline's re-ranking score: ``(1 - w) * log P(item | prompt) + w * log P(<pos>)``.
+
+    The ranking head alone predicts "would like it" (rating >= threshold), not "comes next": re-ranking
+    the retrieved pool by P(<pos>) alone hurt recommendation badly on ml-100k. Mixing both
+    log-probabilities lets validation data decide how much the ranker may move the retrieval order;
+    ``w = 0`` keeps it (and needs no ranking scores), ``w = 1`` is the ranker alone.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"fusion weight must lie in [0, 1], not {weight}")
+    logp = np.asarray(retrieval_logp, dtype=np.float64)
+    if weight == 0.0:  # avoid 0 * -inf where a padded entry has no retrieval score
+        return logp
+    if positive_prob is None:
+        raise ValueError(f"fusion weight {weight} needs the ranking head's P(<pos>) of the pool")
+    prob = np.clip(np.asarray(positive_prob, dtype=np.float64), np.finfo(np.float64).tiny, 1.0)
+    if weight == 1.0:
+        return np.log(prob)
+    return (1.0 - weight) * logp + weight * np.log(prob)
+
+
+def rerank_order(ranking_scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Column order putting each row's valid entries by ranking score, best first; invalid ones last.
+
+    A stable sort keeps the retrieval order among equal ranking scores, so re-ranking by a constant
+    score returns the retrieval list unchanged.
+    """
+    keyed = np.where(valid, -np.asarray(ranking_scores, dtype=np.float64), np.inf)
+    return np.argsort(keyed, axis=1, kind="stable")
+
+
+def fuse_and_rerank(
+    items: np.ndarray, retrieval: np.ndarray, ranking: np.ndarray | None, valid: np.ndarray, weight: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``items`` with their fused scores and ``valid`` mask, re-ordered by the fused score (best first)."""
+    fused = fused_scores(retrieval, ranking, weight)
+    order = rerank_order(fused, valid)
+    return tuple(np.take_along_axis(np.asarray(a), order, axis=1) for a in (items, fused, valid))  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------- validation
+def target_ranks(retrieved: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """0-based rank of each target in its retrieved row, ``inf`` if absent. (B, k), (B,) -> (B,)."""
+    hit = retrieved == targets[:, None]
+    first = hit.float().argmax(dim=1).float()
+    return torch.where(hit.any(dim=1), first, torch.full_like(first, float("inf")))
+
+
+def rank_prompts(
+    net: GenerativeTransformer,
+    prompts: SequenceBatch,
+    targets: torch.Tensor,
+    is_search: torch.Tensor,
+    spaces: Mapping[bool, IdSpace],
+    beam_size: int,
+    seen: torch.Tensor,
+) -> torch.Tensor:
+    """Retrieve for each prompt of a mixed batch in its stream's ID space, seen items left out, and
+    return the target ranks (B,) (the training monitor's and validation report's retrieval figure)."""
+    ranks = torch.full(targets.shape, float("inf"), device=targets.device)
+    for search, space in spaces.items():
+        rows = torch.nonzero(is_search == search).flatten()
+        if rows.numel():
+            items, _, valid = retrieve_unseen(net, select_rows(prompts, rows), space, seen[rows], beam_size, beam_size)
+            ranks[rows] = target_ranks(torch.where(valid, items, -1), targets[rows])
+    return ranks
+
+
+def positive_probability(
+    net: GenerativeTransformer,
+    prompts: SequenceBatch,
+    targets: torch.Tensor,
+    is_search: torch.Tensor,
+    spaces: Mapping[bool, IdSpace],
+) -> torch.Tensor:
+    """P(<pos>) of each prompt's own target item (the ranking score), (B,)."""
+    probs = torch.zeros(targets.shape, device=targets.device)
+    for search, space in spaces.items():
+        rows = torch.nonzero(is_search == search).flatten()
+        if rows.numel():
+            _, p = ranking_probs(net, select_rows(prompts, rows), space, targets[rows, None])
+            probs[rows] = p[:, 0]
+    return probs
+
