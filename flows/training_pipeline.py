@@ -15,7 +15,14 @@ from flows.run_context import publish_markdown
 from flows.stage_tasks import stage_task
 from unigrec.config import PARAMS_FILE, load_section
 from unigrec.orchestration.markdown import run_summary_markdown
-from unigrec.orchestration.run import PipelineRequest, PipelineResult, dataset_overrides, run_pipeline
+from unigrec.orchestration.run import (
+    PipelineRequest,
+    PipelineResult,
+    dataset_overrides,
+    experiment_overrides,
+    merge_overrides,
+    run_pipeline,
+)
 
 
 @flow(name="training-pipeline")
@@ -26,6 +33,7 @@ def training_pipeline(
     overrides: list[str] | None = None,
     experiment_name: str | None = None,
     stages: list[str] | None = None,
+    experiments: list[str] | None = None,
 ) -> PipelineResult:
     """Run the pipeline (all of dvc.yaml by default); stop at the first failing stage.
 
@@ -35,11 +43,15 @@ def training_pipeline(
         overrides: more params overrides, ``dvc exp run -S`` style (``train.seed=3``).
         experiment_name: name of the DVC experiment an overrides run records (None: DVC picks one).
         stages: only these stages, in this order.
+        experiments: overlays of ``configs/experiments/`` (file stems or YAML paths), applied in order;
+            the dataset and ``overrides`` win over them. Every key is checked before any stage runs.
     """
     cfg = load_section("orchestration", Path(root) / PARAMS_FILE)
     request = PipelineRequest(
         stages=stages,
-        overrides=dataset_overrides(source, data_path) + list(overrides or []),
+        overrides=merge_overrides(
+            experiment_overrides(Path(root), experiments or []), dataset_overrides(source, data_path), overrides or []
+        ),
         experiment_name=experiment_name,
     )
     result = run_pipeline(

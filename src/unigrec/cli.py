@@ -72,6 +72,9 @@ def _flows_checkout(root: Path) -> Path:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from unigrec.orchestration.run import experiment_overrides
+
+    experiment_overrides(Path(args.root), args.experiment or [])  # a bad overlay fails before Prefect starts
     _flows_checkout(Path(args.root))
     from flows.training_pipeline import training_pipeline
 
@@ -82,11 +85,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides=args.set or None,
         experiment_name=args.exp_name,
         stages=args.stages or None,
+        experiments=args.experiment or None,
     )
     for outcome in result.outcomes:
         print(f"{outcome.stage:<12} {'ran' if outcome.ran else 'cached'}")
     if result.experiment:
         print(f"DVC experiment {result.experiment} (compare runs with `dvc exp show`)")
+    return 0
+
+
+def _cmd_experiments(args: argparse.Namespace) -> int:
+    from unigrec.orchestration.run import EXPERIMENTS_DIR, list_experiments
+
+    found = list_experiments(Path(args.root))
+    width = max((len(name) for name, _ in found), default=0)
+    for name, summary in found:
+        print(f"{name:<{width}}  {summary}")
+    if not found:
+        print(f"no overlays in {Path(args.root) / EXPERIMENTS_DIR}")
     return 0
 
 
@@ -240,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the pipeline as a local Prefect flow (each stage through DVC's cache)",
         description=(
             "Run the training-pipeline flow here: every dvc.yaml stage as a Prefect task, DVC deciding\n"
-            "what runs. With --set/--source/--data-path the run is a DVC experiment (`dvc exp show`).\n"
+            "what runs. With --experiment/--set/--source/--data-path the run is a DVC experiment\n"
+            "(`dvc exp show`). --experiment NAME applies configs/experiments/NAME.yaml (or a YAML path), an\n"
+            "overlay of params.yaml; several apply in order, and --source/--data-path/--set win over them.\n"
             "A second run waits for the first (orchestration.lock_timeout_s). Without PREFECT_API_URL,\n"
             "Prefect starts a temporary local server for the run."
         ),
@@ -253,7 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--source", default=None, help="dataset source (ingest.source) for this run")
     p_run.add_argument("--data-path", default=None, help="dataset folder (ingest.path) for this run")
     p_run.add_argument("--exp-name", default=None, help="name of the DVC experiment an overrides run records")
+    p_run.add_argument(
+        "--experiment", "-e", action="append", metavar="NAME",
+        help="params overlay: a file stem of configs/experiments/ or a YAML path (repeatable, applied in order)",
+    )
     p_run.set_defaults(func=_cmd_run)
+
+    p_exps = sub.add_parser(
+        "experiments", parents=[common], help="list the params overlays `unigrec run --experiment` takes"
+    )
+    p_exps.set_defaults(func=_cmd_experiments)
 
     p_dep = sub.add_parser(
         "deploy",
