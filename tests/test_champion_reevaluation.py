@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 import yaml
-from evaluate_test_support import ROOT, evaluate_cfg, tiny_project, write_candidates
+from evaluate_test_support import ROOT, evaluate_cfg, evaluate_runtime, tiny_project, write_candidates
 
 from unigrec.config import load_section
 
@@ -44,7 +44,7 @@ def _new_test_lists(layout, eval_cfg, seed: int) -> None:
     from unigrec.stages.evaluate import run as evaluate
 
     write_candidates(layout, seed=seed)
-    evaluate(eval_cfg, layout)
+    evaluate(eval_cfg, layout, evaluate_runtime())
 
 
 def _client(layout):
@@ -58,12 +58,12 @@ def test_a_champion_from_other_data_is_evaluated_on_this_data_before_the_gate(pr
     from unigrec.stages.register import run as register
 
     layout, eval_cfg, cfg = project
-    evaluate(eval_cfg, layout)
-    first = register(cfg, layout)
+    evaluate(eval_cfg, layout, evaluate_runtime())
+    first = register(cfg, layout, evaluate_runtime())
     assert first["promoted"] and first["version"] == 1 and first["champion_reevaluation"] is None
 
     _new_test_lists(layout, eval_cfg, seed=4)
-    second = register(cfg, layout)
+    second = register(cfg, layout, evaluate_runtime())
     assert second["eval_data_hash"] != first["eval_data_hash"]
     assert second["champion_reevaluation"] == {"of_version": 1, "version": 2, "promoted": True}
     # The candidate is the same untrained model, so on the same data it cannot beat the re-evaluated
@@ -96,8 +96,8 @@ def test_a_champion_that_cannot_be_evaluated_stays_champion(project, monkeypatch
     from unigrec.stages.register import run as register
 
     layout, eval_cfg, cfg = project
-    evaluate(eval_cfg, layout)
-    register(cfg, layout)
+    evaluate(eval_cfg, layout, evaluate_runtime())
+    register(cfg, layout, evaluate_runtime())
 
     def broken(*args, **kwargs):
         raise ValueError("model card was written with a different special-token list")
@@ -105,7 +105,7 @@ def test_a_champion_that_cannot_be_evaluated_stays_champion(project, monkeypatch
     monkeypatch.setattr(reevaluate, "reevaluate_folder", broken)
     _new_test_lists(layout, eval_cfg, seed=5)
     with caplog.at_level("WARNING"):
-        result = register(cfg, layout)
+        result = register(cfg, layout, evaluate_runtime())
     assert result["champion_reevaluation"] == {
         "of_version": 1,
         "error": "ValueError: model card was written with a different special-token list",
@@ -122,8 +122,8 @@ def test_reevaluation_can_be_turned_off(project):
     from unigrec.stages.register import run as register
 
     layout, eval_cfg, cfg = project
-    evaluate(eval_cfg, layout)
-    register(cfg, layout)
+    evaluate(eval_cfg, layout, evaluate_runtime())
+    register(cfg, layout, evaluate_runtime())
     _new_test_lists(layout, eval_cfg, seed=6)
-    result = register(dataclasses.replace(cfg, reevaluate_champion=False), layout)
+    result = register(dataclasses.replace(cfg, reevaluate_champion=False), layout, evaluate_runtime())
     assert result["champion_reevaluation"] is None and "not compared" in result["reason"]

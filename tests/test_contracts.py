@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from contract_fixtures import BROKEN_CASES, BrokenCase, valid_tables, write_tables
+from runtime_support import runtime_config
 
 from unigrec.cli import main
 from unigrec.config import IngestConfig, ParquetSourceConfig, QueryConfig, ValidateConfig
@@ -256,13 +257,13 @@ def test_real_movielens_100k_passes(cfg, tmp_path):
         IngestConfig(
             source="movielens-100k",
             path=str(SHARED_ML100K),
-            cache_dir=str(tmp_path / "cache"),
             label_threshold=4.0,
             max_users=None,
             queries=QueryConfig(search_fraction=0.25, include_decade=True, seed=13),
             parquet=ParquetSourceConfig(items=None, interactions=None, searches=None, columns={}),
         ),
         layout,
+        runtime_config(cache_dir=str(tmp_path / "cache")),
     )
     report = validate_paths([layout.canonical_dir], cfg)
     assert report.success, report.describe_failures()

@@ -68,7 +68,7 @@ def project(tmp_path_factory) -> Path:
             shutil.copy2(src, root / name)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["ingest"]["path"] = str(ML100K)
-    params["ingest"]["cache_dir"] = str(tmp_path_factory.mktemp("cache"))
+    params["runtime"]["cache_dir"] = str(tmp_path_factory.mktemp("cache"))
     _override(params, SMALL)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], root)
@@ -97,6 +97,27 @@ def test_second_repro_is_a_noop(project: Path):
     assert "up to date" in status.stdout.lower()
     again = _run([sys.executable, "-m", "dvc", "repro"], project)
     assert "Running stage" not in again.stdout
+
+
+def test_flipping_runtime_knobs_reruns_nothing_and_a_stage_knob_does(project: Path):
+    """params.yaml's runtime section changes how stages run, never what they write: no stage depends on it."""
+    good_params = (project / "params.yaml").read_text()
+    params = yaml.safe_load(good_params)
+    runtime = params["runtime"]
+    runtime["progress_bar"] = not runtime["progress_bar"]
+    runtime["dataloader_workers"] += 1
+    runtime["torch_threads"]["train"] = 1
+    runtime["batch_sizes"] = {name: size + 1 for name, size in runtime["batch_sizes"].items()}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        status = _run([sys.executable, "-m", "dvc", "status"], project)
+        assert "up to date" in status.stdout.lower(), status.stdout
+        params["train"]["seed"] += 1  # a knob of what train computes: train and what follows it are stale
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        status = _run([sys.executable, "-m", "dvc", "status"], project)
+        assert "train:" in status.stdout and "split:" not in status.stdout, status.stdout
+    finally:
+        (project / "params.yaml").write_text(good_params)
 
 
 def test_bad_drop_fails_validation_and_keeps_downstream_outputs(project: Path, tmp_path: Path):

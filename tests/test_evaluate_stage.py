@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from evaluate_test_support import ROOT, evaluate_cfg, tiny_project
+from evaluate_test_support import ROOT, evaluate_cfg, evaluate_runtime, tiny_project
 
 from unigrec.config import ConfigError, GateConfig, build_section
 from unigrec.paths import Layout
@@ -26,7 +26,7 @@ def evaluated(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # shared 2-core test machine
     try:
-        summary = run(evaluate_cfg(), layout)
+        summary = run(evaluate_cfg(), layout, evaluate_runtime())
     finally:
         torch.set_num_threads(threads)
     return layout, summary
@@ -95,6 +95,7 @@ def test_beam_ranks_equal_exact_catalogue_scoring(tmp_path):
     each target must equal its rank when every unseen item is scored one by one."""
     from unigrec.evaluate.baselines.context import held_out_cases
     from unigrec.evaluate.evaluation import evaluate_test_split
+    from unigrec.evaluate.inputs import load_test_inputs
     from unigrec.inference.prompts import group_user_events, prompt_examples, query_table_texts
     from unigrec.inference.retrieval import id_spaces
     from unigrec.model.batch import collate_sequences
@@ -106,10 +107,10 @@ def test_beam_ranks_equal_exact_catalogue_scoring(tmp_path):
     layout = tiny_project(tmp_path)
     events = pd.read_parquet(layout.events)
     texts = query_table_texts(events)
-    table = np.load(embedding_cache_file(list(texts), layout.root / evaluate_cfg().query_cache_dir))
+    table = np.load(embedding_cache_file(list(texts), layout.resolve(evaluate_runtime().cache_dir)))
     cfg = evaluate_cfg(beam_size=40, pipeline_k=10, baselines=())
-    result = evaluate_test_split(cfg, layout.model_dir, events, pd.read_parquet(layout.candidates),
-                                 pd.read_parquet(layout.items), table, texts, None, layout.root)
+    data = load_test_inputs(evaluate_runtime(), layout)
+    result = evaluate_test_split(cfg, data, layout.model_dir, evaluate_runtime(), layout)
     model = load_model(layout.model_dir)
     cases = held_out_cases(events, "test")
     examples = prompt_examples(group_user_events(events, model.items, texts), model.serialiser, "test")
@@ -132,27 +133,23 @@ def test_missing_model_and_bad_settings_fail_clearly(tmp_path):
     from unigrec.stages.evaluate import run
 
     with pytest.raises(ContractViolation, match="train stage"):
-        run(evaluate_cfg(), Layout(tmp_path))
+        run(evaluate_cfg(), Layout(tmp_path), evaluate_runtime())
     with pytest.raises(ConfigError, match="beam_size"):
-        run(dataclasses.replace(evaluate_cfg(), beam_size=5), Layout(tmp_path))
+        run(dataclasses.replace(evaluate_cfg(), beam_size=5), Layout(tmp_path), evaluate_runtime())
     with pytest.raises(ConfigError, match="fusion_weights"):
-        run(dataclasses.replace(evaluate_cfg(), fusion_weights=(0.0, 1.5)), Layout(tmp_path))
+        run(dataclasses.replace(evaluate_cfg(), fusion_weights=(0.0, 1.5)), Layout(tmp_path), evaluate_runtime())
     with pytest.raises(ConfigError, match="fusion_weights"):
-        run(dataclasses.replace(evaluate_cfg(), fusion_weights=()), Layout(tmp_path))
+        run(dataclasses.replace(evaluate_cfg(), fusion_weights=()), Layout(tmp_path), evaluate_runtime())
 
 
 def test_a_single_fusion_weight_is_used_as_given_without_a_validation_pass(tmp_path):
     from unigrec.evaluate.evaluation import evaluate_test_split
-    from unigrec.inference.prompts import query_table_texts
-    from unigrec.text_encoder import embedding_cache_file
+    from unigrec.evaluate.inputs import load_test_inputs
 
     layout = tiny_project(tmp_path)
-    events = pd.read_parquet(layout.events)
-    texts = query_table_texts(events)
-    table = np.load(embedding_cache_file(list(texts), layout.root / evaluate_cfg().query_cache_dir))
     cfg = evaluate_cfg(fusion_weights=(0.3,), baselines=())
-    result = evaluate_test_split(cfg, layout.model_dir, events, pd.read_parquet(layout.candidates),
-                                 pd.read_parquet(layout.items), table, texts, None, layout.root)
+    result = evaluate_test_split(cfg, load_test_inputs(evaluate_runtime(), layout), layout.model_dir,
+                                 evaluate_runtime(), layout)
     for stream in ("rec", "search"):
         pipeline = result.metrics["test"]["pipeline"][stream]
         assert pipeline["fusion_weight"] == 0.3 and result.settings.weight(stream) == 0.3

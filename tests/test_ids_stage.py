@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from runtime_support import runtime_config
 
 from tests.ids_test_support import single_threaded_torch  # noqa: F401 (autouse fixture)
 from unigrec.config import IdentifiersConfig, load_section
@@ -49,7 +50,7 @@ def make_project(root: Path) -> tuple[Layout, pd.DataFrame, pd.DataFrame]:
     (the real encoder is exercised by the slow test only)."""
     layout = Layout(root)
     items, events = write_synthetic_project(layout, SPEC)
-    cache = root / tiny_config().cache_dir
+    cache = layout.resolve(runtime_config().cache_dir)
     cache.mkdir(parents=True)
     np.save(embedding_cache_file(item_texts(items), cache), synthetic_semantic_vectors(SPEC, items))
     return layout, items, events
@@ -58,7 +59,7 @@ def make_project(root: Path) -> tuple[Layout, pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def stage_run(tmp_path_factory):
     layout, items, events = make_project(tmp_path_factory.mktemp("proj"))
-    summary = run(tiny_config(), layout)
+    summary = run(tiny_config(), layout, runtime_config())
     return layout, items, events, summary
 
 
@@ -106,7 +107,7 @@ def test_embeddings_metrics_and_plot(stage_run):
 def test_rerun_gives_byte_identical_ids(stage_run, tmp_path):
     layout, _, _, _ = stage_run
     again, _, _ = make_project(tmp_path)
-    run(tiny_config(), again)
+    run(tiny_config(), again, runtime_config())
     assert again.ids_table.read_bytes() == layout.ids_table.read_bytes()
     assert again.identifiers_metrics.read_text() == layout.identifiers_metrics.read_text()
 
@@ -129,8 +130,9 @@ def test_collaborative_vectors_ignore_validation_and_test_events(stage_run):
 def test_single_source_modes_use_one_id_for_both_tasks(stage_run, mode, prefix, tmp_path):
     _, items, events, _ = stage_run
     layout, _, _ = make_project(tmp_path)
-    built = build_identifiers(items, events, tiny_config(mode=mode), cache_dir=layout.root / ".cache/unigrec",
-                              show_progress=False)
+    runtime = runtime_config()
+    built = build_identifiers(items, events, tiny_config(mode=mode), runtime.batch_sizes,
+                              cache_dir=layout.resolve(runtime.cache_dir), show_progress=False)
     names = [lv.name for lv in built.layout.semantic_levels]
     assert names == [f"{prefix}_0", f"{prefix}_1", f"{prefix}_2", f"{prefix}_dedup"]
     assert built.layout.semantic_levels == built.layout.collaborative_levels
@@ -146,7 +148,7 @@ def test_semantic_only_mode_fits_no_collaborative_model_and_still_assigns_cold_i
     layout, items, _ = make_project(tmp_path)
     cfg = tiny_config(mode="semantic_only")
     # room on every prefix for the catalogue copies assigned below (one source crowds the tiny codebooks)
-    run(dataclasses.replace(cfg, collisions=dataclasses.replace(cfg.collisions, dedup_size=16)), layout)
+    run(dataclasses.replace(cfg, collisions=dataclasses.replace(cfg.collisions, dedup_size=16)), layout, runtime_config())
     emb = np.load(layout.item_embeddings)
     assert emb["collaborative"].shape == (len(items), 0)
     assert json.loads(layout.identifiers_metrics.read_text())["collaborative_model"] == {}
@@ -171,7 +173,7 @@ def test_cold_start_ids_never_collide_with_the_catalogue(stage_run):
 
 def test_missing_upstream_output_is_a_clear_error(tmp_path):
     with pytest.raises(SourceError, match="dvc repro ingest"):
-        run(tiny_config(), Layout(tmp_path))
+        run(tiny_config(), Layout(tmp_path), runtime_config())
 
 
 @pytest.mark.slow

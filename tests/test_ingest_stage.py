@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from runtime_support import runtime_config
 
 from unigrec.config import IngestConfig, ParquetSourceConfig, QueryConfig
 from unigrec.data.schema import TABLES
@@ -22,7 +23,6 @@ def _cfg(path: Path, max_users: int | None) -> IngestConfig:
     return IngestConfig(
         source="movielens-100k",
         path=str(path),
-        cache_dir=".cache/unigrec",
         label_threshold=4.0,
         max_users=max_users,
         queries=QueryConfig(search_fraction=0.25, include_decade=True, seed=13),
@@ -33,7 +33,7 @@ def _cfg(path: Path, max_users: int | None) -> IngestConfig:
 @pytest.mark.skipif(not SHARED_ML100K.is_dir(), reason="shared ml-100k data absent")
 def test_ingest_writes_tables_and_card(tmp_path):
     layout = Layout(tmp_path)
-    summary = ingest.run(_cfg(SHARED_ML100K, max_users=50), layout)
+    summary = ingest.run(_cfg(SHARED_ML100K, max_users=50), layout, runtime_config())
 
     frames = {name: pd.read_parquet(getattr(layout, name)) for name in TABLES}
     for name, frame in frames.items():
@@ -68,10 +68,10 @@ def test_ingest_writes_tables_and_card(tmp_path):
 
 def test_failed_ingest_keeps_previous_outputs(tmp_path):
     layout = Layout(tmp_path)
-    ingest.run(_cfg(FIXTURES / "ml-100k-grouplens", max_users=None), layout)
+    ingest.run(_cfg(FIXTURES / "ml-100k-grouplens", max_users=None), layout, runtime_config())
     before = layout.interactions.read_bytes()
     with pytest.raises(SourceError):
-        ingest.run(_cfg(tmp_path / "missing", max_users=None), layout)
+        ingest.run(_cfg(tmp_path / "missing", max_users=None), layout, runtime_config())
     assert layout.interactions.read_bytes() == before and layout.data_card_json.is_file()
 
 
@@ -79,6 +79,6 @@ def test_relative_paths_are_resolved_against_the_project_root(tmp_path, monkeypa
     monkeypatch.chdir(FIXTURES)  # somewhere else entirely
     (tmp_path / "src").symlink_to(FIXTURES / "ml-100k-recbole")
     layout = Layout(tmp_path)
-    summary = ingest.run(_cfg(Path("src"), max_users=None), layout)
+    summary = ingest.run(_cfg(Path("src"), max_users=None), layout, runtime_config())
     assert summary["interactions"] + summary["searches"] == 12
     assert not (FIXTURES / "data").exists()

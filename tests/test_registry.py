@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from runtime_support import runtime_config
 
 from unigrec.config import GateConfig, load_section
 from unigrec.errors import UnigrecError
@@ -318,8 +319,8 @@ def test_register_stage_writes_its_decision(tmp_path):
     (layout.ids_dir / "codebooks.json").write_text("{}")
     (tmp_path / "params.yaml").write_text("train:\n  optim:\n    lr: 0.003\n")
 
-    first = run(register_cfg(), layout)
-    second = run(register_cfg(), layout)  # same model, same numbers: registered, not promoted
+    first = run(register_cfg(), layout, runtime_config())
+    second = run(register_cfg(), layout, runtime_config())  # same model, same numbers: registered, not promoted
     assert first["promoted"] and first["version"] == 1
     assert not second["promoted"] and second["version"] == 2 and second["champion_version"] == 1
     written = json.loads(layout.register_metrics.read_text())

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from evaluate_test_support import ROOT, evaluate_cfg, tiny_project
+from evaluate_test_support import ROOT, evaluate_cfg, evaluate_runtime, tiny_project
 
 from unigrec.errors import UnigrecError
 
@@ -20,7 +20,7 @@ def project(tmp_path_factory):
 
     layout = tiny_project(tmp_path_factory.mktemp("serving"))
     torch.manual_seed(0)
-    run(dataclasses.replace(evaluate_cfg(), baselines=()), layout)  # writes models/serving
+    run(dataclasses.replace(evaluate_cfg(), baselines=()), layout, evaluate_runtime())  # writes models/serving
     return layout
 
 

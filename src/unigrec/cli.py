@@ -20,10 +20,12 @@ def _cmd_stage(args: argparse.Namespace) -> int:
     from unigrec.stages import stage_runner
 
     run, section = stage_runner(args.name)
-    cfg = load_section(section, Path(args.root) / args.params)
+    params = Path(args.root) / args.params
+    cfg = load_section(section, params)
+    runtime = load_section("runtime", params)
     started = time.perf_counter()
     log.info("stage %s: starting", args.name)
-    summary = run(cfg, Layout(Path(args.root)))
+    summary = run(cfg, Layout(Path(args.root)), runtime)
     log.info("stage %s: done in %.1fs", args.name, time.perf_counter() - started)
     if summary:
         print(json.dumps(summary, indent=2, sort_keys=True, default=str))
@@ -35,10 +37,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     from unigrec.config import load_section
     from unigrec.contracts.runner import validate_paths
+    from unigrec.paths import Layout
 
     cfg = load_section("validate", Path(args.root) / args.params)
-    # contracts_dir in params.yaml is relative to the project root, wherever the command runs from.
-    cfg = dataclasses.replace(cfg, contracts_dir=str(Path(args.root) / cfg.contracts_dir))
+    cfg = dataclasses.replace(cfg, contracts_dir=str(Layout(Path(args.root)).resolve(cfg.contracts_dir)))
     report = validate_paths([Path(p) for p in args.paths], cfg, report_dir=Path(args.report_dir) if args.report_dir else None)
     print(report.to_markdown())
     return 0 if report.success else 1

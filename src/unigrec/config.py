@@ -48,7 +48,6 @@ class ParquetSourceConfig:
 class IngestConfig:
     source: Literal["movielens-100k", "movielens-1m", "amazon2014", "parquet"]
     path: str | None  # local folder with the source files; None = obtain them automatically
-    cache_dir: str  # where downloaded wheels and extracted files are kept between runs
     label_threshold: float  # rating >= threshold -> label 1
     max_users: int | None  # keep only the first N users (sorted by id) for quick runs; None = all
     queries: QueryConfig
@@ -110,7 +109,6 @@ class RQVAEConfig:
     lr: float
     kmeans_iters: int  # Lloyd iterations of the codebook initialisation
     warmup_steps: int  # plain auto-encoder steps before k-means init, so codebooks start on a trained latent
-    inference_batch_size: int  # rows encoded at once when assigning codes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,11 +121,8 @@ class CollisionConfig:
 @dataclasses.dataclass(frozen=True)
 class IdentifiersConfig:
     mode: Literal["dual", "semantic_only", "collaborative_only"]
-    cache_dir: str  # text-embedding cache, outside DVC outs
-    text_batch_size: int
     seed: int
     ridge_lambda: float  # text -> collaborative map for items without training events (cold start)
-    torch_threads: int | None  # intra-op threads while the stage runs (restored after); None = leave as is
     collaborative: CollaborativeConfig
     rqvae: RQVAEConfig
     collisions: CollisionConfig
@@ -248,13 +243,7 @@ class TrainerConfig:
     precision: str  # "32-true", "bf16-mixed", ...
     patience: int  # epochs without a better validation NDCG before early stopping
     log_every_n_steps: int
-    logger: Literal["csv", "mlflow"]
-    mlflow_tracking_uri: str  # only for logger: mlflow
-    progress_bar: bool
     resume: bool  # continue an interrupted run of the same params and data from its last checkpoint
-    # Intra-op CPU threads while the stage runs (restored after); None = torch's default. With more than
-    # one, float sums split across threads differ run to run, so the same inputs give another model.
-    torch_threads: int | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +256,6 @@ class QuickEvalConfig:
     final_users: int | None  # users per stream in the stage's metrics file; None = all
     beam_size: int
     k: int  # HR@k / NDCG@k cut-off
-    batch_size: int
     # How the per-epoch monitor (checkpoint choice, early stopping) averages the streams' NDCG@k:
     # streams = each stream once; prompts = each validation prompt once (see lightning_module.monitor_value)
     monitor_average: Literal["streams", "prompts"]
@@ -282,9 +270,6 @@ class TrainConfig:
     # (the per-task mean's blind spot with sparse search logs; see fit.overweighted_targets).
     rare_task_warning_ratio: float
     batch_size: int  # users per training step
-    num_workers: int  # DataLoader workers; 0 = in the training process
-    query_cache_dir: str  # MiniLM query-vector cache, outside DVC outs
-    query_batch_size: int
     model: ModelConfig
     loss_weights: LossWeightsConfig
     enhancer: EnhancerConfig
@@ -319,19 +304,11 @@ class BM25SearchConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class DenseSearchConfig:
-    cache_dir: str  # MiniLM vectors of item texts and queries, keyed by content hash
-    encode_batch_size: int  # texts encoded at once
-
-
-@dataclasses.dataclass(frozen=True)
 class BaselinesConfig:
     """Reference methods run by the evaluation code on the same split as the generative model."""
 
-    score_batch_size: int  # contexts scored at once against the whole catalogue
     sasrec: SASRecConfig
     bm25: BM25SearchConfig
-    dense: DenseSearchConfig
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -345,7 +322,6 @@ class EvaluateConfig:
     full_ndcg_cutoffs: tuple[int, ...]  # full-catalogue protocol: NDCG@k
     curve_max_k: int  # HR@1..k curve in the plots (<= beam_size)
     beam_size: int  # constrained beam width; must cover the largest cut-off after seen items are dropped
-    batch_size: int  # prompts decoded at once (beam_size x batch_size hypotheses in memory)
     pipeline_k: int  # unified pipeline: retrieve this many, re-rank them with the ranking head
     pipeline_ndcg_cutoff: int  # NDCG@k of the re-ranked list
     # Re-ranking score (1 - w) * log P(item) + w * log P(<pos>): the w of this grid with the best
@@ -354,8 +330,6 @@ class EvaluateConfig:
     cold_user_max_events: int  # users with at most this many TRAIN events are the "cold" slice
     popular_item_quantile: float  # target items above this quantile of train counts are "popular"
     baselines: tuple[str, ...]  # popularity | sasrec | bm25 | dense, scored by the same code on the same cases
-    query_cache_dir: str  # MiniLM query-vector cache, outside DVC outs (shared with train)
-    query_batch_size: int
 
 
 # --------------------------------------------------------------------------- register
@@ -416,6 +390,40 @@ class OrchestrationConfig:
     contract_check: ContractCheckDeploymentConfig
 
 
+# --------------------------------------------------------------------------- runtime
+@dataclasses.dataclass(frozen=True)
+class StageThreadsConfig:
+    """Intra-op CPU threads while a stage runs (restored afterwards); None = torch's default, one per core."""
+
+    identifiers: int | None
+    train: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSizesConfig:
+    """Rows processed at once where the batch changes only memory and speed, never a result."""
+
+    text_encoding: int  # MiniLM: item texts (identifiers, dense baseline) and queries (train, evaluate)
+    rqvae_inference: int  # items encoded at once when assigning codes
+    validation_prompts: int  # training's validation prompts per beam search
+    evaluation_prompts: int  # evaluate's prompts per beam search; also the served batch
+    baseline_contexts: int  # contexts a baseline scores against the whole catalogue at once
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """How the stages run, never what they compute: no stage's DVC params name this section, so changing
+    a knob here re-runs nothing (``dvc status`` stays clean)."""
+
+    cache_dir: str  # downloaded wheels, text-embedding and query-vector caches (outside DVC outputs)
+    progress_bar: bool  # tqdm/Lightning bars in a terminal; logs get timestamped lines either way
+    dataloader_workers: int  # training DataLoader workers; 0 = in the training process
+    train_logger: Literal["csv", "mlflow"]  # Lightning logger beside the CSV the stage reads
+    mlflow_tracking_uri: str  # only for train_logger: mlflow
+    torch_threads: StageThreadsConfig
+    batch_sizes: BatchSizesConfig
+
+
 # --------------------------------------------------------------------------- all
 @dataclasses.dataclass(frozen=True)
 class Params:
@@ -428,6 +436,7 @@ class Params:
     evaluate: EvaluateConfig
     register: RegisterConfig
     orchestration: OrchestrationConfig
+    runtime: RuntimeConfig
 
 
 def _matches(value: Any, hint: Any) -> bool:

@@ -52,6 +52,12 @@ class Layout:
     def _p(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
 
+    def resolve(self, path: str | Path) -> Path:
+        """A path given in params.yaml: relative ones are relative to the project root, wherever the
+        command runs from (the one place params paths are resolved)."""
+        path = Path(path)
+        return path if path.is_absolute() else self.root / path
+
     # ingest
     @property
     def canonical_dir(self) -> Path:

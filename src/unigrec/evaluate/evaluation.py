@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unigrec.config import BaselinesConfig, EvaluateConfig
+from unigrec.config import BaselinesConfig, EvaluateConfig, RuntimeConfig
 from unigrec.errors import ContractViolation
 from unigrec.evaluate.baselines.context import KINDS, HeldOutCase, held_out_cases
+from unigrec.evaluate.inputs import TestInputs
 from unigrec.evaluate.metrics import ndcg_at_k
 from unigrec.evaluate.protocols import (
     best_weight,
@@ -31,6 +32,7 @@ from unigrec.evaluate.protocols import (
     sampled_ranks,
 )
 from unigrec.evaluate.slices import slice_masks
+from unigrec.paths import Layout
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,8 @@ def method_metrics(
 def _baseline_ranks(
     name: str,
     baselines_cfg: BaselinesConfig,
-    root: Path,
+    runtime: RuntimeConfig,
+    layout: Layout,
     train_events: pd.DataFrame,
     items: pd.DataFrame,
     cases: Sequence[HeldOutCase],
@@ -131,7 +134,7 @@ def _baseline_ranks(
 ) -> MethodRanks:
     from unigrec.evaluate.baselines import build_baseline
 
-    method = build_baseline(name, baselines_cfg, root).fit(train_events, items)
+    method = build_baseline(name, baselines_cfg, runtime, layout).fit(train_events, items)
     out = MethodRanks({}, {}, {})
     for stream in method.tasks:
         idx = rows[stream]
@@ -158,7 +161,8 @@ def case_slices(
 def score_baselines(
     cfg: EvaluateConfig,
     baselines_cfg: BaselinesConfig,
-    root: Path,
+    runtime: RuntimeConfig,
+    layout: Layout,
     events: pd.DataFrame,
     items: pd.DataFrame,
     cases: Sequence[HeldOutCase],
@@ -172,48 +176,44 @@ def score_baselines(
     out = {}
     for name in cfg.baselines:
         started = time.perf_counter()
-        out[name] = _baseline_ranks(name, baselines_cfg, root, train_events, items, cases, lists, rows, list_length)
+        out[name] = _baseline_ranks(
+            name, baselines_cfg, runtime, layout, train_events, items, cases, lists, rows, list_length
+        )
         seconds[name] = time.perf_counter() - started
         log.info("evaluate: baseline %s in %.1fs", name, seconds[name])
     return out
 
 
 def evaluate_baselines(
-    cfg: EvaluateConfig,
-    baselines_cfg: BaselinesConfig,
-    root: Path,
-    events: pd.DataFrame,
-    candidates: pd.DataFrame,
-    items: pd.DataFrame,
+    cfg: EvaluateConfig, data: TestInputs, baselines_cfg: BaselinesConfig, runtime: RuntimeConfig, layout: Layout
 ) -> dict[str, Any]:
     """Test metrics of ``cfg.baselines`` alone, on the cases and rules of :func:`evaluate_test_split`.
 
     For benchmarks that repeat a seeded baseline without re-scoring the model each time.
     """
     check_settings(cfg)
-    cases = held_out_cases(events, SPLIT)
+    cases = held_out_cases(data.events, SPLIT)
     if not cases:
         raise ContractViolation(f"the events table has no {SPLIT} events to evaluate")
-    masks = case_slices(cfg, cases, events, items)
-    ranks = score_baselines(cfg, baselines_cfg, root, events, items, cases, candidate_lists(cases, candidates), {})
+    masks = case_slices(cfg, cases, data.events, data.items)
+    lists = candidate_lists(cases, data.candidates)
+    ranks = score_baselines(cfg, baselines_cfg, runtime, layout, data.events, data.items, cases, lists, {})
     return {name: method_metrics(r, masks, cfg) for name, r in ranks.items()}
 
 
 def evaluate_test_split(
     cfg: EvaluateConfig,
+    data: TestInputs,
     model_dir: Path,
-    events: pd.DataFrame,
-    candidates: pd.DataFrame,
-    items: pd.DataFrame,
-    query_table: np.ndarray,
-    query_texts: Sequence[str],
-    baselines_cfg: BaselinesConfig | None,
-    root: Path,
+    runtime: RuntimeConfig,
+    layout: Layout,
+    baselines_cfg: BaselinesConfig | None = None,
     ranker_dir: Path | None = None,
 ) -> Evaluation:
     """Every protocol for the model, and the 1+99 and full-catalogue protocols for each baseline.
 
-    ``ranker_dir``: a second trained model that ranks what the first retrieves (the two-stage system);
+    ``runtime`` sizes the batches (and the served batch recorded in the settings); ``layout`` resolves
+    the caches the baselines keep. ``ranker_dir``: a second trained model that ranks what the first retrieves (the two-stage system);
     by default the one model does both.
     """
     from unigrec.evaluate.generative import DecodeSettings, score_prompts
@@ -221,10 +221,11 @@ def evaluate_test_split(
     from unigrec.model.card import load_model
 
     check_settings(cfg)
+    events, items, query_table = data.events, data.items, data.query_table
     cases = held_out_cases(events, SPLIT)
     if not cases:
         raise ContractViolation(f"the events table has no {SPLIT} events to evaluate")
-    lists = candidate_lists(cases, candidates)
+    lists = candidate_lists(cases, data.candidates)
     rows = _stream_rows(cases)
     targets = [c.target for c in cases]
     seen = [{e.item_id for e in c.context.history} for c in cases]
@@ -236,9 +237,9 @@ def evaluate_test_split(
     started = time.perf_counter()
     model = load_model(model_dir)
     ranker = load_model(ranker_dir) if ranker_dir is not None else None
-    grouped = group_user_events(events, model.items, query_texts)
+    grouped = group_user_events(events, model.items, data.query_texts)
     index = model.items.index()
-    settings = DecodeSettings(cfg.beam_size, cfg.batch_size, cfg.pipeline_k)
+    settings = DecodeSettings(cfg.beam_size, runtime.batch_sizes.evaluation_prompts, cfg.pipeline_k)
     fusion = tune_fusion_weights(cfg, model, grouped, events, query_table, settings, ranker)
     settings = dataclasses.replace(settings, fusion_weights={kind: f["weight"] for kind, f in fusion.items()})
     examples = prompt_examples(grouped, model.serialiser, SPLIT)
@@ -289,7 +290,7 @@ def evaluate_test_split(
     if cfg.baselines:
         if baselines_cfg is None:
             raise ContractViolation("params.evaluate.baselines names baselines but no baselines section was given")
-        baseline_ranks = score_baselines(cfg, baselines_cfg, root, events, items, cases, lists, seconds)
+        baseline_ranks = score_baselines(cfg, baselines_cfg, runtime, layout, events, items, cases, lists, seconds)
         methods.update(baseline_ranks)
         baseline_metrics = {name: method_metrics(ranks, masks, cfg) for name, ranks in baseline_ranks.items()}
 

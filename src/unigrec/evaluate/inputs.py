@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from unigrec.config import EvaluateConfig
+from unigrec.config import RuntimeConfig
 from unigrec.paths import Layout, require_inputs
 
 
@@ -22,7 +22,7 @@ class TestInputs:
     query_table: np.ndarray  # their MiniLM vectors
 
 
-def load_test_inputs(cfg: EvaluateConfig, layout: Layout) -> TestInputs:
+def load_test_inputs(runtime: RuntimeConfig, layout: Layout) -> TestInputs:
     """Read the project's evaluation data; fails naming the stage to run when a table is missing."""
     from unigrec.inference.prompts import query_table_texts
     from unigrec.text_encoder import embed_texts
@@ -36,8 +36,8 @@ def load_test_inputs(cfg: EvaluateConfig, layout: Layout) -> TestInputs:
     query_texts = query_table_texts(events)
     query_table = embed_texts(
         list(query_texts),
-        batch_size=cfg.query_batch_size,
-        cache_dir=layout.root / cfg.query_cache_dir,
+        batch_size=runtime.batch_sizes.text_encoding,
+        cache_dir=layout.resolve(runtime.cache_dir),
         show_progress=False,
     )
     return TestInputs(

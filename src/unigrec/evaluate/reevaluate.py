@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from unigrec.config import EvaluateConfig
+from unigrec.config import EvaluateConfig, RuntimeConfig
 from unigrec.paths import Layout
 
 BUNDLE_SUBDIR = "bundle"
@@ -16,7 +16,7 @@ MODEL_SUBDIR = "model"
 
 
 def reevaluate_folder(
-    cfg: EvaluateConfig, layout: Layout, model_dir: Path, dest: Path
+    cfg: EvaluateConfig, runtime: RuntimeConfig, layout: Layout, model_dir: Path, dest: Path
 ) -> tuple[Path, dict[str, Any]]:
     """Every protocol of the evaluate stage for the model in ``model_dir`` (no baselines: they do not
     change with the model), on ``layout``'s data.
@@ -32,11 +32,8 @@ def reevaluate_folder(
 
     cfg = dataclasses.replace(cfg, baselines=())
     check_settings(cfg)
-    data = load_test_inputs(cfg, layout)
-    result = evaluate_test_split(
-        cfg, model_dir, data.events, data.candidates, data.items, data.query_table, data.query_texts,
-        None, layout.root,
-    )
+    data = load_test_inputs(runtime, layout)
+    result = evaluate_test_split(cfg, data, model_dir, runtime, layout)
     bundle = Path(dest) / BUNDLE_SUBDIR
     write_serving_bundle(bundle, data.events, data.items, data.query_texts, data.query_table, result.settings)
     folder = assemble_servable_folder(model_dir, bundle, Path(dest) / MODEL_SUBDIR)

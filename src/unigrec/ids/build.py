@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from unigrec.config import IdentifiersConfig
+from unigrec.config import BatchSizesConfig, IdentifiersConfig
 from unigrec.errors import ContractViolation
 from unigrec.ids.artefacts import CodeLayout, build_code_layout, id_sources, quantised_level_names
 from unigrec.ids.collaborative import fit_collaborative, validation_hit_rates
@@ -103,8 +103,8 @@ def reconstruction_report(
 
 
 def embed_catalogue(
-    items: pd.DataFrame, events: pd.DataFrame, cfg: IdentifiersConfig, cache_dir: Path | None,
-    generator: torch.Generator, show_progress: bool,
+    items: pd.DataFrame, events: pd.DataFrame, cfg: IdentifiersConfig, text_batch_size: int,
+    cache_dir: Path | None, generator: torch.Generator, show_progress: bool,
 ) -> tuple[np.ndarray, np.ndarray, LinearMap, dict[str, Any]]:
     """Semantic vectors, collaborative vectors (ridge-filled for items with no training events), the map.
 
@@ -112,7 +112,7 @@ def embed_catalogue(
     on a real catalogue: ~440 of ~490 s on ML-1M) is not fitted: the vectors and the map are zero-width.
     """
     item_ids = items["item_id"].astype(str).tolist()
-    semantic = embed_texts(item_texts(items), cfg.text_batch_size, cache_dir, show_progress)
+    semantic = embed_texts(item_texts(items), text_batch_size, cache_dir, show_progress)
     if "collaborative" not in id_sources(cfg.mode):
         log.info("collaborative: not fitted (identifiers.mode %s encodes text only)", cfg.mode)
         unused = LinearMap(np.zeros((semantic.shape[1], 0), np.float32), np.zeros(0, np.float32))
@@ -189,20 +189,23 @@ def level_usage(
 
 
 def build_identifiers(
-    items: pd.DataFrame, events: pd.DataFrame, cfg: IdentifiersConfig, cache_dir: Path | None = None,
-    show_progress: bool = True,
+    items: pd.DataFrame, events: pd.DataFrame, cfg: IdentifiersConfig, batches: BatchSizesConfig,
+    cache_dir: Path | None = None, show_progress: bool = True,
 ) -> IdentifierBuild:
-    """Give every catalogue item a semantic and a collaborative ID (design §3) and measure them."""
+    """Give every catalogue item a semantic and a collaborative ID (docs/design.md §3) and measure them.
+
+    ``batches`` sizes the text encoding and code assignment (memory and speed only); ``cache_dir`` keeps
+    the text embeddings between runs."""
     torch.manual_seed(cfg.seed)  # module initialisation draws from the global generator
     generator = torch.Generator().manual_seed(cfg.seed)
     item_ids = items["item_id"].astype(str).tolist()
     semantic, collaborative, text_map, collab_figures = embed_catalogue(
-        items, events, cfg, cache_dir, generator, show_progress)
+        items, events, cfg, batches.text_encoding, cache_dir, generator, show_progress)
 
     inputs = quantiser_inputs(cfg.mode, semantic, collaborative)
     model = DualRQVAE(quantiser_shape(cfg.mode, cfg, semantic.shape[1]))
     losses = train_rqvae(model, inputs, cfg.rqvae, generator, show_progress)
-    codes, residuals = encode_in_chunks(model, inputs, cfg.rqvae.inference_batch_size)
+    codes, residuals = encode_in_chunks(model, inputs, batches.rqvae_inference)
     ids, kind_figures, balanced_codes = assign_ids(model, codes, residuals, cfg.mode, cfg, show_progress)
 
     largest_tie = max(f["max_dedup_token"] + 1 for f in kind_figures.values())
@@ -215,7 +218,7 @@ def build_identifiers(
                                cfg.rqvae.specific_levels)
     usage = level_usage(ids, layout, kind_figures)
 
-    chunk = cfg.rqvae.inference_batch_size
+    chunk = batches.rqvae_inference
     metrics = {
         "mode": cfg.mode,
         "n_items": len(item_ids),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from unigrec.config import RegisterConfig
 from unigrec.errors import UnigrecError
+from unigrec.paths import Layout
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,7 @@ def tracking_uri(cfg: RegisterConfig, root: Path) -> str:
     (not the working directory), so every stage and CLI call finds the same store."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
     if uri.startswith(_SQLITE):
-        db = Path(uri[len(_SQLITE) :])
-        if not db.is_absolute():
-            db = Path(root).resolve() / db
+        db = Layout(Path(root).resolve()).resolve(uri[len(_SQLITE) :])
         db.parent.mkdir(parents=True, exist_ok=True)
         return f"{_SQLITE}{db}"
     return uri
@@ -44,13 +43,13 @@ def artifact_location(cfg: RegisterConfig, uri: str, root: Path) -> str | None:
     """Local artifact folder for a local (SQLite) store; a server picks its own, so None there."""
     if sqlite_file(uri) is None:
         return None
-    return (Path(root).resolve() / cfg.artifact_dir).as_uri()
+    return Layout(Path(root).resolve()).resolve(cfg.artifact_dir).as_uri()
 
 
 def lock_file(cfg: RegisterConfig, uri: str, root: Path) -> Path | None:
     """``params.register.lock_file`` if set, else ``<db>.lock`` beside a SQLite store, else None."""
     if cfg.lock_file:
-        return Path(root) / cfg.lock_file
+        return Layout(Path(root)).resolve(cfg.lock_file)
     db = sqlite_file(uri)
     return db.with_name(db.name + ".lock") if db is not None else None
 

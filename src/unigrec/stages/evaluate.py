@@ -9,13 +9,13 @@ import os
 from typing import Any
 
 from unigrec.atomic import atomic_dir, atomic_file, write_json
-from unigrec.config import PARAMS_FILE, EvaluateConfig
+from unigrec.config import PARAMS_FILE, EvaluateConfig, RuntimeConfig
 from unigrec.paths import Layout, require_inputs
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: EvaluateConfig, layout: Layout) -> dict[str, Any]:
+def run(cfg: EvaluateConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, Any]:
     from unigrec.config import load_section
     from unigrec.evaluate.evaluation import check_settings, evaluate_test_split
     from unigrec.evaluate.inputs import load_test_inputs
@@ -24,13 +24,10 @@ def run(cfg: EvaluateConfig, layout: Layout) -> dict[str, Any]:
 
     check_settings(cfg)
     require_inputs(((layout.model_dir, "train"),))
-    data = load_test_inputs(cfg, layout)
+    data = load_test_inputs(runtime, layout)
     # Baselines have their own params section (their knobs), read only when some are asked for.
     baselines_cfg = load_section("baselines", layout.root / PARAMS_FILE) if cfg.baselines else None
-    result = evaluate_test_split(
-        cfg, layout.model_dir, data.events, data.candidates, data.items, data.query_table, data.query_texts,
-        baselines_cfg, layout.root,
-    )
+    result = evaluate_test_split(cfg, data, layout.model_dir, runtime, layout, baselines_cfg)
     metrics = finite_or_none(result.metrics)
     write_json(layout.evaluate_metrics, metrics)
     slice_cutoff = min(cfg.full_ndcg_cutoffs)

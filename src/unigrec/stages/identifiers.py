@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from unigrec.config import IdentifiersConfig
+from unigrec.config import IdentifiersConfig, RuntimeConfig
 from unigrec.errors import SourceError
 from unigrec.paths import Layout
 
@@ -25,7 +25,7 @@ def _read(path: Path, produced_by: str) -> Any:
     return pd.read_parquet(path)
 
 
-def run(cfg: IdentifiersConfig, layout: Layout) -> dict[str, Any]:
+def run(cfg: IdentifiersConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, Any]:
     from unigrec.atomic import atomic_dir, write_json
     from unigrec.ids.build import build_identifiers
     from unigrec.ids.persist import write_all
@@ -34,11 +34,8 @@ def run(cfg: IdentifiersConfig, layout: Layout) -> dict[str, Any]:
 
     items = _read(layout.items, "ingest")
     events = _read(layout.events, "split")
-    cache_dir = Path(cfg.cache_dir)
-    if not cache_dir.is_absolute():
-        cache_dir = layout.root / cache_dir
-    with torch_threads(cfg.torch_threads):
-        built = build_identifiers(items, events, cfg, cache_dir=cache_dir)
+    with torch_threads(runtime.torch_threads.identifiers):
+        built = build_identifiers(items, events, cfg, runtime.batch_sizes, cache_dir=layout.resolve(runtime.cache_dir))
 
     with atomic_dir(layout.ids_dir) as tmp:
         write_all(tmp, built.item_ids, built.ids, built.layout, built.model, built.text_map,

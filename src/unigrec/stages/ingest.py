@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 from typing import Any
 
 from unigrec.atomic import atomic_dir, write_json
-from unigrec.config import IngestConfig
+from unigrec.config import IngestConfig, RuntimeConfig
 from unigrec.data.card import build_data_card, render_data_card_markdown
 from unigrec.data.queries import describe_query_rule, recast_as_searches
 from unigrec.data.schema import conform
@@ -18,33 +17,29 @@ from unigrec.paths import Layout
 log = logging.getLogger(__name__)
 
 
-def _anchored(path: str | None, root: Path) -> str | None:
-    """Relative params paths mean "relative to the project root", wherever the command runs from."""
-    if path is None or Path(path).is_absolute():
-        return path
-    return str(root / path)
+def anchor_paths(cfg: IngestConfig, layout: Layout) -> IngestConfig:
+    """``cfg`` with every file path resolved against the project root (:meth:`Layout.resolve`)."""
 
+    def anchored(path: str | None) -> str | None:
+        return None if path is None else str(layout.resolve(path))
 
-def anchor_paths(cfg: IngestConfig, root: Path) -> IngestConfig:
-    """``cfg`` with every file path resolved against ``root``."""
     parquet = cfg.parquet
     return dataclasses.replace(
         cfg,
-        path=_anchored(cfg.path, root),
-        cache_dir=str(_anchored(cfg.cache_dir, root)),
+        path=anchored(cfg.path),
         parquet=dataclasses.replace(
             parquet,
-            items=_anchored(parquet.items, root),
-            interactions=_anchored(parquet.interactions, root),
-            searches=_anchored(parquet.searches, root),
+            items=anchored(parquet.items),
+            interactions=anchored(parquet.interactions),
+            searches=anchored(parquet.searches),
         ),
     )
 
 
-def run(cfg: IngestConfig, layout: Layout) -> dict[str, Any]:
+def run(cfg: IngestConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, Any]:
     """Load the source, make searches if it has none, subset users, write all outputs at once."""
-    cfg = anchor_paths(cfg, layout.root)
-    source = load_source(cfg)
+    cfg = anchor_paths(cfg, layout)
+    source = load_source(cfg, layout.resolve(runtime.cache_dir))
     # Subsetting first is cheaper and gives the same result: the recast draws per user, independently.
     source = keep_first_users(source, cfg.max_users)
     interactions, searches = source.interactions, source.searches

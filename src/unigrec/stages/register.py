@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from unigrec.atomic import write_json
-from unigrec.config import PARAMS_FILE, RegisterConfig
+from unigrec.config import PARAMS_FILE, RegisterConfig, RuntimeConfig
 from unigrec.errors import UnigrecError
 from unigrec.paths import Layout, require_inputs
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 DVC_LOCK = "dvc.lock"
 
 
-def run(cfg: RegisterConfig, layout: Layout) -> dict[str, Any]:
+def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, Any]:
     import pandas as pd
 
     from unigrec.inference.serving import assemble_servable_folder
@@ -72,7 +72,7 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict[str, Any]:
         champion = current_champion(cfg, layout.root)
         reevaluation = None
         if cfg.reevaluate_champion and champion is not None and champion.eval_data_hash != candidate.eval_data_hash:
-            reevaluation = reevaluate_champion(cfg, layout, champion, candidate, Path(tmp) / "champion")
+            reevaluation = reevaluate_champion(cfg, runtime, layout, champion, candidate, Path(tmp) / "champion")
         result = register_candidate(cfg, candidate, layout.root)
     # The tracking URI is an absolute path on this machine: kept out of the git-tracked metrics file.
     summary = {k: v for k, v in result.as_dict().items() if k != "tracking_uri"}
@@ -82,7 +82,12 @@ def run(cfg: RegisterConfig, layout: Layout) -> dict[str, Any]:
 
 
 def reevaluate_champion(
-    cfg: RegisterConfig, layout: Layout, champion: ChampionRecord, candidate: Candidate, work: Path
+    cfg: RegisterConfig,
+    runtime: RuntimeConfig,
+    layout: Layout,
+    champion: ChampionRecord,
+    candidate: Candidate,
+    work: Path,
 ) -> dict[str, Any]:
     """Evaluate ``champion`` on the candidate's data and register it as a new version that keeps the alias.
 
@@ -109,7 +114,7 @@ def reevaluate_champion(
         # Its bundle holds the old data's histories and re-ranking weights; this data's replace it whole.
         shutil.rmtree(folder / BUNDLE_DIR, ignore_errors=True)
         eval_cfg = load_section("evaluate", layout.root / PARAMS_FILE)
-        servable, metrics = reevaluate_folder(eval_cfg, layout, folder, work / "reevaluated")
+        servable, metrics = reevaluate_folder(eval_cfg, runtime, layout, folder, work / "reevaluated")
         metrics_file = work / "evaluate.json"
         write_json(metrics_file, metrics)
         result = register_reevaluation(

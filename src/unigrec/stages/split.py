@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from unigrec.atomic import atomic_dir, write_json
-from unigrec.config import SplitConfig
+from unigrec.config import RuntimeConfig, SplitConfig
 from unigrec.data.negatives import BM25Negatives, popularity_weights, sample_popularity_negatives
 from unigrec.data.split import assign_leave_one_out, merge_streams
 from unigrec.errors import UnigrecError
@@ -72,7 +72,7 @@ def split_summary(events: pd.DataFrame, candidates: pd.DataFrame) -> dict[str, A
     }
 
 
-def run(cfg: SplitConfig, layout: Layout) -> dict[str, Any]:
+def run(cfg: SplitConfig, layout: Layout, runtime: RuntimeConfig | None = None) -> dict[str, Any]:
     require_valid_data(layout)
     items = pd.read_parquet(layout.items)
     interactions = pd.read_parquet(layout.interactions)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from unigrec.atomic import atomic_dir, write_json
-from unigrec.config import TrainConfig
+from unigrec.config import RuntimeConfig, TrainConfig
 from unigrec.paths import Layout, require_inputs
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ def inputs(cfg: TrainConfig, layout: Layout) -> list[tuple[Path, str]]:
     return files
 
 
-def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
+def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, Any]:
     import pandas as pd
 
     from unigrec.inference.prompts import query_table_texts
@@ -49,12 +49,12 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
         items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
     query_texts = query_table_texts(events)
     query_table = embed_texts(
-        list(query_texts), batch_size=cfg.query_batch_size, cache_dir=layout.root / cfg.query_cache_dir,
+        list(query_texts), batch_size=runtime.batch_sizes.text_encoding, cache_dir=layout.resolve(runtime.cache_dir),
         show_progress=False,
     )
     data = prepare_training_data(cfg, events, items, codebooks, query_texts, query_table)
-    with torch_threads(cfg.trainer.torch_threads):
-        result = fit_generative_model(cfg, data, layout.train_work_dir)
+    with torch_threads(runtime.torch_threads.train):
+        result = fit_generative_model(cfg, data, layout.train_work_dir, runtime)
         if not result.is_global_zero:
             return {}  # DDP workers: rank 0 alone evaluates and writes
         report = validation_report(
@@ -67,7 +67,7 @@ def run(cfg: TrainConfig, layout: Layout) -> dict[str, Any]:
             popularity=data.popularity,
             beam_size=cfg.eval.beam_size,
             k=cfg.eval.k,
-            batch_size=cfg.eval.batch_size,
+            batch_size=runtime.batch_sizes.validation_prompts,
         )
     dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
     card = model_card(dims, data.vocab, data.serialiser, cfg.model.item_representation)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 from typing import Any
 
-from unigrec.config import ValidateConfig
+from unigrec.config import RuntimeConfig, ValidateConfig
 from unigrec.contracts.runner import validate_paths
 from unigrec.errors import ContractViolation
 from unigrec.paths import Layout
@@ -16,10 +15,9 @@ from unigrec.paths import Layout
 log = logging.getLogger(__name__)
 
 
-def run(cfg: ValidateConfig, layout: Layout) -> dict[str, Any]:
+def run(cfg: ValidateConfig, layout: Layout, runtime: RuntimeConfig | None = None) -> dict[str, Any]:
     """Validate ``layout.items/interactions/searches``; write the report always, raise on violations."""
-    # contracts_dir in params.yaml is relative to the project root, wherever the command runs from.
-    cfg = dataclasses.replace(cfg, contracts_dir=str(layout.root / Path(cfg.contracts_dir)))
+    cfg = dataclasses.replace(cfg, contracts_dir=str(layout.resolve(cfg.contracts_dir)))
     report = validate_paths([layout.items, layout.interactions, layout.searches], cfg)
     # Written on failure too: the report is the diagnosis a failed `dvc repro` points to.
     report.write_json(layout.validation_json)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from unigrec.config import ModelConfig, TrainConfig, TrainerConfig
+from unigrec.config import ModelConfig, RuntimeConfig, TrainConfig, TrainerConfig
 from unigrec.inference.prompts import (
     PromptExample,
     UserEvents,
@@ -200,7 +200,12 @@ def selection_metric(cfg: TrainConfig) -> str:
 
 
 def build_trainer(
-    cfg: TrainerConfig, work_dir: Path, monitor: str, gradient_clip: float, extra_callbacks: list | None = None
+    cfg: TrainerConfig,
+    runtime: RuntimeConfig,
+    work_dir: Path,
+    monitor: str,
+    gradient_clip: float,
+    extra_callbacks: list | None = None,
 ) -> Any:
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -208,8 +213,8 @@ def build_trainer(
 
     _quiet_lightning()
     loggers: list[Any] = [CSVLogger(str(work_dir), name="csv", version=0)]
-    if cfg.logger == "mlflow":
-        loggers.append(MLFlowLogger(experiment_name="unigrec-train", tracking_uri=cfg.mlflow_tracking_uri))
+    if runtime.train_logger == "mlflow":
+        loggers.append(MLFlowLogger(experiment_name="unigrec-train", tracking_uri=runtime.mlflow_tracking_uri))
     # Fixed names (no version counter): a fresh run starts from an emptied folder, and a resumed one must
     # overwrite its own files (Lightning would otherwise write last-v1.ckpt beside a file it did not record).
     checkpoint = ModelCheckpoint(
@@ -238,7 +243,7 @@ def build_trainer(
         logger=loggers,
         callbacks=[*callbacks, *(extra_callbacks or [])],
         # Lightning's bar draws into pipes too; EpochLog writes the per-epoch line a log wants instead.
-        enable_progress_bar=bar_on_stderr(cfg.progress_bar),
+        enable_progress_bar=bar_on_stderr(runtime.progress_bar),
         enable_model_summary=False,
         default_root_dir=str(work_dir),
     )
@@ -255,7 +260,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
 
 
-def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -> FitResult:
+def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path, runtime: RuntimeConfig) -> FitResult:
     """Train from scratch, or continue this very run from its last checkpoint (``train.trainer.resume``, see
     ``unigrec.train.resume``); returns the network holding the best validation checkpoint's weights."""
     import lightning as L
@@ -303,12 +308,14 @@ def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path) -
         pad_token=data.vocab.token(PAD),
         n_items=data.items.n_items,
         batch_size=cfg.batch_size,
-        eval_batch_size=cfg.eval.batch_size,
-        num_workers=cfg.num_workers,
+        eval_batch_size=runtime.batch_sizes.validation_prompts,
+        num_workers=runtime.dataloader_workers,
     )
     meter = ThroughputMeter()
     monitor = selection_metric(cfg)
-    trainer = build_trainer(cfg.trainer, work_dir, monitor, cfg.optim.gradient_clip, [meter, EpochLog(meter)])
+    trainer = build_trainer(
+        cfg.trainer, runtime, work_dir, monitor, cfg.optim.gradient_clip, [meter, EpochLog(meter)]
+    )
     n_params = sum(p.numel() for p in net.parameters())
     log.info("training: %d parameters, %d sequences per epoch", n_params, len(data.train_sequences))
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)

@@ -33,8 +33,9 @@ STASHED_METRICS = "metrics.before_resume.csv"
 # Trainer knobs that change how a run is watched or where it computes, not what it computes: a run may
 # resume across them (a GPU run cut short can finish on a CPU), and a benchmark may adopt a model trained
 # with other values. Not devices/strategy/precision: those change the batches or the arithmetic. (The
-# device and the thread count change float rounding only, as two multi-threaded CPU runs already do.)
-COSMETIC_KEYS = ("resume", "progress_bar", "accelerator", "torch_threads")
+# device changes float rounding only, as two multi-threaded CPU runs already do; thread counts, loggers
+# and progress bars live in params.yaml's runtime section, outside the train config.)
+COSMETIC_KEYS = ("resume", "accelerator")
 
 
 def config_digest(cfg: Any) -> dict[str, Any]:

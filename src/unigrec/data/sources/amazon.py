@@ -202,7 +202,7 @@ def split_search_purchases(
     return interactions.loc[~is_search].reset_index(drop=True), searches, unmatched
 
 
-def load_amazon2014(cfg: IngestConfig) -> SourceTables:
+def load_amazon2014(cfg: IngestConfig, cache_dir: Path) -> SourceTables:
     """Amazon 5-core reviews -> tables; Ai et al.'s queries when present, else searches are left to the
     semi-synthetic rule (the item's category path as its query)."""
     folder = require_folder(cfg.path, cfg.source)

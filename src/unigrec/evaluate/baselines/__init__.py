@@ -12,33 +12,35 @@ full-catalogue retrieval. Contexts come from :func:`~unigrec.evaluate.baselines.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from unigrec.config import BaselinesConfig
+    from unigrec.config import BaselinesConfig, RuntimeConfig
     from unigrec.evaluate.baselines.base import CatalogueScorer
+    from unigrec.paths import Layout
 
 BASELINE_NAMES = ("popularity", "sasrec", "bm25", "dense")
 
 
-def build_baseline(name: str, cfg: BaselinesConfig, root: Path) -> CatalogueScorer:
-    """An unfitted baseline by name; ``root`` anchors the project-relative cache folders."""
+def build_baseline(name: str, cfg: BaselinesConfig, runtime: RuntimeConfig, layout: Layout) -> CatalogueScorer:
+    """An unfitted baseline by name; ``runtime`` sizes its batches and names the cache (resolved by
+    ``layout``) where the dense baseline keeps its text embeddings."""
+    batch = runtime.batch_sizes.baseline_contexts
     # Imports per branch: SASRec pulls torch and dense search MiniLM, which a popularity run never needs.
     if name == "popularity":
         from unigrec.evaluate.baselines.popularity import PopularityBaseline
 
-        return PopularityBaseline(cfg.score_batch_size)
+        return PopularityBaseline(batch)
     if name == "sasrec":
         from unigrec.evaluate.baselines.sasrec import SASRecBaseline
 
-        return SASRecBaseline(cfg.sasrec, cfg.score_batch_size)
+        return SASRecBaseline(cfg.sasrec, batch)
     if name == "bm25":
         from unigrec.evaluate.baselines.bm25_search import BM25Search
 
-        return BM25Search(cfg.bm25, cfg.score_batch_size)
+        return BM25Search(cfg.bm25, batch)
     if name == "dense":
         from unigrec.evaluate.baselines.dense_search import DenseSearch
 
-        return DenseSearch(cfg.dense, cfg.score_batch_size, cache_dir=Path(root) / cfg.dense.cache_dir)
+        return DenseSearch(batch, runtime.batch_sizes.text_encoding, cache_dir=layout.resolve(runtime.cache_dir))
     raise KeyError(f"unknown baseline {name!r}; baselines: {', '.join(BASELINE_NAMES)}")

@@ -10,7 +10,6 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from unigrec.config import DenseSearchConfig
 from unigrec.evaluate.baselines.base import CatalogueScorer
 from unigrec.evaluate.baselines.context import EvalContext
 from unigrec.text_encoder import embed_texts
@@ -28,9 +27,9 @@ class DenseSearch(CatalogueScorer):
     name = "dense"
     tasks = ("search",)
 
-    def __init__(self, cfg: DenseSearchConfig, score_batch_size: int, cache_dir: Path | None) -> None:
+    def __init__(self, score_batch_size: int, encode_batch_size: int, cache_dir: Path | None) -> None:
         super().__init__(score_batch_size)
-        self.cfg = cfg
+        self.encode_batch_size = encode_batch_size
         self.cache_dir = cache_dir
         self._item_vectors: np.ndarray | None = None
         self._query_vectors: dict[str, np.ndarray] = {}
@@ -40,7 +39,7 @@ class DenseSearch(CatalogueScorer):
         self._set_catalogue(items)
         self._item_vectors = embed_texts(
             items["text"].astype(str).tolist(),
-            batch_size=self.cfg.encode_batch_size,
+            batch_size=self.encode_batch_size,
             cache_dir=self.cache_dir,
             show_progress=False,
         )
@@ -54,7 +53,7 @@ class DenseSearch(CatalogueScorer):
         new = sorted({q for q in queries if q not in self._query_vectors})
         if new:
             vectors = embed_texts(
-                new, batch_size=self.cfg.encode_batch_size, cache_dir=None, show_progress=False
+                new, batch_size=self.encode_batch_size, cache_dir=None, show_progress=False
             )
             self._query_vectors.update(zip(new, vectors))
         return np.stack([self._query_vectors[q] for q in queries]) @ self._item_vectors.T
