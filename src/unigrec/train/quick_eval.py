@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from unigrec.evaluate.baselines.popularity import popularity_scores
 from unigrec.evaluate.metrics import auc, hr_at_k, logloss, ndcg_at_k, rank_of_target
+from unigrec.evaluate.popularity import popularity_scores
 from unigrec.inference.prompts import PromptExample, UserEvents
 from unigrec.inference.retrieval import STREAMS, positive_probability, rank_prompts
 from unigrec.logs import progress

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-from typing import Self, TypeVar
+from collections.abc import Sequence
+from typing import Self
 
 import numpy as np
 import pandas as pd
 
 from unigrec.evaluate.baselines.base import CatalogueScorer
 from unigrec.evaluate.baselines.context import KINDS, EvalContext
-
-K = TypeVar("K", bound=Hashable)
-
-
-def popularity_scores(counts: Mapping[K, np.ndarray]) -> dict[K, np.ndarray]:
-    """Per stream, each item's TRAIN count in that stream, ties broken by its count over all streams.
-
-    The overall count, scaled below 1, only orders items whose stream counts are equal: an item often
-    recommended but rarely searched still outranks a never-seen one in search. Shared by this baseline
-    and the training's validation report, so "popularity" is one list wherever it is quoted.
-    """
-    total = sum(np.asarray(c, dtype=np.float64) for c in counts.values())
-    tie_break = total / (total.max(initial=0.0) + 1.0)
-    return {key: np.asarray(c, dtype=np.float64) + tie_break for key, c in counts.items()}
+from unigrec.evaluate.popularity import popularity_scores
 
 
 class PopularityBaseline(CatalogueScorer):
