@@ -74,6 +74,38 @@ def test_serving_uses_the_bundles_re_ranking_weight(project, tmp_path):
     assert not served[0.0]["score"].equals(served[1.0]["score"])
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_serving_and_evaluation_give_identical_lists_for_the_same_request(project, weight):
+    """The served model and the evaluate stage decode through one path: for a request whose context is the
+    user's whole history, Recommender.predict and the evaluation's re-ranked pool are the same list."""
+    from unigrec.evaluate.generative import score_prompts
+    from unigrec.inference.prompts import PromptExample, group_user_events, query_table_texts
+    from unigrec.inference.serving import load_recommender
+
+    model = load_recommender(project.model_dir)
+    model.settings = dataclasses.replace(model.settings, fusion_weights={"rec": weight, "search": weight})
+    events = pd.read_parquet(project.events)
+    texts = query_table_texts(events)
+    table = np.load(project.serving_dir / "queries.npz")["vectors"]
+    assert list(np.load(project.serving_dir / "queries.npz")["texts"]) == list(texts)
+    users = {u.user_id: u for u in group_user_events(events, model.model.items, texts)}
+    asks = [("u001", "rec", None), ("u002", "rec", None), ("u003", "search", texts[0]), ("u004", "search", texts[-1])]
+    examples = []
+    for user, kind, query in asks:  # the evaluation's prompt of this request: the whole history as context
+        history = users[user].events
+        prompt = model.model.serialiser.prompt(history, kind == "search", texts.index(query) if query else -1)
+        examples.append(PromptExample(user, kind == "search", -1, 0, prompt, np.unique(history.items)))
+    k = 5
+    no_lists = np.zeros((len(asks), 0), np.int64)
+    scores = score_prompts(model.model, examples, no_lists, [e.seen for e in examples], table, model.settings)
+    evaluated = [scores.reranked(np.array([row]), weight)[0][:k] for row in range(len(asks))]
+
+    requests = pd.DataFrame(asks, columns=["user_id", "kind", "query"])
+    served = model.predict(requests, k)
+    assert [served[served["request"] == row]["item_id"].tolist() for row in range(len(asks))] == evaluated
+    assert all(len(items) == k for items in evaluated)
+
+
 def test_bad_requests_fail_with_a_clear_error(project):
     from unigrec.inference.serving import load_recommender
 
