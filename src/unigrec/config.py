@@ -95,7 +95,7 @@ class CollaborativeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RQVAEConfig:
-    """Shapes and training of the residual quantiser (design §3)."""
+    """Shapes and training of the residual quantiser (docs/design.md §3)."""
 
     latent_dim: int  # encoder output width per source; the shared levels see 2x this in dual mode
     hidden_dims: tuple[int, ...]  # encoder MLP widths (decoders mirror them)
@@ -131,7 +131,7 @@ class IdentifiersConfig:
 # --------------------------------------------------------------------------- train
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Shape of the one generative transformer (design §4)."""
+    """Shape of the one generative transformer (docs/design.md §4)."""
 
     item_representation: Literal["semantic_ids", "atomic"]  # GenSAR codes, or UniGRF's one token per item
     d_model: int
@@ -195,7 +195,7 @@ class RankingNegativesConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EnhancerConfig:
-    """UniGRF's ranking-driven enhancer (design §4); every part switchable for ablation."""
+    """UniGRF's ranking-driven enhancer (docs/design.md §4); every part switchable for ablation."""
 
     enabled: bool
     every_n_steps: int  # N: the enhancer runs on every N-th training step
@@ -209,7 +209,7 @@ class EnhancerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class WeighterConfig:
-    """Gradient-guided adaptive task weighter (design §4); weights always sum to the number of active tasks."""
+    """Gradient-guided adaptive task weighter (docs/design.md §4); weights always sum to the number of active tasks."""
 
     mode: Literal["fixed", "dwa", "gradnorm", "uncertainty"]
     temperature: float  # DWA: w = T * softmax(r / temperature)

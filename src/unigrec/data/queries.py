@@ -1,4 +1,4 @@
-"""Semi-synthetic search events for datasets without a query log (design §2).
+"""Semi-synthetic search events for datasets without a query log (docs/design.md §2).
 
 The protocol of Van Gysel et al. (CIKM'16) and Ai et al. (SIGIR'17), used by JSR, UniSAR and GenSAR:
 an item's query is its category path (or genre list) joined, lower-cased, with stop-words and

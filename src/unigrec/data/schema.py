@@ -1,4 +1,4 @@
-"""The three canonical tables every source adapter produces (design §2) and their column types.
+"""The three canonical tables every source adapter produces (docs/design.md §2) and their column types.
 
 Adapters return frames with exactly these columns; ``conform`` puts columns in order and casts
 them, so the rest of the pipeline can rely on one shape whatever the source.

@@ -1,4 +1,4 @@
-"""RQ-VAE with shared and source-specific codebooks (GenSAR, design §3), as a plain torch module.
+"""RQ-VAE with shared and source-specific codebooks (GenSAR, docs/design.md §3), as a plain torch module.
 
 One MLP encoder per input source; the latents are concatenated and quantised residually by the shared
 levels; what is left is split back into one slice per source, each quantised by its own specific

@@ -1,4 +1,4 @@
-"""Source adapters: each turns one public dataset format into the canonical tables (design §2).
+"""Source adapters: each turns one public dataset format into the canonical tables (docs/design.md §2).
 
 ``ADAPTERS`` maps the ``ingest.source`` value to its ``load_<name>(cfg, cache_dir) -> SourceTables``
 function; ``cache_dir`` is where a source that downloads keeps what it fetched (``runtime.cache_dir``).
