@@ -1,21 +1,17 @@
-"""Benchmark the generative model: training throughput and constrained beam-search latency.
-
-Measures, on the project's real split + ids (or whatever ``--root`` holds):
-  * training throughput (sequences/s) of plain forward+backward+AdamW steps at the configured batch size;
-  * beam-search latency per request (p50/p95) at batch 1 and batch 64, with the KV-cached decoder that
-    ships, beside a decoder that re-encodes the whole prompt at every level (what the cache saves), and
-    beside the lower bound: one forward pass over the prompt + a top-k over the first level's logits;
-  * the validation figures of the last ``train`` stage run (metrics/train.json), model vs popularity.
+"""The generative model's training throughput and constrained beam-search latency on ``--root``'s data:
+training sequences/s (forward + backward + AdamW at the configured batch), and rec decoding latency p50/p95
+at batch 1 and 64 for the shipped KV-cached beam search, a decoder that re-encodes the prompt every level,
+and the bound of one forward pass + top-k; beside them the last train stage's validation figures.
 Writes benchmarks/results/train_bench.json and the ``train`` block of BENCHMARKS.md.
 
-    python benchmarks/train_bench.py --root . [--steps 30] [--requests 256]
+    python benchmarks/train_bench.py --root ROOT [--steps 20] [--requests 256]
+    python benchmarks/train_bench.py --render    # only re-write the block from the results file
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import sys
 import time
@@ -30,10 +26,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.host import command_line, machine, machine_line
+from benchmarks.block_text import machine_id, portable
+from benchmarks.host import command_line, machine
 from benchmarks.markdown_block import write_block
 from unigrec.config import load_section
-from unigrec.ids.embeddings import embed_texts
+from unigrec.inference.prompts import query_table_texts
+from unigrec.inference.retrieval import id_spaces
 from unigrec.model.batch import SequenceBatch, collate_sequences
 from unigrec.model.card import load_model
 from unigrec.model.decoding import IdSpace, beam_search, level_log_probs
@@ -41,11 +39,12 @@ from unigrec.model.item_codes import atomic_item_codes, load_item_codes
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
 from unigrec.model.vocabulary import PAD
 from unigrec.paths import Layout
-from unigrec.train.examples import query_table_texts
-from unigrec.train.fit import TrainingData, id_spaces, loss_spec, prepare_training_data, transformer_dims
+from unigrec.text_encoder import embed_texts
+from unigrec.train.fit import TrainingData, loss_spec, prepare_training_data, transformer_dims
 from unigrec.train.losses import LossSpec, sequence_losses
 
 BLOCK = "train"  # its block in BENCHMARKS.md
+NOTES = "docs/experiments/2026-11-25-ml100k-train-bench.md"
 TRAIN_WARMUP_STEPS = 2  # untimed steps before the timed ones
 
 
@@ -68,13 +67,10 @@ def training_throughput(net: GenerativeTransformer, sequences, collate, spec, ba
     (what Lightning's ``bf16-mixed`` does: fp32 weights and optimiser, bf16 matmuls)."""
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    batches = sample_training_batches(sequences, collate, batch_size, steps)
-    step = functools.partial(_train_step, autocast_dtype=autocast_dtype)
-    for batch in batches[:TRAIN_WARMUP_STEPS]:  # warm-up (allocator, first-call overheads)
-        step(net, batch, spec, opt)
-    started = time.perf_counter()
-    for batch in batches[TRAIN_WARMUP_STEPS:]:
-        step(net, batch, spec, opt)
+    for i, batch in enumerate(sample_training_batches(sequences, collate, batch_size, steps)):
+        if i == TRAIN_WARMUP_STEPS:  # the untimed steps warm the allocator and first-call paths
+            started = time.perf_counter()
+        _train_step(net, batch, spec, opt, autocast_dtype)
     return steps * batch_size / (time.perf_counter() - started)
 
 
@@ -153,14 +149,15 @@ class TrainingSetup:
 def load_training_setup(root: Path, params: str) -> TrainingSetup:
     """Training data and dims exactly as the train stage builds them (query vectors from its cache)."""
     layout = Layout(root)
-    cfg = load_section("train", root / params)
+    cfg, runtime = load_section("train", root / params), load_section("runtime", root / params)
     events = pd.read_parquet(layout.events)
     if cfg.model.item_representation == "atomic":
         items, codebooks = atomic_item_codes(pd.read_parquet(layout.items)["item_id"].astype(str).tolist())
     else:
         items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
     texts = query_table_texts(events)
-    table = embed_texts(list(texts), cfg.query_batch_size, root / cfg.query_cache_dir, show_progress=False)
+    table = embed_texts(list(texts), runtime.batch_sizes.text_encoding, layout.resolve(runtime.cache_dir),
+                        show_progress=False)
     data = prepare_training_data(cfg, events, items, codebooks, texts, table)
     pad = data.vocab.token(PAD)
     collate_train = lambda rows: collate_sequences(rows, data.query_table, cfg.model.n_query_tokens, pad)
@@ -168,7 +165,47 @@ def load_training_setup(root: Path, params: str) -> TrainingSetup:
     return TrainingSetup(cfg, data, dims, loss_spec(cfg.model, data.vocab), collate_train)
 
 
-def main() -> int:
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    root = Path(args.root)
+    layout = Layout(root)
+    setup = load_training_setup(root, args.params)
+    cfg, data, dims = setup.cfg, setup.data, setup.dims
+    pad = data.vocab.token(PAD)
+    collate_prompt = lambda rows: collate_sequences([r.prompt for r in rows], data.query_table,
+                                                    cfg.model.n_query_tokens, pad)
+    trained = layout.model_dir.exists()
+    net = load_model(layout.model_dir).net if trained else GenerativeTransformer(dims)
+    throughput = training_throughput(GenerativeTransformer(dims), data.train_sequences, setup.collate_train,
+                                     setup.spec, cfg.batch_size, args.steps)
+    net.eval()
+    spaces = id_spaces(data.vocab, data.items)
+    space, beam = spaces[False], cfg.eval.beam_size
+    rec_prompts = [e for e in data.final_examples if not e.is_search][: args.requests]
+    decoders = {"beam_search_kv_cache": lambda b: beam_search(net, b, space, beam),
+                "beam_search_recompute": lambda b: beam_search_recompute(net, b, space, beam),
+                "lower_bound_one_pass_topk": lambda b: one_pass_topk(net, b, beam, space.sizes[0])}
+    decoding = {f"batch_{size}": {name: latency(fn, rec_prompts, collate_prompt, size, repeats)
+                                  for name, fn in decoders.items()}
+                for size, repeats in ((1, args.batch1_repeats), (64, max(len(rec_prompts) // 64, 1)))}
+    return {
+        "command": command_line("benchmarks/train_bench.py", args.argv),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "model": {"item_representation": cfg.model.item_representation, "d_model": cfg.model.d_model,
+                  "n_layers": cfg.model.n_layers, "n_heads": cfg.model.n_heads,
+                  "parameters": sum(p.numel() for p in net.parameters()), "weights": "trained" if trained else "random",
+                  "levels": {"rec": len(space.sizes), "search": len(spaces[True].sizes)}, "beam_size": beam},
+        "data": {"train_sequences": len(data.train_sequences), "max_events": cfg.max_events,
+                 "mean_rec_prompt_tokens": round(float(np.mean([len(e.prompt) for e in rec_prompts])), 1),
+                 "train_windows": cfg.train_windows},
+        "training_sequences_per_s": round(throughput, 1),
+        "training_batch_size": cfg.batch_size,
+        "decoding": decoding,
+        "validation": json.loads(layout.train_metrics.read_text()) if layout.train_metrics.exists() else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=".")
     parser.add_argument("--params", default="params.yaml")
@@ -177,126 +214,60 @@ def main() -> int:
     parser.add_argument("--batch1-repeats", type=int, default=100)
     parser.add_argument("--results", default="benchmarks/results/train_bench.json")
     parser.add_argument("--markdown", default="BENCHMARKS.md")
-    args = parser.parse_args()
-
-    root = Path(args.root)
-    layout = Layout(root)
-    setup = load_training_setup(root, args.params)
-    cfg, data, dims, collate_train = setup.cfg, setup.data, setup.dims, setup.collate_train
-    pad = data.vocab.token(PAD)
-    collate_prompt = lambda rows: collate_sequences([r.prompt for r in rows], data.query_table,
-                                                    cfg.model.n_query_tokens, pad)
-    trained = layout.model_dir.exists()
-    net = load_model(layout.model_dir).net if trained else GenerativeTransformer(dims)
-    spec = setup.spec
-
-    throughput = training_throughput(GenerativeTransformer(dims), data.train_sequences, collate_train, spec,
-                                     cfg.batch_size, args.steps)
-    net.eval()
-    spaces = id_spaces(data.vocab, data.items)
-    rec_prompts = [e for e in data.final_examples if not e.is_search][: args.requests]
-    space = spaces[False]
-    beam = cfg.eval.beam_size
-    decoding = {}
-    for batch_size, repeats in ((1, args.batch1_repeats), (64, max(len(rec_prompts) // 64, 1))):
-        decoding[f"batch_{batch_size}"] = {
-            "beam_search_kv_cache": latency(lambda b: beam_search(net, b, space, beam), rec_prompts,
-                                            collate_prompt, batch_size, repeats),
-            "beam_search_recompute": latency(lambda b: beam_search_recompute(net, b, space, beam), rec_prompts,
-                                             collate_prompt, batch_size, repeats),
-            "lower_bound_one_pass_topk": latency(lambda b: one_pass_topk(net, b, beam, space.sizes[0]),
-                                                 rec_prompts, collate_prompt, batch_size, repeats),
-        }
-    mean_prompt = float(np.mean([len(e.prompt) for e in rec_prompts]))
-    validation = json.loads(layout.train_metrics.read_text()) if layout.train_metrics.exists() else None
-    result = {
-        "machine": machine(),
-        "model": {"item_representation": cfg.model.item_representation, "d_model": cfg.model.d_model,
-                  "n_layers": cfg.model.n_layers, "n_heads": cfg.model.n_heads,
-                  "parameters": sum(p.numel() for p in net.parameters()), "weights": "trained" if trained else "random",
-                  "levels": {"rec": len(space.sizes), "search": len(spaces[True].sizes)}, "beam_size": beam},
-        "data": {"train_sequences": len(data.train_sequences), "mean_rec_prompt_tokens": round(mean_prompt, 1),
-                 "max_events": cfg.max_events, "train_windows": cfg.train_windows},
-        "training_sequences_per_s": round(throughput, 1),
-        "training_batch_size": cfg.batch_size,
-        "decoding": decoding,
-        "validation": validation,
-    }
+    parser.add_argument("--render", action="store_true", help="only re-write the block from the results file")
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
     out = Path(args.results)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    write_block(Path(args.markdown), BLOCK, render(result, command_line("benchmarks/train_bench.py", sys.argv[1:])))
-    print(json.dumps(result, indent=2))
+    if args.render:
+        result = json.loads(out.read_text())
+    else:
+        result = measure(args)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    write_block(Path(args.markdown), BLOCK, render(result))
     return 0
 
 
-def render(r: dict, command: str) -> str:
-    m = r["model"]
+DECODERS = {"beam_search_kv_cache": "trie-constrained beam search, KV cache (shipped)",
+            "beam_search_recompute": "same, re-encoding the prompt every level (no cache)",
+            "lower_bound_one_pass_topk": "lower bound: one forward pass + top-k"}
+
+
+def render(r: dict) -> str:
+    m, d = r["model"], r["data"]
     lines = [
         "## Generative model: training and decoding (`benchmarks/train_bench.py`)",
         "",
-        (f"Command: `{command}`. Machine: {machine_line(r['machine'])}, CPU only. "
-        f"Model: {m['item_representation']}, d_model {m['d_model']}, {m['n_layers']} layers, {m['n_heads']} heads, "
-        f"{m['parameters']:,} parameters ({m['weights']} weights); rec IDs have {m['levels']['rec']} levels; "
-        f"beam {m['beam_size']}; mean rec prompt {r['data']['mean_rec_prompt_tokens']} tokens "
-        f"(max_events {r['data']['max_events']})."),
+        f"Command: `{portable(r['command'])}`  ",
+        (f"Machine {machine_id(r['machine'])} (CPU only), {r['date']}; ROOT: a project after the train stage; "
+        f"[notes]({NOTES})  "),
+        (f"Model: {m['item_representation']}, d_model {m['d_model']}, {m['n_layers']} layers, {m['n_heads']} heads, "
+        f"{m['parameters']:,} parameters ({m['weights']} weights), {m['levels']['rec']}-level rec IDs, "
+        f"beam {m['beam_size']}  "),
+        (f"Training: **{r['training_sequences_per_s']} sequences/s** (batch {r['training_batch_size']}, "
+        f"{d['train_sequences']} sequences per epoch, train_windows {d['train_windows']}); mean rec prompt "
+        f"{d['mean_rec_prompt_tokens']} tokens (max_events {d['max_events']})"),
         "",
-        (f"Training throughput: **{r['training_sequences_per_s']} sequences/s** (forward + backward + AdamW, "
-        f"batch {r['training_batch_size']}, {r['data']['train_sequences']} sequences per epoch, "
-        f"train_windows={r['data']['train_windows']})."),
-        "",
-        "| decoder (rec, full catalogue) | batch 1 p50 / p95 ms per request | batch 64 p50 / p95 ms per batch | batch 64 requests/s |",
-        "|---|---|---|---|",
+        ("| decoder (rec, full catalogue) | batch 1 p50 / p95 ms | batch 64 p50 / p95 ms per batch "
+        "| batch 64 requests/s |"),
+        "|---|---|---|---:|",
     ]
-    names = {"beam_search_kv_cache": "trie-constrained beam search, KV cache (shipped)",
-             "beam_search_recompute": "same, re-encoding the prompt every level (no cache)",
-             "lower_bound_one_pass_topk": "lower bound: one forward pass + top-k"}
-    for key, label in names.items():
+    for key, label in DECODERS.items():
         b1, b64 = r["decoding"]["batch_1"][key], r["decoding"]["batch_64"][key]
-        lines.append(f"| {label} | {b1['p50_ms']} / {b1['p95_ms']} | {b64['p50_ms']} / {b64['p95_ms']} | "
-                     f"{b64['requests_per_s']} |")
-    lines.append("")
-    lines.append("At batch 1 a batch is one request; at batch 64 the batch's wall time is what every request "
-                 "in it waits.")
+        lines.append(f"| {label} | {b1['p50_ms']} / {b1['p95_ms']} | {b64['p50_ms']} / {b64['p95_ms']} "
+                     f"| {b64['requests_per_s']} |")
     v = r.get("validation")
     if v:
-        val = v["validation"]
+        val, t = v["validation"], v["training"]
         k = next(key.split("@")[1] for key in val["rec"] if key.startswith("hr@"))
-        lines += [
-            "",
-            (f"Validation of the last `train` run (`metrics/train.json`; {v['training']['epochs']} epochs, "
-            f"{v['training']['seconds']} s, leave-one-out, full catalogue, beam search):"),
-            "",
-            f"| stream | users | HR@{k} | NDCG@{k} | popularity HR@{k} | popularity NDCG@{k} |",
-            "|---|---|---|---|---|---|",
-        ]
-        for stream in ("rec", "search"):
-            s = val[stream]
-            lines.append(f"| {stream} | {s['n']} | {s[f'hr@{k}']:.4f} | {s[f'ndcg@{k}']:.4f} | "
-                         f"{s[f'popularity_hr@{k}']:.4f} | {s[f'popularity_ndcg@{k}']:.4f} |")
+        lines += ["", (f"| validation (`metrics/train.json`: {t['epochs']} epochs, {t['seconds']} s) | users "
+                  f"| HR@{k} | NDCG@{k} | popularity HR@{k} | popularity NDCG@{k} |"), "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {s} | {val[s]['n']} | {val[s][f'hr@{k}']:.4f} | {val[s][f'ndcg@{k}']:.4f} "
+                  f"| {val[s][f'popularity_hr@{k}']:.4f} | {val[s][f'popularity_ndcg@{k}']:.4f} |"
+                  for s in ("rec", "search")]
         rk = val["ranking"]
-        lines += ["", (f"Ranking (rec validation events, P(`<pos>`) of the target): AUC {rk['auc']:.4f}, "
-                      f"LogLoss {rk['logloss']:.4f}, positive rate {rk['positive_rate']:.3f}, n={rk['n']}.")]
-    variants = Path(__file__).resolve().parent / "results" / "train_variants.json"
-    if variants.exists():
-        lines += _variant_lines(json.loads(variants.read_text()))
-    return "\n".join(lines)
-
-
-def _variant_lines(v: dict) -> list[str]:
-    """The design comparisons recorded in results/train_variants.json (runs of the train stage)."""
-    pop = v["popularity"]
-    lines = ["", f"Design comparisons (`benchmarks/results/train_variants.json`: {v['how']}):", "",
-             "| run | rec HR@10 | rec NDCG@10 | search HR@10 | search NDCG@10 | AUC | train seq/s |",
-             "|---|---|---|---|---|---|---|"]
-    for run in v["runs"]:
-        speed = run["train_seq_per_s"] if run["train_seq_per_s"] is not None else "-"
-        lines.append(f"| {run['name']} | {run['rec_hr10']:.4f} | {run['rec_ndcg10']:.4f} | {run['search_hr10']:.4f} | "
-                     f"{run['search_ndcg10']:.4f} | {run['auc']:.4f} | {speed} |")
-    lines.append(f"| popularity | {pop['rec_hr10']:.4f} | {pop['rec_ndcg10']:.4f} | {pop['search_hr10']:.4f} | "
-                 f"{pop['search_ndcg10']:.4f} | - | - |")
-    lines += ["", f"Not compared: {v['not_finished']}."]
-    return lines
+        lines += ["", (f"Ranking, P(`<pos>`) of the rec validation targets: AUC {rk['auc']:.4f}, LogLoss "
+                  f"{rk['logloss']:.4f}, positive rate {rk['positive_rate']:.3f}, n={rk['n']}")]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
