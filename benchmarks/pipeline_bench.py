@@ -7,19 +7,15 @@ The run happens in a throw-away git + DVC copy of this project (``--work``) with
 ``dvc repro --single-item NAME`` in its own process; its peak RSS is the largest resident set of that
 process tree (``os.wait4``), i.e. the stage's process, since DVC itself is smaller.
 
-Examples:
-    # ml-100k, default params, from the shared copy of the data (no download)
-    python benchmarks/pipeline_bench.py --label ml-100k --set ingest.path=../shared/data/ml-100k
-    # MovieLens-1M, UniGRF's dataset
-    python benchmarks/pipeline_bench.py --label ml-1m --set ingest.source=movielens-1m \\
-        --set ingest.path=../shared/data/ml-1m
+Params change as ``unigrec run`` changes them (``--experiment``, ``--data-path``, ``--set``). Examples:
+    python benchmarks/pipeline_bench.py --label ml-100k --data-path ../shared/data/ml-100k
+    python benchmarks/pipeline_bench.py --label ml-1m --experiment ml1m --data-path ../shared/data/ml-1m
     # stop after train, continue later in the same copy (stages already run keep their figures)
     python benchmarks/pipeline_bench.py --label ml-1m ... --until train
     python benchmarks/pipeline_bench.py --label ml-1m --keep
-    # a variant sharing the data stages: copy the folder, change a knob, run what DVC finds changed
+    # a variant sharing the data stages: copy the folder, change params, run what DVC finds changed
     cp -r /tmp/unigrec-pipeline-bench/ml-1m /tmp/unigrec-pipeline-bench/ml-1m-atomic
-    python benchmarks/pipeline_bench.py --label ml-1m-atomic --keep \
-        --set train.model.item_representation=atomic
+    python benchmarks/pipeline_bench.py --label ml-1m-atomic --keep --experiment atomic-ids
 """
 
 from __future__ import annotations
@@ -28,8 +24,10 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -37,10 +35,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.host import command_line, machine, machine_line
+from benchmarks.block_text import machine_id
+from benchmarks.host import command_line, machine
 from benchmarks.markdown_block import write_block
-from benchmarks.params_override import write_param_overrides
-from benchmarks.project_copy import commit, copy_project
+from benchmarks.project_copy import add_override_args, commit, configure, copy_project
 from unigrec.pipeline import pipeline_stages
 
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline_bench.json"
@@ -51,25 +49,21 @@ BIN = Path(sys.executable).parent
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--label", required=True, help="name of this run in the JSON and the table (e.g. ml-1m)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="params.yaml override, dotted key, YAML value (e.g. train.trainer.max_epochs=4)")
+    p.add_argument("--label", default=None, help="name of this run in the JSON and the table (e.g. ml-1m)")
+    add_override_args(p)
     p.add_argument("--work", default=None, help="the project copy (default: /tmp/unigrec-pipeline-bench/LABEL)")
     p.add_argument("--keep", action="store_true",
-                   help="continue in an existing copy (--set then changes its params): stages DVC finds up "
+                   help="continue in an existing copy (params options then change its params): stages DVC finds up "
                         "to date keep this label's earlier figures, or show as reused")
     p.add_argument("--until", default=None, help="last stage to run (default: the whole pipeline)")
+    p.add_argument("--render", action="store_true", help="only re-write the block from the results JSON")
     return p.parse_args(argv)
 
 
-def prepare(work: Path, overrides: list[str]) -> None:
-    copy_project(work, share_cache=False)
-    apply_overrides(work, overrides)
-
-
-def apply_overrides(work: Path, overrides: list[str]) -> None:
-    write_param_overrides(work, overrides)
-    commit(work, "benchmark params")
+def options(args: argparse.Namespace) -> list[str]:
+    """The params options as typed: what the block shows (resolved paths would name this machine's)."""
+    data = [f"--data-path {args.data_path}"] if args.data_path else []
+    return [*(f"--experiment {e}" for e in args.experiment), *data, *args.overrides]
 
 
 def measured(cmd: list[str], cwd: Path, log_file: Path) -> dict[str, Any]:
@@ -113,66 +107,55 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
-def _fmt(x: Any, digits: int = 4) -> str:
-    return "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
+def _fmt(x: Any) -> str:
+    return "–" if x is None else (f"{x:.4f}" if isinstance(x, float) else str(x))
+
+
+def portable(text: str) -> str:
+    """A recorded command or override as the block shows it: absolute paths (one workspace's) become DIR."""
+    return re.sub(r"(^|[\s=])/[^\s'`,)]+", r"\1DIR", text)
+
+
+def _cell(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return "–"
+    return "reused" if r.get("reused") else f"{r['wall_s']:.1f} s (CPU {r['cpu_s']:.1f}), {r['peak_rss_mb']:,} MB"
 
 
 def render(results: dict[str, Any]) -> str:
+    """One table of every label's stages (wall, CPU, peak RSS), one of the figures the runs reached, then
+    how each label was run."""
+    runs = list(results.values())
+    stages = list(dict.fromkeys(stage for run in runs for stage in run["stages"]))
     lines = [
-        "## Whole pipeline, stage by stage: time and peak memory (`benchmarks/pipeline_bench.py`)",
-        "",
-        ("Each stage is `dvc repro --single-item NAME` in its own process, in a fresh git + DVC copy of the "
-         "project with empty caches (the MiniLM text-embedding cache included). Peak RSS is the largest "
-         "resident set of the stage's process tree. The no-op row is a plain `dvc repro` right after."),
-        "",
+        "## Whole pipeline, stage by stage: time and peak memory (`benchmarks/pipeline_bench.py`)", "",
+        "Each stage is `dvc repro --single-item NAME` in its own process, in a fresh git + DVC copy of the project",
+        "with empty caches (the MiniLM text-embedding cache included). Peak RSS is the largest resident set of",
+        "the stage's process tree; \"reused\": up to date in a copy this label did not build. The no-op row is a",
+        "plain `dvc repro` right after.", "",
+        "| stage | " + " | ".join(results) + " |", "|---|" + "---:|" * len(runs),
+        *(f"| {stage} | " + " | ".join(_cell(run["stages"].get(stage)) for run in runs) + " |" for stage in stages),
+        "| **all stages, wall** | " + " | ".join(
+            f"**{sum(r['wall_s'] for r in run['stages'].values() if not r.get('reused')):.1f} s**" for run in runs) + " |",
+        "| no-op `dvc repro` | " + " | ".join(_cell(run.get("noop")) for run in runs) + " |", "",
+        ("| run | epochs | sequences/s | parameters | test rec HR@10 | rec NDCG@10 | search HR@10 | search NDCG@10 "
+         "| ranking AUC |"), "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, run in results.items():
-        lines += [
-            f"### {label}",
-            "",
-            "Command: " + " then ".join(f"`{c}`" for c in run.get("commands", [run.get("command")])) + "  ",
-            (f"Machine: {machine_line(run['machine'])}; load average (1 min) at start "
-             f"{run.get('load_start', '–')}, at end {run.get('load_end', '–')}  "),
-            f"Date: {run['date']}  ",
-            f"Overrides of params.yaml: {', '.join(f'`{o}`' for o in run['overrides']) or 'none'}",
-            "",
-            "| stage | wall s | CPU s | peak RSS MB |",
-            "|---|---:|---:|---:|",
-        ]
-        total = 0.0
-        for stage, r in run["stages"].items():
-            if r.get("reused"):
-                lines.append(f"| {stage} | reused (up to date in the copy) | | |")
-                continue
-            total += r["wall_s"]
-            lines.append(f"| {stage} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['peak_rss_mb']:,} |")
-        lines.append(f"| **all stages** | **{total:.1f}** | | |")
-        if "noop" in run:
-            lines.append(f"| no-op `dvc repro` | {run['noop']['wall_s']:.1f} | {run['noop']['cpu_s']:.1f} | {run['noop']['peak_rss_mb']:,} |")
-        q = run.get("quality", {})
-        train = _get(q, "train", "training") or {}
-        if train:
-            lines += ["", (f"Training: {train.get('epochs')} epochs, {train.get('train_sequences'):,} sequences per "
-                           f"epoch, {train.get('train_sequences_per_second')} sequences/s, "
-                           f"{train.get('parameters'):,} parameters.")]
-        test = _get(q, "evaluate", "test")
-        if test:
-            lines += [
-                "",
-                "| test (full catalogue) | n | HR@10 | HR@50 | NDCG@10 | NDCG@50 | MRR |",
-                "|---|---:|---:|---:|---:|---:|---:|",
-            ]
-            for stream in ("rec", "search"):
-                f = _get(test, stream, "full") or {}
-                lines.append(
-                    f"| {stream} | {_get(test, stream, 'n')} | {_fmt(f.get('hr@10'))} | {_fmt(f.get('hr@50'))} | "
-                    f"{_fmt(f.get('ndcg@10'))} | {_fmt(f.get('ndcg@50'))} | {_fmt(f.get('mrr'))} |"
-                )
-            ranking = test.get("ranking", {})
-            lines.append(f"\nRanking on labelled test recommendations: AUC {_fmt(ranking.get('auc'))}, "
-                         f"GAUC {_fmt(ranking.get('gauc'))}, LogLoss {_fmt(ranking.get('logloss'))}.")
-        lines.append("")
-    lines.append(f"Raw figures: `{RESULTS.relative_to(ROOT)}`; stage logs in each copy's `pipeline_bench.log`.")
+        train, test = _get(run, "quality", "train", "training") or {}, _get(run, "quality", "evaluate", "test") or {}
+        figures = [_get(test, s, "full", m) for s in ("rec", "search") for m in ("hr@10", "ndcg@10")]
+        lines.append(f"| {label} | {train.get('epochs', '–')} | {train.get('train_sequences_per_second', '–')} | "
+                     f"{train.get('parameters', 0):,} | " + " | ".join(map(_fmt, figures))
+                     + f" | {_fmt(_get(test, 'ranking', 'auc'))} |")
+    lines.append("")
+    for label, run in results.items():
+        commands = " then ".join(f"`{portable(c)}`" for c in run.get("commands", [run.get("command")]))
+        overrides = ", ".join(f"`{portable(o)}`" for o in run["overrides"]) or "none"
+        lines.append(textwrap.fill(
+            f"- **{label}** ({run['date']}, machine {machine_id(run['machine'])}, load average at start "
+            f"{run.get('load_start', '–')}, at end {run.get('load_end', '–')}): {commands}; overrides of params.yaml: "
+            f"{overrides}.", 110, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False))
+    lines += ["", f"Raw figures: `{RESULTS.relative_to(ROOT)}`; stage logs in each copy's `pipeline_bench.log`."]
     return "\n".join(lines)
 
 
@@ -188,18 +171,23 @@ def save(label: str, run: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        write_block(BENCHMARKS_MD, BLOCK, render(json.loads(RESULTS.read_text(encoding="utf-8"))))
+        return 0
+    if args.label is None:
+        raise SystemExit("--label names the run (only --render works without one)")
     work = Path(args.work or f"/tmp/unigrec-pipeline-bench/{args.label}").resolve()
     results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
     previous = results.get(args.label, {}) if args.keep else {}
     if args.keep:
         if not work.exists():
             raise SystemExit(f"--keep: {work} does not exist")
-        if args.overrides:  # e.g. a copy of another label's project with one knob changed
-            apply_overrides(work, args.overrides)
+    elif work.exists():
+        raise SystemExit(f"{work} exists: remove it, or pass --keep to continue in it")
     else:
-        if work.exists():
-            raise SystemExit(f"{work} exists: remove it, or pass --keep to continue in it")
-        prepare(work, args.overrides)
+        copy_project(work, share_cache=False)
+    if configure(work, args):  # with --keep: e.g. a copy of another label's project with one knob changed
+        commit(work, "benchmark params")
     log_file = work / "pipeline_bench.log"
     log_file.touch()
     stages = pipeline_stages(work)
@@ -208,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     command = command_line("benchmarks/pipeline_bench.py", sys.argv[1:] if argv is None else argv)
     run: dict[str, Any] = {
         "commands": [*previous.get("commands", [previous["command"]] if "command" in previous else []), command],
-        "overrides": [*previous.get("overrides", []), *args.overrides],
+        "overrides": [*previous.get("overrides", []), *options(args)],
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "load_start": round(os.getloadavg()[0], 1),

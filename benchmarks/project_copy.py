@@ -1,7 +1,10 @@
-"""A throw-away git + DVC copy of this project, for benchmarks that must never touch the shared workspace."""
+"""A throw-away git + DVC copy of this project, and the one way benchmarks change its params: the product's
+(``--experiment`` overlays, ``--data-path``, ``--set``, as ``unigrec run`` takes them, written by DVC's
+writer through ``unigrec.pipeline.apply_param_overrides``)."""
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 from pathlib import Path
@@ -48,3 +51,48 @@ def commit(project: Path, message: str) -> None:
          "--allow-empty"],
         cwd=project, check=True,
     )
+
+
+def add_override_args(parser: argparse.ArgumentParser) -> None:
+    """The params options of ``unigrec run``, for a benchmark that makes its own project copy."""
+    parser.add_argument("--experiment", action="append", default=[], metavar="NAME",
+                        help="params overlay of configs/experiments/ (repeatable, in order), as `unigrec run`")
+    parser.add_argument("--data-path", default=None, help="dataset folder (ingest.path), from where you type it")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="params override after the overlays (e.g. train.trainer.max_epochs=4)")
+
+
+def configure(root: Path, args: argparse.Namespace) -> list[str]:
+    """Write :func:`add_override_args`' options into ``root``'s params.yaml; returns the overrides written.
+
+    Paths are resolved where the command is typed (the stages read them from the project, somewhere else):
+    ``--data-path`` and a ``--set ingest.path=...``."""
+    from unigrec.errors import UnigrecError
+    from unigrec.orchestration.run import dataset_overrides, experiment_overrides, merge_overrides
+
+    sets = [f"ingest.path={Path(v.partition('=')[2]).resolve()}" if v.startswith("ingest.path=")
+            and v != "ingest.path=null" else v for v in args.overrides]
+    data = str(Path(args.data_path).resolve()) if args.data_path else None
+    try:
+        overrides = merge_overrides(experiment_overrides(ROOT, args.experiment), dataset_overrides(None, data), sets)
+    except UnigrecError as err:
+        raise SystemExit(str(err)) from err
+    write_overrides(root, overrides)
+    return overrides
+
+
+def write_overrides(root: Path, overrides: list[str]) -> None:
+    """``section.key=value`` overrides into ``root``'s params.yaml by DVC's writer (comments kept), as ``dvc
+    exp run -S`` and ``unigrec run`` write them. A benchmark only changes existing knobs: Hydra's ``+key``
+    (add) and ``~key`` (delete) are refused, and an unknown key stops with DVC's message naming it."""
+    from dvc.exceptions import InvalidArgumentError
+
+    from unigrec.pipeline import apply_param_overrides
+
+    for assignment in overrides:
+        if assignment.startswith(("+", "~")):
+            raise SystemExit(f"override {assignment!r}: benchmarks change existing params only (no +/~)")
+    try:
+        apply_param_overrides(root, overrides)
+    except InvalidArgumentError as err:  # its own text is generic; the cause names the override
+        raise SystemExit(f"override: {err.__cause__ or err}") from err

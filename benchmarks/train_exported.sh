@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the projects `benchmarks/seeds.py --export` wrote, side by side, on this machine (e.g. a GPU one
+# Train the projects `benchmarks/quality.py --export` wrote, side by side, on this machine (e.g. a GPU one
 # lent for minutes), then pack what `--adopt` needs back on the machine that evaluates.
 #
 # Why a script: a lent machine has a hard time limit and hands back only one folder. Every project trains in
@@ -9,8 +9,8 @@
 # Usage (from anywhere; `src/` of this checkout is put on the path, nothing needs installing):
 #   benchmarks/train_exported.sh [--accelerator gpu] [--limit SECONDS] [--out DIR] EXPORT_DIR...
 #   e.g. benchmarks/train_exported.sh --accelerator gpu --limit 450 --out "$OUT" exports/two-stage-12
-# --limit 0 (the default) is no limit. Then, where seeds.py runs: tar xzf OUT/NAME.tgz -C PARENT_OF_EXPORT
-# and seeds.py ... --adopt "LABEL@SEED=EXPORT_DIR". Interpreter: $PYTHON (default python3), with torch,
+# --limit 0 (the default) is no limit. Then, where quality.py runs: tar xzf OUT/NAME.tgz -C PARENT_OF_EXPORT
+# and quality.py ... --adopt "LABEL@SEED=EXPORT_DIR". Interpreter: $PYTHON (default python3), with torch,
 # Lightning, pandas and PyYAML. Exit status: 0 when every run finished or was stopped by the limit.
 set -euo pipefail
 
@@ -44,13 +44,14 @@ for export in "$@"; do
   exports+=("$(cd "$export" && pwd)")
 done
 
-# A model row's export is one project (params.yaml at its top); a system's is one per model beneath it.
+# A one-model row's export is one project (params.yaml at its top); a row with a ranker has one per model
+# beneath it (retrieval/, ranking/).
 projects=()
 for export in "${exports[@]}"; do
   while IFS= read -r params; do projects+=("$(dirname "$params")"); done \
     < <(find "$export" -maxdepth 2 -name params.yaml -not -path "*/.cache/*" | sort)
 done
-[[ ${#projects[@]} -gt 0 ]] || { echo "no params.yaml under $*: not seeds.py --export folders" >&2; exit 2; }
+[[ ${#projects[@]} -gt 0 ]] || { echo "no params.yaml under $*: not quality.py --export folders" >&2; exit 2; }
 
 pids=()
 for project in "${projects[@]}"; do

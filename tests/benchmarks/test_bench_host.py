@@ -9,14 +9,14 @@ import shlex
 from benchmarks import host
 from benchmarks.host import command_line, machine, machine_line
 
-# a seeds.py row label and run dir as they really look: spaces, commas and parentheses
+# a quality.py row label and run dir as they really look: spaces, commas and parentheses
 ARGS = ["--root", "/runs/ml1m-protocol-unigrec,_d_model_128_(bf16)-12", "--rows", "unigrec, d_model 128 (bf16)"]
 
 
 def test_the_command_splits_back_into_the_arguments_it_was_given(monkeypatch):
     monkeypatch.setattr(host.os, "nice", lambda increment: 0)
-    command = command_line("benchmarks/seeds.py", ARGS)
-    assert shlex.split(command) == ["python", "benchmarks/seeds.py", *ARGS]
+    command = command_line("benchmarks/quality.py", ARGS)
+    assert shlex.split(command) == ["python", "benchmarks/quality.py", *ARGS]
 
 
 def test_a_deprioritised_run_says_so_in_its_command(monkeypatch):
@@ -40,9 +40,9 @@ def test_a_record_without_cpu_model_or_torch_leaves_those_parts_out():
     assert machine_line({"cpus": 2, "platform": "Linux", "python": "3.11.7"}) == "2 CPUs, Linux, Python 3.11.7"
 
 
-def test_the_seeds_blocks_machine_identity_keeps_its_old_form():
-    """Stored seed records are matched against this string, so it must not gain the memory field."""
-    from benchmarks.compare import hardware
+def test_the_quality_blocks_machine_identity_keeps_its_old_form():
+    """Stored quality records are matched against this string, so it must not gain the memory field."""
+    from benchmarks.quality import hardware
 
     # the form seeds records hold: "2 CPUs (AMD EPYC, AVX-512 BF16), Linux-..., Python 3.11.7, torch 2.13.0+cpu (2 threads)"
     assert re.fullmatch(r"\d+ CPUs \(.+\), [^,]+, Python [\d.]+, torch \S+ \(\d+ threads\)", hardware())

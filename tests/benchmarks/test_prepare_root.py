@@ -11,12 +11,12 @@ import yaml
 from benchmarks import prepare_root
 from unigrec.paths import Layout
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "ml-100k-grouplens"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ml-100k-grouplens"
 
 
 def test_the_root_holds_the_overrides_and_the_stages_up_to_until(tmp_path):
     dest = tmp_path / "root"
-    argv = [str(dest), "--set", f"ingest.path={FIXTURE}", "--set", "ingest.queries.search_fraction=0.5",
+    argv = [str(dest), "--data-path", str(FIXTURE), "--set", "ingest.queries.search_fraction=0.5",
             "--until", "ingest"]
     assert prepare_root.main(argv) == 0
     params = yaml.safe_load((dest / "params.yaml").read_text())
@@ -36,6 +36,12 @@ def test_a_misspelt_override_stops_and_leaves_no_root(tmp_path):
 def test_an_override_that_would_add_a_knob_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="existing params only"):
         prepare_root.main([str(tmp_path / "root"), "--set", "+ingest.new_knob=1"])
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_misspelt_experiment_stops_naming_the_known_ones(tmp_path):
+    with pytest.raises(SystemExit, match=r"no experiment 'ml1n'.*known: .*ml1m"):
+        prepare_root.main([str(tmp_path / "root"), "--experiment", "ml1n"])
     assert not (tmp_path / "root").exists()
 
 

@@ -1,0 +1,719 @@
+"""Quality of rows x seeds on one prepared project root, through the product's own override path: each row
+is a list of params overlays (``configs/experiments/``, what ``unigrec run --experiment`` applies) plus a
+few ``set`` keys and a seed, written into a run folder's params.yaml by DVC's writer
+(``unigrec.pipeline.apply_param_overrides``); the folder links the root's data, the train stage
+(``unigrec stage train``) trains there, and the evaluate stage's evaluation scores the test split.
+
+A spec (``benchmarks/specs/*.yaml``) names the block, the seeds, the overlays of the data (the root is
+made with the same ones: its header gives the ``benchmarks/prepare_root.py`` command) and the rows:
+
+- a model row trains one model (``experiments``: overlays in order; ``set``: dotted keys after them);
+- a row with ``ranker`` trains a second model from those overlays that re-ranks what the first retrieves
+  (the two-stage system: ``retrieval-only`` + ``ranking-only``);
+- a ``baseline`` row fits that baseline of the evaluate stage;
+- ``from: LABEL`` is an earlier row with its own label and more ``set`` keys; a bare label is a row of
+  the spec named by ``rows_from``.
+
+A row with ``seed_key`` runs once per seed (the seed goes into that key), one without is deterministic.
+Every (row, seed) run is kept in the results JSON as soon as it ends, so a benchmark can be run a row or
+a seed at a time, stopped and resumed; the block is re-rendered from everything the JSON holds. Layouts:
+``seeds`` (mean +- std per row, beside the papers' figures) and ``comparison`` (one seed: both protocols
+per stream and method, then the retrieve-and-re-rank table). Columns: ``test`` (the evaluate stage's
+figures) or ``validation`` (the train stage's own validation report; nothing reads the test split).
+
+    python benchmarks/prepare_root.py ROOT --experiment ml1m --until identifiers
+    python benchmarks/quality.py --root ROOT --spec benchmarks/specs/ml1m.yaml [--rows LABEL ...] [--seeds 11]
+    python benchmarks/quality.py --spec benchmarks/specs/ml1m.yaml --render        # the block from the JSON
+    # a long run trained on another machine (e.g. a GPU): copy its training inputs out, train them there
+    # with benchmarks/train_exported.sh, unpack what it packed over the export, evaluate here
+    python benchmarks/quality.py --root ROOT --spec SPEC --export "LABEL@SEED=DIR"
+    python benchmarks/quality.py --root ROOT --spec SPEC --adopt "LABEL@SEED=DIR"
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import filecmp
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
+
+from benchmarks.block_text import machine_id
+from benchmarks.host import machine as host_machine
+from benchmarks.host import machine_line
+from benchmarks.markdown_block import write_block
+from benchmarks.project_copy import write_overrides
+from unigrec.cli import main as unigrec_cli
+from unigrec.config import PARAMS_FILE, load_section
+from unigrec.orchestration.run import (
+    assignments_to_overrides,
+    experiment_overrides,
+    merge_overrides,
+    overlay_assignments,
+)
+from unigrec.paths import Layout
+
+log = logging.getLogger("benchmarks.quality")
+
+ROW_KEYS = {"label", "experiments", "set", "seed_key", "baseline", "ranker"}
+LAYOUTS = ("seeds", "comparison")
+DATA_SECTIONS = ("ingest", "split")  # what the root's data was made with; a row must agree on them
+LINKED = ("data/canonical", "data/split")
+WRAP = 110  # prose lines of a block, so BENCHMARKS.md reads in an editor
+# (column, path in a run record); every cell is the mean +- std over the row's seeds
+COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "test": (
+        ("rec HR@10", ("test", "rec", "full", "hr@10")), ("rec NDCG@10", ("test", "rec", "full", "ndcg@10")),
+        ("rec HR@50", ("test", "rec", "full", "hr@50")), ("rec NDCG@50", ("test", "rec", "full", "ndcg@50")),
+        ("rec MRR", ("test", "rec", "full", "mrr")), ("rec 1+99 HR@10", ("test", "rec", "sampled", "hr@10")),
+        ("search HR@10", ("test", "search", "full", "hr@10")),
+        ("search NDCG@10", ("test", "search", "full", "ndcg@10")),
+        ("ranking AUC", ("test", "ranking", "auc")), ("GAUC", ("test", "ranking", "gauc")),
+    ),
+    "validation": (
+        ("rec HR@10", ("validation", "rec", "hr@10")), ("rec NDCG@10", ("validation", "rec", "ndcg@10")),
+        ("search HR@10", ("validation", "search", "hr@10")),
+        ("search NDCG@10", ("validation", "search", "ndcg@10")),
+        ("ranking AUC", ("validation", "ranking", "auc")),
+    ),
+}
+# Published full-catalogue leave-one-out figures on MovieLens-1M (SASRec and HSTU from the HSTU repository's
+# README, UniGRF from its paper). Reference data, not knobs.
+PUBLISHED = {
+    "ml-1m": {
+        "SASRec (HSTU repo)": {"hr@10": 0.2853, "ndcg@10": 0.1603},
+        "HSTU": {"hr@10": 0.3097, "ndcg@10": 0.1720},
+        "UniGRF": {"hr@10": 0.3219, "ndcg@10": 0.1765, "auc": 0.7932},
+    }
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    label: str
+    experiments: tuple[str, ...] = ()
+    set: dict[str, Any] = dataclasses.field(default_factory=dict)  # dotted params keys, after the overlays
+    seed_key: str | None = None  # the params key the seed goes into; None = deterministic, run once
+    baseline: str | None = None  # a baseline of the evaluate stage, fitted instead of the model
+    ranker: tuple[str, ...] | None = None  # overlays of a second model re-ranking the first's list
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    path: Path
+    title: str
+    block: str
+    seeds: tuple[int, ...]
+    rows: tuple[Row, ...]
+    experiments: tuple[str, ...] = ()  # the data's overlays: every row starts from them
+    set: dict[str, Any] = dataclasses.field(default_factory=dict)
+    until: str = "split"  # the last stage prepare_root.py runs for this spec's root
+    layout: str = "seeds"
+    columns: str = "test"
+    published: str | None = None
+    notes: str = ""
+
+
+def load_spec(path: Path) -> Spec:
+    """A spec file; with ``rows_from: OTHER.yaml`` (beside it) a bare label is that spec's row, and the data
+    overlays default to its, so a probe on other data runs the very rows of the main benchmark."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    base = load_spec(Path(path).parent / raw["rows_from"]) if raw.get("rows_from") else None
+    rows: list[Row] = []
+
+    def named(label: str) -> Row:
+        found = [r for r in [*rows, *(base.rows if base else ())] if r.label == label]
+        if not found:
+            raise SystemExit(f"{path}: row {label!r} is neither an earlier row nor one of rows_from")
+        return found[0]
+
+    for r in raw["rows"]:
+        if isinstance(r, str):
+            rows.append(named(r))
+        elif "from" in r:
+            if set(r) - {"label", "from", "set"}:
+                raise SystemExit(f"{path}: row {r.get('label')!r} is a variant (from:): label and set only")
+            parent = named(str(r["from"]))
+            rows.append(dataclasses.replace(parent, label=str(r["label"]), set={**parent.set, **(r.get("set") or {})}))
+        else:
+            if set(r) - ROW_KEYS:
+                raise SystemExit(f"{path}: row {r.get('label')!r}: unknown keys {sorted(set(r) - ROW_KEYS)}")
+            ranker = r.get("ranker")
+            rows.append(Row(str(r["label"]), tuple(r.get("experiments") or ()), dict(r.get("set") or {}),
+                            r.get("seed_key"), r.get("baseline"), None if ranker is None else tuple(ranker)))
+    if len({r.label for r in rows}) != len(rows):
+        raise SystemExit(f"{path}: row labels must be unique")
+    inherit = {f: getattr(base, f) for f in ("experiments", "set", "until")} if base else {}
+    spec = Spec(path=Path(path), title=str(raw["title"]), block=str(raw["block"]),
+                seeds=tuple(int(s) for s in raw["seeds"]), rows=tuple(rows),
+                **{**inherit, **{k: raw[k] for k in ("experiments", "set", "until") if k in raw}},
+                layout=raw.get("layout", "seeds"), columns=raw.get("columns", "test"),
+                published=raw.get("published"), notes=str(raw.get("notes", "")).strip())
+    spec = dataclasses.replace(spec, experiments=tuple(spec.experiments), set=dict(spec.set))
+    if spec.layout not in LAYOUTS or spec.columns not in COLUMNS:
+        raise SystemExit(f"{path}: layout is one of {LAYOUTS}, columns one of {tuple(COLUMNS)}")
+    if spec.layout == "comparison" and len(spec.seeds) != 1:
+        raise SystemExit(f"{path}: a comparison block shows one run per row: give one seed")
+    return spec
+
+
+# ---------------------------------------------------------------------------------------------- params
+def run_seeds(row: Row, wanted: Sequence[int]) -> list[int | None]:
+    return list(wanted) if row.seed_key is not None else [None]
+
+
+def seed_name(seed: int | None) -> str:
+    return "deterministic" if seed is None else str(seed)
+
+
+def part_overrides(spec: Spec, row: Row, seed: int | None) -> dict[str, list[str]]:
+    """Part name -> the overrides its params.yaml gets: the data's overlays and keys, the part's overlays,
+    the row's keys, the seed. One part (``model``) for a model or baseline row, two for a row with a ranker
+    (``retrieval``, ``ranking``), each trained in its own folder."""
+    base = ROOT / PARAMS_FILE
+    params = yaml.safe_load(base.read_text(encoding="utf-8"))
+    check = [(spec.set, f"{spec.path}: set"), (row.set, f"{spec.path}: row {row.label!r}")]
+    keys = [assignments_to_overrides(overlay_assignments(tree, params, where)) for tree, where in check]
+    seed = [f"{row.seed_key}={seed}"] if row.seed_key is not None and seed is not None else []
+    data = experiment_overrides(ROOT, spec.experiments)
+
+    def of(experiments: Sequence[str]) -> list[str]:
+        return merge_overrides(data, keys[0], experiment_overrides(ROOT, experiments), keys[1], seed)
+
+    if row.ranker is None:
+        return {"model": of(row.experiments)}
+    return {"retrieval": of(row.experiments), "ranking": of(row.ranker)}
+
+
+def write_params(dest: Path, overrides: list[str]) -> dict[str, Any]:
+    """``dest/params.yaml``: this checkout's, with ``overrides`` written by the product's writer."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / PARAMS_FILE, dest / PARAMS_FILE)
+    write_overrides(dest, overrides)
+    return yaml.safe_load((dest / PARAMS_FILE).read_text(encoding="utf-8"))
+
+
+def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def differences(ours: dict[str, Any], theirs: dict[str, Any], sections: Sequence[str]) -> list[str]:
+    """Keys of ``sections`` both params hold with other values (``ingest.path``, where the files were read
+    from, aside): a root prepared before a knob existed, or after one went, is not flagged for it."""
+    a = flat({s: ours.get(s, {}) for s in sections})
+    b = flat({s: theirs.get(s, {}) for s in sections})
+    return sorted(k for k in a.keys() & b.keys() if a[k] != b[k] and k != "ingest.path")
+
+
+def check_rows(root: Path, spec: Spec, rows: Sequence[Row]) -> None:
+    """Fail before any run, not hours into the queue: every row's overrides apply, the root's data was made
+    with the spec's data params, and rows on the root's identifiers find them."""
+    root_params = yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory(prefix="quality-check-") as scratch:
+        for row in rows:
+            for name, overrides in part_overrides(spec, row, None).items():
+                params = write_params(Path(scratch) / f"{len(os.listdir(scratch))}", overrides)
+                if wrong := differences(params, root_params, DATA_SECTIONS):
+                    raise SystemExit(f"{root} was prepared with other data params than {spec.path} gives row "
+                                     f"{row.label!r}: {wrong}")
+                linked_ids = not differences(params, root_params, ("identifiers",))
+                semantic = params["train"]["model"]["item_representation"] != "atomic"
+                if row.baseline is None and semantic and linked_ids and not Layout(root).ids_table.exists():
+                    raise SystemExit(f"row {row.label!r} ({name}) trains on semantic IDs, but "
+                                     f"{Layout(root).ids_table} is missing: prepare the root --until identifiers")
+
+
+# ---------------------------------------------------------------------------------------------- running
+def stage(name: str, root: Path) -> None:
+    """``unigrec stage NAME --root ROOT``: the entry point dvc.yaml calls, in this process."""
+    if unigrec_cli(["stage", name, "--root", str(root)]) != 0:
+        raise SystemExit(f"`unigrec stage {name} --root {root}` failed (see the log above)")
+
+
+def link(target: Path, link_path: Path) -> None:
+    if target.exists() and not link_path.exists() and not link_path.is_symlink():
+        link_path.parent.mkdir(parents=True, exist_ok=True)
+        link_path.symlink_to(target.resolve())
+
+
+def link_caches(src: Path, dst: Path, own: Path) -> None:
+    """Link every entry of cache folder ``src`` into ``dst`` (texts already embedded are not embedded again)
+    except the run's own training scratch ``own`` and the real folders on the way to it, so two runs side by
+    side never write the same checkpoint folder."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for entry in src.iterdir():
+        target = dst / entry.name
+        if target == own:
+            continue
+        if entry.is_dir() and own.is_relative_to(target):
+            link_caches(entry, target, own)
+        else:
+            link(entry, target)
+
+
+def prepare_folder(root: Path, dest: Path, overrides: list[str]) -> dict[str, Any]:
+    """``dest`` with its params and links to the root's data and caches; returns the params."""
+    params = write_params(dest, overrides)
+    for rel in LINKED:
+        link(root / rel, dest / rel)
+    if (root / ".cache").is_dir():
+        link_caches(root / ".cache", dest / ".cache", Layout(dest).train_work_dir)
+    return params
+
+
+def prepare_part(root: Path, dest: Path, overrides: list[str], work: Path) -> dict[str, Any]:
+    """A run folder at ``dest`` (:func:`prepare_folder`) with identifiers: the root's where its identifiers
+    params are the root's, else built by the identifiers stage (TIGER-style) once per identifiers params
+    beside the run folders, and linked. Returns the params."""
+    params = prepare_folder(root, dest, overrides)
+    root_params = yaml.safe_load((root / PARAMS_FILE).read_text(encoding="utf-8"))
+    if not differences(params, root_params, ("identifiers",)):
+        link(Layout(root).ids_dir, Layout(dest).ids_dir)
+        return params
+    digest = hashlib.sha256(json.dumps(params["identifiers"], sort_keys=True).encode()).hexdigest()[:12]
+    own = work.parent / f"identifiers-{digest}"
+    if not Layout(own).ids_table.exists():
+        prepare_folder(root, own, overrides)
+        stage("identifiers", own)
+    link(Layout(own).ids_dir, Layout(dest).ids_dir)
+    return params
+
+
+TRAINED_WITH = ".trained_with"  # in a run folder once its train stage finished: what it trained with
+
+
+def trained_with(dest: Path) -> str:
+    """The params file and the bytes of the training inputs: a model is reused only for both unchanged."""
+    from unigrec.registry.lineage import files_fingerprint
+
+    layout = Layout(dest)
+    inputs = [p for p in (layout.split_dir, layout.items, layout.ids_dir) if p.exists()]
+    return (dest / PARAMS_FILE).read_text(encoding="utf-8") + files_fingerprint(inputs)
+
+
+def train_part(root: Path, dest: Path, overrides: list[str], work: Path) -> dict[str, Any]:
+    """Train one part in ``dest`` through the train stage; a model trained there with the same params and
+    inputs is reused (the two-stage system's first model, when its second was interrupted)."""
+    prepare_part(root, dest, overrides, work)
+    marker = dest / TRAINED_WITH
+    if not (marker.exists() and Layout(dest).model_dir.exists() and marker.read_text() == trained_with(dest)):
+        marker.unlink(missing_ok=True)
+        stage("train", dest)
+        marker.write_text(trained_with(dest), encoding="utf-8")
+    return json.loads(Layout(dest).train_metrics.read_text(encoding="utf-8"))
+
+
+def evaluate(data: Any, models: list[Path], params_root: Path) -> dict[str, Any]:
+    """Test metrics of the first model, re-ranked by the second where there is one, with the evaluate and
+    runtime params of ``params_root`` (the ranking part's). A model whose ranking head was never trained
+    reports no ranking figures: its AUC would be a coin toss presented as a result."""
+    from unigrec.evaluate.evaluation import evaluate_test_split
+    from unigrec.evaluate.report import finite_or_none
+
+    cfg = dataclasses.replace(load_section("evaluate", params_root / PARAMS_FILE), baselines=())
+    runtime = load_section("runtime", params_root / PARAMS_FILE)
+    ranker = models[1] if len(models) > 1 else None
+    result = evaluate_test_split(cfg, data, models[0], runtime, Layout(params_root), ranker_dir=ranker)
+    test = finite_or_none(result.metrics)["test"]
+    if load_section("train", params_root / PARAMS_FILE).loss_weights.ranking == 0:
+        test["ranking"] = {}
+    return test
+
+
+def run_one(root: Path, work: Path, spec: Spec, row: Row, seed: int | None, data: Any) -> dict[str, Any]:
+    """Train (where the row needs it) and evaluate one run; its record for the results JSON."""
+    started = time.perf_counter()
+    parts = part_overrides(spec, row, seed)
+    if row.baseline is not None:
+        from unigrec.evaluate.evaluation import evaluate_baselines
+        from unigrec.evaluate.report import finite_or_none
+
+        prepare_part(root, work, parts["model"], work)
+        params = work / PARAMS_FILE
+        cfg = dataclasses.replace(load_section("evaluate", params), baselines=(row.baseline,))
+        metrics = evaluate_baselines(cfg, data, load_section("baselines", params), load_section("runtime", params),
+                                     Layout(work))
+        return {"test": finite_or_none(metrics)[row.baseline], "seconds": round(time.perf_counter() - started, 1)}
+    roots = {name: work if len(parts) == 1 else work / name for name in parts}
+    trained = {name: train_part(root, roots[name], overrides, work) for name, overrides in parts.items()}
+    record = training_record(trained)
+    if spec.columns == "test":
+        record["test"] = evaluate(data, [Layout(r).model_dir for r in roots.values()], list(roots.values())[-1])
+    record["seconds"] = round(time.perf_counter() - started, 1)
+    return record
+
+
+def training_record(trained: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """How each part trained, and the validation report: retrieval figures from the first part, ranking
+    from the last (the one that re-ranks)."""
+    parts = list(trained.values())
+    first, last = parts[0], parts[-1]
+    validation = {**first["validation"], "ranking": last["validation"]["ranking"]}
+    if len(trained) == 1:
+        return {"training": first["training"], "validation": validation}
+    return {"parts": {name: metrics["training"] for name, metrics in trained.items()}, "validation": validation}
+
+
+# ---------------------------------------------------------------------------------------------- elsewhere
+def export_run(root: Path, work: Path, spec: Spec, row: Row, seed: int | None, dest: Path) -> list[Path]:
+    """Copies (not links: ``dest`` travels) of what each part's train stage reads, with its params, to train
+    on another machine (``benchmarks/train_exported.sh``) and bring back with ``--adopt``. One part is
+    ``dest`` itself, two are ``dest/retrieval`` and ``dest/ranking``. Returns the files written."""
+    import pandas as pd
+
+    from unigrec.inference.prompts import query_table_texts
+    from unigrec.stages.train import inputs
+    from unigrec.text_encoder import embedding_cache_file
+
+    if row.baseline is not None:
+        raise SystemExit(f"--export: row {row.label!r} is a baseline: it is fitted where quality.py runs")
+    if dest.exists() and any(dest.iterdir()):
+        raise SystemExit(f"--export: {dest} is not empty; an earlier export's model there would be adopted")
+    parts = part_overrides(spec, row, seed)
+    written: list[Path] = []
+    for name, overrides in parts.items():
+        here, there = (work, dest) if len(parts) == 1 else (work / name, dest / name)
+        prepare_part(root, here, overrides, work)
+        layout, params = Layout(here), here / PARAMS_FILE
+        runtime = load_section("runtime", params)
+        files = [path for path, _ in inputs(load_section("train", params), layout)]
+        texts = list(query_table_texts(pd.read_parquet(layout.events)))
+        files.append(embedding_cache_file(texts, layout.resolve(runtime.cache_dir)))
+        for path in [*files, here / PARAMS_FILE]:
+            if path.exists():  # no cached query vectors: the other machine embeds the queries itself
+                target = there / path.relative_to(here)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                written.append(Path(shutil.copy2(path, target)))
+    return written
+
+
+def adopt_run(root: Path, work: Path, spec: Spec, row: Row, seed: int | None, project: Path, data: Any) -> dict:
+    """A run whose training was done in ``project`` (what ``--export`` wrote, trained elsewhere): each part is
+    checked to have trained exactly this run (its train params, the runtime section aside, and the bytes of
+    every input), then only the evaluation is done here. The record keeps where each part trained."""
+    from unigrec.stages.train import inputs
+    from unigrec.train.resume import config_digest
+
+    started = time.perf_counter()
+    parts = part_overrides(spec, row, seed)
+    trained: dict[str, dict[str, Any]] = {}
+    for name, overrides in parts.items():
+        here, there = (work, project) if len(parts) == 1 else (work / name, project / name)
+        prepare_part(root, here, overrides, work)
+        wanted, had = (flat(config_digest(load_section("train", p / PARAMS_FILE))) for p in (here, there))
+        if wanted != had:
+            raise SystemExit(f"--adopt: {there} trained with other params than this run: "
+                             f"{sorted(k for k in wanted.keys() | had.keys() if wanted.get(k) != had.get(k))}")
+        for path, _ in inputs(load_section("train", here / PARAMS_FILE), Layout(here)):
+            if not filecmp.cmp(path, there / path.relative_to(here), shallow=False):
+                raise SystemExit(f"--adopt: {there / path.relative_to(here)} differs from {path}: other data")
+        if not Layout(there).train_metrics.exists():
+            raise SystemExit(f"--adopt: {Layout(there).train_metrics} is missing: train {there} first")
+        trained[name] = json.loads(Layout(there).train_metrics.read_text(encoding="utf-8"))
+    record = {"adopted_from": str(project), **training_record(trained)}
+    models = [Layout(project if len(parts) == 1 else project / name).model_dir for name in parts]
+    record["test"] = evaluate(data, models, work if len(parts) == 1 else work / list(parts)[-1])
+    spent = sum(t["training"]["seconds"] for t in trained.values())
+    record["seconds"] = round(spent + time.perf_counter() - started, 1)
+    return record
+
+
+# ---------------------------------------------------------------------------------------------- report
+LOAD_NOTE = "; 1-minute load average at start"
+
+
+def hardware() -> str:
+    """The machine without its momentary load: what two runs must share for their minutes to compare.
+    Memory stays out: stored records are matched by this very string, and never held it."""
+    record = host_machine()
+    record.pop("memory_gb")
+    return machine_line(record)
+
+
+def machine_label(line: str) -> str:
+    """A recorded machine line as blocks name machines: its id in BENCHMARKS.md's machines table, with the
+    torch thread count (it sets the minutes) and the load at start where recorded."""
+    hw, _, load = line.partition(LOAD_NOTE)
+    threads = re.search(r"\((\d+) threads\)", hw)
+    return (machine_id({"platform": hw}) + (f" (torch threads {threads.group(1)})" if threads else "")
+            + (f"; 1-minute load average at start{load}" if load else ""))
+
+
+def dig(record: Any, path: Sequence[str]) -> float | None:
+    for key in path:
+        if not isinstance(record, dict) or record.get(key) is None:
+            return None
+        record = record[key]
+    return float(record)
+
+
+def aggregate(runs: dict[str, dict[str, Any]], columns: str = "test") -> dict[str, tuple[float, float, int]]:
+    """Column -> (mean, sample std, n) over a row's runs; columns no run has are left out."""
+    out = {}
+    for column, path in COLUMNS[columns]:
+        values = [v for v in (dig(r, path) for r in runs.values()) if v is not None]
+        if values:
+            out[column] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
+    return out
+
+
+def cell(stat: tuple[float, float, int] | None) -> str:
+    if stat is None:
+        return "–"
+    mean, std, n = stat
+    return f"{mean:.4f}" if n == 1 else f"{mean:.4f} ± {std:.4f}"
+
+
+def wrap(text: str) -> str:
+    return "\n".join(textwrap.fill(p, WRAP, break_on_hyphens=False) for p in text.split("\n\n"))
+
+
+def command(spec: Spec) -> str:
+    """The commands that rebuild the block: the root (once), then the rows."""
+    spec_path = os.path.relpath(spec.path.resolve(), ROOT)
+    options = [*(f"--experiment {e}" for e in spec.experiments),
+               *(f"--set {assignment}" for assignment in assignments_to_overrides(spec.set)),
+               *([f"--until {spec.until}"] if spec.until != "split" else [])]
+    return (f"`{' '.join(['python benchmarks/prepare_root.py ROOT', *options])}` (once), then "
+            f"`python benchmarks/quality.py --root ROOT --spec {spec_path}`")
+
+
+def render(spec: Spec, results: dict[str, Any]) -> str:
+    runs = results.get("runs", {})
+    dates = sorted({r["date"] for rr in runs.values() for r in rr.values()})
+    lines = [f"## {spec.title} (`benchmarks/quality.py`)", "", f"Command: {command(spec)}  ",
+             f"Machine: {machine_label(str(results.get('machine', '?')))}  ", f"Runs dated: {', '.join(dates)}", ""]
+    if spec.notes:
+        lines += [wrap(spec.notes), ""]
+    lines += comparison(spec, results) if spec.layout == "comparison" else table(spec, runs)
+    not_run, short = [], []
+    for row in spec.rows:
+        done = runs.get(row.label, {})
+        todo = [name for name in map(seed_name, run_seeds(row, spec.seeds)) if name not in done]
+        if not done:
+            not_run.append(row.label)
+        elif todo:
+            short.append(f"{row.label} ({', '.join(todo)})")
+    here = str(results.get("machine", "?")).split(LOAD_NOTE)[0]
+    elsewhere = []
+    for row in spec.rows:
+        seeds_by_note: dict[str, list[str]] = {}
+        for name, record in sorted(runs.get(row.label, {}).items()):
+            if notes := provenance(record, here):
+                seeds_by_note.setdefault(", ".join(notes), []).append(name)
+        if seeds_by_note:
+            elsewhere.append(f"- {row.label}: " + "; ".join(
+                f"seed{'s' * (len(names) > 1)} {', '.join(names)}: {note}" for note, names in seeds_by_note.items()))
+    if elsewhere:
+        lines += ["", wrap("Runs not trained in one go on the machine above (their minutes are the recorded "
+                           "training and evaluation time, so they are not comparable with the others'):"),
+                  *elsewhere]
+    if not_run:
+        lines += ["", wrap("Not run yet: " + "; ".join(not_run) + ".")]
+    if short:
+        lines += ["", wrap("Seeds still to run: " + "; ".join(short) + ".")]
+    return "\n".join(lines)
+
+
+def table(spec: Spec, runs: dict[str, Any]) -> list[str]:
+    """The seeds layout: a row per spec row, mean +- std per column, then the papers' figures."""
+    columns = COLUMNS[spec.columns]
+    split = "Test" if spec.columns == "test" else "Validation (the train stage's report; no test data read)"
+    lines = [wrap(f"{split} figures, full catalogue (the model by constrained beam search, every method without "
+                  "the items already in the user's history); `rec 1+99` ranks the target among 99 "
+                  "popularity-sampled negatives; AUC/GAUC score P(<pos>) of labelled recommendations. Mean ± "
+                  "sample std over the seeds listed (one figure: one run)."), "",
+             "| method | seeds | " + " | ".join(c for c, _ in columns) + " | minutes per run |",
+             "|---|---|" + "---:|" * (len(columns) + 1)]
+    for row in spec.rows:
+        row_runs = runs.get(row.label, {})
+        if row_runs:
+            stats = aggregate(row_runs, spec.columns)
+            minutes = statistics.fmean(r["seconds"] for r in row_runs.values()) / 60
+            lines.append(f"| {row.label} | {', '.join(sorted(row_runs))} | "
+                         + " | ".join(cell(stats.get(c)) for c, _ in columns) + f" | {minutes:.1f} |")
+    return lines + (["", published_rows(spec, runs)] if spec.published else [])
+
+
+def provenance(record: dict[str, Any], here: str) -> list[str]:
+    """What a reader must know of how a run's model came to be when it is not "trained here in one go": the
+    machine when not ``here`` (the block's), the device, the epoch it resumed after, that it trained in
+    another project, and any note the record carries. A record without a machine ran on the block's."""
+    other = record.get("machine", here)
+    notes = [f"ran on {machine_id({'platform': other})}"] if other != here else []
+    for part, training in (record.get("parts") or {"": record.get("training", {})}).items():
+        whose = f"{part} model " if part else ""
+        if training.get("device", "cpu") != "cpu":
+            notes.append(f"{whose}trained on {training['device']}")
+        if training.get("resumed_after_epoch") is not None:
+            notes.append(f"{whose}resumed after epoch {training['resumed_after_epoch']}")
+    if "adopted_from" in record:
+        notes.append("evaluated here (--adopt)")
+    return notes + ([record["note"]] if record.get("note") else [])
+
+
+def published_rows(spec: Spec, runs: dict[str, Any]) -> str:
+    """The papers' figures beside each row's mean, with the gap to UniGRF."""
+    papers = PUBLISHED[str(spec.published)]
+    target = papers["UniGRF"]
+    lines = [(f"**Published figures on {spec.published}** (full-catalogue leave-one-out, recommendation) and the "
+              "gap of each row's mean to UniGRF"), "",
+             "| method | source | HR@10 | NDCG@10 | ranking AUC | HR@10 − UniGRF | NDCG@10 − UniGRF | AUC − UniGRF |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, fig in papers.items():
+        auc = fig.get("auc")
+        lines.append(f"| {name} | published | {fig['hr@10']:.4f} | {fig['ndcg@10']:.4f} | "
+                     f"{'–' if auc is None else f'{auc:.4f}'} | | | |")
+    for row in spec.rows:
+        stats = aggregate(runs.get(row.label, {}))
+        if "rec HR@10" not in stats:
+            continue
+        hr, ndcg, auc = (stats.get(c, (None,))[0] for c in ("rec HR@10", "rec NDCG@10", "ranking AUC"))
+        gaps = [f"{hr - target['hr@10']:+.4f}", f"{ndcg - target['ndcg@10']:+.4f}",
+                "–" if auc is None else f"{auc - target['auc']:+.4f}"]
+        lines.append(f"| {row.label} | this benchmark | {hr:.4f} | {ndcg:.4f} | "
+                     f"{'–' if auc is None else f'{auc:.4f}'} | " + " | ".join(gaps) + " |")
+    return "\n".join(lines)
+
+
+def comparison(spec: Spec, results: dict[str, Any]) -> list[str]:
+    """The comparison layout: the evaluate stage's two protocol tables over every row (the first row is the
+    model), then each trained row's retrieve-and-re-rank and ranking figures."""
+    from unigrec.evaluate.comparison import comparison_markdown
+
+    first = {row.label: next(iter(results.get("runs", {}).get(row.label, {}).values()), None) for row in spec.rows}
+    done = {label: record for label, record in first.items() if record is not None}
+    if not done:
+        return []
+    model, *others = done.items()
+    metrics = {"test": model[1]["test"], "baselines": {label: r["test"] for label, r in others}}
+    k = next(key for key in model[1]["test"]["pipeline"]["rec"] if key.startswith("ndcg@")).partition("@")[2]
+    lines = [comparison_markdown(metrics, int(results["n_negatives"])),
+             wrap(f"**Unified pipeline and ranking** (retrieve {results['pipeline_k']}, re-rank by (1 − w)·log P(item) "
+                  "+ w·log P(<pos>), w chosen per stream on the validation split, or fixed by params where the grid "
+                  "holds one weight; the ranking AUC is P(<pos>) on labelled test recommendations)"), "",
+             (f"| system | rec retrieval NDCG@{k} | rec retrieve + re-rank NDCG@{k} (w) | search retrieval NDCG@{k} "
+              f"| search retrieve + re-rank NDCG@{k} (w) | ranking AUC | GAUC |"), "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, record in done.items():
+        pipeline, ranking = record["test"].get("pipeline"), record["test"].get("ranking", {})
+        if pipeline is None:
+            continue  # a baseline: no generative pipeline
+        cells = [f"{pipeline[s][f'retrieval_only_ndcg@{k}']:.4f} | {pipeline[s][f'ndcg@{k}']:.4f} "
+                 f"({pipeline[s]['fusion_weight']:g})" for s in ("rec", "search")]
+        auc, gauc = (f"{v:.4f}" if v is not None else "–" for v in (ranking.get("auc"), ranking.get("gauc")))
+        name = "unigrec (one model)" if label == model[0] else label
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {auc} | {gauc} |")
+    seconds = ", ".join(f"{label} {record['seconds']:.1f}" for label, record in done.items())
+    return lines + ["", wrap(f"Wall seconds per row, training included: {seconds}.")]
+
+
+# ---------------------------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--spec", required=True, help="the benchmark's spec (benchmarks/specs/*.yaml)")
+    p.add_argument("--root", default=None, help="the prepared project root (benchmarks/prepare_root.py)")
+    p.add_argument("--work", default=None, help="where runs train (default: ROOT/.cache/quality)")
+    p.add_argument("--rows", nargs="*", default=None, help="only these row labels (default: all)")
+    p.add_argument("--seeds", nargs="*", type=int, default=None, help="only these seeds (default: the spec's)")
+    p.add_argument("--rerun", action="store_true", help="run (row, seed) pairs the results already hold again")
+    p.add_argument("--export", action="append", default=[], metavar="LABEL@SEED=DIR",
+                   help="copy a model row's training inputs and params to DIR, to train elsewhere; nothing runs")
+    p.add_argument("--adopt", action="append", default=[], metavar="LABEL@SEED=DIR",
+                   help="evaluate a run --export wrote once it trained (checked to be that run); nothing else runs")
+    p.add_argument("--render", action="store_true", help="only re-write the block from the results JSON")
+    p.add_argument("--results", default=None, help="results JSON (default: benchmarks/results/BLOCK.json)")
+    p.add_argument("--benchmarks-file", default=str(ROOT / "BENCHMARKS.md"))
+    return p.parse_args(argv)
+
+
+def parse_run_arg(spec: Spec, arg: str, option: str) -> tuple[Row, int, Path]:
+    """``LABEL@SEED=DIR`` -> (the spec's row, seed, DIR)."""
+    label_seed, sep, folder = arg.partition("=")
+    label, at, seed = label_seed.rpartition("@")
+    row = next((r for r in spec.rows if r.label == label), None)
+    if not (sep and at and seed.isdigit()) or row is None:
+        raise SystemExit(f"{option} {arg!r}: expected LABEL@SEED=DIR with a row label of the spec")
+    return row, int(seed), Path(folder).resolve()
+
+
+def run_dir(work: Path, spec: Spec, row: Row, seed: int | None) -> Path:
+    return work / f"{spec.block}-{row.label}-{seed_name(seed)}".replace(" ", "_").replace("/", "_")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from unigrec.logs import setup_logging
+
+    args = parse_args(argv)
+    setup_logging(None)
+    spec = load_spec(Path(args.spec))
+    results_file = Path(args.results or ROOT / "benchmarks" / "results" / f"{spec.block}.json")
+    results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.exists() else {}
+    if not args.render:
+        if args.root is None:
+            raise SystemExit("--root is needed to run rows (only --render works without one)")
+        root = Path(args.root).resolve()
+        work = Path(args.work).resolve() if args.work else root / ".cache" / "quality"
+        rows = [r for r in spec.rows if args.rows is None or r.label in args.rows]
+        if args.rows is not None and len(rows) != len(args.rows):
+            raise SystemExit(f"unknown row label(s): {sorted(set(args.rows) - {r.label for r in spec.rows})}")
+        for arg in args.export:
+            row, seed, dest = parse_run_arg(spec, arg, "--export")
+            files = export_run(root, run_dir(work, spec, row, seed), spec, row, seed, dest)
+            size = sum(f.stat().st_size for f in files) / 2**20
+            print(f"{dest}: {len(files)} files, {size:.1f} MiB; train there: benchmarks/train_exported.sh {dest}")
+        if args.export:
+            return 0
+        check_rows(root, spec, [] if args.adopt else rows)
+        from unigrec.evaluate.inputs import load_test_inputs
+
+        data = load_test_inputs(load_section("runtime", ROOT / PARAMS_FILE), Layout(root))
+        results.setdefault("machine", f"{hardware()}{LOAD_NOTE} {os.getloadavg()[0]:.1f}")
+        results.setdefault("n_negatives", load_section("split", root / PARAMS_FILE).n_negatives)
+        results.setdefault("pipeline_k", load_section("evaluate", ROOT / PARAMS_FILE).pipeline_k)
+        todo = [(row, seed, None) for row in ([] if args.adopt else rows) for seed in run_seeds(row, args.seeds or spec.seeds)]
+        todo += [parse_run_arg(spec, arg, "--adopt") for arg in args.adopt]
+        for row, seed, project in todo:
+            done = results.setdefault("runs", {}).setdefault(row.label, {})
+            if seed_name(seed) in done and not args.rerun and project is None:
+                log.info("%s, seed %s: kept from %s", row.label, seed_name(seed), results_file)
+                continue
+            log.info("%s, seed %s: %s", row.label, seed_name(seed), "adopting" if project else "running")
+            where = run_dir(work, spec, row, seed)
+            record = (run_one(root, where, spec, row, seed, data) if project is None
+                      else adopt_run(root, where, spec, row, seed, project, data))
+            record |= {"machine": hardware(), "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")}
+            done[seed_name(seed)] = record
+            results_file.parent.mkdir(parents=True, exist_ok=True)
+            results_file.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    if not results.get("runs"):  # never replace a block (maybe recorded by an older script) with an empty one
+        raise SystemExit(f"{results_file} holds no runs: nothing to render")
+    block = render(spec, results)
+    write_block(Path(args.benchmarks_file), spec.block, block)
+    print(block)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""benchmarks/quality.py: specs whose rows are overlays, each run's params written by the product's override
+path, the checks that fail before a queue starts, the blocks re-rendered from stored results, and runs on a
+tiny project (baselines, a two-stage system trained here or elsewhere and adopted, TIGER's own identifiers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+from evaluate_test_support import tiny_project
+
+from benchmarks import quality
+from unigrec.paths import Layout
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = ROOT / "benchmarks" / "specs"
+HEADLINE = ("unigrec, atomic IDs, search loss weight 0.1, prompt-mean monitor, 30 epochs, all validation users, "
+            "d_model 128 (bf16)")
+# a 40-item catalogue with 1+9 lists, and models and baselines small enough for a test
+TINY = {
+    "evaluate.sampled_hr_cutoffs": [1, 5, 10], "evaluate.sampled_ndcg_cutoffs": [5],
+    "evaluate.full_hr_cutoffs": [5, 10], "evaluate.full_ndcg_cutoffs": [5, 10], "evaluate.curve_max_k": 10,
+    "evaluate.beam_size": 20, "evaluate.pipeline_k": 10, "evaluate.pipeline_ndcg_cutoff": 5,
+    "evaluate.cold_user_max_events": 14, "evaluate.fusion_weights": [0.0, 0.5],
+    "baselines.sasrec.max_len": 10, "baselines.sasrec.hidden": 16, "baselines.sasrec.epochs": 2,
+    "baselines.sasrec.batch_size": 16,
+    "train.max_events": 20, "train.trainer.max_epochs": 1, "train.model.d_model": 16, "train.model.d_ff": 32,
+}
+
+
+def _spec(tmp_path: Path, rows: list, **extra) -> Path:
+    spec = {"title": "Tiny", "block": "tiny", "seeds": [1, 2], "set": TINY, "rows": rows, **extra}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _params(overrides: list[str], tmp_path: Path, name: str) -> dict:
+    return quality.write_params(tmp_path / name, overrides)
+
+
+def test_a_row_is_the_data_overlays_then_its_own_then_its_keys_then_the_seed(tmp_path: Path):
+    spec = quality.load_spec(_spec(tmp_path, [
+        {"label": "m", "experiments": ["atomic-ids"], "set": {"train.model.d_model": 24}, "seed_key": "train.seed"},
+        {"label": "two", "experiments": ["retrieval-only"], "ranker": ["ranking-only"], "seed_key": "train.seed"},
+    ], experiments=["ml1m"]))
+    (model,) = quality.part_overrides(spec, spec.rows[0], 7).values()
+    params = _params(model, tmp_path, "m")
+    assert params["ingest"]["source"] == "movielens-1m" and params["train"]["model"]["item_representation"] == "atomic"
+    assert params["train"]["model"]["d_model"] == 24 and params["train"]["seed"] == 7  # the row's keys win
+    parts = quality.part_overrides(spec, spec.rows[1], 3)
+    assert list(parts) == ["retrieval", "ranking"]
+    weights = [_params(o, tmp_path, n)["train"]["loss_weights"]["ranking"] for n, o in parts.items()]
+    assert weights == [0.0, 1.0]
+
+
+def test_an_unknown_key_in_a_spec_stops_naming_the_spec_row_and_key(tmp_path: Path):
+    spec = quality.load_spec(_spec(tmp_path, [{"label": "m", "set": {"train.model.d_modle": 24}}]))
+    with pytest.raises(Exception, match=r"spec.yaml: row 'm': train.model.d_modle is not a key of params.yaml"):
+        quality.part_overrides(spec, spec.rows[0], None)
+
+
+def test_spec_rows_are_checked(tmp_path: Path):
+    with pytest.raises(SystemExit, match="unknown keys"):
+        quality.load_spec(_spec(tmp_path, [{"label": "x", "params": {}}]))
+    with pytest.raises(SystemExit, match="unique"):
+        quality.load_spec(_spec(tmp_path, [{"label": "x"}, {"label": "x"}]))
+    with pytest.raises(SystemExit, match="one seed"):
+        quality.load_spec(_spec(tmp_path, [{"label": "x"}], layout="comparison"))
+
+
+def test_a_probe_takes_rows_by_label_and_variants_add_keys(tmp_path: Path):
+    base = _spec(tmp_path, [{"label": "m", "experiments": ["atomic-ids"], "seed_key": "train.seed"}],
+                 experiments=["ml1m"])
+    probe = tmp_path / "probe.yaml"
+    probe.write_text(yaml.safe_dump({"title": "P", "block": "p", "seeds": [1], "rows_from": base.name, "rows": [
+        "m", {"label": "m2", "from": "m", "set": {"train.seed": 2}}, {"label": "m3", "from": "m2", "set": {"a.b": 1}}]}))
+    spec = quality.load_spec(probe)
+    assert spec.experiments == ("ml1m",) and spec.set == TINY, "the data's overlays come with the rows"
+    assert spec.rows[0] == quality.load_spec(base).rows[0]
+    assert spec.rows[2].set == {"train.seed": 2, "a.b": 1} and spec.rows[2].experiments == ("atomic-ids",)
+    probe.write_text(yaml.safe_dump({"title": "P", "block": "p", "seeds": [1], "rows_from": base.name,
+                                     "rows": [{"label": "m2", "from": "m", "seed_key": "x"}]}))
+    with pytest.raises(SystemExit, match="label and set only"):
+        quality.load_spec(probe)
+
+
+@pytest.mark.parametrize("name", ["ml1m.yaml", "ml1m-protocol.yaml", "ml100k.yaml", "ablation.yaml"])
+def test_every_row_of_the_shipped_specs_writes_real_params(name: str, tmp_path: Path):
+    """A key renamed in params.yaml fails here, not hours into a benchmark when its row's turn comes."""
+    spec = quality.load_spec(SPECS / name)
+    for row in spec.rows:
+        for part, overrides in quality.part_overrides(spec, row, 5).items():
+            params = _params(overrides, tmp_path, f"{row.label}-{part}")
+            if row.seed_key:
+                assert quality.dig(params, row.seed_key.split(".")) == 5
+
+
+def test_the_headline_overlay_is_the_row_chain_that_produced_its_figures(tmp_path: Path):
+    spec = quality.load_spec(SPECS / "ml1m-protocol.yaml")
+    rows = {row.label: row for row in spec.rows}
+    parent = rows[HEADLINE.removesuffix(", d_model 128 (bf16)")]
+    chain = quality.Row("chain", parent.experiments, {**parent.set, "train.model.d_model": 128,
+                        "train.model.d_ff": 512, "train.trainer.precision": "bf16-mixed"}, "train.seed")
+    (headline,), (chained,) = (quality.part_overrides(spec, r, 11).values() for r in (rows[HEADLINE], chain))
+    assert _params(headline, tmp_path, "a") == _params(chained, tmp_path, "b")
+    assert _params(headline, tmp_path, "a")["train"]["eval"]["monitor_average"] == "prompts"
+    # the rows that ran before prompts became the default keep the streams monitor they ran with
+    (atomic,) = quality.part_overrides(spec, rows["unigrec, atomic IDs, search loss weight 0.1"], 11).values()
+    assert _params(atomic, tmp_path, "c")["train"]["eval"]["monitor_average"] == "streams"
+
+
+def test_rows_fail_before_any_run_on_a_root_without_their_identifiers_or_with_other_data(tmp_path: Path):
+    root = tmp_path / "root"
+    root.mkdir()
+    spec = quality.load_spec(SPECS / "ml1m.yaml")
+    by_label = {row.label: row for row in spec.rows}
+    _params(quality.experiment_overrides(ROOT, ["ml1m"]), tmp_path, "root")
+    semantic = by_label["unigrec, semantic IDs (GenSAR's form)"]
+    with pytest.raises(SystemExit, match=r"semantic IDs \(GenSAR's form\).*--until identifiers"):
+        quality.check_rows(root, spec, [semantic])
+    others = [by_label[label] for label in ("unigrec, atomic IDs (UniGRF's form)", "popularity",
+                                           "TIGER-style (semantic IDs only, retrieval only)")]
+    quality.check_rows(root, spec, others)  # none of them trains on the root's identifiers
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["ingest"]["queries"]["search_fraction"] = 0.01
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit, match=r"other data params.*ingest.queries.search_fraction"):
+        quality.check_rows(root, spec, others)
+
+
+def test_runs_of_one_root_share_its_embeddings_but_not_their_checkpoints(tmp_path: Path):
+    root = tmp_path / "root"
+    cache = root / ".cache" / "unigrec"
+    (cache / "train" / "checkpoints").mkdir(parents=True)
+    (cache / "minilm-abc.npy").write_bytes(b"vectors")
+    runs = [Layout(tmp_path / name) for name in ("a", "b")]
+    for layout in runs:
+        quality.link_caches(root / ".cache", layout.root / ".cache", layout.train_work_dir)
+        assert (layout.root / ".cache" / "unigrec" / "minilm-abc.npy").read_bytes() == b"vectors"
+        layout.train_work_dir.mkdir(parents=True)
+        (layout.train_work_dir / "best.ckpt").write_text(layout.root.name)
+    assert [(r.train_work_dir / "best.ckpt").read_text() for r in runs] == ["a", "b"]
+    assert not (cache / "train" / "best.ckpt").exists(), "nothing is written into the root's own scratch"
+
+
+def test_a_trained_part_is_reused_only_for_the_same_params_and_inputs(tmp_path: Path, monkeypatch):
+    """The two-stage system's first model is not trained twice when a benchmark re-runs after its second was
+    interrupted; other params or changed input files train it again."""
+    trained = []
+
+    def fake_train(name: str, root: Path) -> None:  # the real stage is covered by the train stage's tests
+        layout = Layout(root)
+        layout.model_dir.mkdir(parents=True, exist_ok=True)
+        layout.train_metrics.parent.mkdir(parents=True, exist_ok=True)
+        layout.train_metrics.write_text("{}")
+        trained.append(yaml.safe_load((root / "params.yaml").read_text())["train"]["seed"])
+
+    monkeypatch.setattr(quality, "stage", fake_train)
+    root = tmp_path / "root"
+    Layout(root).split_dir.mkdir(parents=True)
+    (Layout(root).split_dir / "events.parquet").write_bytes(b"v1")
+    (root / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    for seed in (1, 1, 2):
+        quality.train_part(root, tmp_path / "run", [f"train.seed={seed}"], tmp_path)
+    (Layout(root).split_dir / "events.parquet").write_bytes(b"v2")
+    quality.train_part(root, tmp_path / "run", ["train.seed=2"], tmp_path)
+    assert trained == [1, 2, 2]
+
+
+def test_the_block_says_which_rows_and_seeds_are_still_to_run_and_where_runs_trained(tmp_path: Path):
+    spec = quality.load_spec(_spec(tmp_path, [{"label": "model", "seed_key": "train.seed"},
+                                              {"label": "popularity", "baseline": "popularity"},
+                                              {"label": "sasrec", "baseline": "sasrec", "seed_key": "x"}],
+                                   seeds=[1, 2, 3]))
+    here = "2 CPUs, Linux-6.18.44-fc-v782-x86_64-with-glibc2.36, torch 2.13.0+cpu (2 threads)"
+    run = {"date": "2026-11-30", "seconds": 60.0, "test": {"rec": {"full": {"hr@10": 0.25}}}}
+    gpu = {**run, "adopted_from": "/x", "training": {"device": "cuda: NVIDIA H200", "resumed_after_epoch": 18}}
+    other = {**run, "machine": here.replace("v782", "v1098")}
+    results = {"machine": f"{here}; 1-minute load average at start 0.3",
+               "runs": {"model": {"1": gpu, "3": other}, "popularity": {"deterministic": {**run, "machine": here}}}}
+    text = quality.render(spec, results)
+    assert "Machine: v782 (torch threads 2); 1-minute load average at start 0.3" in text
+    assert "| model | 1, 3 | 0.2500 ± 0.0000 |" in text and "Not run yet: sasrec." in text
+    assert "Seeds still to run: model (2)." in text
+    assert ("- model: seed 1: trained on cuda: NVIDIA H200, resumed after epoch 18, evaluated here (--adopt); "
+            "seed 3: ran on v1098") in text
+    assert "popularity:" not in text, "the block's own machine is not a note"
+    assert "/work" not in text.split("Command:")[1].splitlines()[0], "the command names no workspace"
+
+
+def _block(text: str, name: str) -> str:
+    return re.search(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", text, re.DOTALL).group(0)
+
+
+@pytest.mark.parametrize("spec, block", [("ml1m.yaml", "ml1m-seeds"), ("ml1m-protocol.yaml", "ml1m-protocol"),
+                                         ("ml100k.yaml", "compare")])
+def test_each_block_re_renders_from_its_stored_results_as_benchmarks_md_holds_it(tmp_path: Path, spec, block):
+    markdown = tmp_path / "BENCHMARKS.md"
+    markdown.write_text((ROOT / "BENCHMARKS.md").read_text())
+    assert quality.main(["--spec", str(SPECS / spec), "--render", "--benchmarks-file", str(markdown)]) == 0
+    assert _block(markdown.read_text(), block) == _block((ROOT / "BENCHMARKS.md").read_text(), block)
+
+
+@pytest.mark.slow
+def test_a_resumable_run_on_a_tiny_project(tmp_path: Path, one_torch_thread):
+    layout = tiny_project(tmp_path / "project")
+    spec = _spec(tmp_path, [{"label": "popularity", "baseline": "popularity"},
+                            {"label": "SASRec+", "baseline": "sasrec", "seed_key": "baselines.sasrec.seed",
+                             "set": {"baselines.sasrec.loss": "ce"}}])
+    results, md = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+    argv = ["--root", str(layout.root), "--spec", str(spec), "--results", str(results), "--benchmarks-file", str(md)]
+    assert quality.main(argv) == 0
+    first = json.loads(results.read_text())
+    assert set(first["runs"]["popularity"]) == {"deterministic"} and set(first["runs"]["SASRec+"]) == {"1", "2"}
+    assert quality.main(argv) == 0
+    assert json.loads(results.read_text())["runs"] == first["runs"], "finished runs are kept, not re-run"
+    block = md.read_text()
+    assert "| SASRec+ | 1, 2 |" in block and "| popularity | deterministic |" in block and " ± " in block
+
+
+@pytest.mark.slow
+def test_a_two_stage_run_trained_elsewhere_and_adopted_scores_as_one_trained_here(tmp_path: Path, one_torch_thread):
+    """--export copies each part's training inputs, train_exported.sh trains both and packs what they wrote,
+    and once unpacked over a fresh export --adopt scores exactly what training the system here scores."""
+    layout = tiny_project(tmp_path / "project")
+    spec = _spec(tmp_path, [{"label": "two-stage", "experiments": ["atomic-ids", "retrieval-only"],
+                             "ranker": ["atomic-ids", "ranking-only"], "seed_key": "train.seed"}])
+    here, away_results = tmp_path / "here.json", tmp_path / "away.json"
+    argv = ["--root", str(layout.root), "--spec", str(spec), "--benchmarks-file", str(tmp_path / "B.md"),
+            "--work", str(tmp_path / "w")]
+    elsewhere, away = tmp_path / "elsewhere" / "ts", tmp_path / "back" / "ts"
+    for dest in (elsewhere, away):
+        assert quality.main([*argv, "--results", str(away_results), "--export", f"two-stage@1={dest}"]) == 0
+    assert sorted(p.name for p in away.iterdir()) == ["ranking", "retrieval"]
+    assert not any(p.is_symlink() for p in away.rglob("*")), "copies, so the folder can travel"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
+    proc = subprocess.run([str(ROOT / "benchmarks" / "train_exported.sh"), "--accelerator", "cpu", "--out", "out",
+                           str(elsewhere)], check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    with tarfile.open(tmp_path / "out" / "ts.tgz") as pack:
+        assert {"ts/retrieval/models/generative/model.pt", "ts/ranking/metrics/train.json"} <= set(pack.getnames())
+        pack.extractall(away.parent, filter="data")
+    assert quality.main([*argv, "--results", str(away_results), "--adopt", f"two-stage@1={away}"]) == 0
+    assert quality.main([*argv, "--results", str(here), "--seeds", "1", "--work", str(tmp_path / "w2")]) == 0
+    adopted = json.loads(away_results.read_text())["runs"]["two-stage"]["1"]
+    trained_here = json.loads(here.read_text())["runs"]["two-stage"]["1"]
+    assert {part: t["selected_on"] for part, t in trained_here["parts"].items()} == {
+        "retrieval": "val/ndcg", "ranking": "val/ranking_auc"}, "the ranker is chosen on AUC"
+    assert adopted["test"] == trained_here["test"] and adopted["adopted_from"] == str(away)
+    params_file = away / "ranking" / "params.yaml"
+    params_file.write_text(params_file.read_text().replace("lr: 0.003", "lr: 0.006", 1))
+    with pytest.raises(SystemExit, match="optim.lr"):  # a part trained with other params is refused
+        quality.main([*argv, "--results", str(away_results), "--adopt", f"two-stage@1={away}"])
+    with pytest.raises(SystemExit, match="not empty"):  # an export never lands on an older one's model
+        quality.main([*argv, "--results", str(away_results), "--export", f"two-stage@1={away}"])
+
+
+@pytest.mark.slow
+def test_tiger_builds_its_own_identifiers_once_for_all_seeds_and_reports_no_ranking(tmp_path: Path, monkeypatch,
+                                                                                   one_torch_thread):
+    layout = tiny_project(tmp_path / "project")
+    spec = _spec(tmp_path, [{"label": "tiger", "experiments": ["tiger"], "seed_key": "train.seed"}])
+    stages, run_stage = [], quality.stage
+    monkeypatch.setattr(quality, "stage", lambda name, root: stages.append(name) or run_stage(name, root))
+    results = tmp_path / "results.json"
+    assert quality.main(["--root", str(layout.root), "--spec", str(spec), "--results", str(results),
+                         "--benchmarks-file", str(tmp_path / "B.md"), "--work", str(tmp_path / "w")]) == 0
+    assert stages == ["identifiers", "train", "train"], "one identifiers build serves both seeds"
+    record = json.loads(results.read_text())["runs"]["tiger"]["1"]
+    assert record["test"]["ranking"] == {} and record["test"]["pipeline"]["rec"]["fusion_weight"] == 0.0
+    assert "ranking AUC" not in quality.aggregate({"1": record}) and "rec HR@10" in quality.aggregate({"1": record})
