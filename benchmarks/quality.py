@@ -130,6 +130,7 @@ class Spec:
     columns: str = "test"
     published: str | None = None
     notes: str = ""
+    results: str = ""  # its results JSON under benchmarks/results/ (default: BLOCK.json)
 
 
 def load_spec(path: Path) -> Spec:
@@ -166,7 +167,8 @@ def load_spec(path: Path) -> Spec:
                 seeds=tuple(int(s) for s in raw["seeds"]), rows=tuple(rows),
                 **{**inherit, **{k: raw[k] for k in ("experiments", "set", "until") if k in raw}},
                 layout=raw.get("layout", "seeds"), columns=raw.get("columns", "test"),
-                published=raw.get("published"), notes=str(raw.get("notes", "")).strip())
+                published=raw.get("published"), notes=str(raw.get("notes", "")).strip(),
+                results=str(raw.get("results", f"{raw['block']}.json")))
     spec = dataclasses.replace(spec, experiments=tuple(spec.experiments), set=dict(spec.set))
     if spec.layout not in LAYOUTS or spec.columns not in COLUMNS:
         raise SystemExit(f"{path}: layout is one of {LAYOUTS}, columns one of {tuple(COLUMNS)}")
@@ -668,8 +670,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(None)
     spec = load_spec(Path(args.spec))
-    results_file = Path(args.results or ROOT / "benchmarks" / "results" / f"{spec.block}.json")
+    results_file = Path(args.results or ROOT / "benchmarks" / "results" / spec.results)
     results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.exists() else {}
+    if not all(isinstance(runs, dict) for runs in results.get("runs", {}).values()):
+        raise SystemExit(f"{results_file} holds another script's results (runs are seed -> record here)")
     if not args.render:
         if args.root is None:
             raise SystemExit("--root is needed to run rows (only --render works without one)")

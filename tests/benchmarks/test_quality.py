@@ -278,3 +278,14 @@ def test_tiger_builds_its_own_identifiers_once_for_all_seeds_and_reports_no_rank
     record = json.loads(results.read_text())["runs"]["tiger"]["1"]
     assert record["test"]["ranking"] == {} and record["test"]["pipeline"]["rec"]["fusion_weight"] == 0.0
     assert "ranking AUC" not in quality.aggregate({"1": record}) and "rec HR@10" in quality.aggregate({"1": record})
+
+
+def test_render_never_replaces_a_block_with_nothing_nor_reads_another_scripts_results(tmp_path: Path):
+    markdown = tmp_path / "BENCHMARKS.md"
+    markdown.write_text("<!-- ablation:start -->\nrecorded\n<!-- ablation:end -->\n")
+    argv = ["--spec", str(SPECS / "ablation.yaml"), "--render", "--benchmarks-file", str(markdown)]
+    with pytest.raises(SystemExit, match="holds no runs"):
+        quality.main([*argv, "--results", str(tmp_path / "none.json")])
+    with pytest.raises(SystemExit, match="another script's results"):  # the removed ablation.py's records
+        quality.main([*argv, "--results", str(ROOT / "benchmarks" / "results" / "ablation.json")])
+    assert "recorded" in markdown.read_text()
