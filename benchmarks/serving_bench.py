@@ -13,7 +13,6 @@ Writes benchmarks/results/serving_bench.json and the ``serving`` block of BENCHM
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -21,7 +20,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,48 +127,28 @@ def new_query_texts(bundle: Path, count: int) -> list[str]:
     return np.random.default_rng(REQUEST_SEED).choice(titles, count, replace=False).tolist()
 
 
-@dataclasses.dataclass
-class RecordedPrompts:
-    """The token sequences ``predict`` collated, in call order, and what it collated them with."""
+def served_prompts(recommender: Any, requests: list[dict[str, Any]], k: int) -> tuple[list, Any]:
+    """One untimed ``predict`` over ``requests`` of one kind, recording the prompts it collated (it imports
+    ``collate_sequences`` at call time, so a pass-through wrapper sees every batch without copying its
+    prompt building); returns them in request order and a collate that batches them the same way."""
+    from unittest import mock
 
-    sequences: list = dataclasses.field(default_factory=list)
-    collate_args: tuple = ()
-
-    def collate(self, rows: list) -> Any:
-        from unigrec.model.batch import collate_sequences
-
-        return collate_sequences(rows, *self.collate_args)
-
-
-@contextlib.contextmanager
-def recording_collate(record: RecordedPrompts) -> Iterator[RecordedPrompts]:
-    """Observe ``predict``'s prompts without copying its prompt building: it imports ``collate_sequences``
-    from its module at call time, so a pass-through wrapper sees every batch."""
-    import unigrec.model.batch as batch_module
-
-    original = batch_module.collate_sequences
-
-    def recording(sequences, *collate_args):
-        record.sequences += list(sequences)
-        record.collate_args = collate_args
-        return original(sequences, *collate_args)
-
-    batch_module.collate_sequences = recording
-    try:
-        yield record
-    finally:
-        batch_module.collate_sequences = original
-
-
-def served_prompts(recommender: Any, requests: list[dict[str, Any]], k: int) -> RecordedPrompts:
-    """One untimed ``predict`` over ``requests`` of one kind (prompts come back in request order)."""
     import pandas as pd
 
-    with recording_collate(RecordedPrompts()) as record:
+    import unigrec.model.batch as batch_module
+
+    original, calls = batch_module.collate_sequences, []
+
+    def recording(sequences, *rest):
+        calls.append((list(sequences), rest))
+        return original(sequences, *rest)
+
+    with mock.patch.object(batch_module, "collate_sequences", recording):
         recommender.predict(pd.DataFrame(requests), k)
-    if len(record.sequences) != len(requests):
-        raise RuntimeError(f"recorded {len(record.sequences)} prompts for {len(requests)} requests")
-    return record
+    prompts = [p for sequences, _ in calls for p in sequences]
+    if len(prompts) != len(requests):
+        raise RuntimeError(f"recorded {len(prompts)} prompts for {len(requests)} requests")
+    return prompts, lambda rows: original(rows, *calls[0][1])
 
 
 # ----------------------------------------------------------------------------- latencies
@@ -205,12 +184,12 @@ def serving_latencies(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         out["pools"][kind] = len(pool)
         if len(pool) < needed:
             raise SystemExit(f"{len(pool)} held-out {kind} requests, {needed} needed: lower the repeats")
-        record = served_prompts(rec, pool[:needed], args.k)
+        prompts, collate = served_prompts(rec, pool[:needed], args.k)
         width = spaces[kind == "search"].sizes[0]
         bound = lambda batch, width=width: one_pass_topk(rec.model.net, batch, args.k, width)
         out[name] = {f"batch_{size}": {
             "predict": predict_latency(rec, pool[:needed], size, repeats, args.k),
-            "bound": latency(bound, record.sequences, record.collate, size, repeats) | {"device": "cpu"}}
+            "bound": latency(bound, prompts, collate, size, repeats) | {"device": "cpu"}}
             for size, repeats in ((1, args.batch1_repeats), (BATCHED, args.batch64_repeats))}
     # Known queries are the bundle's history queries: none of the calls above may have loaded MiniLM.
     out["minilm_loaded_by_known_queries"] = load_text_encoder.cache_info().currsize > 0
