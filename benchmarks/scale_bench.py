@@ -246,8 +246,9 @@ def render_block(sizes: list[dict[str, Any]]) -> str:
     users = e.get("train_users")
     lines += [f"Data: {a['users']:,} users x {a['events_per_user']} events, {a['topics']} topics, Zipf s = "
               f"{a['zipf_exponent']}" + (f"; train steps on the first {users['train_users']:,} users" if users else "")
-              + f"; [notes]({NOTES})  ",
-              "Overrides: " + ", ".join(f"`{'.'.join(k.split('.')[-2:])}={v}`" for k, v in e["overrides"].items()), "",
+              + "  ",
+              "Overrides: " + ", ".join(f"`{'.'.join(k.split('.')[-2:])}={v}`" for k, v in e["overrides"].items())
+              + "  ", f"[notes]({NOTES})", "",
               "| items | step | wall s | CPU s | peak RSS MB | result |", "|---:|---|---:|---:|---:|---|"]
     for entry in sizes:
         for name, s in entry["steps"].items():

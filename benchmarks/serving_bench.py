@@ -260,10 +260,11 @@ def render(r: dict[str, Any]) -> str:
         "## Serving latency and training efficiency (`benchmarks/serving_bench.py`)", "",
         f"Command: `{portable(r['command'])}`  ",
         (f"Machine {machine_id(r['machine'])} (torch threads {r['machine']['torch_threads']}), {r['date']}; "
-        f"ROOT: a project after `dvc repro`; [notes]({NOTES})  "),
+        f"ROOT: a project after `dvc repro`  "),
         (f"`Recommender.predict(requests, k={s['k']})`: beam {s['beam_size']}, pool {s['pipeline_k']}, chunks of "
-        f"{s['batch_size']}, fusion weights {s['fusion_weights']}; held-out requests {lat['pools']['rec']} rec, "
-        f"{lat['pools']['search']} search; bound: one forward pass + top-{s['k']}"), "",
+        f"{s['batch_size']}, fusion weights {s['fusion_weights']}  "),
+        (f"Requests: {lat['pools']['rec']} rec, {lat['pools']['search']} search (held out); bound: one forward pass + "
+         f"top-{s['k']}; [notes]({NOTES})"), "",
         ("| requests | batch | `predict` p50 / p95 ms per call | `predict` requests/s | bound p50 / p95 ms "
         "| p50 predict / bound |"), "|---|---:|---|---:|---|---:|"]
     for key, label in (("rec", "rec"), ("search_known_query", "search, known query (no MiniLM)")):

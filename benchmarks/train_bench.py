@@ -238,14 +238,13 @@ def render(r: dict) -> str:
         "## Generative model: training and decoding (`benchmarks/train_bench.py`)",
         "",
         f"Command: `{portable(r['command'])}`  ",
-        (f"Machine {machine_id(r['machine'])} (CPU only), {r['date']}; ROOT: a project after the train stage; "
-        f"[notes]({NOTES})  "),
+        (f"Machine {machine_id(r['machine'])} (CPU only), {r['date']}; ROOT: a project after the train stage  "),
         (f"Model: {m['item_representation']}, d_model {m['d_model']}, {m['n_layers']} layers, {m['n_heads']} heads, "
         f"{m['parameters']:,} parameters ({m['weights']} weights), {m['levels']['rec']}-level rec IDs, "
         f"beam {m['beam_size']}  "),
         (f"Training: **{r['training_sequences_per_s']} sequences/s** (batch {r['training_batch_size']}, "
-        f"{d['train_sequences']} sequences per epoch, train_windows {d['train_windows']}); mean rec prompt "
-        f"{d['mean_rec_prompt_tokens']} tokens (max_events {d['max_events']})"),
+        f"{d['train_sequences']} sequences per epoch, train_windows {d['train_windows']})  "),
+        f"Mean rec prompt {d['mean_rec_prompt_tokens']} tokens (max_events {d['max_events']}); [notes]({NOTES})",
         "",
         ("| decoder (rec, full catalogue) | batch 1 p50 / p95 ms | batch 64 p50 / p95 ms per batch "
         "| batch 64 requests/s |"),
