@@ -68,7 +68,8 @@ def configure(root: Path, args: argparse.Namespace) -> list[str]:
     Paths are resolved where the command is typed (the stages read them from the project, somewhere else):
     ``--data-path`` and a ``--set ingest.path=...``."""
     from unigrec.errors import UnigrecError
-    from unigrec.orchestration.run import dataset_overrides, experiment_overrides, merge_overrides
+    from unigrec.orchestration.experiments import experiment_overrides, merge_overrides
+    from unigrec.orchestration.run import dataset_overrides
 
     sets = [f"ingest.path={Path(v.partition('=')[2]).resolve()}" if v.startswith("ingest.path=")
             and v != "ingest.path=null" else v for v in args.overrides]

@@ -63,7 +63,7 @@ from benchmarks.markdown_block import write_block
 from benchmarks.project_copy import write_overrides
 from unigrec.cli import main as unigrec_cli
 from unigrec.config import PARAMS_FILE, load_section
-from unigrec.orchestration.run import (
+from unigrec.orchestration.experiments import (
     assignments_to_overrides,
     experiment_overrides,
     merge_overrides,

@@ -14,15 +14,9 @@ from prefect import flow
 from flows.run_context import publish_markdown
 from flows.stage_tasks import stage_task
 from unigrec.config import PARAMS_FILE, load_section
+from unigrec.orchestration.experiments import experiment_overrides, merge_overrides
 from unigrec.orchestration.markdown import run_summary_markdown
-from unigrec.orchestration.run import (
-    PipelineRequest,
-    PipelineResult,
-    dataset_overrides,
-    experiment_overrides,
-    merge_overrides,
-    run_pipeline,
-)
+from unigrec.orchestration.run import PipelineRequest, PipelineResult, dataset_overrides, run_pipeline
 
 
 @flow(name="training-pipeline")

@@ -74,3 +74,20 @@ def test_epoch_users_may_be_null_for_every_validation_prompt(raw):
     ok = copy.deepcopy(raw)
     ok["train"]["eval"]["epoch_users"] = None
     assert params_from_dict(ok).train.eval.epoch_users is None
+
+
+def test_small_floats_written_by_dvc_read_back_as_floats(tmp_path):
+    """DVC's writer (``dvc exp run -S``, ``unigrec run --set``) puts 1e-5 down as ``1e-05``, which YAML 1.1
+    (PyYAML's default) reads as a string; params are read as YAML 1.2, as DVC reads them."""
+    import shutil
+
+    from unigrec.pipeline import apply_param_overrides
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    apply_param_overrides(tmp_path, ["train.optim.lr=0.00001", "identifiers.collaborative.l2=2E-7"])
+    text = (tmp_path / "params.yaml").read_text()
+    assert "lr: 1e-05" in text  # what DVC writes
+    train = load_section("train", tmp_path / "params.yaml")
+    assert train.optim.lr == pytest.approx(1e-5)
+    assert load_section("identifiers", tmp_path / "params.yaml").collaborative.l2 == pytest.approx(2e-7)
+    assert load_section("ingest", tmp_path / "params.yaml").queries.seed == 13  # ints stay ints

@@ -12,7 +12,7 @@ import yaml
 from unigrec.cli import main
 from unigrec.config import params_from_dict
 from unigrec.errors import UnigrecError
-from unigrec.orchestration.run import (
+from unigrec.orchestration.experiments import (
     EXPERIMENTS_DIR,
     experiment_overrides,
     list_experiments,

@@ -74,7 +74,7 @@ def _flows_checkout(root: Path) -> Path:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from unigrec.orchestration.run import experiment_overrides
+    from unigrec.orchestration.experiments import experiment_overrides
 
     experiment_overrides(Path(args.root), args.experiment or [])  # a bad overlay fails before Prefect starts
     _flows_checkout(Path(args.root))
@@ -97,7 +97,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiments(args: argparse.Namespace) -> int:
-    from unigrec.orchestration.run import EXPERIMENTS_DIR, list_experiments
+    from unigrec.orchestration.experiments import EXPERIMENTS_DIR, list_experiments
 
     found = list_experiments(Path(args.root))
     width = max((len(name) for name, _ in found), default=0)

@@ -8,6 +8,7 @@ silently falls back to a default deep inside a stage.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -18,6 +19,27 @@ import yaml
 from unigrec.errors import UnigrecError
 
 PARAMS_FILE = "params.yaml"
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading floats as YAML 1.2 does, as DVC (ruamel) does.
+
+    YAML 1.1 wants a dot in an exponent float, so ``1e-05``, which DVC's own writer (``dvc exp run -S``,
+    ``unigrec run --set``) puts down for small values, would otherwise come back as a string.
+    """
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """The parsed params file (empty mapping for an empty file); every reader of params.yaml uses this."""
+    raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=ParamsLoader)
+    return raw or {}
 
 
 class ConfigError(UnigrecError, ValueError):
@@ -513,8 +535,7 @@ def _describe(hint: Any) -> str:
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Read and validate the whole params file."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    return params_from_dict(raw)
+    return params_from_dict(read_params_file(path))
 
 
 def params_from_dict(raw: dict[str, Any]) -> Params:
@@ -524,7 +545,7 @@ def params_from_dict(raw: dict[str, Any]) -> Params:
 
 def load_section(name: str, path: str | Path = PARAMS_FILE) -> Any:
     """Read and validate one section only, so a stage depends on nothing but its own knobs."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    raw = read_params_file(path)
     hints = typing.get_type_hints(Params)
     if name not in hints:
         raise ConfigError(f"params: no section named {name!r}")

@@ -14,10 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from unigrec.atomic import write_json
-from unigrec.config import PARAMS_FILE, RegisterConfig, RuntimeConfig
+from unigrec.config import PARAMS_FILE, RegisterConfig, RuntimeConfig, read_params_file
 from unigrec.errors import UnigrecError
 from unigrec.paths import Layout, require_inputs
 
@@ -58,7 +56,7 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
             metrics=metrics,
             eval_data_hash=files_fingerprint([p for p in eval_data if p.exists()]),
             input_example=request_examples(pd.read_parquet(layout.events)),
-            params=flatten_mapping(yaml.safe_load(params_file.read_text(encoding="utf-8")) or {})
+            params=flatten_mapping(read_params_file(params_file))
             if params_file.exists()
             else {},
             tags={**git_state(layout.root), **dvc_lock_hashes(lock)},

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 def inputs(cfg: TrainConfig, layout: Layout) -> list[tuple[Path, str]]:
     """The files this stage reads, each with the stage that writes it, named once so that whatever copies a
-    project's train inputs elsewhere (``benchmarks/seeds.py --export``) cannot drift from what the stage
+    project's train inputs elsewhere (``benchmarks/quality.py --export``) cannot drift from what the stage
     opens. Atomic IDs need no identifier table: each item is its own token. The query-vector cache is not
     listed: it is a cache, and the stage rebuilds it when it is absent."""
     files = [(layout.items, "ingest"), (layout.events, "split")]

@@ -1,0 +1,150 @@
+"""Experiment overlays: small YAML files under ``configs/experiments/``, each in params.yaml's shape with only
+the keys it changes, turned into the ``section.key=value`` overrides ``dvc exp run -S`` takes, every key and
+value checked against the project's params.yaml before anything runs."""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from unigrec.config import PARAMS_FILE, Params, build_section, read_params_file
+from unigrec.errors import UnigrecError
+
+EXPERIMENTS_DIR = Path("configs") / "experiments"  # relative to the project root; one overlay per file
+OVERLAY_SUFFIX = ".yaml"
+
+
+def experiment_file(root: Path, name: str) -> Path:
+    """The overlay ``name`` names: a file stem in ``configs/experiments/``, or a path to a YAML file."""
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        return candidate
+    path = Path(root) / EXPERIMENTS_DIR / f"{name}{OVERLAY_SUFFIX}"
+    if not path.is_file():
+        known = ", ".join(n for n, _ in list_experiments(root)) or "none"
+        raise UnigrecError(f"no experiment {name!r}: not a YAML file, nor {path} (known: {known})")
+    return path
+
+
+def list_experiments(root: Path) -> list[tuple[str, str]]:
+    """(name, first line of its header comment) of every overlay in ``configs/experiments/``."""
+    found = []
+    for path in sorted((Path(root) / EXPERIMENTS_DIR).glob(f"*{OVERLAY_SUFFIX}")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        first = next((line.lstrip("# ").strip() for line in lines if line.startswith("#")), "")
+        found.append((path.stem, first))
+    return found
+
+
+def override_value(value: Any) -> str:
+    """``value`` in the override grammar DVC parses (Hydra's), so that it comes back as the same YAML value.
+
+    Strings are always quoted: unquoted, ``null``, ``1e-3`` or a path with ``=`` would read as something
+    else. (DVC's writer puts a float under 1e-4 down as ``1e-05``, which PyYAML reads back as a string, as
+    it does for ``dvc exp run -S``.)"""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "\\'") + "'"
+    if isinstance(value, Sequence):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{override_value(v)}" for k, v in value.items()) + "}"
+    raise UnigrecError(f"{value!r}: an overlay holds YAML scalars, lists and mappings only")
+
+
+def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        both = isinstance(value, Mapping) and isinstance(base.get(key), Mapping)
+        out[key] = _deep_merge(base[key], value) if both else value
+    return out
+
+
+def overlay_assignments(overlay: Mapping[str, Any], params: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """An overlay (params.yaml's shape; a key may also be dotted) as ``{"section.key": value}``, checked.
+
+    Every key must already be in ``params``: a misspelt one would otherwise add a knob no stage reads, and
+    the run would silently measure the defaults. A mapping replaces a mapping leaf (``{}`` in params) as a
+    whole. The sections :class:`unigrec.config.Params` knows are then validated with the overlay applied,
+    so a wrong type fails here, naming ``where`` (the overlay file), not hours later in a stage."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Mapping[str, Any], known: Mapping[str, Any], prefix: str) -> None:
+        for raw_key, value in node.items():
+            *parents, leaf = str(raw_key).split(".")
+            here, dotted = known, prefix
+            for part in [*parents, leaf]:
+                dotted = f"{dotted}{part}"
+                if not isinstance(here, Mapping) or part not in here:
+                    raise UnigrecError(f"{where}: {dotted} is not a key of {PARAMS_FILE}")
+                here, dotted = here[part], f"{dotted}."
+            if isinstance(value, Mapping) and isinstance(here, Mapping) and here:
+                walk(value, here, dotted)
+            else:
+                flat[dotted.rstrip(".")] = value
+
+    walk(overlay, params, "")
+    updated: dict[str, Any] = dict(params)
+    for key, value in flat.items():
+        updated = _deep_merge(updated, _nested(key, value))
+    hints = typing.get_type_hints(Params)
+    for section in sorted({key.split(".")[0] for key in flat} & set(hints)):
+        if not _loads(hints[section], params[section], section):
+            continue  # params.yaml itself is broken there: the stage reading it reports that, not the overlay
+        try:
+            build_section(hints[section], updated[section], f"params.{section}")
+        except UnigrecError as err:
+            raise UnigrecError(f"{where}: {err}") from err
+    return flat
+
+
+def _loads(cls: type, raw: Any, section: str) -> bool:
+    try:
+        build_section(cls, raw, f"params.{section}")
+    except UnigrecError:
+        return False
+    return True
+
+
+def _nested(dotted: str, value: Any) -> dict[str, Any]:
+    node: Any = value
+    for part in reversed(dotted.split(".")):
+        node = {part: node}
+    return node
+
+
+def assignments_to_overrides(assignments: Mapping[str, Any]) -> list[str]:
+    """``{"train.seed": 3}`` -> ``["train.seed=3"]``, in the grammar :func:`apply_param_overrides` reads."""
+    return [f"{key}={override_value(value)}" for key, value in assignments.items()]
+
+
+def experiment_overrides(root: Path, names: Iterable[str]) -> list[str]:
+    """The overrides of the named overlays, in order, each checked against ``root``'s params.yaml."""
+    params = read_params_file(Path(root) / PARAMS_FILE)
+    overrides: list[str] = []
+    for name in names:
+        path = experiment_file(root, name)
+        overlay = read_params_file(path)
+        if not isinstance(overlay, Mapping):
+            raise UnigrecError(f"{path}: an experiment overlay is a mapping in params.yaml's shape")
+        overrides += assignments_to_overrides(overlay_assignments(overlay, params, str(path)))
+    return overrides
+
+
+def merge_overrides(*groups: Iterable[str]) -> list[str]:
+    """The groups' overrides, one per key: where two set the same key the later one is kept (``--set`` over
+    an overlay, a second overlay over a first), so DVC never sees a key twice."""
+    merged: dict[str, str] = {}
+    for group in groups:
+        for override in group:
+            key = override.partition("=")[0]
+            merged.pop(key, None)
+            merged[key] = override
+    return list(merged.values())
