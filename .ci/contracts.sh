@@ -5,7 +5,7 @@
 #
 # CANONICAL_DIR holds items/interactions/searches.parquet (e.g. data/canonical after `unigrec stage
 # ingest`); `unigrec validate` must exit 0 on it. Without it, the tiny valid fixture is used. Then
-# broken fixtures from tests/contract_fixtures.py must each exit 1 and name their rule in the output.
+# broken fixtures from tests/support/contract_fixtures.py must each exit 1 and name their rule in the output.
 # CONTRACT_CASES picks which broken cases to run ("all" for every one); the default covers each family
 # of checks (reading, pandera, Great Expectations, cross-table) once, at ~3 s per CLI call.
 set -euo pipefail
@@ -19,7 +19,7 @@ CASES="${CONTRACT_CASES:-$DEFAULT_CASES}"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$PYTHON" tests/contract_fixtures.py "$work" >/dev/null
+"$PYTHON" tests/support/contract_fixtures.py "$work" >/dev/null
 good="${1:-$work/valid}"
 
 echo "contracts: validating $good (must pass)"

@@ -1,0 +1,156 @@
+"""The evaluate stage end to end on a tiny project with an untrained model: every output, metric names
+the register gate reads, and beam-search ranks equal to exact scoring of the whole catalogue."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from support.evaluate_project import ROOT, evaluate_cfg, evaluate_runtime, tiny_project
+
+from unigrec.config import ConfigError, GateConfig, build_section
+from unigrec.paths import Layout
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    from unigrec.stages.evaluate import run
+
+    layout = tiny_project(tmp_path_factory.mktemp("evaluate"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared 2-core test machine
+    try:
+        summary = run(evaluate_cfg(), layout, evaluate_runtime())
+    finally:
+        torch.set_num_threads(threads)
+    return layout, summary
+
+
+def test_stage_writes_every_output(evaluated):
+    layout, summary = evaluated
+    metrics = json.loads(layout.evaluate_metrics.read_text())
+    test = metrics["test"]
+    for stream in ("rec", "search"):
+        assert test[stream]["n"] == 24
+        assert set(test[stream]["sampled"]) == {"hr@1", "hr@5", "ndcg@5"}
+        assert set(test[stream]["full"]) == {"hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr"}
+        for value in [*test[stream]["sampled"].values(), *test[stream]["full"].values()]:
+            assert 0.0 <= value <= 1.0
+        pipeline = test["pipeline"][stream]
+        assert pipeline["n"] == 24
+        # the re-ranking weight is the validation grid's best (ties to the smaller weight), served as is
+        grid = pipeline["validation"]["ndcg@5_by_weight"]
+        assert [w for w, _ in grid] == list(evaluate_cfg().fusion_weights)
+        assert pipeline["validation"]["n"] > 0
+        best = max(q for _, q in grid)
+        assert pipeline["fusion_weight"] == min(w for w, q in grid if q == best)
+        served = json.loads((layout.serving_dir / "settings.json").read_text())["fusion_weights"]
+        assert served[stream] == pipeline["fusion_weight"]
+        if pipeline["fusion_weight"] == 0.0:
+            assert pipeline["ndcg@5"] == pipeline["retrieval_only_ndcg@5"]
+        if pipeline["fusion_weight"] == 1.0:
+            assert pipeline["ndcg@5"] == pipeline["ranking_only_ndcg@5"]
+    assert 0.0 <= test["ranking"]["auc"] <= 1.0 and test["ranking"]["n"] == 24
+    # slices partition the cases
+    for stream in ("rec", "search"):
+        s = test["slices"]
+        assert s["cold_users"][stream]["n"] + s["warm_users"][stream]["n"] == 24
+        assert s["popular_items"][stream]["n"] + s["long_tail_items"][stream]["n"] == 24
+    assert set(metrics["baselines"]) == {"popularity"}
+    assert summary["ranking_auc"] == test["ranking"]["auc"]
+
+    report = layout.evaluation_report.read_text()
+    for heading in ("## Protocol", "## Model vs baselines", "## Ranking head", "## Unified pipeline", "## Slices"):
+        assert heading in report
+    assert "Seen-item rule, for every method" in report
+    for png in ("hr_curve.png", "slices.png"):
+        path = layout.evaluate_plots_dir / png
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"../plots/evaluate/{png}" in report
+    curve = pd.read_csv(layout.evaluate_plots_dir / "hr_curve_rec.csv")
+    assert list(curve.columns) == ["k", "unigrec", "popularity"] and len(curve) == 10
+    assert (curve["unigrec"].diff().dropna() >= 0).all()  # HR@k never falls as k grows
+    assert (layout.serving_dir / "settings.json").exists()
+
+
+def test_metrics_hold_the_register_gate_metrics(evaluated):
+    """The gate reads dotted names from metrics/evaluate.json: the project's gate must find them all."""
+    from unigrec.registry.gate import check_gate, flatten_metrics
+
+    layout, _ = evaluated
+    flat = flatten_metrics(json.loads(layout.evaluate_metrics.read_text()))
+    gate = yaml.safe_load((ROOT / "params.yaml").read_text())["register"]["gate"]
+    gate = build_section(GateConfig, gate, "register.gate")
+    check_gate(gate, flat)  # raises when a gate metric is missing or not finite
+
+
+def test_beam_ranks_equal_exact_catalogue_scoring(tmp_path):
+    """With a beam as wide as the catalogue, constrained beam search is exact: the full-catalogue rank of
+    each target must equal its rank when every unseen item is scored one by one."""
+    from unigrec.evaluate.baselines.context import held_out_cases
+    from unigrec.evaluate.evaluation import evaluate_test_split
+    from unigrec.evaluate.inputs import load_test_inputs
+    from unigrec.inference.prompts import group_user_events, prompt_examples, query_table_texts
+    from unigrec.inference.retrieval import id_spaces
+    from unigrec.model.batch import collate_sequences
+    from unigrec.model.card import load_model
+    from unigrec.model.decoding import score_candidates
+    from unigrec.model.vocabulary import PAD
+    from unigrec.text_encoder import embedding_cache_file
+
+    layout = tiny_project(tmp_path)
+    events = pd.read_parquet(layout.events)
+    texts = query_table_texts(events)
+    table = np.load(embedding_cache_file(list(texts), layout.resolve(evaluate_runtime().cache_dir)))
+    cfg = evaluate_cfg(beam_size=40, pipeline_k=10, baselines=())
+    data = load_test_inputs(evaluate_runtime(), layout)
+    result = evaluate_test_split(cfg, data, layout.model_dir, evaluate_runtime(), layout)
+    model = load_model(layout.model_dir)
+    cases = held_out_cases(events, "test")
+    examples = prompt_examples(group_user_events(events, model.items, texts), model.serialiser, "test")
+    everything = torch.arange(model.items.n_items)[None, :]
+    for stream, rows in result.methods["unigrec"].rows.items():
+        expected = []
+        for i in rows:
+            batch = collate_sequences([examples[i].prompt], table, model.serialiser.n_query_tokens,
+                                      model.vocab.token(PAD))
+            scores, _ = score_candidates(model.net, batch, everything, id_spaces(model.vocab, model.items)[stream == "search"])
+            seen = {e.item_id for e in cases[i].context.history}
+            order = [model.items.item_ids[j] for j in torch.argsort(-scores[0]).tolist()]
+            ranked = [item for item in order if item not in seen]
+            expected.append(float(ranked.index(cases[i].target)) if cases[i].target in ranked[:10] else math.inf)
+        assert result.methods["unigrec"].full[stream].tolist() == expected
+
+
+def test_missing_model_and_bad_settings_fail_clearly(tmp_path):
+    from unigrec.errors import ContractViolation
+    from unigrec.stages.evaluate import run
+
+    with pytest.raises(ContractViolation, match="train stage"):
+        run(evaluate_cfg(), Layout(tmp_path), evaluate_runtime())
+    with pytest.raises(ConfigError, match="beam_size"):
+        run(dataclasses.replace(evaluate_cfg(), beam_size=5), Layout(tmp_path), evaluate_runtime())
+    with pytest.raises(ConfigError, match="fusion_weights"):
+        run(dataclasses.replace(evaluate_cfg(), fusion_weights=(0.0, 1.5)), Layout(tmp_path), evaluate_runtime())
+    with pytest.raises(ConfigError, match="fusion_weights"):
+        run(dataclasses.replace(evaluate_cfg(), fusion_weights=()), Layout(tmp_path), evaluate_runtime())
+
+
+def test_a_single_fusion_weight_is_used_as_given_without_a_validation_pass(tmp_path):
+    from unigrec.evaluate.evaluation import evaluate_test_split
+    from unigrec.evaluate.inputs import load_test_inputs
+
+    layout = tiny_project(tmp_path)
+    cfg = evaluate_cfg(fusion_weights=(0.3,), baselines=())
+    result = evaluate_test_split(cfg, load_test_inputs(evaluate_runtime(), layout), layout.model_dir,
+                                 evaluate_runtime(), layout)
+    for stream in ("rec", "search"):
+        pipeline = result.metrics["test"]["pipeline"][stream]
+        assert pipeline["fusion_weight"] == 0.3 and result.settings.weight(stream) == 0.3
+        assert pipeline["validation"] == {"weight": 0.3, "n": 0, "ndcg@5_by_weight": []}

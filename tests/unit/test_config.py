@@ -1,0 +1,93 @@
+"""params.yaml loading: every section builds, and bad values fail with the key's dotted name."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from support import REPO
+
+from unigrec.config import ConfigError, load_params, load_section, params_from_dict
+
+ROOT = REPO
+
+
+@pytest.fixture()
+def raw() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_project_params_load():
+    params = load_params(ROOT / "params.yaml")
+    assert params.ingest.source == "movielens-100k"
+    assert params.split.n_negatives == 99
+
+
+def test_unknown_key_is_named(raw):
+    bad = copy.deepcopy(raw)
+    bad["split"]["n_negativs"] = 5
+    with pytest.raises(ConfigError, match=r"params\.split: unknown key\(s\) n_negativs"):
+        params_from_dict(bad)
+
+
+def test_missing_key_is_named(raw):
+    bad = copy.deepcopy(raw)
+    del bad["split"]["bm25"]["k1"]
+    with pytest.raises(ConfigError, match=r"params\.split\.bm25\.k1: missing"):
+        params_from_dict(bad)
+
+
+def test_wrong_type_and_bad_choice_are_named(raw):
+    bad = copy.deepcopy(raw)
+    bad["split"]["seed"] = "forty-two"
+    with pytest.raises(ConfigError, match=r"params\.split\.seed: 'forty-two'"):
+        params_from_dict(bad)
+    bad = copy.deepcopy(raw)
+    bad["ingest"]["source"] = "netflix"
+    with pytest.raises(ConfigError, match=r"params\.ingest\.source: 'netflix' is not a valid choice"):
+        params_from_dict(bad)
+
+
+def test_bool_is_not_an_int(raw):
+    bad = copy.deepcopy(raw)
+    bad["split"]["n_negatives"] = True
+    with pytest.raises(ConfigError, match="n_negatives"):
+        params_from_dict(bad)
+
+
+def test_int_accepted_where_float_expected(raw):
+    ok = copy.deepcopy(raw)
+    ok["ingest"]["label_threshold"] = 4
+    assert params_from_dict(ok).ingest.label_threshold == 4.0
+
+
+def test_load_section_reads_only_its_own_section(tmp_path, raw):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"split": raw["split"]}))
+    assert load_section("split", tmp_path / "params.yaml").seed == raw["split"]["seed"]
+    with pytest.raises(ConfigError, match=r"params\.ingest: missing"):
+        load_section("ingest", tmp_path / "params.yaml")
+
+
+def test_epoch_users_may_be_null_for_every_validation_prompt(raw):
+    # null scores every validation prompt each epoch (cap_per_stream keeps them all)
+    ok = copy.deepcopy(raw)
+    ok["train"]["eval"]["epoch_users"] = None
+    assert params_from_dict(ok).train.eval.epoch_users is None
+
+
+def test_small_floats_written_by_dvc_read_back_as_floats(tmp_path):
+    """DVC's writer (``dvc exp run -S``, ``unigrec run --set``) puts 1e-5 down as ``1e-05``, which YAML 1.1
+    (PyYAML's default) reads as a string; params are read as YAML 1.2, as DVC reads them."""
+    import shutil
+
+    from unigrec.pipeline import apply_param_overrides
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    apply_param_overrides(tmp_path, ["train.optim.lr=0.00001", "identifiers.collaborative.l2=2E-7"])
+    text = (tmp_path / "params.yaml").read_text()
+    assert "lr: 1e-05" in text  # what DVC writes
+    train = load_section("train", tmp_path / "params.yaml")
+    assert train.optim.lr == pytest.approx(1e-5)
+    assert load_section("identifiers", tmp_path / "params.yaml").collaborative.l2 == pytest.approx(2e-7)
+    assert load_section("ingest", tmp_path / "params.yaml").queries.seed == 13  # ints stay ints

@@ -1,0 +1,217 @@
+"""The ranking-driven enhancer: events read right, scores exact, positives never negatives, off = plain loss."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from support import synthetic_train_data as syn
+
+from unigrec.config import (
+    DistillConfig,
+    EnhancerConfig,
+    ExtraTargetsConfig,
+    HardNegativesConfig,
+    ModelConfig,
+    OptimConfig,
+    RankingNegativesConfig,
+    WeighterConfig,
+)
+from unigrec.inference.prompts import group_user_events, query_table_texts
+from unigrec.inference.retrieval import id_spaces
+from unigrec.model.batch import collate_sequences
+from unigrec.model.decoding import beam_search, candidate_code_scores, score_candidates
+from unigrec.model.item_codes import item_codes_from_frame
+from unigrec.model.tokenizer import LOSS_GROUPS, SequenceSerialiser
+from unigrec.model.transformer import GenerativeTransformer
+from unigrec.model.vocabulary import PAD, POS, REC_ITEM, SRC_ITEM, Vocabulary
+from unigrec.train.enhancer import (
+    EnhancerTokens,
+    RankingDrivenEnhancer,
+    batch_events,
+    context_prompts,
+    contrastive_retrieval_loss,
+    distillation_loss,
+    positive_items,
+    prefix_at,
+    select_candidates,
+)
+from unigrec.train.fit import loss_spec, transformer_dims
+from unigrec.train.losses import sequence_losses, sequence_losses_and_states
+from unigrec.train.sequences import training_sequences
+from unigrec.train.weighter import TaskWeighter
+
+MAX_EVENTS = 10
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@dataclasses.dataclass
+class Toy:
+    vocab: Vocabulary
+    net: GenerativeTransformer
+    batch: object
+    spaces: dict
+    spec: object
+    tokens: EnhancerTokens
+    users: list
+
+
+@pytest.fixture(scope="module")
+def toy() -> Toy:
+    cfg = ModelConfig(item_representation="semantic_ids", d_model=32, n_layers=2, n_heads=2, d_ff=64,
+                      dropout=0.1, attention_dropout=0.1, n_query_tokens=2, atomic_negatives=16)
+    items = item_codes_from_frame(syn.ids_frame())
+    vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
+    events = syn.events_frame(n_users=6, min_events=8, max_events=MAX_EVENTS)
+    queries = query_table_texts(events)
+    ser = SequenceSerialiser(vocab, items, cfg.n_query_tokens, max_events=MAX_EVENTS)
+    users = group_user_events(events, items, queries)
+    seqs = training_sequences(users, ser)
+    table = np.random.default_rng(0).normal(size=(max(len(queries), 1), 8)).astype(np.float32)
+    batch = collate_sequences(seqs, table, cfg.n_query_tokens, vocab.token(PAD))
+    torch.manual_seed(0)
+    net = GenerativeTransformer(transformer_dims(cfg, vocab, ser.max_length, table.shape[1]))
+    tokens = EnhancerTokens({False: vocab.token(REC_ITEM), True: vocab.token(SRC_ITEM)}, vocab.token(POS))
+    return Toy(vocab, net, batch, id_spaces(vocab, items), loss_spec(cfg, vocab), tokens, users)
+
+
+def _enhancer_cfg(**parts: bool) -> EnhancerConfig:
+    on = {name: parts.get(name, False) for name in ("hard", "extra", "distill", "ranking")}
+    return EnhancerConfig(
+        enabled=True, every_n_steps=1, contexts_per_step=12, top_k=8,
+        hard_negatives=HardNegativesConfig(enabled=on["hard"], count=3, temperature=1.0, weight=1.0),
+        extra_targets=ExtraTargetsConfig(enabled=on["extra"], alpha=0.5, weight=0.5),
+        distill=DistillConfig(enabled=on["distill"], temperature=2.0, weight=1.0),
+        ranking_negatives=RankingNegativesConfig(enabled=on["ranking"], count=3, weight=1.0),
+    )
+
+
+def test_batch_events_recover_every_training_event(toy):
+    rows_items: dict[int, list[tuple[int, int]]] = {}
+    for search, space in toy.spaces.items():
+        ev = batch_events(toy.batch, toy.tokens.behaviour[search], toy.tokens.pos_token, space)
+        for r, p, i, lab in zip(ev.rows.tolist(), ev.positions.tolist(), ev.items.tolist(), ev.labels.tolist()):
+            rows_items.setdefault(r, []).append((p, i, lab, search))
+    for row, user in enumerate(toy.users):
+        train = user.events.take(np.flatnonzero(user.splits == "train")).most_recent(MAX_EVENTS)
+        got = sorted(rows_items[row])
+        assert [g[1] for g in got] == train.items.tolist()
+        assert [g[2] for g in got] == train.labels.tolist()
+        assert [g[3] for g in got] == train.is_search.tolist()
+
+
+def test_scores_from_the_training_cache_equal_inference_scoring(toy):
+    """prefix_at + candidate_code_scores (with grad) == score_candidates on re-encoded prompts (eval mode)."""
+    net = toy.net.eval()
+    for search, space in toy.spaces.items():
+        ev = batch_events(toy.batch, toy.tokens.behaviour[search], toy.tokens.pos_token, space)
+        ev = ev.take(torch.arange(0, len(ev), 3))
+        _, hidden, cache = sequence_losses_and_states(net, toy.batch, toy.spec)
+        prompts = context_prompts(toy.batch, ev.rows, ev.positions)
+        cands, _ = beam_search(net, prompts, space, 5)
+        items = torch.cat([ev.items[:, None], cands.clamp(min=0)], 1)
+        ours, logits = candidate_code_scores(net, hidden[ev.rows, ev.positions], prefix_at(cache, ev.rows, ev.positions),
+                                        items, space)
+        ref_scores, ref_probs = score_candidates(net, prompts, items, space)
+        assert ours.requires_grad
+        assert torch.allclose(ours, ref_scores, atol=1e-5)
+        assert torch.allclose(torch.sigmoid(logits), ref_probs, atol=1e-5)
+    net.train()
+
+
+def test_selection_never_uses_a_positive_as_negative(toy):
+    """Hard and ranking negatives exclude the target and every label-1 item of the context's sequence."""
+    net = toy.net.eval()
+    events = [batch_events(toy.batch, toy.tokens.behaviour[s], toy.tokens.pos_token, sp) for s, sp in toy.spaces.items()]
+    n_items = int(toy.spaces[False].codes.shape[0])
+    positives = positive_items(events, len(toy.batch), n_items, torch.device("cpu"))
+    cfg = _enhancer_cfg(hard=True, extra=True, ranking=True)
+    cfg = dataclasses.replace(cfg, hard_negatives=dataclasses.replace(cfg.hard_negatives, count=20),
+                              ranking_negatives=dataclasses.replace(cfg.ranking_negatives, count=20))
+    checked = 0
+    for search, space in toy.spaces.items():
+        ev = events[int(search)]
+        # the full catalogue as candidates, so positives are certainly among them
+        cands, _ = beam_search(net, context_prompts(toy.batch, ev.rows, ev.positions), space, n_items)
+        probs = torch.rand(cands.shape, generator=torch.Generator().manual_seed(1))
+        sel = select_candidates(cands, ev.items, positives[ev.rows], probs, cfg)
+        rows = torch.arange(len(ev))[:, None]
+        for index, valid in ((sel.hard_index, sel.hard_valid), (sel.ranking_index, sel.ranking_valid)):
+            chosen = cands[rows, index]
+            bad = (chosen == ev.items[:, None]) | positives[ev.rows[:, None], chosen.clamp(min=0)] | (chosen < 0)
+            assert not (bad & valid).any()
+            assert valid.any()
+            checked += int(valid.sum())
+        # extra targets are confident non-positives, and never also negatives
+        extra_items = torch.where(sel.extra_targets, cands, -1)
+        assert not ((extra_items == ev.items[:, None]) & sel.extra_targets).any()
+        assert (probs[sel.extra_targets] > cfg.extra_targets.alpha).all()
+        hard_items = cands[rows, sel.hard_index].masked_fill(~sel.hard_valid, -2)
+        assert not (hard_items[:, :, None] == extra_items[:, None, :]).any()
+        # hard negatives are the lowest-ranked eligible ones
+        assert (probs[rows, sel.hard_index][sel.hard_valid] <= cfg.extra_targets.alpha).all()
+    assert positives.any() and checked > 0
+    net.train()
+
+
+def test_loss_pieces_behave():
+    t = torch.tensor([0.0, 0.0])
+    negs = torch.tensor([[-5.0, -6.0], [3.0, 0.0]])
+    valid = torch.tensor([[True, True], [True, False]])
+    loss = contrastive_retrieval_loss(t, negs, valid, temperature=1.0)
+    # row 0's target already wins by far, row 1's loses to its one valid negative
+    expected = (torch.log1p(torch.exp(torch.tensor(-5.0)) + torch.exp(torch.tensor(-6.0)))
+                + torch.log1p(torch.exp(torch.tensor(3.0)))) / 2
+    assert torch.allclose(loss, expected)
+    assert contrastive_retrieval_loss(t, negs, torch.zeros_like(valid), 1.0) is None
+    same = torch.tensor([[1.0, 2.0, 0.5]])
+    all_valid = torch.ones_like(same, dtype=torch.bool)
+    assert distillation_loss(same, same, all_valid, 2.0).abs() < 1e-6
+    assert distillation_loss(same, -same, all_valid, 2.0) > 0.01
+
+
+def _module(toy, enhancer_cfg: EnhancerConfig | None):
+    from unigrec.train.lightning_module import GenerativeRecModule
+
+    weighter = TaskWeighter(WeighterConfig(mode="fixed", temperature=2.0, update_every=1, loss_smoothing=0.9,
+                                           gradnorm_alpha=1.5, lr=0.01, min_weight=0.05, log_grad_norms=False),
+                            [1.0, 1.0, 1.0])
+    enhancer = RankingDrivenEnhancer(enhancer_cfg, toy.tokens) if enhancer_cfg is not None else None
+    return GenerativeRecModule(toy.net, toy.spec, weighter, OptimConfig(1e-3, 0.0, 1, "constant", 0.1, 1.0), toy.spaces,
+                               beam_size=5, k=5, enhancer=enhancer)
+
+
+def _plain_joint_loss(toy) -> torch.Tensor:
+    losses = sequence_losses(toy.net, toy.batch, toy.spec)
+    return sum(1.0 * value for value in losses.values())
+
+
+def _objective(module, toy) -> torch.Tensor:
+    return module.training_objective(toy.batch)[0]
+
+
+@pytest.mark.parametrize("part", [None, "hard", "extra", "distill", "ranking"])
+def test_switching_parts_off_reproduces_the_plain_joint_loss_exactly(toy, part):
+    """Fixed batch and seed, dropout on: off means bit-identical; each part on changes the loss."""
+    toy.net.train()
+    torch.manual_seed(5)
+    plain = _plain_joint_loss(toy)
+    for cfg in (None, dataclasses.replace(_enhancer_cfg(hard=True, extra=True, distill=True, ranking=True),
+                                          enabled=False), _enhancer_cfg()):
+        torch.manual_seed(5)
+        assert torch.equal(_objective(_module(toy, cfg), toy), plain)
+    if part is not None:
+        torch.manual_seed(5)
+        module = _module(toy, _enhancer_cfg(**{part: True}))
+        total, losses, tasks, stats = module.training_objective(toy.batch)
+        assert not torch.equal(total, plain)
+        assert stats["enhancer/contexts"] > 0
+        # the plain task losses are untouched; only the enhanced ones differ
+        assert any(not torch.equal(tasks[n], losses[n]) for n in LOSS_GROUPS)
+        total.backward()
+        assert all(p.grad is None or torch.isfinite(p.grad).all() for p in toy.net.parameters())
+        toy.net.zero_grad()

@@ -1,0 +1,82 @@
+"""The joint loss can drive one small batch to (near) zero: the model, targets and masks are wired right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from support import synthetic_train_data as syn
+
+from unigrec.config import ModelConfig
+from unigrec.inference.prompts import group_user_events, query_table_texts
+from unigrec.model.batch import collate_sequences
+from unigrec.model.item_codes import atomic_item_codes, item_codes_from_frame
+from unigrec.model.tokenizer import SequenceSerialiser
+from unigrec.model.transformer import GenerativeTransformer
+from unigrec.model.vocabulary import PAD, Vocabulary
+from unigrec.train.fit import loss_spec, overweighted_targets, targets_per_task, transformer_dims
+from unigrec.train.losses import sequence_losses
+from unigrec.train.sequences import training_sequences
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_targets_per_task_counts_each_loss_groups_training_targets():
+    # the train stage logs these so a user sees when one task is rare (its loss is a mean over few targets)
+    items, codebooks = atomic_item_codes(syn.item_ids())
+    events = syn.events_frame(n_users=4, min_events=6, max_events=8)
+    queries = query_table_texts(events)
+    ser = SequenceSerialiser(Vocabulary.from_codebooks(codebooks), items, 2, max_events=8)
+    counts = targets_per_task(training_sequences(group_user_events(events, items, queries), ser))
+    train = events[events["split"] == "train"]
+    # atomic IDs: one retrieval target per training event of its stream, one ranking label per event
+    assert counts == {"retrieval_rec": int((train["kind"] == "rec").sum()),
+                      "retrieval_search": int((train["kind"] == "search").sum()), "ranking": len(train)}
+    assert targets_per_task([]) == {"retrieval_rec": 0, "retrieval_search": 0, "ranking": 0}
+
+
+def test_overweighted_targets_flags_a_rare_task_until_its_weight_comes_down():
+    # the ML-1M 1%-search root's counts per batch (x10 to keep them integers)
+    counts = {"retrieval_rec": 23_993, "retrieval_search": 109, "ranking": 24_102}
+    ones = {"retrieval_rec": 1.0, "retrieval_search": 1.0, "ranking": 1.0}
+    flagged = overweighted_targets(counts, ones, max_ratio=50)
+    assert list(flagged) == ["retrieval_search"]
+    ratio, common = flagged["retrieval_search"]
+    assert common == "ranking" and ratio == pytest.approx(24_102 / 109)
+    assert overweighted_targets(counts, {**ones, "retrieval_search": 0.1}, max_ratio=50) == {}  # 22x
+    assert overweighted_targets(counts, {**ones, "retrieval_search": 0.0}, max_ratio=50) == {}  # switched off
+    assert overweighted_targets({**counts, "retrieval_search": 0}, ones, max_ratio=50) == {}  # no searches
+    assert overweighted_targets({"retrieval_rec": 10, "ranking": 0}, ones, max_ratio=1) == {}  # one task
+
+
+@pytest.mark.parametrize("representation", ["semantic_ids", "atomic"])
+def test_overfits_one_small_batch(representation):
+    cfg = ModelConfig(item_representation=representation, d_model=64, n_layers=2, n_heads=2, d_ff=128,
+                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2, atomic_negatives=16)
+    if representation == "atomic":
+        items, codebooks = atomic_item_codes(syn.item_ids())
+    else:
+        items, codebooks = item_codes_from_frame(syn.ids_frame()), syn.CODEBOOKS
+    vocab = Vocabulary.from_codebooks(codebooks)
+    events = syn.events_frame(n_users=4, min_events=6, max_events=8)
+    queries = query_table_texts(events)
+    ser = SequenceSerialiser(vocab, items, cfg.n_query_tokens, max_events=8)
+    seqs = training_sequences(group_user_events(events, items, queries), ser)
+    table = np.random.default_rng(0).normal(size=(max(len(queries), 1), 8)).astype(np.float32)
+    batch = collate_sequences(seqs, table, cfg.n_query_tokens, vocab.token(PAD))
+    torch.manual_seed(0)
+    net = GenerativeTransformer(transformer_dims(cfg, vocab, ser.max_length, table.shape[1]))
+    spec = loss_spec(cfg, vocab)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    first = None
+    for _ in range(300):
+        losses = sequence_losses(net, batch, spec)
+        total = sum(losses.values())
+        first = first if first is not None else {k: v.item() for k, v in losses.items()}
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    final = {k: v.item() for k, v in sequence_losses(net, batch, spec).items()}
+    assert set(final) == {"retrieval_rec", "retrieval_search", "ranking"}
+    for name, value in final.items():
+        assert value < 0.05, f"{name}: {first[name]:.3f} -> {value:.3f}"
