@@ -231,7 +231,7 @@ class EnhancerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class WeighterConfig:
-    """Gradient-guided adaptive task weighter (docs/design.md §4); weights always sum to the number of active tasks."""
+    """Gradient-guided adaptive task weighter (docs/design.md §4); weights sum to the number of active tasks."""
 
     mode: Literal["fixed", "dwa", "gradnorm", "uncertainty"]
     temperature: float  # DWA: w = T * softmax(r / temperature)

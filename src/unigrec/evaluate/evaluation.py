@@ -185,7 +185,11 @@ def score_baselines(
 
 
 def evaluate_baselines(
-    cfg: EvaluateConfig, data: TestInputs, baselines_cfg: BaselinesConfig, runtime: RuntimeConfig, layout: Layout
+    cfg: EvaluateConfig,
+    data: TestInputs,
+    baselines_cfg: BaselinesConfig,
+    runtime: RuntimeConfig,
+    layout: Layout,
 ) -> dict[str, Any]:
     """Test metrics of ``cfg.baselines`` alone, on the cases and rules of :func:`evaluate_test_split`.
 
@@ -213,11 +217,12 @@ def evaluate_test_split(
     """Every protocol for the model, and the 1+99 and full-catalogue protocols for each baseline.
 
     ``runtime`` sizes the batches (and the served batch recorded in the settings); ``layout`` resolves
-    the caches the baselines keep. ``ranker_dir``: a second trained model that ranks what the first retrieves (the two-stage system);
-    by default the one model does both.
+    the caches the baselines keep. ``ranker_dir``: a second trained model that ranks what the first
+    retrieves (the two-stage system); by default the one model does both.
     """
-    from unigrec.evaluate.generative import DecodeSettings, score_prompts
+    from unigrec.evaluate.generative import score_prompts
     from unigrec.inference.prompts import group_user_events, prompt_examples
+    from unigrec.inference.retrieval import DecodeSettings
     from unigrec.model.card import load_model
 
     check_settings(cfg)
@@ -290,7 +295,9 @@ def evaluate_test_split(
     if cfg.baselines:
         if baselines_cfg is None:
             raise ContractViolation("params.evaluate.baselines names baselines but no baselines section was given")
-        baseline_ranks = score_baselines(cfg, baselines_cfg, runtime, layout, events, items, cases, lists, seconds)
+        baseline_ranks = score_baselines(
+            cfg, baselines_cfg, runtime, layout, events, items, cases, lists, seconds
+        )
         methods.update(baseline_ranks)
         baseline_metrics = {name: method_metrics(ranks, masks, cfg) for name, ranks in baseline_ranks.items()}
 

@@ -44,9 +44,8 @@ class GenerativeScores:
 
     def reranked(self, rows: np.ndarray, weight: float) -> list[list[str]]:
         """The pool of ``rows`` re-ordered by the fused score with ``weight`` (0 = retrieval order)."""
-        items, _, valid = fuse_and_rerank(
-            self.pool_items[rows], self.pool_retrieval[rows], self.pool_ranking[rows], self.pool_valid[rows], weight
-        )
+        pool = self.pool_items[rows], self.pool_retrieval[rows], self.pool_ranking[rows], self.pool_valid[rows]
+        items, _, valid = fuse_and_rerank(*pool, weight)
         return [row[keep].tolist() for row, keep in zip(items, valid)]
 
 
@@ -87,9 +86,10 @@ def score_prompts(
         prompts = collate_sequences(
             [examples[i].prompt for i in rows], query_table, model.serialiser.n_query_tokens, pad
         )
+        seen = seen_mask([histories[i] for i in rows], model.items.n_items)
         decoded = decode_batch(
-            model.net, prompts, spaces[is_search], seen_mask([histories[i] for i in rows], model.items.n_items),
-            settings.beam_size, k, candidates=torch.as_tensor(candidates[rows], dtype=torch.long),
+            model.net, prompts, spaces[is_search], seen, settings.beam_size, k,
+            candidates=torch.as_tensor(candidates[rows], dtype=torch.long),
             ranker=ranker.net if ranker is not None else None,
         )
         sampled_retrieval[rows] = decoded.candidate_retrieval

@@ -87,7 +87,12 @@ def select_rows(batch: SequenceBatch, rows: torch.Tensor) -> SequenceBatch:
 # ---------------------------------------------------------------------------------------- retrieve, rank
 @torch.no_grad()
 def retrieve_unseen(
-    net: GenerativeTransformer, prompts: SequenceBatch, space: IdSpace, seen: torch.Tensor, beam_size: int, k: int
+    net: GenerativeTransformer,
+    prompts: SequenceBatch,
+    space: IdSpace,
+    seen: torch.Tensor,
+    beam_size: int,
+    k: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ``k`` best items of a ``beam_size`` beam that are not in ``seen``: items (B, k) (-1 where the
     beam held fewer), their summed code log-probs, and a validity mask. Seen items are kept out of the
@@ -130,7 +135,8 @@ class DecodedBatch:
     def reranked_pool(self, weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The pool's items, fused scores and validity, best first by :func:`fuse_and_rerank`."""
         k = self.pool_k
-        return fuse_and_rerank(self.items[:, :k], self.retrieval[:, :k], self.pool_ranking, self.valid[:, :k], weight)
+        pool = self.items[:, :k], self.retrieval[:, :k], self.pool_ranking, self.valid[:, :k]
+        return fuse_and_rerank(*pool, weight)
 
 
 def decode_batch(
@@ -211,7 +217,8 @@ def fuse_and_rerank(
     """``items`` with their fused scores and ``valid`` mask, re-ordered by the fused score (best first)."""
     fused = fused_scores(retrieval, ranking, weight)
     order = rerank_order(fused, valid)
-    return tuple(np.take_along_axis(np.asarray(a), order, axis=1) for a in (items, fused, valid))  # type: ignore[return-value]
+    items, fused, valid = (np.take_along_axis(np.asarray(a), order, axis=1) for a in (items, fused, valid))
+    return items, fused, valid
 
 
 # ---------------------------------------------------------------------------------------- validation
@@ -237,7 +244,8 @@ def rank_prompts(
     for search, space in spaces.items():
         rows = torch.nonzero(is_search == search).flatten()
         if rows.numel():
-            items, _, valid = retrieve_unseen(net, select_rows(prompts, rows), space, seen[rows], beam_size, beam_size)
+            prompts_of_stream = select_rows(prompts, rows)
+            items, _, valid = retrieve_unseen(net, prompts_of_stream, space, seen[rows], beam_size, beam_size)
             ranks[rows] = target_ranks(torch.where(valid, items, -1), targets[rows])
     return ranks
 

@@ -173,8 +173,9 @@ class Recommender:
 
         rows: list[dict[str, Any]] = []
         pad = self.model.vocab.token(PAD)
+        n_query_tokens = self.model.serialiser.n_query_tokens
         for is_search, chunk in stream_batches([kind == "search" for kind in kinds], self.settings.batch_size):
-            batch = collate_sequences([prompts[i] for i in chunk], table, self.model.serialiser.n_query_tokens, pad)
+            batch = collate_sequences([prompts[i] for i in chunk], table, n_query_tokens, pad)
             rows += self._rank(batch, STREAMS[is_search], chunk, [seen[i] for i in chunk], k)
         columns = ["request", "rank", "item_id", "score"]
         return pd.DataFrame(rows, columns=columns).sort_values(["request", "rank"], kind="mergesort").reset_index(drop=True)
@@ -194,7 +195,8 @@ class Recommender:
         for row, request in enumerate(requests):
             kept = np.flatnonzero(valid[row])[:k]
             out += [
-                {"request": request, "rank": rank, "item_id": str(self._item_ids[items[row, j]]), "score": float(scores[row, j])}
+                {"request": request, "rank": rank, "item_id": str(self._item_ids[items[row, j]]),
+                 "score": float(scores[row, j])}
                 for rank, j in enumerate(kept)
             ]
         return out

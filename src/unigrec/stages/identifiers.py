@@ -35,7 +35,9 @@ def run(cfg: IdentifiersConfig, layout: Layout, runtime: RuntimeConfig) -> dict[
     items = _read(layout.items, "ingest")
     events = _read(layout.events, "split")
     with torch_threads(runtime.torch_threads.identifiers):
-        built = build_identifiers(items, events, cfg, runtime.batch_sizes, cache_dir=layout.resolve(runtime.cache_dir))
+        built = build_identifiers(
+            items, events, cfg, runtime.batch_sizes, cache_dir=layout.resolve(runtime.cache_dir)
+        )
 
     with atomic_dir(layout.ids_dir) as tmp:
         write_all(tmp, built.item_ids, built.ids, built.layout, built.model, built.text_map,

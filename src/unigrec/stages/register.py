@@ -70,7 +70,8 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
         champion = current_champion(cfg, layout.root)
         reevaluation = None
         if cfg.reevaluate_champion and champion is not None and champion.eval_data_hash != candidate.eval_data_hash:
-            reevaluation = reevaluate_champion(cfg, runtime, layout, champion, candidate, Path(tmp) / "champion")
+            work = Path(tmp) / "champion"
+            reevaluation = reevaluate_champion(cfg, runtime, layout, champion, candidate, work)
         result = register_candidate(cfg, candidate, layout.root)
     # The tracking URI is an absolute path on this machine: kept out of the git-tracked metrics file.
     summary = {k: v for k, v in result.as_dict().items() if k != "tracking_uri"}

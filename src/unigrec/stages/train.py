@@ -49,7 +49,9 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
         items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
     query_texts = query_table_texts(events)
     query_table = embed_texts(
-        list(query_texts), batch_size=runtime.batch_sizes.text_encoding, cache_dir=layout.resolve(runtime.cache_dir),
+        list(query_texts),
+        batch_size=runtime.batch_sizes.text_encoding,
+        cache_dir=layout.resolve(runtime.cache_dir),
         show_progress=False,
     )
     data = prepare_training_data(cfg, events, items, codebooks, query_texts, query_table)

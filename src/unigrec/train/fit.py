@@ -98,7 +98,8 @@ def prepare_training_data(
     )
     # Each task's loss is the mean over its own targets in the batch, so a task with few targets (sparse
     # search logs) gives each of them a far larger weight and a noisy gradient that can slow the others
-    # down (docs/experiments/2026-12-03-ml1m-protocol-seeds.md); the per-batch counts tell a user when to lower its loss weight.
+    # down (docs/experiments/2026-12-03-ml1m-protocol-seeds.md); the per-batch counts tell a user when to
+    # lower its loss weight.
     per_batch = cfg.batch_size / max(len(train), 1)
     log.info("targets per batch of %d sequences (each task's loss is the mean over its own): %s", cfg.batch_size,
              ", ".join(f"{task} {n * per_batch:,.1f}" for task, n in counts.items()))
@@ -260,7 +261,9 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
 
 
-def fit_generative_model(cfg: TrainConfig, data: TrainingData, work_dir: Path, runtime: RuntimeConfig) -> FitResult:
+def fit_generative_model(
+    cfg: TrainConfig, data: TrainingData, work_dir: Path, runtime: RuntimeConfig
+) -> FitResult:
     """Train from scratch, or continue this very run from its last checkpoint (``train.trainer.resume``, see
     ``unigrec.train.resume``); returns the network holding the best validation checkpoint's weights."""
     import lightning as L

@@ -143,7 +143,8 @@ def _load_movielens(
 def load_movielens_100k(cfg: IngestConfig, cache_dir: Path) -> SourceTables:
     """MovieLens 100K: RecBole ``ml-100k.inter/.item`` or GroupLens ``u.data/u.item[/u.genre]``."""
     return _load_movielens(
-        cfg, cache_dir, ML100K_WHEEL, ("ml-100k.inter", "ml-100k.item"), grouplens.ML100K_FILES, grouplens.read_ml100k,
+        cfg, cache_dir, ML100K_WHEEL, ("ml-100k.inter", "ml-100k.item"), grouplens.ML100K_FILES,
+        grouplens.read_ml100k,
         user_prefix="", notes=(TIE_NOTE,),
     )
 

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 BASELINE_NAMES = ("popularity", "sasrec", "bm25", "dense")
 
 
-def build_baseline(name: str, cfg: BaselinesConfig, runtime: RuntimeConfig, layout: Layout) -> CatalogueScorer:
+def build_baseline(
+    name: str, cfg: BaselinesConfig, runtime: RuntimeConfig, layout: Layout
+) -> CatalogueScorer:
     """An unfitted baseline by name; ``runtime`` sizes its batches and names the cache (resolved by
     ``layout``) where the dense baseline keeps its text embeddings."""
     batch = runtime.batch_sizes.baseline_contexts
@@ -42,5 +44,6 @@ def build_baseline(name: str, cfg: BaselinesConfig, runtime: RuntimeConfig, layo
     if name == "dense":
         from unigrec.evaluate.baselines.dense_search import DenseSearch
 
-        return DenseSearch(batch, runtime.batch_sizes.text_encoding, cache_dir=layout.resolve(runtime.cache_dir))
+        cache = layout.resolve(runtime.cache_dir)
+        return DenseSearch(batch, runtime.batch_sizes.text_encoding, cache_dir=cache)
     raise KeyError(f"unknown baseline {name!r}; baselines: {', '.join(BASELINE_NAMES)}")

@@ -78,9 +78,8 @@ def held_out_cases(events: pd.DataFrame, split: str) -> list[HeldOutCase]:
             continue
         timeline = [HistoryEvent(items[i], kinds[i], queries[i], int(labels[i])) for i in range(start, end)]
         for t in targets:
-            keep = context_positions(
-                splits[start:end], orders[start:end], items[start:end], timestamps[start:end], t - start, split
-            )
+            user = slice(start, end)
+            keep = context_positions(splits[user], orders[user], items[user], timestamps[user], t - start, split)
             context = EvalContext(
                 user_id=str(users[t]),
                 history=tuple(timeline[i] for i in keep),
