@@ -1,15 +1,19 @@
-"""What machine a benchmark ran on, in the words its results keep.
+"""What machine a benchmark ran on and the command it ran, in the words its results and blocks keep.
 
 "2 CPUs" alone does not tell two cloud boxes apart: one may be twice the other per core, or have bf16
 matrix units. Virtual machines often report a generic model name ("Intel(R) Xeon(R) Processor"), so the
-widest vector and matrix units the kernel lists go beside it.
+widest vector and matrix units the kernel lists go beside it. A block names a machine by its id in
+BENCHMARKS.md's machines table (described once there) and prints its command without paths that name one
+workspace.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import platform
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +21,8 @@ from typing import Any
 
 # /proc/cpuinfo flag -> how results name it, widest last: the units that set a CPU's matmul peak
 NOTABLE_UNITS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX-BF16"}
+KERNEL_TAG = re.compile(r"-fc-(v\d+(?:-gpu)?)-")  # the build tag of the cloud boxes measured so far
+OUTPUT_OPTIONS = ("--results", "--markdown", "--results-dir", "--work")  # where a run wrote, not what it measured
 
 
 def cpu_model() -> str:
@@ -75,3 +81,28 @@ def command_line(script: str, argv: Sequence[str]) -> str:
     deprioritised, because a timing taken under ``nice`` means something else."""
     niceness = os.nice(0)
     return f"{f'nice -n {niceness} ' if niceness else ''}python {shlex.join([script, *argv])}"
+
+
+def machine_id(m: Mapping[str, Any]) -> str:
+    """The id of a recorded machine: ``id`` where the record names one (old records without a platform),
+    else the kernel build tag (cloud boxes whose CPU model reads the same differ by it), else a short hash
+    of the CPU and platform."""
+    found = KERNEL_TAG.search(m.get("platform", ""))
+    if m.get("id") or found:
+        return m.get("id") or found.group(1)
+    return "m-" + hashlib.sha1(f"{m.get('cpu')}|{m.get('platform')}".encode()).hexdigest()[:6]
+
+
+def portable(command: str) -> str:
+    """``command`` as a block prints it: output options dropped, a path outside the checkout (absolute, or
+    up from it) named by its option (``--root /x/y`` -> ``--root ROOT``), ``KEY=DIR`` or ``PATH``."""
+    out: list[str] = []
+    for word in shlex.split(command):
+        key, eq, value = word.partition("=")
+        if out and out[-1] in OUTPUT_OPTIONS:
+            out.pop()
+        elif word.startswith(("/", "../")):
+            out.append(out[-1].lstrip("-").upper().replace("-", "_") if out and out[-1].startswith("--") else "PATH")
+        else:
+            out.append(f"{key}=DIR" if eq and value.startswith(("/", "../")) else word)
+    return shlex.join(out)

@@ -26,8 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.block_text import machine_id, portable
-from benchmarks.host import command_line, machine
+from benchmarks.host import command_line, machine, machine_id, portable
 from benchmarks.markdown_block import write_block
 
 CASES = ("project-cold", "project-warm", "synthetic")

@@ -35,8 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.block_text import machine_id
-from benchmarks.host import command_line, machine
+from benchmarks.host import command_line, machine, machine_id, portable
 from benchmarks.markdown_block import write_block
 from benchmarks.project_copy import add_override_args, commit, configure, copy_project
 from unigrec.pipeline import pipeline_stages
@@ -44,6 +43,9 @@ from unigrec.pipeline import pipeline_stages
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline_bench.json"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 BLOCK = "pipeline-bench"  # its block in BENCHMARKS.md
+NOTES = "docs/experiments/2026-11-25-ml100k-pipeline.md"
+REMARK = re.compile(r""" [(][^'"]*[)]$""")  # "(stopped during train: ...)" after a recorded command
+PATH = re.compile(r"(^|[\s=])(/|\.\./)[^\s'`,)]+")  # a path outside the checkout in a hand-written note
 BIN = Path(sys.executable).parent
 
 
@@ -111,11 +113,6 @@ def _fmt(x: Any) -> str:
     return "–" if x is None else (f"{x:.4f}" if isinstance(x, float) else str(x))
 
 
-def portable(text: str) -> str:
-    """A recorded command or override as the block shows it: absolute paths (one workspace's) become DIR."""
-    return re.sub(r"(^|[\s=])/[^\s'`,)]+", r"\1DIR", text)
-
-
 def _cell(r: dict[str, Any] | None) -> str:
     if r is None:
         return "–"
@@ -124,15 +121,14 @@ def _cell(r: dict[str, Any] | None) -> str:
 
 def render(results: dict[str, Any]) -> str:
     """One table of every label's stages (wall, CPU, peak RSS), one of the figures the runs reached, then
-    how each label was run."""
+    each label's machine, date and commands (what was changed by hand besides them, where anything was)."""
     runs = list(results.values())
     stages = list(dict.fromkeys(stage for run in runs for stage in run["stages"]))
     lines = [
         "## Whole pipeline, stage by stage: time and peak memory (`benchmarks/pipeline_bench.py`)", "",
-        "Each stage is `dvc repro --single-item NAME` in its own process, in a fresh git + DVC copy of the project",
-        "with empty caches (the MiniLM text-embedding cache included). Peak RSS is the largest resident set of",
-        "the stage's process tree; \"reused\": up to date in a copy this label did not build. The no-op row is a",
-        "plain `dvc repro` right after.", "",
+        "Each stage is `dvc repro --single-item NAME` in its own process, in a fresh git + DVC copy with empty caches",
+        "(MiniLM's included); peak RSS of its process tree; \"reused\": up to date in a copy this label did not build;",
+        f"no-op: a plain `dvc repro` right after. Raw figures: `{RESULTS.relative_to(ROOT)}`; [notes]({NOTES})", "",
         "| stage | " + " | ".join(results) + " |", "|---|" + "---:|" * len(runs),
         *(f"| {stage} | " + " | ".join(_cell(run["stages"].get(stage)) for run in runs) + " |" for stage in stages),
         "| **all stages, wall** | " + " | ".join(
@@ -149,13 +145,13 @@ def render(results: dict[str, Any]) -> str:
                      + f" | {_fmt(_get(test, 'ranking', 'auc'))} |")
     lines.append("")
     for label, run in results.items():
-        commands = " then ".join(f"`{portable(c)}`" for c in run.get("commands", [run.get("command")]))
-        overrides = ", ".join(f"`{portable(o)}`" for o in run["overrides"]) or "none"
+        commands = run.get("commands", [run.get("command")])
+        typed = " then ".join(f"`{portable(REMARK.sub('', c))}`" for c in commands)
+        by_hand = [PATH.sub(r"\1DIR", o) for o in run["overrides"] if o not in " ".join(commands)]
         lines.append(textwrap.fill(
-            f"- **{label}** ({run['date']}, machine {machine_id(run['machine'])}, load average at start "
-            f"{run.get('load_start', '–')}, at end {run.get('load_end', '–')}): {commands}; overrides of params.yaml: "
-            f"{overrides}.", 110, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False))
-    lines += ["", f"Raw figures: `{RESULTS.relative_to(ROOT)}`; stage logs in each copy's `pipeline_bench.log`."]
+            f"- **{label}** ({machine_id(run['machine'])}, {run['date']}): {typed}"
+            + (f"; besides: {'; '.join(by_hand)}" if by_hand else "") + ".",
+            110, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False))
     return "\n".join(lines)
 
 

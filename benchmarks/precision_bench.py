@@ -1,5 +1,5 @@
 """Training throughput at fp32 and bf16-mixed for one or more model widths, on the batches the train stage
-builds from ``--root`` (its params, split and cached query vectors), with ``train_bench``'s timed loop.
+builds from ``--root`` (its params, split and cached query vectors), with ``timing``'s timed loop.
 Only the training step is timed: validation runs in fp32 under either precision. The speed-up depends on
 the CPU, so the results file keeps one entry per machine (a run replaces only its own machine's).
 
@@ -12,21 +12,20 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.block_text import machine_id, portable
-from benchmarks.host import command_line, machine
+from benchmarks.host import command_line, machine, machine_id, portable
 from benchmarks.markdown_block import write_block
-from benchmarks.params_override import set_param
-from benchmarks.train_bench import load_training_setup, training_throughput
+from benchmarks.project_copy import write_overrides
+from benchmarks.timing import load_training_setup, training_throughput
 from unigrec.model.transformer import GenerativeTransformer
 
 BLOCK = "precision"  # its block in BENCHMARKS.md
@@ -37,16 +36,16 @@ FF_PER_WIDTH = 4  # d_ff follows d_model, as in the params.yaml default (64 -> 2
 
 
 def measure(root: Path, params: str, widths: list[int], precisions: list[str], steps: int) -> tuple[list[dict], dict]:
-    """One row per (width, precision), and what the batches were built from."""
-    base = yaml.safe_load((root / params).read_text())
+    """One row per (width, precision), and what the batches were built from. Each width's params are
+    ``--root``'s with d_model and d_ff overridden by the product's writer, in a scratch folder."""
     rows, data = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for width in widths:
-            set_param(base, "train.model.d_model", width)
-            set_param(base, "train.model.d_ff", FF_PER_WIDTH * width)
-            path = Path(tmp) / f"params_d{width}.yaml"
-            path.write_text(yaml.safe_dump(base))
-            setup = load_training_setup(root, str(path))
+            scratch = Path(tmp) / f"d{width}"
+            scratch.mkdir()
+            shutil.copyfile(root / params, scratch / "params.yaml")
+            write_overrides(scratch, [f"train.model.d_model={width}", f"train.model.d_ff={FF_PER_WIDTH * width}"])
+            setup = load_training_setup(root, str(scratch / "params.yaml"))
             cfg = setup.cfg
             data = {"train_sequences": len(setup.data.train_sequences), "max_events": cfg.max_events,
                     "batch_size": cfg.batch_size, "item_representation": cfg.model.item_representation}

@@ -23,8 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.block_text import machine_id, portable
-from benchmarks.host import command_line, machine
+from benchmarks.host import command_line, machine, machine_id, portable
 from benchmarks.markdown_block import write_block
 
 BIN = Path(sys.executable).parent
@@ -104,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         write_block(Path(args.markdown), "prefect", render(json.loads(Path(args.results).read_text())))
         return 0
     from benchmarks.project_copy import copy_project
-    from tests.prefect_local_server import prefect_server
-    from tests.toy_dvc_project import TOY_STAGES, make_toy_project
+    from tests.support.prefect_local_server import prefect_server
+    from tests.support.toy_dvc_project import TOY_STAGES, make_toy_project
     from unigrec.pipeline import pipeline_stages
 
     result: dict = {"command": command_line("benchmarks/prefect_overhead.py", argv), "machine": machine(),

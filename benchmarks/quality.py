@@ -16,10 +16,11 @@ made with the same ones: its header gives the ``benchmarks/prepare_root.py`` com
 
 A row with ``seed_key`` runs once per seed (the seed goes into that key), one without is deterministic.
 Every (row, seed) run is kept in the results JSON as soon as it ends, so a benchmark can be run a row or
-a seed at a time, stopped and resumed; the block is re-rendered from everything the JSON holds. Layouts:
-``seeds`` (mean +- std per row, beside the papers' figures) and ``comparison`` (one seed: both protocols
-per stream and method, then the retrieve-and-re-rank table). Columns: ``test`` (the evaluate stage's
-figures) or ``validation`` (the train stage's own validation report; nothing reads the test split).
+a seed at a time, stopped and resumed; the block is re-rendered from everything the JSON holds (runs not
+trained here in one go are marked, and ``--render`` prints how each came to be, for the spec's ``note``).
+Layouts: ``seeds`` (mean +- std per row, and its gap to UniGRF's published figures) and ``comparison`` (one
+seed: the full-catalogue table per stream and method, then the retrieve-and-re-rank table). Columns:
+``test`` (the evaluate stage's figures) or ``validation`` (the train stage's own validation report).
 
     python benchmarks/prepare_root.py ROOT --experiment ml1m --until identifiers
     python benchmarks/quality.py --root ROOT --spec benchmarks/specs/ml1m.yaml [--rows LABEL ...] [--seeds 11]
@@ -56,9 +57,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.block_text import machine_id
 from benchmarks.host import machine as host_machine
-from benchmarks.host import machine_line
+from benchmarks.host import machine_id, machine_line, portable
 from benchmarks.markdown_block import write_block
 from benchmarks.project_copy import write_overrides
 from unigrec.cli import main as unigrec_cli
@@ -130,7 +130,9 @@ class Spec:
     columns: str = "test"
     published: str | None = None
     notes: str = ""
+    note: str = ""  # the dated note under docs/experiments/ that tells the block's story
     results: str = ""  # its results JSON under benchmarks/results/ (default: BLOCK.json)
+    recorded: str = ""  # a removed script's results under benchmarks/results/: the block until ``results`` has runs
 
 
 def load_spec(path: Path) -> Spec:
@@ -168,7 +170,8 @@ def load_spec(path: Path) -> Spec:
                 **{**inherit, **{k: raw[k] for k in ("experiments", "set", "until") if k in raw}},
                 layout=raw.get("layout", "seeds"), columns=raw.get("columns", "test"),
                 published=raw.get("published"), notes=str(raw.get("notes", "")).strip(),
-                results=str(raw.get("results", f"{raw['block']}.json")))
+                note=str(raw.get("note", "")), results=str(raw.get("results", f"{raw['block']}.json")),
+                recorded=str(raw.get("recorded", "")))
     spec = dataclasses.replace(spec, experiments=tuple(spec.experiments), set=dict(spec.set))
     if spec.layout not in LAYOUTS or spec.columns not in COLUMNS:
         raise SystemExit(f"{path}: layout is one of {LAYOUTS}, columns one of {tuple(COLUMNS)}")
@@ -492,24 +495,30 @@ def wrap(text: str) -> str:
     return "\n".join(textwrap.fill(p, WRAP, break_on_hyphens=False) for p in text.split("\n\n"))
 
 
-def command(spec: Spec) -> str:
+def command(spec: Spec) -> tuple[str, str]:
     """The commands that rebuild the block: the root (once), then the rows."""
     spec_path = os.path.relpath(spec.path.resolve(), ROOT)
     options = [*(f"--experiment {e}" for e in spec.experiments),
                *(f"--set {assignment}" for assignment in assignments_to_overrides(spec.set)),
                *([f"--until {spec.until}"] if spec.until != "split" else [])]
-    return (f"`{' '.join(['python benchmarks/prepare_root.py ROOT', *options])}` (once), then "
+    return (f"`{' '.join(['python benchmarks/prepare_root.py ROOT', *options])}`",
             f"`python benchmarks/quality.py --root ROOT --spec {spec_path}`")
 
 
 def render(spec: Spec, results: dict[str, Any]) -> str:
     runs = results.get("runs", {})
     dates = sorted({r["date"] for rr in runs.values() for r in rr.values()})
-    lines = [f"## {spec.title} (`benchmarks/quality.py`)", "", f"Command: {command(spec)}  ",
-             f"Machine: {machine_label(str(results.get('machine', '?')))}  ", f"Runs dated: {', '.join(dates)}", ""]
+    note = f"; [notes]({spec.note})" if spec.note else ""
+    root, rows = command(spec)
+    lines = [f"## {spec.title} (`benchmarks/quality.py`)", "", f"Commands: {root} (once), then  ", f"{rows}  ",
+             f"Machine: {machine_label(str(results.get('machine', '?')))}; runs dated {', '.join(dates)}{note}", ""]
     if spec.notes:
         lines += [wrap(spec.notes), ""]
-    lines += comparison(spec, results) if spec.layout == "comparison" else table(spec, runs)
+    elsewhere = trained_elsewhere(spec, results)
+    lines += comparison(spec, results, elsewhere) if spec.layout == "comparison" else table(spec, runs, elsewhere)
+    if elsewhere:
+        lines += ["", wrap("† Not every run of the row trained here in one go (another machine or project, resumed, or "
+                           "`--adopt`ed): its time is the recorded one, not comparable; which runs and how: the notes.")]
     not_run, short = [], []
     for row in spec.rows:
         done = runs.get(row.label, {})
@@ -518,20 +527,6 @@ def render(spec: Spec, results: dict[str, Any]) -> str:
             not_run.append(row.label)
         elif todo:
             short.append(f"{row.label} ({', '.join(todo)})")
-    here = str(results.get("machine", "?")).split(LOAD_NOTE)[0]
-    elsewhere = []
-    for row in spec.rows:
-        seeds_by_note: dict[str, list[str]] = {}
-        for name, record in sorted(runs.get(row.label, {}).items()):
-            if notes := provenance(record, here):
-                seeds_by_note.setdefault(", ".join(notes), []).append(name)
-        if seeds_by_note:
-            elsewhere.append(f"- {row.label}: " + "; ".join(
-                f"seed{'s' * (len(names) > 1)} {', '.join(names)}: {note}" for note, names in seeds_by_note.items()))
-    if elsewhere:
-        lines += ["", wrap("Runs not trained in one go on the machine above (their minutes are the recorded "
-                           "training and evaluation time, so they are not comparable with the others'):"),
-                  *elsewhere]
     if not_run:
         lines += ["", wrap("Not run yet: " + "; ".join(not_run) + ".")]
     if short:
@@ -539,24 +534,49 @@ def render(spec: Spec, results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def table(spec: Spec, runs: dict[str, Any]) -> list[str]:
-    """The seeds layout: a row per spec row, mean +- std per column, then the papers' figures."""
+def trained_elsewhere(spec: Spec, results: dict[str, Any]) -> dict[str, str]:
+    """Row label -> how its runs that were not trained in one go on the block's machine came to be, seeds
+    with the same story together (``--render`` prints it for the notes; the block marks the row)."""
+    here = str(results.get("machine", "?")).split(LOAD_NOTE)[0]
+    out = {}
+    for row in spec.rows:
+        seeds_by_note: dict[str, list[str]] = {}
+        for name, record in sorted(results.get("runs", {}).get(row.label, {}).items()):
+            if notes := provenance(record, here):
+                seeds_by_note.setdefault(", ".join(notes), []).append(name)
+        if seeds_by_note:
+            out[row.label] = "; ".join(f"seed{'s' * (len(names) > 1)} {', '.join(names)}: {note}"
+                                       for note, names in seeds_by_note.items())
+    return out
+
+
+def table(spec: Spec, runs: dict[str, Any], elsewhere: dict[str, str]) -> list[str]:
+    """The seeds layout: a row per spec row, mean +- std per column, and the gap of each mean to UniGRF's
+    published figures where the spec names them."""
     columns = COLUMNS[spec.columns]
     split = "Test" if spec.columns == "test" else "Validation (the train stage's report; no test data read)"
-    lines = [wrap(f"{split} figures, full catalogue (the model by constrained beam search, every method without "
-                  "the items already in the user's history); `rec 1+99` ranks the target among 99 "
-                  "popularity-sampled negatives; AUC/GAUC score P(<pos>) of labelled recommendations. Mean ± "
-                  "sample std over the seeds listed (one figure: one run)."), "",
-             "| method | seeds | " + " | ".join(c for c, _ in columns) + " | minutes per run |",
-             "|---|---|" + "---:|" * (len(columns) + 1)]
+    papers = PUBLISHED.get(str(spec.published), {})
+    gaps = [("HR@10", "rec HR@10", "hr@10"), ("NDCG@10", "rec NDCG@10", "ndcg@10"), ("AUC", "ranking AUC", "auc")]
+    lines = [wrap(f"{split} figures, full catalogue, seen items dropped; `rec 1+99`: the target among 99 "
+                  "popularity-sampled negatives; AUC/GAUC: P(<pos>) of labelled recommendations; mean ± std over seeds."), "",
+             "| method | seeds | " + " | ".join(c for c, _ in columns) + " | minutes per run |"
+             + "".join(f" {name} − UniGRF |" for name, _, _ in gaps if papers),
+             "|---|---|" + "---:|" * (len(columns) + 1 + 3 * bool(papers))]
     for row in spec.rows:
         row_runs = runs.get(row.label, {})
         if row_runs:
             stats = aggregate(row_runs, spec.columns)
             minutes = statistics.fmean(r["seconds"] for r in row_runs.values()) / 60
+            gap = [("–" if column not in stats else f"{stats[column][0] - papers['UniGRF'][key]:+.4f}")
+                   for _, column, key in gaps if papers]
             lines.append(f"| {row.label} | {', '.join(sorted(row_runs))} | "
-                         + " | ".join(cell(stats.get(c)) for c, _ in columns) + f" | {minutes:.1f} |")
-    return lines + (["", published_rows(spec, runs)] if spec.published else [])
+                         + " | ".join(cell(stats.get(c)) for c, _ in columns)
+                         + f" | {minutes:.1f}{'†' * (row.label in elsewhere)} |" + "".join(f" {g} |" for g in gap))
+    if papers:
+        quoted = ", ".join(f"{name} " + " / ".join(f"{v:.4f}" for v in fig.values()) for name, fig in papers.items())
+        lines += ["", wrap(f"Gaps: each row's mean minus UniGRF's. Published on {spec.published} (full-catalogue "
+                           f"leave-one-out, rec HR@10 / NDCG@10 / AUC): {quoted}.")]
+    return lines
 
 
 def provenance(record: dict[str, Any], here: str) -> list[str]:
@@ -576,34 +596,10 @@ def provenance(record: dict[str, Any], here: str) -> list[str]:
     return notes + ([record["note"]] if record.get("note") else [])
 
 
-def published_rows(spec: Spec, runs: dict[str, Any]) -> str:
-    """The papers' figures beside each row's mean, with the gap to UniGRF."""
-    papers = PUBLISHED[str(spec.published)]
-    target = papers["UniGRF"]
-    lines = [(f"**Published figures on {spec.published}** (full-catalogue leave-one-out, recommendation) and the "
-              "gap of each row's mean to UniGRF"), "",
-             "| method | source | HR@10 | NDCG@10 | ranking AUC | HR@10 − UniGRF | NDCG@10 − UniGRF | AUC − UniGRF |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for name, fig in papers.items():
-        auc = fig.get("auc")
-        lines.append(f"| {name} | published | {fig['hr@10']:.4f} | {fig['ndcg@10']:.4f} | "
-                     f"{'–' if auc is None else f'{auc:.4f}'} | | | |")
-    for row in spec.rows:
-        stats = aggregate(runs.get(row.label, {}))
-        if "rec HR@10" not in stats:
-            continue
-        hr, ndcg, auc = (stats.get(c, (None,))[0] for c in ("rec HR@10", "rec NDCG@10", "ranking AUC"))
-        gaps = [f"{hr - target['hr@10']:+.4f}", f"{ndcg - target['ndcg@10']:+.4f}",
-                "–" if auc is None else f"{auc - target['auc']:+.4f}"]
-        lines.append(f"| {row.label} | this benchmark | {hr:.4f} | {ndcg:.4f} | "
-                     f"{'–' if auc is None else f'{auc:.4f}'} | " + " | ".join(gaps) + " |")
-    return "\n".join(lines)
-
-
-def comparison(spec: Spec, results: dict[str, Any]) -> list[str]:
-    """The comparison layout: the evaluate stage's two protocol tables over every row (the first row is the
+def comparison(spec: Spec, results: dict[str, Any], elsewhere: dict[str, str]) -> list[str]:
+    """The comparison layout: the evaluate stage's full-catalogue table over every row (the first row is the
     model), then each trained row's retrieve-and-re-rank and ranking figures."""
-    from unigrec.evaluate.comparison import comparison_markdown
+    from unigrec.evaluate.comparison import PROTOCOL_TITLES, protocol_table
 
     first = {row.label: next(iter(results.get("runs", {}).get(row.label, {}).values()), None) for row in spec.rows}
     done = {label: record for label, record in first.items() if record is not None}
@@ -612,10 +608,10 @@ def comparison(spec: Spec, results: dict[str, Any]) -> list[str]:
     model, *others = done.items()
     metrics = {"test": model[1]["test"], "baselines": {label: r["test"] for label, r in others}}
     k = next(key for key in model[1]["test"]["pipeline"]["rec"] if key.startswith("ndcg@")).partition("@")[2]
-    lines = [comparison_markdown(metrics, int(results["n_negatives"])),
+    lines = [f"**{PROTOCOL_TITLES['full']}**", "", protocol_table(metrics, "full"), "",
              wrap(f"**Unified pipeline and ranking** (retrieve {results['pipeline_k']}, re-rank by (1 − w)·log P(item) "
-                  "+ w·log P(<pos>), w chosen per stream on the validation split, or fixed by params where the grid "
-                  "holds one weight; the ranking AUC is P(<pos>) on labelled test recommendations)"), "",
+                  "+ w·log P(<pos>), w per stream chosen on validation; AUC: P(<pos>) of labelled test recommendations)"),
+             "",
              (f"| system | rec retrieval NDCG@{k} | rec retrieve + re-rank NDCG@{k} (w) | search retrieval NDCG@{k} "
               f"| search retrieve + re-rank NDCG@{k} (w) | ranking AUC | GAUC |"), "|---|---:|---:|---:|---:|---:|---:|"]
     for label, record in done.items():
@@ -627,7 +623,7 @@ def comparison(spec: Spec, results: dict[str, Any]) -> list[str]:
         auc, gauc = (f"{v:.4f}" if v is not None else "–" for v in (ranking.get("auc"), ranking.get("gauc")))
         name = "unigrec (one model)" if label == model[0] else label
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {auc} | {gauc} |")
-    seconds = ", ".join(f"{label} {record['seconds']:.1f}" for label, record in done.items())
+    seconds = ", ".join(f"{label} {record['seconds']:.1f}{'†' * (label in elsewhere)}" for label, record in done.items())
     return lines + ["", wrap(f"Wall seconds per row, training included: {seconds}.")]
 
 
@@ -711,13 +707,37 @@ def main(argv: list[str] | None = None) -> int:
             done[seed_name(seed)] = record
             results_file.parent.mkdir(parents=True, exist_ok=True)
             results_file.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    if not results.get("runs"):  # never replace a block (maybe recorded by an older script) with an empty one
+    if results.get("runs"):
+        block = render(spec, results)
+        elsewhere = trained_elsewhere(spec, results)
+        print(block, "\n\nRuns not trained in one go on the block's machine (for the notes):", *(
+            f"- {label}: {story}" for label, story in elsewhere.items()), sep="\n")
+    elif spec.recorded:  # the removed script's table stands until this spec's runs replace it
+        block = recorded_block(spec, json.loads((ROOT / "benchmarks" / "results" / spec.recorded).read_text()))
+    else:  # never replace a block (maybe recorded by an older script) with an empty one
         raise SystemExit(f"{results_file} holds no runs: nothing to render")
-    block = render(spec, results)
     write_block(Path(args.benchmarks_file), spec.block, block)
-    print(block)
     return 0
 
+
+def recorded_block(spec: Spec, old: dict[str, Any]) -> str:
+    """The ablation as the removed ``benchmarks/ablation.py`` recorded it (mean ± std over its seeds), with
+    the command that ran it and this spec's, which replaces the block once run."""
+    hw, *setting = old["machine"].split(", ")[:1] + old["machine"].split(", ")[3:]
+    columns = ("rec_ndcg@10", "search_ndcg@10", "auc", "gauc", "e2e_rec_ndcg@10", "e2e_search_ndcg@10")
+    root, rows = command(spec)
+    lines = [f"## {spec.title.split(' (')[0]} (`benchmarks/ablation.py`, since removed)", "",
+             f"Recorded {old['date']} by `benchmarks/ablation.py` (its last version: `git show {old['script']}`):  ",
+             wrap(f"`{portable(old['command'])}`") + "  ",
+             wrap(f"Its successor, which replaces this block when run: {root}, then {rows}") + "  ",
+             f"Machine: {machine_id({'platform': hw})} ({', '.join(setting)}); [notes]({spec.note})  ",
+             wrap(f"Setup: {old['setup']}; mean ± std over seeds {', '.join(map(str, old['seeds']))}, validation split"),
+             "", ("| variant | rec NDCG@10 | search NDCG@10 | ranking AUC | GAUC (1+99) | e2e rec NDCG@10 "
+                  "| e2e search NDCG@10 | train s (seq/s) |"), "|---|---|---|---|---|---|---|---|"]
+    for variant, figures in old["summary"].items():
+        lines.append(f"| {variant} | " + " | ".join(f"{figures[c][0]:.4f} ± {figures[c][1]:.4f}" for c in columns)
+                     + f" | {figures['train_seconds'][0]:.0f} ({figures['train_sequences_per_s'][0]:.1f}) |")
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     sys.exit(main())

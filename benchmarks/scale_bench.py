@@ -28,8 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.block_text import machine_id, portable
-from benchmarks.host import command_line, machine
+from benchmarks.host import command_line, machine, machine_id, portable
 from benchmarks.identifiers_bench import run_case, synthetic_project
 from benchmarks.markdown_block import write_block
 

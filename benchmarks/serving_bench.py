@@ -1,10 +1,11 @@
-"""The served path (``Recommender.predict``) against its one-pass bound, and training efficiency.
+"""The served path (``Recommender.predict``) against its one-pass bound.
 
 On a project after the evaluate stage: latency p50/p95 of ``predict(requests, k)`` for rec and search
 requests of the held-out (validation + test) events at batch 1 and 64, search at batch 1 also with query
 texts the bundle does not hold (MiniLM encodes them); beside each, one forward pass over the same prompts
-+ a top-k; then this CPU's float32 matmul peak against the analytic training FLOPs x measured throughput.
-Writes benchmarks/results/serving_bench.json and the ``serving`` block of BENCHMARKS.md.
++ a top-k. Writes benchmarks/results/serving_bench.json and the ``serving`` block of BENCHMARKS.md.
+The training-FLOPs table this script once printed beside it (against the CPU's matmul peak) is kept with
+its last version in docs/experiments/2026-11-25-serving.md.
 
     python benchmarks/serving_bench.py --root . [--threads 1] [--batch1-repeats 40] [--batch64-repeats 8]
     python benchmarks/serving_bench.py --render    # only re-write the block from the results file
@@ -20,7 +21,6 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,76 +30,6 @@ sys.path.insert(0, str(ROOT))
 NOTES = "docs/experiments/2026-11-25-serving.md"
 HELD_OUT_SPLITS = ("valid", "test")  # events whose users and queries make the benchmark's requests
 BATCHED, WARMUP, REQUEST_SEED = 64, 2, 0
-MATMUL_SIZE, MATMUL_REPEATS = 2048, 10
-FLOPS_PER_MAC, BACKWARD_OVER_FORWARD = 2, 2.0  # backward ~ 2x the forward's matmuls (inputs' and weights' grads)
-RANKING_HEAD_ROWS = 2  # P(<pos>) reads the <pos> and <neg> rows of the tied head
-
-
-# ----------------------------------------------------------------------------- training FLOPs (pure)
-@dataclasses.dataclass(frozen=True)
-class BatchShape:
-    """What the FLOP count needs of one training batch."""
-
-    padded_length: int
-    lengths: tuple[int, ...]  # real tokens per row
-    retrieval_targets: int  # positions scored over the whole vocabulary (restricted CE)
-    ranking_targets: int  # positions scored by the <pos>/<neg> pair
-    query_vectors: int  # sentence vectors projected into soft tokens (once per batch)
-
-    @property
-    def rows(self) -> int:
-        return len(self.lengths)
-
-
-def forward_flops(dims: Any, shape: BatchShape, padded: bool) -> float:
-    """Forward matmul FLOPs of one batch: 2·T·L·(4d² + 2·d·d_ff) for the blocks' linears, 4·L·d·A for QKᵀ
-    and AV over A attended pairs, 2·d·(V·R + 2·P) for the tied head at R retrieval and P ranking targets,
-    2·q·n_q·d per query vector. ``padded``: T and A as the kernels run them (every padded position, the
-    full T×T attention matrix); else real tokens and the causal triangle. Non-matmul work is left out."""
-    if padded:
-        tokens, pairs = shape.rows * shape.padded_length, shape.rows * shape.padded_length**2
-    else:
-        tokens, pairs = sum(shape.lengths), sum(n * (n + 1) // 2 for n in shape.lengths)
-    d, layers = dims.d_model, dims.n_layers
-    linear = tokens * layers * (4 * d * d + 2 * d * dims.d_ff)
-    attention = 2 * layers * d * pairs  # two matmuls (QKᵀ, AV), d MACs per pair each
-    head = d * (dims.vocab_size * shape.retrieval_targets + RANKING_HEAD_ROWS * shape.ranking_targets)
-    query = dims.query_dim * dims.n_query_tokens * d * shape.query_vectors
-    return float(FLOPS_PER_MAC * (linear + attention + head + query))
-
-
-def training_flops_per_sequence(dims: Any, shapes: Sequence[BatchShape], padded: bool) -> float:
-    """Forward + backward FLOPs per sequence, averaged over ``shapes`` (the timed batches)."""
-    total = sum(forward_flops(dims, s, padded) for s in shapes) * (1.0 + BACKWARD_OVER_FORWARD)
-    return total / sum(s.rows for s in shapes)
-
-
-def batch_shape(batch: Any) -> BatchShape:
-    """The :class:`BatchShape` of a collated ``SequenceBatch``."""
-    from unigrec.model.tokenizer import RANKING, RETRIEVAL_REC, RETRIEVAL_SEARCH
-
-    groups = batch.groups
-    return BatchShape(padded_length=int(batch.tokens.shape[1]),
-                      lengths=tuple(int(n) for n in batch.valid.sum(1).tolist()),
-                      retrieval_targets=int(((groups == RETRIEVAL_REC) | (groups == RETRIEVAL_SEARCH)).sum()),
-                      ranking_targets=int((groups == RANKING).sum()), query_vectors=int(batch.query_vectors.shape[0]))
-
-
-def matmul_peak(size: int = MATMUL_SIZE, repeats: int = MATMUL_REPEATS) -> dict[str, Any]:
-    """float32 ``size``² matmul GFLOP/s with the current torch thread count: best (the peak) and median."""
-    import numpy as np
-    import torch
-
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    for _ in range(WARMUP):
-        a @ b
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        rates.append(FLOPS_PER_MAC * size**3 / (time.perf_counter() - t0) / 1e9)
-    return {"size": size, "repeats": repeats, "device": "cpu", "threads": torch.get_num_threads(),
-            "best_gflops": round(max(rates), 1), "median_gflops": round(float(np.median(rates)), 1)}
 
 
 # ----------------------------------------------------------------------------- requests and prompts
@@ -156,7 +86,7 @@ def predict_latency(recommender: Any, requests: list[dict[str, Any]], size: int,
     """p50/p95 per ``predict`` call of ``size`` requests (the request frame is built outside the timing)."""
     import pandas as pd
 
-    from benchmarks.train_bench import latency
+    from benchmarks.timing import latency
 
     for _ in range(WARMUP):
         recommender.predict(pd.DataFrame(requests[:size]), k)
@@ -167,7 +97,7 @@ def serving_latencies(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Rec and known-query search at batch 1 and 64 with their bounds; new-query search at batch 1."""
     import pandas as pd
 
-    from benchmarks.train_bench import latency, one_pass_topk, percentiles
+    from benchmarks.timing import latency, one_pass_topk, percentiles
     from unigrec.inference.retrieval import id_spaces
     from unigrec.inference.serving import find_bundle, load_recommender
     from unigrec.paths import Layout
@@ -212,52 +142,17 @@ def serving_latencies(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def training_efficiency(root: Path, params: str, steps: int, peak: dict[str, Any]) -> dict[str, Any]:
-    """Measured training throughput (train_bench) and the analytic FLOPs of exactly the timed batches."""
-    import torch
-
-    from benchmarks.train_bench import (
-        TRAIN_WARMUP_STEPS,
-        load_training_setup,
-        sample_training_batches,
-        training_throughput,
-    )
-    from unigrec.model.card import CARD_FILE
-    from unigrec.model.transformer import GenerativeTransformer, TransformerDims
-    from unigrec.paths import Layout
-
-    card_dims = TransformerDims(**json.loads((Layout(root).model_dir / CARD_FILE).read_text())["dims"])
-    setup = load_training_setup(root, params)
-    torch.manual_seed(REQUEST_SEED)
-    size, sequences = setup.cfg.batch_size, setup.data.train_sequences
-    seq_per_s = training_throughput(GenerativeTransformer(setup.dims), sequences, setup.collate_train,
-                                    setup.spec, size, steps)
-    shapes = [batch_shape(b) for b in
-              sample_training_batches(sequences, setup.collate_train, size, steps)[TRAIN_WARMUP_STEPS:]]
-    out: dict[str, Any] = {
-        "sequences_per_s": round(seq_per_s, 1), "batch_size": size, "timed_steps": steps,
-        "dims": dataclasses.asdict(card_dims), "timed_net_dims_match_card": setup.dims == card_dims,
-        "parameters": sum(p.numel() for p in GenerativeTransformer(card_dims).parameters()),
-        "mean_padded_length": round(sum(s.padded_length for s in shapes) / len(shapes), 1),
-        "mean_real_length": round(sum(sum(s.lengths) for s in shapes) / sum(s.rows for s in shapes), 1)}
-    for basis in ("padded", "real"):
-        flops = training_flops_per_sequence(card_dims, shapes, padded=basis == "padded")
-        out[basis] = {"mflops_per_sequence": round(flops / 1e6, 1), "achieved_gflops": round(flops * seq_per_s / 1e9, 2),
-                      "share_of_peak": round(flops * seq_per_s / 1e9 / peak["best_gflops"], 4)}
-    return out
-
-
 # ----------------------------------------------------------------------------- report
 def render(r: dict[str, Any]) -> str:
-    from benchmarks.block_text import machine_id, portable
+    from benchmarks.host import machine_id, portable
 
-    s, lat, t, pk = r["serving"]["settings"], r["serving"], r["training"], r["matmul_peak"]
+    s, lat = r["serving"]["settings"], r["serving"]
 
     def cell(x: dict[str, Any]) -> str:
         return f"{x['p50_ms']} / {x['p95_ms']}"
 
     lines = [
-        "## Serving latency and training efficiency (`benchmarks/serving_bench.py`)", "",
+        "## Serving latency (`benchmarks/serving_bench.py`)", "",
         f"Command: `{portable(r['command'])}`  ",
         (f"Machine {machine_id(r['machine'])} (torch threads {r['machine']['torch_threads']}), {r['date']}; "
         f"ROOT: a project after `dvc repro`  "),
@@ -279,14 +174,7 @@ def render(r: dict[str, Any]) -> str:
         (f"| search, new query (MiniLM encodes it) | 1 | {cell(p)} | {p['requests_per_s']} | {cell(bound)} + MiniLM "
         f"{cell(enc)} | {p['p50_ms'] / (bound['p50_ms'] + enc['p50_ms']):.1f}x |"), "",
         (f"First new-query call (loads MiniLM): {new['first_call_ms_incl_minilm_load']} ms. Known queries loaded "
-        f"MiniLM: {'yes' if lat['minilm_loaded_by_known_queries'] else 'no'}."), "",
-        ("| matmul peak GFLOP/s (float32, best / median) | training sequences/s | training MFLOP per sequence "
-        "(padded / real) | achieved GFLOP/s (padded / real) | share of peak (padded / real) |"),
-        "|---|---:|---|---|---|",
-        (f"| {pk['best_gflops']} / {pk['median_gflops']} ({pk['size']}², {pk['repeats']} runs, threads: "
-        f"{pk['threads']}) | {t['sequences_per_s']} | {t['padded']['mflops_per_sequence']} / "
-        f"{t['real']['mflops_per_sequence']} | {t['padded']['achieved_gflops']} / {t['real']['achieved_gflops']} | "
-        f"{t['padded']['share_of_peak']:.1%} / {t['real']['share_of_peak']:.1%} |")]
+        f"MiniLM: {'yes' if lat['minilm_loaded_by_known_queries'] else 'no'}.")]
     return "\n".join(lines) + "\n"
 
 
@@ -297,11 +185,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=".", help="project root with models/ and data/split")
-    parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--batch1-repeats", type=int, default=40, help="timed calls at batch 1")
     parser.add_argument("--batch64-repeats", type=int, default=8, help="timed calls at batch 64")
-    parser.add_argument("--train-steps", type=int, default=10, help="timed training steps")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as training)")
     parser.add_argument("--results", default="benchmarks/results/serving_bench.json")
     parser.add_argument("--markdown", default="BENCHMARKS.md")
@@ -320,8 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     with torch_threads(args.threads):
         result["machine"] = machine()
         result["serving"] = serving_latencies(root, args)
-        result["matmul_peak"] = matmul_peak()
-        result["training"] = training_efficiency(root, args.params, args.train_steps, result["matmul_peak"])
     result["load_average_1min"]["end"] = round(os.getloadavg()[0], 2)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     write_block(Path(args.markdown), "serving", render(result))

@@ -1,5 +1,6 @@
 """What every benchmark records about its run: the command that reproduces it, which has to paste back into
-a shell, and the machine, which has to read the same in every block, old records included."""
+a shell and prints without workspace paths, and the machine, which has to read the same in every block, old
+records included, and is named by its id in BENCHMARKS.md's machines table."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 import shlex
 
 from benchmarks import host
-from benchmarks.host import command_line, machine, machine_line
+from benchmarks.host import command_line, machine, machine_id, machine_line, portable
 
 # a quality.py row label and run dir as they really look: spaces, commas and parentheses
 ARGS = ["--root", "/runs/ml1m-protocol-unigrec,_d_model_128_(bf16)-12", "--rows", "unigrec, d_model 128 (bf16)"]
@@ -47,3 +48,19 @@ def test_the_quality_blocks_machine_identity_keeps_its_old_form():
     # the form seeds records hold: "2 CPUs (AMD EPYC, AVX-512 BF16), Linux-..., Python 3.11.7, torch 2.13.0+cpu (2 threads)"
     assert re.fullmatch(r"\d+ CPUs \(.+\), [^,]+, Python [\d.]+, torch \S+ \(\d+ threads\)", hardware())
     assert " GB RAM" not in hardware()
+
+
+def test_a_machine_is_named_by_its_kernel_build_tag_or_the_id_an_old_record_carries():
+    assert machine_id({"platform": "Linux-6.18.44-fc-v1098-x86_64-with-glibc2.36"}) == "v1098"
+    assert machine_id({"platform": "Linux-6.18.44-fc-v657-gpu-x86_64-with-glibc2.39"}) == "v657-gpu"
+    assert machine_id({"cpu": "AMD EPYC", "id": "v657"}) == "v657"  # recorded before platforms were
+    other = machine_id({"cpu": "Some CPU", "platform": "Linux-6.5.0-generic-x86_64"})
+    assert other.startswith("m-") and other == machine_id({"cpu": "Some CPU", "platform": "Linux-6.5.0-generic-x86_64"})
+
+
+def test_a_printed_command_has_no_absolute_path_and_no_output_options():
+    command = ("nice -n 10 python benchmarks/precision_bench.py --root '/work/runs/d_model_128_(bf16)-11' "
+               "--widths 64 128 --results /work/scratch/p.json --markdown /work/scratch/p.md")
+    assert portable(command) == "nice -n 10 python benchmarks/precision_bench.py --root ROOT --widths 64 128"
+    data = "python benchmarks/pipeline_bench.py --label x --data-path ../shared/data/ml-1m --set ingest.path=/d/ml-1m"
+    assert portable(data) == "python benchmarks/pipeline_bench.py --label x --data-path DATA_PATH --set ingest.path=DIR"

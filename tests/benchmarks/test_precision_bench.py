@@ -9,7 +9,7 @@ import shlex
 import pytest
 import torch
 
-from benchmarks import precision_bench, train_bench
+from benchmarks import precision_bench, timing
 from benchmarks.precision_bench import load_runs, merge, render
 
 
@@ -81,14 +81,14 @@ def test_the_bf16_step_runs_the_forward_in_bf16_and_keeps_fp32_weights(monkeypat
     def l2_loss(net, batch, spec):
         return {"l2": net(batch).float().pow(2).mean()}
 
-    monkeypatch.setattr(train_bench, "sequence_losses", l2_loss)
+    monkeypatch.setattr(timing, "sequence_losses", l2_loss)
     net = Net(4, 3)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     before = net.weight.detach().clone()
-    train_bench._train_step(net, torch.randn(5, 4), None, opt, autocast_dtype=torch.bfloat16)
+    timing._train_step(net, torch.randn(5, 4), None, opt, autocast_dtype=torch.bfloat16)
     assert seen["dtype"] == torch.bfloat16 and net.weight.dtype == torch.float32
     assert not torch.equal(net.weight, before)  # the step did update the weights
-    train_bench._train_step(net, torch.randn(5, 4), None, opt)
+    timing._train_step(net, torch.randn(5, 4), None, opt)
     assert seen["dtype"] == torch.float32
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from evaluate_test_support import tiny_project
+from support.evaluate_project import tiny_project
 
 from benchmarks import quality
 from unigrec.paths import Layout
@@ -187,13 +187,14 @@ def test_the_block_says_which_rows_and_seeds_are_still_to_run_and_where_runs_tra
     results = {"machine": f"{here}; 1-minute load average at start 0.3",
                "runs": {"model": {"1": gpu, "3": other}, "popularity": {"deterministic": {**run, "machine": here}}}}
     text = quality.render(spec, results)
-    assert "Machine: v782 (torch threads 2); 1-minute load average at start 0.3" in text
+    assert "Machine: v782 (torch threads 2); 1-minute load average at start 0.3; runs dated 2026-11-30" in text
     assert "| model | 1, 3 | 0.2500 ± 0.0000 |" in text and "Not run yet: sasrec." in text
     assert "Seeds still to run: model (2)." in text
-    assert ("- model: seed 1: trained on cuda: NVIDIA H200, resumed after epoch 18, evaluated here (--adopt); "
-            "seed 3: ran on v1098") in text
-    assert "popularity:" not in text, "the block's own machine is not a note"
-    assert "/work" not in text.split("Command:")[1].splitlines()[0], "the command names no workspace"
+    assert "| 1.0† |" in text and "| 1.0 |" in text, "the minutes of runs not trained here in one go are marked"
+    assert quality.trained_elsewhere(spec, results) == {"model": (
+        "seed 1: trained on cuda: NVIDIA H200, resumed after epoch 18, evaluated here (--adopt); seed 3: ran on v1098")
+    }, "the block's own machine is not a note; the list is printed for the notes, not put in the block"
+    assert "v1098" not in text and "/work" not in text.split("Commands:")[1].split("Machine:")[0]
 
 
 def _block(text: str, name: str) -> str:
@@ -201,12 +202,21 @@ def _block(text: str, name: str) -> str:
 
 
 @pytest.mark.parametrize("spec, block", [("ml1m.yaml", "ml1m-seeds"), ("ml1m-protocol.yaml", "ml1m-protocol"),
-                                         ("ml100k.yaml", "compare")])
+                                         ("ml100k.yaml", "compare"), ("ablation.yaml", "ablation")])
 def test_each_block_re_renders_from_its_stored_results_as_benchmarks_md_holds_it(tmp_path: Path, spec, block):
+    """ablation: the removed script's records (the spec's ``recorded``) until the spec's own results hold runs."""
     markdown = tmp_path / "BENCHMARKS.md"
-    markdown.write_text((ROOT / "BENCHMARKS.md").read_text())
+    markdown.write_text("<!-- ablation:start -->\nold\n<!-- ablation:end -->\n")  # every block from scratch
     assert quality.main(["--spec", str(SPECS / spec), "--render", "--benchmarks-file", str(markdown)]) == 0
     assert _block(markdown.read_text(), block) == _block((ROOT / "BENCHMARKS.md").read_text(), block)
+
+
+def test_the_published_figures_stand_beside_every_row_as_its_gap_to_unigrf():
+    results = json.loads((ROOT / "benchmarks" / "results" / "ml1m-protocol.json").read_text())
+    text = quality.render(quality.load_spec(SPECS / "ml1m-protocol.yaml"), results)
+    headline = next(line for line in text.splitlines() if line.startswith(f"| {HEADLINE} |"))
+    assert headline.endswith("| 0.6325 ± 0.0058 | 60.9† | -0.0020 | +0.0084 | +0.0059 |")
+    assert "UniGRF 0.3219 / 0.1765 / 0.7932" in " ".join(text.split())
 
 
 @pytest.mark.slow
@@ -282,8 +292,9 @@ def test_tiger_builds_its_own_identifiers_once_for_all_seeds_and_reports_no_rank
 
 def test_render_never_replaces_a_block_with_nothing_nor_reads_another_scripts_results(tmp_path: Path):
     markdown = tmp_path / "BENCHMARKS.md"
-    markdown.write_text("<!-- ablation:start -->\nrecorded\n<!-- ablation:end -->\n")
-    argv = ["--spec", str(SPECS / "ablation.yaml"), "--render", "--benchmarks-file", str(markdown)]
+    markdown.write_text("<!-- tiny:start -->\nrecorded\n<!-- tiny:end -->\n")
+    argv = ["--spec", str(_spec(tmp_path, [{"label": "popularity", "baseline": "popularity"}])), "--render",
+            "--benchmarks-file", str(markdown)]
     with pytest.raises(SystemExit, match="holds no runs"):
         quality.main([*argv, "--results", str(tmp_path / "none.json")])
     with pytest.raises(SystemExit, match="another script's results"):  # the removed ablation.py's records

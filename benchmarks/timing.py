@@ -1,0 +1,120 @@
+"""What the speed benchmarks time with: the train stage's own batches and a timed training loop (used by
+``precision_bench.py`` and ``serving_bench.py``), per-request latency over consecutive batches, and the
+one-forward-pass bound a decoder is compared with.
+
+The former ``train_bench.py`` (KV-cached beam search against re-encoding the prompt every level) measured
+its table once: docs/experiments/2026-11-25-ml100k-train-bench.md keeps it with the script's last version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from unigrec.config import load_section
+from unigrec.inference.prompts import query_table_texts
+from unigrec.model.batch import SequenceBatch, collate_sequences
+from unigrec.model.item_codes import atomic_item_codes, load_item_codes
+from unigrec.model.transformer import GenerativeTransformer, TransformerDims
+from unigrec.model.vocabulary import PAD
+from unigrec.paths import Layout
+from unigrec.text_encoder import embed_texts
+from unigrec.train.fit import TrainingData, loss_spec, prepare_training_data, transformer_dims
+from unigrec.train.losses import LossSpec, sequence_losses
+
+TRAIN_WARMUP_STEPS = 2  # untimed steps before the timed ones
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    arr = np.asarray(samples) * 1000.0
+    return {"p50_ms": round(float(np.percentile(arr, 50)), 2), "p95_ms": round(float(np.percentile(arr, 95)), 2)}
+
+
+def sample_training_batches(sequences, collate, batch_size: int, steps: int) -> list[SequenceBatch]:
+    """The seeded random batches :func:`training_throughput` runs (warm-up first), so another benchmark
+    can count the FLOPs of exactly the batches that were timed."""
+    rng = np.random.default_rng(0)
+    return [collate([sequences[i] for i in rng.choice(len(sequences), batch_size, replace=len(sequences) < batch_size)])
+            for _ in range(steps + TRAIN_WARMUP_STEPS)]
+
+
+def training_throughput(net: GenerativeTransformer, sequences, collate, spec, batch_size: int, steps: int,
+                        autocast_dtype: torch.dtype | None = None) -> float:
+    """Sequences/s of forward+backward+AdamW; ``autocast_dtype`` runs the forward pass under CPU autocast
+    (what Lightning's ``bf16-mixed`` does: fp32 weights and optimiser, bf16 matmuls)."""
+    net.train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    for i, batch in enumerate(sample_training_batches(sequences, collate, batch_size, steps)):
+        if i == TRAIN_WARMUP_STEPS:  # the untimed steps warm the allocator and first-call paths
+            started = time.perf_counter()
+        _train_step(net, batch, spec, opt, autocast_dtype)
+    return steps * batch_size / (time.perf_counter() - started)
+
+
+def _train_step(net, batch, spec, opt, autocast_dtype: torch.dtype | None = None) -> None:
+    with torch.autocast("cpu", dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        loss = sum(sequence_losses(net, batch, spec).values())
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+@torch.no_grad()
+def one_pass_topk(net: GenerativeTransformer, prompts: SequenceBatch, k: int, width: int):
+    """Lower bound: a single forward pass over the prompt and a top-k over one slice of logits."""
+    hidden, _ = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors)
+    logits = hidden[:, -1] @ net.token_embedding.weight[:width].T
+    return logits.topk(min(k, width), dim=-1)
+
+
+def latency(fn, prompts: list, collate, batch_size: int, repeats: int) -> dict[str, float]:
+    """Per-request latency of ``fn`` over consecutive batches: a batch's wall time counts for each request."""
+    samples: list[float] = []
+    starts = list(range(0, max(len(prompts) - batch_size, 0) + 1, batch_size))[:repeats]
+    fn(collate(prompts[:batch_size]))  # warm-up
+    for start in starts:
+        batch = collate(prompts[start : start + batch_size])
+        t0 = time.perf_counter()
+        fn(batch)
+        samples.append(time.perf_counter() - t0)
+    out = percentiles(samples)
+    out["batches"] = len(samples)
+    out["requests_per_s"] = round(batch_size / float(np.median(samples)), 1)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSetup:
+    """What a training measurement needs from a project: its train config, data, network dims and loss."""
+
+    cfg: Any
+    data: TrainingData
+    dims: TransformerDims
+    spec: LossSpec
+    collate_train: Callable[[list], SequenceBatch]
+
+
+def load_training_setup(root: Path, params: str) -> TrainingSetup:
+    """Training data and dims exactly as the train stage builds them (query vectors from its cache)."""
+    layout = Layout(root)
+    cfg, runtime = load_section("train", root / params), load_section("runtime", root / params)
+    events = pd.read_parquet(layout.events)
+    if cfg.model.item_representation == "atomic":
+        items, codebooks = atomic_item_codes(pd.read_parquet(layout.items)["item_id"].astype(str).tolist())
+    else:
+        items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
+    texts = query_table_texts(events)
+    table = embed_texts(list(texts), runtime.batch_sizes.text_encoding, layout.resolve(runtime.cache_dir),
+                        show_progress=False)
+    data = prepare_training_data(cfg, events, items, codebooks, texts, table)
+    pad = data.vocab.token(PAD)
+    collate_train = lambda rows: collate_sequences(rows, data.query_table, cfg.model.n_query_tokens, pad)
+    dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
+    return TrainingSetup(cfg, data, dims, loss_spec(cfg.model, data.vocab), collate_train)
