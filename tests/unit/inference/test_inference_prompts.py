@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from support.events import interactions_frame, searches_frame
 
 from unigrec.data.split import assign_leave_one_out, merge_streams
 from unigrec.evaluate.baselines.context import held_out_cases
@@ -13,18 +14,6 @@ from unigrec.inference.prompts import context_positions, group_user_events, prom
 from unigrec.model.item_codes import atomic_item_codes
 from unigrec.model.tokenizer import SequenceSerialiser
 from unigrec.model.vocabulary import Vocabulary
-
-
-def _interactions(rows):
-    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating", "label"]).astype(
-        {"user_id": "string", "item_id": "string", "timestamp": "int64", "rating": "float64", "label": "int8"}
-    )
-
-
-def _searches(rows):
-    return pd.DataFrame(rows, columns=["user_id", "query", "item_id", "timestamp"]).astype(
-        {"user_id": "string", "query": "string", "item_id": "string", "timestamp": "int64"}
-    )
 
 
 def _prompts(events: pd.DataFrame, split: str):
@@ -39,8 +28,8 @@ def test_a_same_second_twin_logged_before_the_target_is_left_out_of_both_context
     # The search for "x" at t=7 is the held-out test search; the rec stream logged the same engagement at the
     # same second, and rec sorts before search at equal timestamps, so the twin sits EARLIER in order: only
     # the same-engagement clause (not the ordering) keeps it out.
-    inter = _interactions([("u", "a", 1, 5.0, 1), ("u", "x", 7, 5.0, 1), ("u", "b", 9, 5.0, 1)])
-    srch = _searches([("u", "q1", "s1", 2), ("u", "q2", "s2", 3), ("u", "q", "x", 7)])
+    inter = interactions_frame([("u", "a", 1, 5.0, 1), ("u", "x", 7, 5.0, 1), ("u", "b", 9, 5.0, 1)])
+    srch = searches_frame([("u", "q1", "s1", 2), ("u", "q2", "s2", 3), ("u", "q", "x", 7)])
     events = assign_leave_one_out(merge_streams(inter, srch), min_events=3)
     target = events[(events.kind == "search") & (events.split == "test")]
     twin = events[(events.kind == "rec") & (events.item_id == "x")]
@@ -73,7 +62,7 @@ def test_prompts_and_baseline_contexts_see_the_same_history_on_random_data(split
     rows = [(f"u{u}", f"i{rng.integers(30)}", int(rng.integers(5)), 5.0, 1) for u in range(20) for _ in range(8)]
     srows = [(f"u{u}", f"q{rng.integers(3)}", f"i{rng.integers(30)}", int(rng.integers(5)))
              for u in range(20) for _ in range(4)]
-    events = assign_leave_one_out(merge_streams(_interactions(rows), _searches(srows)), min_events=3)
+    events = assign_leave_one_out(merge_streams(interactions_frame(rows), searches_frame(srows)), min_events=3)
     cases = held_out_cases(events, split)
     items, examples = _prompts(events, split)
     assert len(cases) == len(examples) > 0
