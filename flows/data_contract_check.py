@@ -15,6 +15,7 @@ from prefect import flow
 from flows.run_context import publish_markdown, run_logger
 from unigrec.config import PARAMS_FILE, load_section
 from unigrec.errors import ContractViolation
+from unigrec.paths import Layout
 
 
 @flow(name="data-contract-check")
@@ -26,10 +27,10 @@ def data_contract_check(drop_path: str, root: str = ".", report_dir: str | None 
     """
     from unigrec.contracts.runner import validate_paths
 
-    cfg = load_section("validate", Path(root) / PARAMS_FILE)
-    # contracts_dir in params.yaml is relative to the project root, wherever the worker runs.
-    cfg = dataclasses.replace(cfg, contracts_dir=str(Path(root) / cfg.contracts_dir))
-    drop = Path(root) / drop_path
+    layout = Layout(Path(root))
+    cfg = load_section("validate", layout.root / PARAMS_FILE)
+    cfg = dataclasses.replace(cfg, contracts_dir=str(layout.resolve(cfg.contracts_dir)))
+    drop = layout.resolve(drop_path)
     report = validate_paths([drop], cfg, report_dir=Path(report_dir) if report_dir else None)
     publish_markdown("data-contract-report", report.to_markdown(), f"data contract validation of {drop}")
     if not report.success:
