@@ -135,6 +135,14 @@ def test_resolve_loader_errors_name_the_spec():
             resolve_loader(spec)
 
 
+def test_a_version_registered_before_serving_moved_still_resolves_its_loader():
+    """Versions logged before serving moved to unigrec.inference name unigrec.model.serving in their
+    model_config; the registry must keep serving them (a champion is never lost to a refactor)."""
+    from unigrec.inference.serving import load_recommender
+
+    assert resolve_loader("unigrec.model.serving:load_recommender") is load_recommender
+
+
 def test_files_fingerprint_and_dvc_lock(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x.bin").write_bytes(b"123")
