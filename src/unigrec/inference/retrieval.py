@@ -160,10 +160,10 @@ def decode_batch(
     items, scores, valid = retrieve_unseen(net, prompts, space, seen, beam, beam)
     batch = items.shape[0]
     given = candidates if candidates is not None else torch.zeros((batch, 0), dtype=torch.long)
+    given = given.to(items.device)
     n_given = given.shape[1]
     scored = torch.cat([given, items[:, :pool_k]], dim=1) if rank_pool else given
-    logp = torch.zeros(scored.shape, dtype=torch.float32)
-    probs = torch.zeros(scored.shape, dtype=torch.float32)
+    logp = probs = torch.zeros(scored.shape, dtype=torch.float32)
     if scored.shape[1]:
         logp, probs = ranking_probs(net, prompts, space, scored)
         if ranker is not None:
