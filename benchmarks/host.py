@@ -106,3 +106,11 @@ def portable(command: str) -> str:
         else:
             out.append(f"{key}=DIR" if eq and value.startswith(("/", "../")) else word)
     return shlex.join(out)
+
+
+def add_block_arguments(parser: Any, results: str, markdown: str = "BENCHMARKS.md") -> None:
+    """The three options every benchmark script takes: where its results JSON lives, the Markdown file its
+    block is written into, and ``--render`` (re-write the block from the stored results, measure nothing)."""
+    parser.add_argument("--results", default=results, help="results JSON (measurements kept for --render)")
+    parser.add_argument("--markdown", default=markdown, help="Markdown file holding the block")
+    parser.add_argument("--render", action="store_true", help="only re-write the block from the results file")

@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.host import command_line, machine, machine_id, portable
+from benchmarks.host import add_block_arguments, command_line, machine, machine_id, portable
 from benchmarks.markdown_block import write_block
 from benchmarks.project_copy import write_overrides
 from benchmarks.timing import load_training_setup, training_throughput
@@ -114,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128], help="d_model values")
     parser.add_argument("--precisions", nargs="+", default=list(AUTOCAST), choices=list(AUTOCAST))
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per measurement")
-    parser.add_argument("--results", default="benchmarks/results/precision_bench.json")
-    parser.add_argument("--markdown", default="BENCHMARKS.md")
-    parser.add_argument("--render", action="store_true", help="only re-write the block from the results file")
+    add_block_arguments(parser, "benchmarks/results/precision_bench.json")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     out = Path(args.results)

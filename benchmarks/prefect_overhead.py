@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.host import command_line, machine, machine_id, portable
+from benchmarks.host import add_block_arguments, command_line, machine, machine_id, portable
 from benchmarks.markdown_block import write_block
 
 BIN = Path(sys.executable).parent
@@ -94,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--real-stages", nargs="*", default=["ingest", "validate", "split"],
                         help="stages of the project copy (none: the toy project only)")
-    parser.add_argument("--results", default=str(RESULTS))
-    parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
-    parser.add_argument("--render", action="store_true", help="only re-write the block from the results file")
+    add_block_arguments(parser, str(RESULTS), str(ROOT / "BENCHMARKS.md"))
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.render:

@@ -28,7 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.host import command_line, machine, machine_id, portable
+from benchmarks.host import add_block_arguments, command_line, machine, machine_id, portable
 from benchmarks.identifiers_bench import run_case, synthetic_project
 from benchmarks.markdown_block import write_block
 
@@ -57,9 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--root", default=".", help="project root holding the params file")
     p.add_argument("--params", default="params.yaml", help="params file relative to --root")
     p.add_argument("--work", default="/tmp/unigrec-scale-bench", help="scratch folder (emptied per size)")
-    p.add_argument("--results", default="benchmarks/results/scale_bench.json")
-    p.add_argument("--markdown", default="BENCHMARKS.md")
-    p.add_argument("--render", action="store_true", help="only re-write the block from the results file")
+    add_block_arguments(p, "benchmarks/results/scale_bench.json")
     p.add_argument("--child", choices=("generate", "identifiers", "train"), help=argparse.SUPPRESS)
     p.add_argument("--child-work", help=argparse.SUPPRESS)
     p.add_argument("--child-items", type=int, help=argparse.SUPPRESS)

@@ -179,7 +179,7 @@ def render(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.host import command_line, machine
+    from benchmarks.host import add_block_arguments, command_line, machine
     from benchmarks.markdown_block import write_block
     from unigrec.threads import torch_threads
 
@@ -189,9 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch1-repeats", type=int, default=40, help="timed calls at batch 1")
     parser.add_argument("--batch64-repeats", type=int, default=8, help="timed calls at batch 64")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as training)")
-    parser.add_argument("--results", default="benchmarks/results/serving_bench.json")
-    parser.add_argument("--markdown", default="BENCHMARKS.md")
-    parser.add_argument("--render", action="store_true", help="only re-write the block from the results file")
+    add_block_arguments(parser, "benchmarks/results/serving_bench.json")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     out = Path(args.results)
