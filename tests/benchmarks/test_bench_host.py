@@ -64,3 +64,25 @@ def test_a_printed_command_has_no_absolute_path_and_no_output_options():
     assert portable(command) == "nice -n 10 python benchmarks/precision_bench.py --root ROOT --widths 64 128"
     data = "python benchmarks/pipeline_bench.py --label x --data-path ../shared/data/ml-1m --set ingest.path=/d/ml-1m"
     assert portable(data) == "python benchmarks/pipeline_bench.py --label x --data-path DATA_PATH --set ingest.path=DIR"
+
+
+def test_cpu_model_is_read_from_cpuinfo_with_its_most_notable_unit(monkeypatch):
+    """The CPU line of a record names the model and its best matmul unit (what makes bf16 fast or not):
+    read from /proc/cpuinfo's first processor, not guessed."""
+    cpuinfo = (
+        "processor\t: 0\nmodel name\t: AMD EPYC 9R14 96-Core Processor\n"
+        "flags\t\t: fpu sse avx2 avx512f avx512_bf16\n\n"
+        "processor\t: 1\nmodel name\t: Something Else\nflags\t\t: fpu\n"
+    )
+
+    class FakePath:
+        def __init__(self, path):
+            assert str(path) == "/proc/cpuinfo"
+
+        def read_text(self):
+            return cpuinfo
+
+    monkeypatch.setattr(host, "Path", FakePath)
+    assert host.cpu_model() == "AMD EPYC 9R14 96-Core Processor, AVX-512 BF16"
+    cpuinfo = "model name\t: Intel Xeon\nflags\t\t: avx2\n"
+    assert host.cpu_model() == "Intel Xeon, AVX2"

@@ -64,6 +64,10 @@ def test_stage_writes_every_output(evaluated):
         assert s["popular_items"][stream]["n"] + s["long_tail_items"][stream]["n"] == 24
     assert set(metrics["baselines"]) == {"popularity"}
     assert summary["ranking_auc"] == test["ranking"]["auc"]
+    # the popularity figures, recomputed here from the files alone: every step of the protocol (the test
+    # cases, their histories, the seen-item rule, the cut-offs, the metric) stands behind the numbers
+    assert metrics["baselines"]["popularity"]["rec"]["full"] == pytest.approx(_popularity_by_hand(layout, "rec"))
+    assert metrics["baselines"]["popularity"]["search"]["full"] == pytest.approx(_popularity_by_hand(layout, "search"))
 
     report = layout.evaluation_report.read_text()
     for heading in ("## Protocol", "## Model vs baselines", "## Ranking head", "## Unified pipeline", "## Slices"):
@@ -77,6 +81,35 @@ def test_stage_writes_every_output(evaluated):
     assert list(curve.columns) == ["k", "unigrec", "popularity"] and len(curve) == 10
     assert (curve["unigrec"].diff().dropna() >= 0).all()  # HR@k never falls as k grows
     assert (layout.serving_dir / "settings.json").exists()
+
+
+def _popularity_by_hand(layout, stream: str) -> dict[str, float]:
+    """Full-catalogue HR/NDCG@5,10 and MRR of "most engaged in training in this stream", computed from the
+    split file with plain loops: a user's history is every train/valid event before the test one but its
+    same-second twin, seen items are dropped, ties go to the overall count and then to catalogue order."""
+    events = pd.read_parquet(layout.events).sort_values(["user_id", "order"], kind="mergesort")
+    catalogue = pd.read_parquet(layout.items)["item_id"].astype(str).tolist()
+    train = events[events["split"] == "train"]
+    in_stream = train[train["kind"] == stream]["item_id"].astype(str).value_counts()
+    overall = train["item_id"].astype(str).value_counts()
+    key = {i: (in_stream.get(i, 0), overall.get(i, 0), -pos) for pos, i in enumerate(catalogue)}
+    ranked = sorted(catalogue, key=key.__getitem__, reverse=True)
+    hits = {"hr@5": [], "hr@10": [], "ndcg@5": [], "ndcg@10": [], "mrr": []}
+    for user, group in events.groupby("user_id"):
+        target = group[(group["split"] == "test") & (group["kind"] == stream)]
+        if target.empty:
+            continue
+        target = target.iloc[0]
+        twin = (group["item_id"] == target["item_id"]) & (group["timestamp"] == target["timestamp"])
+        history = group[(group["order"] < target["order"]) & group["split"].isin(["train", "valid"]) & ~twin]
+        seen = set(history["item_id"].astype(str))
+        top = [i for i in ranked if i not in seen][:10]
+        rank = top.index(str(target["item_id"])) if str(target["item_id"]) in top else None
+        for k in (5, 10):
+            hits[f"hr@{k}"].append(float(rank is not None and rank < k))
+            hits[f"ndcg@{k}"].append(1 / math.log2(rank + 2) if rank is not None and rank < k else 0.0)
+        hits["mrr"].append(1 / (rank + 1) if rank is not None else 0.0)
+    return {name: float(np.mean(values)) for name, values in hits.items()}
 
 
 def test_metrics_hold_the_register_gate_metrics(evaluated):

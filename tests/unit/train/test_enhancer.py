@@ -34,6 +34,7 @@ from unigrec.train.enhancer import (
     context_prompts,
     contrastive_retrieval_loss,
     distillation_loss,
+    excluded_candidates,
     positive_items,
     prefix_at,
     select_candidates,
@@ -152,10 +153,45 @@ def test_selection_never_uses_a_positive_as_negative(toy):
         assert (probs[sel.extra_targets] > cfg.extra_targets.alpha).all()
         hard_items = cands[rows, sel.hard_index].masked_fill(~sel.hard_valid, -2)
         assert not (hard_items[:, :, None] == extra_items[:, None, :]).any()
-        # hard negatives are the lowest-ranked eligible ones
-        assert (probs[rows, sel.hard_index][sel.hard_valid] <= cfg.extra_targets.alpha).all()
+        # hard negatives are the lowest-ranked eligible ones: no eligible candidate left out scores lower
+        # than the highest-scored one chosen (eligible = not excluded, not an extra target)
+        excluded = excluded_candidates(cands, ev.items, positives[ev.rows])
+        eligible = ~excluded & ~sel.extra_targets & (probs <= cfg.extra_targets.alpha)
+        chosen = torch.zeros_like(eligible).scatter_(1, sel.hard_index, sel.hard_valid)
+        worst_chosen = probs.masked_fill(~chosen, float("-inf")).max(1).values
+        best_left_out = probs.masked_fill(~(eligible & ~chosen), float("inf")).min(1).values
+        assert (worst_chosen <= best_left_out).all()
     assert positives.any() and checked > 0
     net.train()
+
+
+def test_hard_negatives_are_the_lowest_ranked_eligible_candidates_by_hand():
+    """(a) in UniGRF's sense: retrieved (so high retrieval score) but LOW ranking score. The target, the
+    sequence's positives and the confident candidates (> alpha: extra targets) are never negatives."""
+    cfg = _enhancer_cfg(hard=True, extra=True, ranking=True)
+    cfg = dataclasses.replace(cfg, hard_negatives=dataclasses.replace(cfg.hard_negatives, count=2),
+                              extra_targets=dataclasses.replace(cfg.extra_targets, alpha=0.8))
+    candidates = torch.tensor([[10, 11, 12, 13, 14, 15, 16]])  # in retrieval order
+    probs = torch.tensor([[0.05, 0.5, 0.1, 0.7, 0.3, 0.95, 0.02]])
+    positives = torch.zeros(1, 20, dtype=torch.bool)
+    positives[0, 16] = True  # a liked item of the sequence: lowest score, yet never a negative
+    sel = select_candidates(candidates, torch.tensor([10]), positives, probs, cfg)  # 10 is the target
+    hard = candidates[0, sel.hard_index[0]][sel.hard_valid[0]].tolist()
+    assert hard == [12, 14]  # eligible 11 (0.5), 12 (0.1), 13 (0.7), 14 (0.3): the two lowest, lowest first
+    assert candidates[0][sel.extra_targets[0]].tolist() == [15]
+    ranking = candidates[0, sel.ranking_index[0]][sel.ranking_valid[0]].tolist()
+    assert ranking == [11, 12, 13, 14][: cfg.ranking_negatives.count]  # (d): the best-retrieved eligible ones
+
+
+def test_distillation_teaches_retrieval_only():
+    """(c) is a stop-gradient on the ranker: its logits are the teacher, so no gradient may reach them
+    through this term, while the retrieval scores (the student) get one."""
+    retrieval = torch.tensor([[1.0, 2.0, 0.5], [0.3, -1.0, 0.2]], requires_grad=True)
+    ranking = torch.tensor([[-1.0, 0.5, 2.0], [1.0, 0.0, -2.0]], requires_grad=True)
+    loss = distillation_loss(retrieval, ranking, torch.ones(2, 3, dtype=torch.bool), temperature=2.0)
+    loss.backward()
+    assert ranking.grad is None or not ranking.grad.any()
+    assert retrieval.grad is not None and retrieval.grad.abs().sum() > 0
 
 
 def test_loss_pieces_behave():
@@ -210,8 +246,16 @@ def test_switching_parts_off_reproduces_the_plain_joint_loss_exactly(toy, part):
         total, losses, tasks, stats = module.training_objective(toy.batch)
         assert not torch.equal(total, plain)
         assert stats["enhancer/contexts"] > 0
-        # the plain task losses are untouched; only the enhanced ones differ
-        assert any(not torch.equal(tasks[n], losses[n]) for n in LOSS_GROUPS)
+        # each part changes the task it is a term of, and only that one: (a)-(c) retrieval, (d) ranking
+        changed = {n for n in LOSS_GROUPS if not torch.equal(tasks[n], losses[n])}
+        if part == "ranking":
+            assert changed == {"ranking"} and stats["enhancer/ranking_negatives"] > 0
+        else:
+            assert changed and changed <= {"retrieval_rec", "retrieval_search"}
+        if part == "hard":
+            assert stats["enhancer/hard_negatives"] > 0
+        if part == "extra":
+            assert stats["enhancer/extra_targets"] > 0
         total.backward()
         assert all(p.grad is None or torch.isfinite(p.grad).all() for p in toy.net.parameters())
         toy.net.zero_grad()
