@@ -1,0 +1,316 @@
+"""Mutation testing of the modules the reported figures rest on (issue 42), with mutmut.
+
+Run from the repository root; it is never part of CI or ``make test``:
+
+    nice -n 10 .venv/bin/python tools/mutation.py                    # every group (~30-40 min on 2 cores)
+    nice -n 10 .venv/bin/python tools/mutation.py -g metrics -g gate # some groups; their rows are replaced
+    .venv/bin/python tools/mutation.py --list                        # groups, the files they mutate, tests
+
+It installs the ``mutation`` extra (``pip install -e '.[mutation]'``, mutmut) when mutmut is missing. Each
+group mutates only its files and runs only its tests, in a scratch folder ``.mutation/<group>/`` (git
+ignores it): a generated ``pyproject.toml`` (the project's plus a ``[tool.mutmut]`` section) beside links to
+``src``, ``tests`` and the files the tests read. mutmut records which selected test calls which function,
+then runs each mutant against the tests that call the mutated function only, stopping at the first failure.
+
+Results are merged into ``docs/experiments/mutation.json`` per file (killed / survived / timeout /
+no tests, score = (killed + timeout) / all mutants) and written as a Markdown table, with the diff of every
+mutant not killed, to ``docs/experiments/mutation.md``. Re-running a group replaces only its rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MUTMUT_VERSION = "3.8.1"
+WORK = REPO / ".mutation"
+# what the copied tests read beside src/ and tests/ (support.REPO is the copy's root)
+ALSO_COPY = ("params.yaml", "dvc.yaml", "data_contracts", "configs")
+
+
+@dataclass(frozen=True)
+class Group:
+    """Files mutated together and the tests that may kill their mutants."""
+
+    files: tuple[str, ...]  # under src/unigrec/
+    tests: tuple[str, ...]  # test files or node ids
+    # folders whose property-based tests (test_properties*.py) and mutant-killing tests
+    # (test_*_mutants.py) join the selection when they exist
+    folders: tuple[str, ...] = ()
+    deselect: tuple[str, ...] = field(default=())  # node ids left out (too slow per mutant; see the note)
+
+    def selection(self) -> list[str]:
+        found = [t for t in self.tests if (REPO / t.partition("::")[0]).exists()]
+        for folder in self.folders:
+            for pattern in ("test_properties*.py", "test_*_mutants.py"):
+                found += sorted(p.relative_to(REPO).as_posix() for p in (REPO / folder).glob(pattern))
+        return list(dict.fromkeys(found))
+
+
+GROUPS: dict[str, Group] = {
+    "metrics": Group(
+        ("evaluate/metrics.py", "evaluate/protocols.py"),
+        ("tests/unit/evaluate/test_metrics.py", "tests/unit/evaluate/test_evaluate_protocols.py"),
+        ("tests/unit/evaluate",),
+    ),
+    "split": Group(
+        ("data/split.py", "data/negatives.py"),
+        ("tests/unit/data/test_split.py", "tests/unit/data/test_negatives.py"),
+        ("tests/unit/data",),
+    ),
+    "prompts": Group(
+        ("inference/prompts.py", "evaluate/baselines/context.py"),
+        ("tests/unit/inference/test_inference_prompts.py", "tests/unit/evaluate/test_baselines.py"),
+        ("tests/unit/inference", "tests/unit/evaluate"),
+    ),
+    "decoding": Group(
+        ("model/decoding.py", "model/trie.py", "inference/retrieval.py"),
+        (
+            "tests/unit/model/test_model_trie.py",
+            "tests/unit/model/test_model_decoding.py",
+            "tests/unit/inference/test_inference_retrieval.py",
+        ),
+        ("tests/unit/model", "tests/unit/inference"),
+    ),
+    "collisions": Group(
+        ("ids/collisions.py",), ("tests/unit/ids/test_ids_collisions.py",), ("tests/unit/ids",)
+    ),
+    "gate": Group(("registry/gate.py",), ("tests/unit/registry/test_registry.py",), ("tests/unit/registry",)),
+    "weighter": Group(("train/weighter.py",), ("tests/unit/train/test_weighter.py",), ("tests/unit/train",)),
+    "enhancer": Group(("train/enhancer.py",), ("tests/unit/train/test_enhancer.py",), ("tests/unit/train",)),
+    "atomic": Group(("atomic.py",), ("tests/unit/test_atomic.py",), ("tests/unit",)),
+    "relations": Group(
+        ("contracts/relations.py",), ("tests/unit/contracts/test_contracts.py",), ("tests/unit/contracts",)
+    ),
+}
+
+
+def ensure_mutmut() -> None:
+    """Install the ``mutation`` extra when mutmut is missing or another version."""
+    from importlib import metadata
+
+    try:
+        if metadata.version("mutmut") == MUTMUT_VERSION and importlib.util.find_spec("mutmut"):
+            return
+    except metadata.PackageNotFoundError:
+        pass
+    print(f"installing the mutation extra (mutmut=={MUTMUT_VERSION})", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".[mutation]"], cwd=REPO, check=True)
+
+
+def undecorate(source: str) -> str:
+    """Move function decorators below their function as a plain call: ``f = deco(f)``.
+
+    mutmut 3 never mutates a decorated function (other than a static or class method), which would leave
+    ``atomic_dir``, ``beam_search`` (``@torch.no_grad()``) and the properties untested. Applying the
+    decorator after the definition is the same program, and mutmut mutates the undecorated body.
+    """
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    edits: list[tuple[int, int, str]] = []  # (first line, last line) 0-based, replaced by text
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                visit(node.body)
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or not node.decorator_list:
+                continue
+            names = [ast.get_source_segment(source, d) for d in node.decorator_list]
+            if len(names) == 1 and names[0] in ("staticmethod", "classmethod"):
+                continue
+            indent = " " * node.col_offset
+            wrapped = node.name
+            for deco in reversed(names):
+                wrapped = f"({deco})({wrapped})"
+            first = node.decorator_list[0].lineno - 1
+            edits.append((first, node.lineno - 2, ""))
+            edits.append((node.end_lineno, node.end_lineno - 1, f"{indent}{node.name} = {wrapped}\n"))
+
+    visit(tree.body)
+    for first, last, text in sorted(edits, reverse=True):
+        lines[first : last + 1] = [text] if text else []
+    return "".join(lines)
+
+
+def toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def prepare(name: str, group: Group, *, fresh: bool) -> Path:
+    """The group's scratch folder: links to the checkout and a pyproject.toml with its mutmut section."""
+    work = WORK / name
+    if fresh and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    for rel in ("tests", *ALSO_COPY):
+        link = work / rel
+        if not link.is_symlink():
+            link.symlink_to(REPO / rel)
+    # src is copied: the mutated files get their decorators applied as calls (see undecorate)
+    shutil.rmtree(work / "src", ignore_errors=True)
+    shutil.copytree(REPO / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for rel in group.files:
+        path = work / "src" / "unigrec" / rel
+        path.write_text(undecorate(path.read_text()))
+    pytest_args = [f"--deselect={node}" for node in group.deselect]
+    section = "\n".join(
+        [
+            "",
+            "[tool.mutmut]",
+            'source_paths = ["src"]',
+            f"only_mutate = {toml_list([f'src/unigrec/{f}' for f in group.files])}",
+            f"pytest_add_cli_args_test_selection = {toml_list(group.selection())}",
+            f"pytest_add_cli_args = {toml_list(['-p', 'no:cacheprovider', *pytest_args])}",
+            f"also_copy = {toml_list(list(ALSO_COPY))}",
+            # torch is not fork-safe once its thread pool ran: fork mutants from a clean server process
+            'process_isolation = "forkserver"',
+            "use_git_change_detection = false",
+            "",
+        ]
+    )
+    (work / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text() + section)
+    return work
+
+
+def run_group(name: str, group: Group, *, jobs: int, fresh: bool) -> dict | None:
+    work = prepare(name, group, fresh=fresh)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1",
+               MLFLOW_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", PYTHONDONTWRITEBYTECODE="1")
+    mutmut = Path(sys.executable).with_name("mutmut")
+    command = [str(mutmut), "run", "--max-children", str(jobs)]
+    print(f"== {name}: {', '.join(group.files)} against {len(group.selection())} test files", flush=True)
+    start = time.monotonic()
+    with open(work / "mutmut.log", "w") as log:
+        rc = subprocess.run(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+    seconds = round(time.monotonic() - start, 1)
+    if rc != 0:  # e.g. a selected test fails on unmutated code: mutmut refuses to start
+        tail = (work / "mutmut.log").read_text(errors="replace")[-2000:]
+        print(f"mutmut failed on group {name} (exit {rc}); see {work / 'mutmut.log'}:\n{tail}", flush=True)
+        return None
+    return {"seconds": seconds, "files": collect(work, group, name)}
+
+
+def collect(work: Path, group: Group, name: str) -> dict:
+    """Per file: counts by mutmut status, the score, and every mutant not killed with its diff."""
+    from mutmut.stats import status_by_exit_code
+
+    out = {}
+    for rel in group.files:
+        meta = json.loads((work / "mutants" / "src" / "unigrec" / f"{rel}.meta").read_text())
+        counts: dict[str, int] = {}
+        not_killed = []
+        for key, code in sorted(meta["exit_code_by_key"].items()):
+            status = status_by_exit_code[code]
+            counts[status] = counts.get(status, 0) + 1
+            if status not in ("killed", "timeout"):
+                not_killed.append({"mutant": key, "status": status, "diff": show(work, key)})
+        total = sum(counts.values())
+        caught = counts.get("killed", 0) + counts.get("timeout", 0)
+        out[f"src/unigrec/{rel}"] = {
+            "group": name,
+            "total": total,
+            "killed": counts.get("killed", 0),
+            "survived": counts.get("survived", 0),
+            "timeout": counts.get("timeout", 0),
+            "no_tests": counts.get("no tests", 0),
+            "other": total - caught - counts.get("survived", 0) - counts.get("no tests", 0),
+            "score": round(caught / total, 4) if total else None,
+            "not_killed": not_killed,
+        }
+    return out
+
+
+def show(work: Path, key: str) -> str:
+    mutmut = Path(sys.executable).with_name("mutmut")
+    res = subprocess.run([str(mutmut), "show", key], cwd=work, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        return f"(mutmut show failed: {res.stderr.strip()[-500:]})"
+    return "\n".join(line for line in res.stdout.splitlines() if not line.startswith("# "))
+
+
+def markdown(results: dict) -> str:
+    rows = [
+        "| file | group | mutants | killed | timeout | survived | no tests | score |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for path, r in sorted(results["files"].items(), key=lambda kv: (kv[1]["group"], kv[0])):
+        score = "-" if r["score"] is None else f"{100 * r['score']:.1f}%"
+        rows.append(f"| `{path}` | {r['group']} | {r['total']} | {r['killed']} | {r['timeout']} | "
+                    f"{r['survived']} | {r['no_tests']} | {score} |")
+    lines = [
+        "# Mutation scores (generated by tools/mutation.py; do not edit)",
+        "",
+        f"mutmut {results['mutmut']}; score = (killed + timeout) / mutants. Groups, run dates and times:",
+        "",
+        *[f"- {g}: {r['date']}, {r['seconds']} s, tests: {', '.join(r['tests'])}"
+          for g, r in sorted(results["groups"].items())],
+        "",
+        *rows,
+        "",
+        "## Mutants not killed",
+    ]
+    for path, r in sorted(results["files"].items()):
+        for m in r["not_killed"]:
+            lines += ["", f"`{m['mutant']}` ({m['status']})", "", "```diff", m["diff"].strip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    parser.add_argument("-g", "--group", action="append", choices=sorted(GROUPS),
+                        help="a group to run (repeatable; default: all)")
+    parser.add_argument("--list", action="store_true", help="print the groups, their files and tests, and exit")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--keep", action="store_true",
+                        help="reuse .mutation/<group>/ (mutmut's cache) instead of starting fresh")
+    parser.add_argument("--results", type=Path, default=REPO / "docs/experiments/mutation.json")
+    parser.add_argument("--markdown", type=Path, default=REPO / "docs/experiments/mutation.md")
+    args = parser.parse_args(argv)
+
+    names = args.group or list(GROUPS)
+    if args.list:
+        for name in names:
+            g = GROUPS[name]
+            print(f"{name}: {', '.join(g.files)}\n    tests: {' '.join(g.selection())}")
+        return 0
+    ensure_mutmut()
+    from importlib import metadata
+
+    results = json.loads(args.results.read_text()) if args.results.exists() else {"groups": {}, "files": {}}
+    results["mutmut"] = metadata.version("mutmut")
+    failed = []
+    for name in names:
+        group = GROUPS[name]
+        outcome = run_group(name, group, jobs=args.jobs, fresh=not args.keep)
+        if outcome is None:
+            failed.append(name)
+            continue
+        results["groups"][name] = {"date": date.today().isoformat(), "seconds": outcome["seconds"],
+                                   "tests": group.selection(), "deselected": list(group.deselect)}
+        results["files"] = {p: r for p, r in results["files"].items() if r["group"] != name} | outcome["files"]
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        args.markdown.write_text(markdown(results))
+        for path, r in outcome["files"].items():
+            print(f"   {path}: {r['killed'] + r['timeout']}/{r['total']} caught, {r['survived']} survived, "
+                  f"{r['no_tests']} without tests ({outcome['seconds']} s for the group)", flush=True)
+    if failed:
+        print(f"groups that did not run: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
