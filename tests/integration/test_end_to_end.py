@@ -90,7 +90,12 @@ def test_pipeline_writes_every_declared_output(project: Path):
     events = pd.read_parquet(project / "data/split/events.parquet")
     assert events["user_id"].nunique() == 60
     assert set(events["split"]) == {"train", "valid", "test"}
-    assert card  # the card exists and is real JSON
+    # the data card describes the tables it sits beside, not some other run's
+    tables = {t: pd.read_parquet(project / f"data/canonical/{t}.parquet") for t in ("items", "interactions", "searches")}
+    stats = card["stats"]
+    assert stats["users"] == 60 == events["user_id"].nunique()
+    assert {t: stats[t] for t in tables} == {t: len(frame) for t, frame in tables.items()}
+    assert stats["searches"] == int((events["kind"] == "search").sum())
 
 
 def test_second_repro_is_a_noop(project: Path):
