@@ -163,3 +163,38 @@ def test_rerank_orders_each_row_on_its_own():
     items = np.array([["a", "b"], ["c", "d"]])
     out, _, _ = fuse_and_rerank(items, np.array([[-2.0, -1.0], [-1.0, -2.0]]), None, np.ones((2, 2), bool), 0.0)
     assert out.tolist() == [["b", "a"], ["c", "d"]]
+
+
+def test_retrieve_unseen_keeps_a_wide_beams_order():
+    # a torch sort that is not stable reorders equal keys from ~50 entries up: the kept items must stay
+    # in beam order (best first)
+    from unigrec.inference.retrieval import retrieve_unseen
+    from unigrec.model.decoding import beam_search
+    from unigrec.model.item_codes import atomic_item_codes
+
+    items, codebooks = atomic_item_codes([f"i{k}" for k in range(120)])
+    vocab = Vocabulary.from_codebooks(codebooks)
+    serialiser = SequenceSerialiser(vocab, items, n_query_tokens=2, max_events=6)
+    torch.manual_seed(0)
+    dims = TransformerDims(vocab.size, serialiser.max_length, 16, 1, 2, 32, 0.0, 16, 2, vocab.token(POS),
+                           vocab.token(NEG), ranking_head=False)
+    net = GenerativeTransformer(dims).eval()
+    prompts = [serialiser.prompt(EventSeq(np.array([1, 2]), np.zeros(2, bool), np.ones(2, int), np.full(2, -1)), False)]
+    batch = collate_sequences(prompts, np.zeros((1, 16), np.float32), 2, vocab.token(PAD))
+    space = id_spaces(vocab, items)[False]
+    seen = torch.zeros(1, items.n_items, dtype=torch.bool)
+    seen[0, [1, 2]] = True
+    got, scores, valid = retrieve_unseen(net, batch, space, seen, beam_size=90, k=90)
+    beam, beam_scores = beam_search(net, batch, space, 90, exclude=seen)
+    assert torch.equal(got, beam) and torch.equal(scores, beam_scores) and valid.all()
+
+
+def test_a_catalogue_smaller_than_k_is_padded_with_empty_slots():
+    from unigrec.inference.retrieval import retrieve_unseen
+
+    net, batch, spaces, items = _setup()  # 40 items
+    seen = torch.zeros(len(batch), items.n_items, dtype=torch.bool)
+    got, scores, valid = retrieve_unseen(net, batch, spaces[False], seen, beam_size=60, k=50)
+    assert got.shape == scores.shape == valid.shape == (3, 50)
+    assert (got[:, 40:] == -1).all() and torch.isinf(scores[:, 40:]).all() and (scores[:, 40:] < 0).all()
+    assert not valid[:, 40:].any() and valid[:, :40].all()
