@@ -242,7 +242,7 @@ def collect(work: Path, group: Group, name: str) -> dict:
     """Per file: counts by mutmut status, the score, and every mutant not killed with its diff."""
     from mutmut.stats import status_by_exit_code
 
-    out = {}
+    out, wanted = {}, []
     for rel in group.files:
         meta = json.loads((work / "mutants" / "src" / "unigrec" / f"{rel}.meta").read_text())
         counts: dict[str, int] = {}
@@ -251,7 +251,8 @@ def collect(work: Path, group: Group, name: str) -> dict:
             status = status_by_exit_code[code]
             counts[status] = counts.get(status, 0) + 1
             if status not in ("killed", "timeout"):
-                not_killed.append({"mutant": key, "status": status, "diff": show(work, key)})
+                not_killed.append({"mutant": key, "status": status})
+                wanted.append((key, f"src/unigrec/{rel}"))
         total = sum(counts.values())
         caught = counts.get("killed", 0) + counts.get("timeout", 0)
         out[f"src/unigrec/{rel}"] = {
@@ -265,15 +266,30 @@ def collect(work: Path, group: Group, name: str) -> dict:
             "score": round(caught / total, 4) if total else None,
             "not_killed": not_killed,
         }
+    diffs = diffs_of(work, wanted)
+    for r in out.values():
+        for m in r["not_killed"]:
+            m["diff"] = diffs.get(m["mutant"], "(no diff)")
     return out
 
 
-def show(work: Path, key: str) -> str:
-    mutmut = Path(sys.executable).with_name("mutmut")
-    res = subprocess.run([str(mutmut), "show", key], cwd=work, capture_output=True, text=True, check=False)
+DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+wanted = json.load(sys.stdin)
+print(json.dumps({key: get_diff_for_mutant(key, path=path) for key, path in wanted}))
+"""
+
+
+def diffs_of(work: Path, wanted: list[tuple[str, str]]) -> dict[str, str]:
+    """Each mutant's diff against the original function, read by mutmut in one process."""
+    if not wanted:
+        return {}
+    res = subprocess.run([sys.executable, "-c", DIFFS], cwd=work, input=json.dumps(wanted), capture_output=True,
+                         text=True, check=False)
     if res.returncode != 0:
-        return f"(mutmut show failed: {res.stderr.strip()[-500:]})"
-    return "\n".join(line for line in res.stdout.splitlines() if not line.startswith("# "))
+        return dict.fromkeys((k for k, _ in wanted), f"(mutmut could not show it: {res.stderr.strip()[-300:]})")
+    return json.loads(res.stdout)
 
 
 def markdown(results: dict) -> str:
