@@ -54,3 +54,13 @@ def test_rebalance_moves_the_last_level_of_deeper_ids_within_their_full_prefix()
     assert sorted(out[:3, 2].tolist()) == [0, 1, 2]  # the clash is resolved on the LAST level
     assert out[3].tolist() == [0, 2, 0]  # no clash: untouched
     assert collision_rate(out) == 0.0
+
+
+def test_identical_items_of_a_clash_get_the_free_codes_in_row_order():
+    # 200 items, two prefixes interleaved, all on one last code, all equally far from every codeword: the
+    # Sinkhorn plan ties everywhere and balanced_assign breaks ties by member order, so the members must
+    # be in row order (a non-stable sort of the prefixes would give the same items other IDs on another CPU)
+    codes = np.zeros((200, 2), dtype=np.int64)
+    codes[:, 0] = np.arange(200) % 2
+    out = rebalance_last_level(codes, np.zeros((200, 100)), epsilon=0.05, iters=20, show_progress=False)
+    assert out[0::2, 1].tolist() == list(range(100)) and out[1::2, 1].tolist() == list(range(100))
