@@ -38,6 +38,7 @@ from unigrec.train.resume import (
     checkpoint_epoch,
     fingerprint,
     merge_metrics,
+    read_checkpoint,
     relocate_checkpoint,
     resumable_checkpoint,
     start_fresh,
@@ -321,13 +322,15 @@ def fit_generative_model(
     )
     n_params = sum(p.numel() for p in net.parameters())
     log.info("training: %d parameters, %d sequences per epoch", n_params, len(data.train_sequences))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
+    # weights_only: the resume point is read as data only, like every checkpoint (see read_checkpoint)
+    ckpt_path = str(last) if last is not None else None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     if stashed is not None and trainer.is_global_zero:
         merge_metrics(stashed, metrics_csv, resumed_after)
     checkpoint = next(c for c in trainer.checkpoint_callbacks if c.filename == BEST_CHECKPOINT)
     best_path = getattr(checkpoint, "best_model_path", "")
     if best_path:
-        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+        state = read_checkpoint(Path(best_path))["state_dict"]
         net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
     best = getattr(checkpoint, "best_model_score", None)
     epochs = int(trainer.current_epoch)

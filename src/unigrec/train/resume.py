@@ -19,6 +19,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import pickle
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from unigrec.errors import UnigrecError
 
 STATE_FILE = "resume.json"
 LAST_CHECKPOINT = "last.ckpt"
@@ -135,7 +139,7 @@ def relocate_checkpoint(path: Path, checkpoint_folder: Path) -> bool:
     import torch
 
     here = os.path.realpath(checkpoint_folder)  # Lightning records its folder resolved the same way
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(path)
     moved = False
     for key, state in checkpoint.get("callbacks", {}).items():
         old = state.get("dirpath") if key.startswith("ModelCheckpoint") else None
@@ -161,6 +165,24 @@ def relocate_checkpoint(path: Path, checkpoint_folder: Path) -> bool:
 
 def checkpoint_epoch(path: Path) -> int:
     """The epoch whose end a Lightning checkpoint was saved at (training resumes at the next one)."""
+    return int(read_checkpoint(path)["epoch"])
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents, read as data only (``weights_only=True``).
+
+    Checkpoints travel between machines (trained on a lent GPU, packed, resumed elsewhere), and a pickle may
+    name any callable to run while it is read. Lightning's checkpoints hold only tensors, containers and
+    plain values, so the restricted unpickler reads them whole; anything else is refused with the global it
+    names instead of being run (Trainer.fit resumes with ``weights_only=True`` as well)."""
     import torch
 
-    return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        what = f"a pickled object ({found.group(1)})" if found else "something other than tensors and plain values"
+        raise UnigrecError(
+            f"checkpoint {path} holds {what}: refused to load it, since unpickling it could run code; "
+            "delete the file (the run then trains from scratch) unless it comes from a source you trust"
+        ) from None

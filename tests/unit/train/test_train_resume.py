@@ -86,3 +86,79 @@ def test_a_second_interruption_before_merging_keeps_both_parts(tmp_path):
     stashed = stash_metrics(log)
     merge_metrics(stashed, log, resumed_after_epoch=1)
     assert pd.read_csv(log)["val/ndcg"].tolist() == pytest.approx([0.1, 0.2])
+
+
+# --- issue 40, defect 10: a checkpoint is data, never code ---------------------------------------------------
+
+RAN: list[str] = []
+
+
+def _record(note: str) -> str:
+    """What a tampered checkpoint's payload calls while it is unpickled (stands in for os.system)."""
+    RAN.append(note)
+    return note
+
+
+class _Payload:
+    def __reduce__(self):
+        return (_record, ("payload ran",))
+
+
+def _tampered_checkpoint(path):
+    import torch
+
+    torch.save({"epoch": 3, "state_dict": {"net.w": torch.zeros(2)}, "callbacks": {}, "x": _Payload()}, path)
+    return path
+
+
+@pytest.mark.parametrize("reader", ["checkpoint_epoch", "relocate_checkpoint", "read_checkpoint"])
+def test_a_checkpoint_holding_a_pickled_callable_is_refused_without_running_it(tmp_path, reader):
+    from unigrec.errors import UnigrecError
+    from unigrec.train import resume
+
+    path = _tampered_checkpoint(tmp_path / "last.ckpt")
+    RAN.clear()
+    call = {
+        "checkpoint_epoch": lambda: resume.checkpoint_epoch(path),
+        "relocate_checkpoint": lambda: resume.relocate_checkpoint(path, tmp_path / "elsewhere"),
+        "read_checkpoint": lambda: resume.read_checkpoint(path),
+    }[reader]
+    with pytest.raises(UnigrecError) as info:
+        call()
+    assert RAN == []
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and "refused" in message and "_record" in message
+
+
+def test_a_plain_lightning_style_checkpoint_still_loads(tmp_path):
+    import torch
+
+    from unigrec.train.resume import checkpoint_epoch, read_checkpoint
+
+    path = tmp_path / "best.ckpt"
+    torch.save({"epoch": 2, "state_dict": {"net.w": torch.ones(2)}, "callbacks": {"ModelCheckpoint{}": {
+        "dirpath": str(tmp_path), "best_model_score": torch.tensor(0.5)}}, "optimizer_states": [{"lr": 0.1}]}, path)
+    assert checkpoint_epoch(path) == 2
+    assert torch.equal(read_checkpoint(path)["state_dict"]["net.w"], torch.ones(2))
+
+
+def test_every_torch_load_in_the_package_refuses_pickled_code():
+    """Any torch.load in src/ passes weights_only=True literally (a default may be flipped by an environment
+    variable, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD), and Trainer.fit resumes with weights_only=True too."""
+    import ast
+    from pathlib import Path
+
+    import unigrec
+
+    root = Path(unigrec.__file__).parent
+    unsafe = []
+    for file in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = ast.unparse(node.func)
+            if name in ("torch.load", "trainer.fit"):
+                flag = next((k.value for k in node.keywords if k.arg == "weights_only"), None)
+                if not (isinstance(flag, ast.Constant) and flag.value is True):
+                    unsafe.append(f"{file.relative_to(root)}:{node.lineno} {name}")
+    assert unsafe == []
