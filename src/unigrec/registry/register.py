@@ -20,6 +20,7 @@ from unigrec.registry.store import (
     lock_file,
     quiet_mlflow_environment,
     registration_lock,
+    reroot_artifacts,
     sqlite_file,
     tracking_uri,
     using_tracking_uri,
@@ -183,6 +184,7 @@ def _register(cfg: RegisterConfig, candidate: Candidate, root: Path, decide: Dec
     quiet_mlflow_environment()
     uri = tracking_uri(cfg, root)
     with registration_lock(lock_file(cfg, uri, root), cfg.lock_timeout_s), using_tracking_uri(uri):
+        reroot_artifacts(cfg, uri, root, locked=True)  # a moved project registers into its own folder
         return _register_locked(cfg, candidate, root, uri, requirements, decide)
 
 

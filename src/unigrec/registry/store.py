@@ -46,6 +46,83 @@ def artifact_location(cfg: RegisterConfig, uri: str, root: Path) -> str | None:
     return Layout(Path(root).resolve()).resolve(cfg.artifact_dir).as_uri()
 
 
+def reroot_artifacts(cfg: RegisterConfig, uri: str, root: Path, *, locked: bool = False) -> bool:
+    """Point a moved or copied project's registry at its own artifact folder; returns whether it did.
+
+    MLflow records absolute artifact paths: the experiment's location, and from it every run's, logged
+    model's and model version's. A project moved or copied elsewhere would otherwise keep serving from, and
+    registering into, the first checkout's folder (and fail once that is gone). So when the store lies in
+    the project and its experiment's recorded location lies outside it, every recorded location under that
+    prefix is rewritten to the same place under ``params.register.artifact_dir``. A store outside the
+    project (a shared one via ``MLFLOW_TRACKING_URI``) and locations inside the project are left alone.
+    ``locked``: the caller already holds the registration lock (the rewrite must not race a registration).
+    """
+    db = sqlite_file(uri)
+    here = artifact_location(cfg, uri, root)
+    project = Path(root).resolve()
+    if db is None or here is None or not db.exists() or not db.resolve().is_relative_to(project):
+        return False
+    recorded = _recorded_location(db, cfg.experiment)
+    old = local_path(recorded) if recorded is not None else None
+    if recorded == here or old is None or old.is_relative_to(project):
+        return False
+    if not locked:
+        with registration_lock(lock_file(cfg, uri, root), cfg.lock_timeout_s):
+            return reroot_artifacts(cfg, uri, root, locked=True)
+    _rewrite_prefix(db, recorded, here)
+    log.warning("registry: artifacts recorded under %s (the project moved or was copied); now read from and "
+                "written to %s", recorded, here)
+    return True
+
+
+# (table, column) pairs in MLflow's SQL schema that hold artifact locations derived from the experiment's
+_LOCATION_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "storage_location"),
+    ("model_versions", "source"),
+)
+
+
+def _recorded_location(db: Path, experiment: str) -> str | None:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        try:
+            row = con.execute("SELECT artifact_location FROM experiments WHERE name = ?", (experiment,)).fetchone()
+        except sqlite3.DatabaseError:  # no schema yet (a fresh or foreign file): nothing recorded
+            return None
+    return row[0] if row else None
+
+
+def local_path(location: str) -> Path | None:
+    """A ``file://`` URI or plain path as a path; None for a remote location (s3://, http://, ...)."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(location)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    return Path(location) if not parsed.scheme else None
+
+
+def _rewrite_prefix(db: Path, old: str, new: str) -> None:
+    """Replace the prefix ``old`` by ``new`` in every recorded location at or under ``old``, in one
+    transaction (a reader sees all of them moved or none)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        for table, column in _LOCATION_COLUMNS:
+            columns = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                continue
+            con.execute(
+                f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                f"WHERE {column} = ? OR substr({column}, 1, ?) = ?",
+                (new, len(old) + 1, old, len(old) + 1, old + "/"),
+            )
+
+
 def lock_file(cfg: RegisterConfig, uri: str, root: Path) -> Path | None:
     """``params.register.lock_file`` if set, else ``<db>.lock`` beside a SQLite store, else None."""
     if cfg.lock_file:
