@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -39,9 +40,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from unigrec.contracts.runner import validate_paths
     from unigrec.paths import Layout
 
+    report_dir = Path(args.report_dir) if args.report_dir else None
+    if report_dir is not None:
+        _check_writable_dir(report_dir, "--report-dir")
     cfg = load_section("validate", Path(args.root) / args.params)
     cfg = dataclasses.replace(cfg, contracts_dir=str(Layout(Path(args.root)).resolve(cfg.contracts_dir)))
-    report = validate_paths([Path(p) for p in args.paths], cfg, report_dir=Path(args.report_dir) if args.report_dir else None)
+    report = validate_paths([Path(p) for p in args.paths], cfg, report_dir=report_dir)
     print(report.to_markdown())
     return 0 if report.success else 1
 
@@ -152,15 +156,162 @@ def _print_ranked(model, results, user: str | None) -> None:
         print(f"{row.rank + 1:>4}  {row.item_id:<10} {row.score:>9.4f}  {model.title(row.item_id)}")
 
 
+# A users file holds ids as the data writes them. These spellings are what a spreadsheet or a float column
+# makes of an id ("42" -> "42.0", "1e3") or how a missing value is written: served, they would silently be
+# cold-start users, so they are refused with the line that holds them.
+_FLOAT_LOOKING = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][+-]?\d+)")
+_MISSING_SPELLINGS = frozenset({"nan", "none", "null", "na", "n/a", "<na>", "nat", "-"})
+USER_ID_COLUMN = "user_id"
+
+
+def _user_id_problem(value: str) -> str | None:
+    """Why ``value`` (already stripped) cannot be a user id, or None when it can."""
+    if not value:
+        return "empty user id"
+    if any(ch.isspace() for ch in value) or not value.isprintable():
+        return f"{value!r} holds blanks or control characters: one user id per line, nothing else"
+    if _FLOAT_LOOKING.fullmatch(value):
+        return f"{value!r} looks like a number written as a float; write the id as the data does (e.g. '42')"
+    if value.lower() in _MISSING_SPELLINGS:
+        return f"{value!r} spells a missing value, not a user id"
+    return None
+
+
+def _check_users(path: Path, rows: list[tuple[str, str]]) -> list[str]:
+    """The ids of ``rows`` ((where, raw value) pairs) in order, each once; the first bad one is an error.
+
+    Duplicates are served once, at their first place, with a notice: the output then has one block of
+    recommendations per user, never the same user's rows twice.
+    """
+    from unigrec.errors import UnigrecError
+
+    first_seen: dict[str, str] = {}
+    duplicates: list[tuple[str, str]] = []
+    for where, raw in rows:
+        value = raw.strip()
+        problem = _user_id_problem(value)
+        if problem:
+            raise UnigrecError(f"{path}:{where}: {problem}")
+        if value in first_seen:
+            duplicates.append((value, where))
+        else:
+            first_seen[value] = where
+    if not first_seen:
+        raise UnigrecError(f"{path}: no user ids in the file")
+    if duplicates:
+        value, where = duplicates[0]
+        print(
+            f"notice: {path}: {len(duplicates)} duplicate user id(s) skipped, each user is served once "
+            f"(e.g. {value!r} at {_at(where)}, first at {_at(first_seen[value])})",
+            file=sys.stderr,
+        )
+    return list(first_seen)
+
+
+def _at(where: str) -> str:
+    return f"line {where}" if where.isdigit() else where
+
+
 def _read_users(path: Path) -> list[str]:
-    """User ids from a parquet/CSV file with a user_id column, or a text file with one id per line."""
+    """User ids from a parquet/CSV file with a user_id column, or a text file with one id per line.
+
+    Strict: a malformed line, a float-looking or missing-value id is an error naming file and line (CSV:
+    the file's line, header = line 1; parquet: the row, from 1), read before any model loads.
+    """
+    from unigrec.errors import UnigrecError
+
+    if not path.exists():
+        raise UnigrecError(f"{path}: users file not found")
+    if not path.is_file():
+        raise UnigrecError(f"{path}: users file is not a file")
+    if path.suffix == ".parquet":
+        return _check_users(path, _parquet_user_rows(path))
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise UnigrecError(f"{path}: cannot read the users file: {err.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise UnigrecError(f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x})") from None
+    if path.suffix == ".csv":
+        return _check_users(path, _csv_user_rows(path, text))
+    rows = [(f"{n}", line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if rows and rows[0][1].strip() == USER_ID_COLUMN:
+        raise UnigrecError(f"{path}:{rows[0][0]}: a header line; a text users file holds ids only "
+                           f"(a header belongs in a .csv)")
+    return _check_users(path, rows)
+
+
+def _csv_user_rows(path: Path, text: str) -> list[tuple[str, str]]:
+    import csv
+    import io
+
+    from unigrec.errors import UnigrecError
+
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None or USER_ID_COLUMN not in [h.strip() for h in header]:
+            found = ", ".join(repr(h) for h in header or []) or "nothing"
+            raise UnigrecError(f"{path}:1: no {USER_ID_COLUMN} column in the header (found {found})")
+        column = [h.strip() for h in header].index(USER_ID_COLUMN)
+        rows = []
+        for fields in reader:
+            where = f"{reader.line_num}"
+            if not fields:
+                continue  # a blank line
+            if len(fields) != len(header):
+                raise UnigrecError(f"{path}:{where}: {len(fields)} field(s), the header has {len(header)}")
+            rows.append((where, fields[column]))
+    except csv.Error as err:
+        raise UnigrecError(f"{path}:{reader.line_num}: not valid CSV: {err}") from None
+    return rows
+
+
+def _parquet_user_rows(path: Path) -> list[tuple[str, str]]:
     import pandas as pd
 
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)["user_id"].astype(str).tolist()
-    if path.suffix == ".csv":
-        return pd.read_csv(path, dtype={"user_id": str})["user_id"].tolist()
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from unigrec.errors import UnigrecError
+
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises many types for a corrupt or non-parquet file
+        raise UnigrecError(f"{path}: cannot read the users file as parquet: {err}") from None
+    if USER_ID_COLUMN not in frame.columns:
+        found = ", ".join(map(str, frame.columns)) or "none"
+        raise UnigrecError(f"{path}: no {USER_ID_COLUMN} column (found {found})")
+    column = frame[USER_ID_COLUMN]
+    if pd.api.types.is_float_dtype(column):
+        raise UnigrecError(f"{path}: the {USER_ID_COLUMN} column holds floats; write ids as text or integers")
+    rows = []
+    for n, value in enumerate(column.tolist(), start=1):
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            raise UnigrecError(f"{path}:row {n}: missing user id")
+        rows.append((f"row {n}", str(value)))
+    return rows
+
+
+def _check_writable_dir(path: Path, option: str, given: Path | None = None) -> None:
+    """``path`` can become a folder: it is one, or it and its missing parents can be made (``given``: the
+    path the user typed, for the message)."""
+    from unigrec.errors import UnigrecError
+
+    for here in (path, *path.parents):
+        if here.exists():
+            if not here.is_dir():
+                raise UnigrecError(f"{option} {given or path}: {here} is a file, not a folder")
+            return
+
+
+def _check_output_file(path: Path, option: str) -> None:
+    """``path`` can be written as a file: it is not a folder, and no ancestor of it is a file."""
+    from unigrec.errors import UnigrecError
+
+    if path.is_dir():
+        raise UnigrecError(f"{option} {path}: is a folder; give a file name, e.g. {path / 'recommendations.parquet'}")
+    _check_writable_dir(path.parent, option, given=path)
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
@@ -175,9 +326,12 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         raise UnigrecError("give either --user U or --users-file F (with --output)")
     if args.users_file and not args.output:
         raise UnigrecError("--users-file needs --output out.parquet")
+    if args.output:
+        _check_output_file(Path(args.output), "--output")
+    # Every argument is checked before the model loads (seconds): a bad users file fails at once.
+    users = [args.user] if args.user else _read_users(Path(args.users_file))
     with tempfile.TemporaryDirectory(prefix="unigrec-serve-") as scratch:
         model = _serving_model(args, Path(scratch))
-        users = [args.user] if args.user else _read_users(Path(args.users_file))
         requests = pd.DataFrame({"user_id": users, "kind": "rec", "query": ""})
         results = model.predict(requests, args.k)
     if args.user:
@@ -313,7 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
             "Load models:/<register.model_name>@<register.alias> from the MLflow registry (the local\n"
             "models/generative when there is no registry), retrieve unseen items by beam search, re-rank\n"
             "them with the ranking head, print rank, item, score and title. Batch: --users-file F --output\n"
-            "out.parquet (F: one user id per line, or a parquet/CSV with a user_id column)."
+            "out.parquet (F: one user id per line, or a parquet/CSV with a user_id column).\n"
+            "The users file is read strictly, before the model loads: a line that is not one id, an id\n"
+            "that looks like a float (42.0, 1e3) or spells a missing value (nan, null), or an empty id\n"
+            "exits with status 2 naming FILE:LINE (parquet: the row). Blank lines are skipped; a user\n"
+            "listed twice is served once, at its first place, with a notice on stderr."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -334,6 +492,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_text_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every argument is UTF-8 text. Python hands undecodable argv bytes over as lone surrogates, which
+    fail far away (pyarrow, print); refuse them here, naming the option and the byte."""
+    from unigrec.errors import UnigrecError
+
+    options = {a.dest: (a.option_strings[0] if a.option_strings else a.metavar or a.dest)
+               for a in _all_actions(parser)}
+    for dest, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raw = text.encode("utf-8", "surrogateescape")[err.start : err.start + 1]
+                byte = f"0x{raw[0]:02x}" if raw else "a lone surrogate"
+                raise UnigrecError(
+                    f"{options.get(dest, dest)}: not valid UTF-8 text (byte {byte} at character {err.start}); "
+                    "pass arguments in UTF-8"
+                ) from None
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    actions = []
+    for action in parser._actions:
+        actions.append(action)
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                actions += _all_actions(child)
+    return actions
+
+
 def main(argv: list[str] | None = None) -> int:
     from unigrec.logs import setup_logging
 
@@ -341,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     try:
+        _check_text_arguments(parser, args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130

@@ -37,9 +37,35 @@ ParamsLoader.add_implicit_resolver(
 
 
 def read_params_file(path: str | Path) -> dict[str, Any]:
-    """The parsed params file (empty mapping for an empty file); every reader of params.yaml uses this."""
-    raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=ParamsLoader)
-    return raw or {}
+    """The parsed params file (empty mapping for an empty file); every reader of params.yaml uses this.
+
+    A file that is missing, unreadable, not YAML or not a mapping fails here as a :class:`ConfigError`
+    naming the file (and the line, for YAML), so ``--params`` mistakes read as one line, not a traceback.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a params file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: params file is not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the params file: {err.strerror}") from None
+    try:
+        raw = yaml.load(text, Loader=ParamsLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}:{where} not valid YAML: {problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping in params.yaml's shape (section: keys), "
+                          f"got a {type(raw).__name__}")
+    return raw
 
 
 class ConfigError(UnigrecError, ValueError):
