@@ -127,25 +127,22 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serving_model(args: argparse.Namespace, scratch: Path):
-    """The champion from the registry; the project's own model folder (with a notice) when there is none."""
+def _serving_model(args: argparse.Namespace):
+    """The registry's champion, fetched once per version into the runtime cache (shared with ``unigrec
+    serve``); the project's own model folder (with a notice) when there is none.
+
+    ``--k`` is checked against ``serving.max_k`` first, so a bad k fails before seconds of loading.
+    """
     from unigrec.config import load_section
-    from unigrec.inference.serving import load_recommender
-    from unigrec.paths import Layout
-    from unigrec.registry.download import registered_model_dir
+    from unigrec.service.champion import LOCAL_VERSION, load_served
+    from unigrec.service.requests import check_k
 
     root = Path(args.root)
-    if args.model_dir:
-        return load_recommender(Path(args.model_dir))
-    cfg = load_section("register", root / args.params)
-    folder = registered_model_dir(cfg, root, scratch)
-    if folder is None:
-        folder = Layout(root).model_dir
-        print(
-            f"notice: no {cfg.model_name}@{cfg.alias} in the registry; serving the local model {folder}",
-            file=sys.stderr,
-        )
-    return load_recommender(folder)
+    check_k(args.k, load_section("serving", root / args.params), "--k")
+    served, _ = load_served(root, args.params, model_dir=args.model_dir, fallback_to_local=True)
+    if served.version == LOCAL_VERSION and not args.model_dir:
+        print(f"notice: {served.description}", file=sys.stderr)
+    return served.model
 
 
 def _print_ranked(model, results, user: str | None) -> None:
@@ -315,8 +312,6 @@ def _check_output_file(path: Path, option: str) -> None:
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
-    import tempfile
-
     import pandas as pd
 
     from unigrec.atomic import atomic_file
@@ -330,10 +325,9 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         _check_output_file(Path(args.output), "--output")
     # Every argument is checked before the model loads (seconds): a bad users file fails at once.
     users = [args.user] if args.user else _read_users(Path(args.users_file))
-    with tempfile.TemporaryDirectory(prefix="unigrec-serve-") as scratch:
-        model = _serving_model(args, Path(scratch))
-        requests = pd.DataFrame({"user_id": users, "kind": "rec", "query": ""})
-        results = model.predict(requests, args.k)
+    model = _serving_model(args)
+    requests = pd.DataFrame({"user_id": users, "kind": "rec", "query": ""})
+    results = model.predict(requests, args.k)
     if args.user:
         _print_ranked(model, results, args.user)
         return 0
@@ -346,16 +340,24 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    import tempfile
-
     import pandas as pd
 
-    with tempfile.TemporaryDirectory(prefix="unigrec-serve-") as scratch:
-        model = _serving_model(args, Path(scratch))
-        user = args.user if args.user is not None else ""
-        requests = pd.DataFrame({"user_id": [user], "kind": ["search"], "query": [args.query]})
-        results = model.predict(requests, args.k)
+    model = _serving_model(args)
+    user = args.user if args.user is not None else ""
+    requests = pd.DataFrame({"user_id": [user], "kind": ["search"], "query": [args.query]})
+    results = model.predict(requests, args.k)
     _print_ranked(model, results, args.user)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from unigrec.service.app import build_app, run_server
+
+    app, limits, description = build_app(Path(args.root), args.params, args.model_dir, args.model_version)
+    host = args.host or limits.host
+    port = limits.port if args.port is None else args.port
+    log.info("serving %s on http://%s:%d (API docs: /docs)", description, host, port)
+    run_server(app, host, port)
     return 0
 
 
@@ -489,6 +491,27 @@ def build_parser() -> argparse.ArgumentParser:
     p_search.add_argument("--query", required=True, help='query text, e.g. "sci-fi thriller 1990s"')
     p_search.add_argument("--user", default=None, help="user id whose history personalises the results")
     p_search.set_defaults(func=_cmd_search)
+
+    p_serve = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="serve the champion over HTTP: /recommend, /search, /batch, /health (docs at /docs)",
+        description=(
+            "Serve models:/<register.model_name>@<register.alias> over HTTP (FastAPI on uvicorn), bound to\n"
+            "serving.host:serving.port (loopback by default). The alias is polled every serving.poll_s\n"
+            "seconds and a new champion is swapped in without a restart. Versions are fetched once into\n"
+            "runtime.cache_dir. Requests are checked first: 422 names the field and the rule."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_serve.add_argument("--host", default=None, help="interface to bind (default: serving.host)")
+    p_serve.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
+    pinned = p_serve.add_mutually_exclusive_group()
+    pinned.add_argument(
+        "--model-version", type=int, default=None, metavar="N", help="serve this registered version (no polling)"
+    )
+    pinned.add_argument("--model-dir", default=None, help="serve this model folder instead of the registry")
+    p_serve.set_defaults(func=_cmd_serve)
     return parser
 
 

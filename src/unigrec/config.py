@@ -438,6 +438,20 @@ class OrchestrationConfig:
     contract_check: ContractCheckDeploymentConfig
 
 
+# --------------------------------------------------------------------------- serving
+@dataclasses.dataclass(frozen=True)
+class ServingConfig:
+    """``unigrec serve`` and the limits every request meets (HTTP, CLI, ``Recommender.predict``); no stage
+    reads this section."""
+
+    host: str  # the service's interface; loopback by default, so nothing outside the machine reaches it
+    port: int
+    max_k: int  # the largest k a request may ask for: the beam widens to k, so memory grows with it
+    max_batch: int  # requests in one batch call (each one is a prompt decoded at once)
+    max_query_chars: int  # longer search queries are refused, not truncated
+    poll_s: float  # seconds between checks of the registry alias for a new champion; 0 = never
+
+
 # --------------------------------------------------------------------------- runtime
 @dataclasses.dataclass(frozen=True)
 class StageThreadsConfig:
@@ -484,6 +498,7 @@ class Params:
     evaluate: EvaluateConfig
     register: RegisterConfig
     orchestration: OrchestrationConfig
+    serving: ServingConfig
     runtime: RuntimeConfig
 
 

@@ -29,7 +29,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("train",),
     ("registry",),
     ("stages", "pipeline"),
-    ("orchestration",),
+    ("orchestration", "service"),  # service: `unigrec serve` and the per-version model cache
     ("cli",),
 )
 

@@ -89,10 +89,13 @@ class UserHistory:
 class Recommender:
     """The registry's serving contract over one loaded model and its bundle."""
 
-    def __init__(self, model: Any, bundle: Path) -> None:
+    def __init__(self, model: Any, bundle: Path, max_k: int | None = None) -> None:
         from unigrec.inference.retrieval import DecodeSettings, id_spaces
 
         self.model = model
+        # The largest k a request may ask for (the beam widens to k, so memory grows with it): the
+        # caller's limit (params serving.max_k), else the catalogue size, beyond which no k adds an item.
+        self.max_k = int(max_k) if max_k is not None else int(model.items.n_items)
         self.settings = DecodeSettings(**json.loads((bundle / SETTINGS_FILE).read_text(encoding="utf-8")))
         catalogue = pd.read_parquet(bundle / CATALOGUE_FILE)
         self._titles = dict(zip(catalogue["item_id"].astype(str), catalogue["title"].fillna("").astype(str)))
@@ -141,6 +144,8 @@ class Recommender:
 
         if k < 1:
             raise UnigrecError(f"k must be at least 1, not {k}")
+        if k > self.max_k:
+            raise UnigrecError(f"k must be at most {self.max_k} (items per request), not {k}")
         requests = requests.reset_index(drop=True)
         for column in ("user_id", "kind"):
             if column not in requests.columns:
@@ -214,11 +219,12 @@ class Recommender:
         return [*self._query_texts, *new], np.concatenate([self._query_vectors, vectors.astype(np.float32)])
 
 
-def load_recommender(model_dir: Path) -> Recommender:
-    """The registry's loader (params ``register.loader``): model folder -> servable :class:`Recommender`."""
+def load_recommender(model_dir: Path, max_k: int | None = None) -> Recommender:
+    """The registry's loader (params ``register.loader``): model folder -> servable :class:`Recommender`
+    (``max_k``: see :attr:`Recommender.max_k`)."""
     from unigrec.model.card import load_model
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise UnigrecError(f"model folder {model_dir} does not exist: run the train stage first")
-    return Recommender(load_model(model_dir), find_bundle(model_dir))
+    return Recommender(load_model(model_dir), find_bundle(model_dir), max_k)
