@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from unigrec.data.sources.tables import SourceTables
+from unigrec.data.timestamps import require_unix_seconds
 
 TIE_BREAK_RULE = (
     "Events are ordered per user by a stable sort on timestamp; ties are broken by stream "
@@ -33,7 +34,13 @@ def _tie_share(interactions: pd.DataFrame) -> float:
 
 
 def measure_tables(items: pd.DataFrame, interactions: pd.DataFrame, searches: pd.DataFrame) -> dict[str, Any]:
-    """Counts and ranges of the canonical tables (the ``stats`` block of the card)."""
+    """Counts and ranges of the canonical tables (the ``stats`` block of the card).
+
+    Stamps in a finer unit than seconds, from any source, fail here with the unit named: read as seconds
+    they would be dates no calendar holds.
+    """
+    for table, frame in (("interactions", interactions), ("searches", searches)):
+        require_unix_seconds(frame, table, "canonical tables")
     users = pd.concat([interactions["user_id"], searches["user_id"]]).astype(str)
     per_user = users.value_counts()
     stamps = pd.concat([interactions["timestamp"], searches["timestamp"]]).astype("int64")

@@ -10,6 +10,7 @@ import pandas as pd
 from unigrec.config import IngestConfig
 from unigrec.data.schema import TABLES
 from unigrec.data.sources.tables import SourceTables, label_rule_text, labels_from_ratings, record_file
+from unigrec.data.timestamps import require_unix_seconds
 from unigrec.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -46,13 +47,18 @@ def read_mapped_parquet(path: str, table: str, columns: dict[str, str]) -> pd.Da
     return frame
 
 
-def _timestamps_in_seconds(frame: pd.DataFrame) -> pd.DataFrame:
-    """Datetime columns become Unix seconds, the canonical unit."""
+def _timestamps_in_seconds(frame: pd.DataFrame, path: str, table: str) -> pd.DataFrame:
+    """Datetime columns become Unix seconds, the canonical unit; numbers must already be seconds.
+
+    Integers in milliseconds (or finer) are refused here, naming the unit, rather than carried on as
+    seconds in the year 50000 (see :mod:`unigrec.data.timestamps`).
+    """
     if pd.api.types.is_datetime64_any_dtype(frame["timestamp"]):
         stamps = frame["timestamp"]
         if stamps.dt.tz is None:
             stamps = stamps.dt.tz_localize("UTC")
         frame = frame.assign(timestamp=(stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1))
+    require_unix_seconds(frame, table, path)
     return frame
 
 
@@ -66,7 +72,9 @@ def load_parquet(cfg: IngestConfig, cache_dir: Path) -> SourceTables:
         table = "items" if spec.items is None else "interactions"
         raise SourceError(f"source 'parquet' needs ingest.parquet.{table}: the path of the {table} table")
     items = read_mapped_parquet(spec.items, "items", spec.columns)
-    interactions = _timestamps_in_seconds(read_mapped_parquet(spec.interactions, "interactions", spec.columns))
+    interactions = _timestamps_in_seconds(
+        read_mapped_parquet(spec.interactions, "interactions", spec.columns), spec.interactions, "interactions"
+    )
     if "label" in interactions.columns:
         label_rule = "label supplied by the user's interactions table"
     elif interactions["rating"].notna().all():
@@ -78,7 +86,9 @@ def load_parquet(cfg: IngestConfig, cache_dir: Path) -> SourceTables:
     searches = None
     paths = [Path(spec.items), Path(spec.interactions)]
     if spec.searches is not None:
-        searches = _timestamps_in_seconds(read_mapped_parquet(spec.searches, "searches", spec.columns))
+        searches = _timestamps_in_seconds(
+            read_mapped_parquet(spec.searches, "searches", spec.columns), spec.searches, "searches"
+        )
         paths.append(Path(spec.searches))
     log.info("parquet: %d items, %d interactions, %s searches", len(items), len(interactions),
              "no" if searches is None else len(searches))
