@@ -275,7 +275,7 @@ def _parquet_user_rows(path: Path) -> list[tuple[str, str]]:
     try:
         frame = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises many types for a corrupt or non-parquet file
-        raise UnigrecError(f"{path}: cannot read the users file as parquet: {err}") from None
+        raise UnigrecError(f"{path}: cannot read the users file as parquet: {err}") from err
     if USER_ID_COLUMN not in frame.columns:
         found = ", ".join(map(str, frame.columns)) or "none"
         raise UnigrecError(f"{path}: no {USER_ID_COLUMN} column (found {found})")
