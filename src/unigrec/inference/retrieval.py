@@ -21,7 +21,14 @@ import numpy as np
 import torch
 
 from unigrec.model.batch import SequenceBatch
-from unigrec.model.decoding import IdSpace, beam_search, build_id_space, score_candidates
+from unigrec.model.decoding import (
+    IdSpace,
+    beam_search,
+    beam_search_encoded,
+    build_id_space,
+    candidate_code_scores,
+    score_candidates,
+)
 from unigrec.model.item_codes import ItemCodes
 from unigrec.model.tokenizer import id_kind
 from unigrec.model.transformer import GenerativeTransformer
@@ -98,6 +105,14 @@ def retrieve_unseen(
     beam held fewer), their summed code log-probs, and a validity mask. Seen items are kept out of the
     beam itself (see :func:`beam_search`), so they never crowd unseen ones out of it."""
     items, scores = beam_search(net, prompts, space, beam_size, exclude=seen)
+    return unseen_first(items, scores, seen, k)
+
+
+def unseen_first(
+    items: torch.Tensor, scores: torch.Tensor, seen: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A beam's (B, n) items and scores cut to the ``k`` first that are real and not in ``seen``, in beam
+    order, padded with -1 / -inf / invalid (what :func:`retrieve_unseen` returns)."""
     valid = (items >= 0) & ~seen.gather(1, items.clamp(min=0))
     # stable: kept items stay in beam order, dropped ones move behind them
     order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)[:, :k]
@@ -139,6 +154,7 @@ class DecodedBatch:
         return fuse_and_rerank(*pool, weight)
 
 
+@torch.no_grad()
 def decode_batch(
     net: GenerativeTransformer,
     prompts: SequenceBatch,
@@ -157,7 +173,10 @@ def decode_batch(
     model is compared with; None = the one model does both jobs.
     """
     beam = max(beam_size, pool_k)
-    items, scores, valid = retrieve_unseen(net, prompts, space, seen, beam, beam)
+    # one encoding of the prompts serves the beam search and the candidates' scores
+    hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors)
+    beam_items, beam_scores = beam_search_encoded(net, hidden[:, -1], prefix, space, beam, exclude=seen)
+    items, scores, valid = unseen_first(beam_items, beam_scores, seen, beam)
     batch = items.shape[0]
     given = candidates if candidates is not None else torch.zeros((batch, 0), dtype=torch.long)
     given = given.to(items.device)
@@ -165,7 +184,9 @@ def decode_batch(
     scored = torch.cat([given, items[:, :pool_k]], dim=1) if rank_pool else given
     logp = probs = torch.zeros(scored.shape, dtype=torch.float32)
     if scored.shape[1]:
-        logp, probs = ranking_probs(net, prompts, space, scored)
+        # ranking_probs / score_candidates on the encoding above (-1 entries scored as item 0, masked later)
+        logp, logit = candidate_code_scores(net, hidden[:, -1], prefix, scored.clamp(min=0), space)
+        probs = torch.sigmoid(logit)
         if ranker is not None:
             _, probs = ranking_probs(ranker, prompts, space, scored)
     return DecodedBatch(

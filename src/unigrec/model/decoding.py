@@ -107,11 +107,26 @@ def beam_search(
     with the mass of all its items, seen ones included, so with several levels the beam is a search
     over prefixes and not the exact top of the unseen items that it is for one-level (atomic) IDs.
     """
-    trie = space.trie
     hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors)
-    b = hidden.shape[0]
-    root = torch.zeros(b, dtype=torch.long, device=hidden.device)
-    logp = level_log_probs(net, hidden[:, -1], space, 0)
+    return beam_search_encoded(net, hidden[:, -1], prefix, space, beam_size, exclude)
+
+
+@torch.no_grad()
+def beam_search_encoded(
+    net: GenerativeTransformer,
+    last_hidden: torch.Tensor,
+    prefix: PrefixCache,
+    space: IdSpace,
+    beam_size: int,
+    exclude: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`beam_search` after the prompts are encoded: ``last_hidden`` (B, d) is their last hidden
+    state and ``prefix`` their cache, so a caller that also scores candidates against the same prompts
+    (serving, evaluation) encodes them once for both."""
+    trie = space.trie
+    b = last_hidden.shape[0]
+    root = torch.zeros(b, dtype=torch.long, device=last_hidden.device)
+    logp = level_log_probs(net, last_hidden, space, 0)
     exhausted = exhausted_nodes(trie, exclude) if exclude is not None else None
     logp = logp.masked_fill(~open_codes(trie, root[:, None], exhausted)[:, 0], float("-inf"))
     scores, codes = logp.topk(min(beam_size, trie.width), dim=-1)  # (B, k)
@@ -129,7 +144,7 @@ def beam_search(
         parent = torch.div(index, trie.width, rounding_mode="floor")
         codes = index % trie.width
         nodes = trie.step(nodes.gather(1, parent), codes).masked_fill(torch.isinf(scores), -1)
-        rows = (torch.arange(b, device=hidden.device)[:, None] * k + parent).reshape(-1)
+        rows = (torch.arange(b, device=last_hidden.device)[:, None] * k + parent).reshape(-1)
         tail = tail.reorder(rows)
     items = torch.where(nodes >= 0, trie.leaf_item[nodes.clamp(min=0)], torch.full_like(nodes, -1))
     return items, scores
