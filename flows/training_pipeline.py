@@ -13,8 +13,12 @@ from prefect import flow
 
 from flows.run_context import publish_markdown
 from flows.stage_tasks import stage_task
-from unigrec.config import PARAMS_FILE, load_section
-from unigrec.orchestration.experiments import experiment_overrides, merge_overrides
+from unigrec.orchestration.experiments import (
+    experiment_overrides,
+    merge_overrides,
+    params_file_overrides,
+    params_file_section,
+)
 from unigrec.orchestration.markdown import run_summary_markdown
 from unigrec.orchestration.run import PipelineRequest, PipelineResult, dataset_overrides, run_pipeline
 
@@ -28,6 +32,7 @@ def training_pipeline(
     experiment_name: str | None = None,
     stages: list[str] | None = None,
     experiments: list[str] | None = None,
+    params_file: str | None = None,
 ) -> PipelineResult:
     """Run the pipeline (all of dvc.yaml by default); stop at the first failing stage.
 
@@ -39,12 +44,18 @@ def training_pipeline(
         stages: only these stages, in this order.
         experiments: overlays of ``configs/experiments/`` (file stems or YAML paths), applied in order;
             the dataset and ``overrides`` win over them. Every key is checked before any stage runs.
+        params_file: a params file (relative to ``root``) whose values this run uses instead of params.yaml's
+            (``unigrec run --params``); the overlays, the dataset and ``overrides`` win over it. Its orchestration
+            section (lock timeout, retries) applies to this run too.
     """
-    cfg = load_section("orchestration", Path(root) / PARAMS_FILE)
+    cfg = params_file_section(Path(root), params_file, "orchestration")
     request = PipelineRequest(
         stages=stages,
         overrides=merge_overrides(
-            experiment_overrides(Path(root), experiments or []), dataset_overrides(source, data_path), overrides or []
+            params_file_overrides(Path(root), params_file),
+            experiment_overrides(Path(root), experiments or []),
+            dataset_overrides(source, data_path),
+            overrides or [],
         ),
         experiment_name=experiment_name,
     )

@@ -78,9 +78,16 @@ def _flows_checkout(root: Path) -> Path:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from unigrec.orchestration.experiments import experiment_overrides
+    from unigrec.orchestration.experiments import (
+        experiment_overrides,
+        params_file_overrides,
+        params_file_section,
+    )
 
-    experiment_overrides(Path(args.root), args.experiment or [])  # a bad overlay fails before Prefect starts
+    # A bad params file or overlay fails here, in one line, before Prefect starts.
+    params_file_overrides(Path(args.root), args.params)
+    params_file_section(Path(args.root), args.params, "orchestration")
+    experiment_overrides(Path(args.root), args.experiment or [])
     _flows_checkout(Path(args.root))
     from flows.training_pipeline import training_pipeline
 
@@ -92,6 +99,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         experiment_name=args.exp_name,
         stages=args.stages or None,
         experiments=args.experiment or None,
+        params_file=args.params,
     )
     for outcome in result.outcomes:
         print(f"{outcome.stage:<12} {'ran' if outcome.ran else 'cached'}")
@@ -417,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
             "what runs. With --experiment/--set/--source/--data-path the run is a DVC experiment\n"
             "(`dvc exp show`). --experiment NAME applies configs/experiments/NAME.yaml (or a YAML path), an\n"
             "overlay of params.yaml; several apply in order, and --source/--data-path/--set win over them.\n"
+            "--params FILE runs with FILE's values (a whole params file, or only the keys it changes) in\n"
+            "place of params.yaml's: DVC stages read params.yaml, so its changed values are written in for\n"
+            "the run, recorded as a DVC experiment, and params.yaml is put back; overlays and flags win over it.\n"
             "A second run waits for the first (orchestration.lock_timeout_s). Without PREFECT_API_URL,\n"
             "Prefect starts a temporary local server for the run."
         ),

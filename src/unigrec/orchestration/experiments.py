@@ -138,6 +138,49 @@ def experiment_overrides(root: Path, names: Iterable[str]) -> list[str]:
     return overrides
 
 
+def params_file_overrides(root: Path, params_file: str | Path | None) -> list[str]:
+    """``unigrec run --params FILE``: FILE's values as overrides of ``root``'s params.yaml, only where they
+    differ.
+
+    DVC stages read params.yaml by name, so another params file reaches them the way an overlay does:
+    FILE (relative to ``root``; a whole params file or only the keys it changes) is checked key by key
+    and type by type against params.yaml, its changed values are written in for the run, and the run is
+    recorded as a DVC experiment, after which params.yaml is put back. FILE being params.yaml itself, or
+    changing nothing, gives no overrides: a plain run.
+    """
+    if params_file is None:
+        return []
+    root = Path(root)
+    path = root / params_file
+    base_path = root / PARAMS_FILE
+    if path.resolve() == base_path.resolve():
+        return []
+    params = read_params_file(base_path)
+    changed = {
+        key: value
+        for key, value in overlay_assignments(read_params_file(path), params, str(path)).items()
+        if not _same_value(params, key, value)
+    }
+    return assignments_to_overrides(changed)
+
+
+def _same_value(params: Mapping[str, Any], dotted: str, value: Any) -> bool:
+    node: Any = params
+    for part in dotted.split("."):
+        node = node[part]  # overlay_assignments checked that every key exists
+    return node == value and isinstance(node, bool) == isinstance(value, bool)  # 4 == 4.0, but True != 1
+
+
+def params_file_section(root: Path, params_file: str | Path | None, name: str) -> Any:
+    """Section ``name`` as a run with ``--params FILE`` sees it: params.yaml's, with FILE's keys over it."""
+    root = Path(root)
+    params = read_params_file(root / PARAMS_FILE)
+    section = params.get(name, {})
+    if params_file is not None:
+        section = _deep_merge(section, read_params_file(root / params_file).get(name, {}))
+    return build_section(typing.get_type_hints(Params)[name], section, f"params.{name}")
+
+
 def merge_overrides(*groups: Iterable[str]) -> list[str]:
     """The groups' overrides, one per key: where two set the same key the later one is kept (``--set`` over
     an overlay, a second overlay over a first), so DVC never sees a key twice."""
