@@ -65,7 +65,7 @@ class ModelCache:
         self.cfg = cfg
         self.root = Path(root)
         self.uri = tracking_uri(cfg, self.root)
-        self.base = Path(cache_dir) / CACHE_SUBDIR
+        self.base = Path(cache_dir).resolve() / CACHE_SUBDIR
 
     # ------------------------------------------------------------------ lookup
     def lookup(self, version: int | None = None) -> RegistryVersion | None:
@@ -137,7 +137,8 @@ class ModelCache:
                     raise UnigrecError(
                         f"{self.cfg.model_name} v{found.version} vanished from the registry while it was fetched"
                     )
-                write_json(tmp / MARKER_FILE, {"model_dir": Path(local).relative_to(tmp).as_posix()})
+                relative = Path(local).resolve().relative_to(tmp.resolve()).as_posix()
+                write_json(tmp / MARKER_FILE, {"model_dir": relative})
             log.info("cached %s v%s in %s", self.cfg.model_name, found.version, target)
         return _cached_folder(target) or target
 
