@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -58,6 +59,23 @@ def test_a_version_is_downloaded_once_and_then_served_from_the_cache(cache, monk
     assert (first / "weights").read_text() == "v3"
     assert cache.folder(found) == first and downloads == [3]
     assert cache.folder(RegistryVersion("3", "rebuilt-registry")) != first and downloads == [3, 3]
+
+
+def test_a_relative_cache_dir_works_like_an_absolute_one(tmp_path, monkeypatch):
+    """params give runtime.cache_dir relative to the project (`.cache/unigrec`); MLflow hands back absolute
+    paths: the first download once failed comparing the two."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def fake_download(cfg, root, dest, version=None):
+        folder = (dest / "artifacts" / "model_dir").resolve()
+        folder.mkdir(parents=True)
+        return folder
+
+    monkeypatch.setattr("unigrec.registry.download.registered_model_dir", fake_download)
+    relative = ModelCache(load_section("register", REPO / "params.yaml"), Path("."), Path(".cache/unigrec"))
+    folder = relative.folder(RegistryVersion("1", "k"))
+    assert folder.is_dir() and folder.is_relative_to(tmp_path.resolve() / ".cache" / "unigrec" / "models")
 
 
 def test_a_failed_download_leaves_no_folder_that_looks_complete(cache, monkeypatch):
