@@ -106,6 +106,31 @@ def test_serving_and_evaluation_give_identical_lists_for_the_same_request(projec
     assert all(len(items) == k for items in evaluated)
 
 
+def test_a_batch_returns_what_each_request_returns_alone(project):
+    """Requests decoded together (several chunks, both kinds, a stranger, a repeated request) get the lists
+    they get one by one: same items in the same order; scores equal to float rounding (a batch pads its
+    prompts to the longest one, which changes the summation order, not the result)."""
+    from unigrec.inference.serving import load_recommender
+
+    model = load_recommender(project.model_dir)
+    model.settings = dataclasses.replace(model.settings, batch_size=3)  # 9 requests: several chunks per kind
+    requests = pd.DataFrame({
+        "user_id": ["u001", "u002", "stranger", "u003", "u001", "u004", "u002", "u005", "u001"],
+        "kind": ["rec", "search", "rec", "rec", "search", "rec", "rec", "search", "rec"],
+        "query": [None, "genre2 film", None, None, "genre1 film", None, None, "genre2 film", None],
+    })
+    k = 6
+    batch = model.predict(requests, k)
+    alone = pd.concat([model.predict(requests.iloc[[row]], k).assign(request=row) for row in range(len(requests))],
+                      ignore_index=True)
+    assert batch["request"].tolist() == alone["request"].tolist() == [r for r in range(len(requests)) for _ in range(k)]
+    assert batch["rank"].tolist() == alone["rank"].tolist()
+    assert batch["item_id"].tolist() == alone["item_id"].tolist()
+    np.testing.assert_allclose(batch["score"], alone["score"], rtol=1e-5, atol=1e-6)
+    first, last = (batch[batch["request"] == r]["item_id"].tolist() for r in (0, 8))
+    assert first == last  # the same request twice in one batch
+
+
 def test_bad_requests_fail_with_a_clear_error(project):
     from unigrec.inference.serving import load_recommender
 

@@ -112,14 +112,20 @@ class Recommender:
         if (~known).any():
             log.warning("serving: %d history events name items the model has no ID for; ignored", int((~known).sum()))
         frame = frame[known]
+        # Whole columns converted once, then cut per user: a pandas groupby with per-group conversions
+        # took seconds for ml-100k's 943 users, on every CLI call and service start.
+        users, first_seen = pd.factorize(frame["user_id"].astype(str))  # codes in order of first appearance
+        order = np.argsort(users, kind="stable")  # each user's rows together, in their recorded order
+        items = frame["item_id"].astype(str).map(index).to_numpy(np.int64)[order]
+        is_search = (frame["kind"] == "search").to_numpy()[order]
+        labels = frame["label"].to_numpy().astype(np.int64)[order]
+        texts = frame["query"].to_numpy(dtype=object)[order]
+        queries = [None if pd.isna(q) else str(q) for q in texts]
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=len(first_seen)))])
         out = {}
-        for user, group in frame.groupby(frame["user_id"].astype(str), sort=False):
-            out[user] = UserHistory(
-                items=group["item_id"].astype(str).map(index).to_numpy(np.int64),
-                is_search=(group["kind"] == "search").to_numpy(),
-                labels=group["label"].to_numpy().astype(np.int64),
-                queries=[None if pd.isna(q) else str(q) for q in group["query"]],
-            )
+        for code, user in enumerate(first_seen):
+            rows = slice(int(bounds[code]), int(bounds[code + 1]))
+            out[str(user)] = UserHistory(items[rows], is_search[rows], labels[rows], queries[rows])
         return out
 
     # ------------------------------------------------------------------ lookups
