@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from unigrec.config import ServingConfig
 from unigrec.errors import UnigrecError
@@ -142,6 +143,10 @@ def create_app(holder: ModelHolder, limits: ServingConfig, model_name: str, defa
         field = ".".join(loc) or "body"
         rule = _SHAPE_RULES.get(str(first.get("type")), "has the wrong type or form")
         return problem(422, f"{field}: {rule}", field, rule)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:  # 404, 405: in our format too
+        return problem(exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestError)
     async def _rule(_: Request, exc: RequestError) -> JSONResponse:

@@ -114,6 +114,14 @@ def test_a_body_that_is_not_json_is_a_422_naming_the_rule():
     assert got.status_code == 422 and "not valid JSON" in got.json()["rule"]
 
 
+def test_unknown_paths_and_methods_answer_in_the_same_form():
+    client = _client(FakeModel())
+    assert client.get("/recommend").json() == {"error": "Method Not Allowed", "field": None, "rule": None,
+                                               "model_version": "7"}
+    missing = client.post("/recommend/now", json={})
+    assert missing.status_code == 404 and missing.json()["model_version"] == "7"
+
+
 def test_a_bug_is_a_500_without_traceback_or_path():
     got = _client(Broken()).post("/recommend", json={"user_id": "u1"})
     assert got.status_code == 500
