@@ -234,6 +234,15 @@ def build_app(
 
 def run_server(app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
     """Serve ``app`` until interrupted (Ctrl-C stops the poller and the server cleanly)."""
+    import ipaddress
+
     import uvicorn
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        loopback = False
+    if not loopback:
+        log.warning("listening on %s: the service has no authentication; anyone who reaches it can query it", host)
 
     uvicorn.run(app, host=host, port=port, log_level=log_level)
