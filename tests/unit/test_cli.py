@@ -191,3 +191,11 @@ def test_cli_process_with_non_utf8_query_prints_one_line(tmp_path):
         err = done.stderr.decode("utf-8", "replace")
         assert done.returncode == 2 and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1 and "ERROR" in err, err
+
+
+def test_model_dir_without_a_model_is_one_line(tmp_path, caplog):
+    """--model-dir takes any folder: one without the model's files is named, not a FileNotFoundError."""
+    from support import REPO
+
+    message = _error(caplog, ["recommend", "--root", str(REPO), "--user", "1", "--model-dir", str(tmp_path)])
+    assert message == f"{tmp_path}: not a unigrec model folder (no model.json, item_codes.npz, model.pt)"

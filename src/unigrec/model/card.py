@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unigrec.errors import UnigrecError
 from unigrec.model.item_codes import ItemCodes
 from unigrec.model.tokenizer import SequenceSerialiser
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
@@ -63,7 +64,12 @@ def save_model(folder: Path, net: GenerativeTransformer, items: ItemCodes, card:
 
 
 def load_model(folder: Path, map_location: str | torch.device = "cpu") -> LoadedModel:
+    """The model saved in ``folder``; a folder without the model's files is a one-line error naming them
+    (``--model-dir`` takes any folder a user types)."""
     folder = Path(folder)
+    missing = [name for name in (CARD_FILE, ITEM_CODES_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise UnigrecError(f"{folder}: not a unigrec model folder (no {', '.join(missing)})")
     card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
     if tuple(card["special_tokens"]) != SPECIAL_TOKENS:
         raise ValueError("model card was written with a different special-token list")
