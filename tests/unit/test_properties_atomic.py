@@ -6,8 +6,8 @@ step of the swap itself. The target must then hold exactly the old content (or s
 the new, and an exception inside the block must leave no temporary sibling behind (the module cleans up
 there; after a real SIGKILL a hidden ``.<name>.*`` sibling may stay, which no reader looks at).
 
-Two places where the invariant does NOT hold today are pinned as strict xfails (product code unchanged):
-the instant between ``atomic_dir``'s two renames, and a stage whose outputs are swapped one by one.
+Two places where the invariant did not hold were pinned as strict xfails until issue 40 closed them: the
+instant between ``atomic_dir``'s two renames, and a stage whose outputs were swapped one by one.
 """
 
 from __future__ import annotations
@@ -202,14 +202,22 @@ def test_atomic_dir_holds_the_old_or_the_new_tree_after_a_kill_in_the_swap(old, 
         assert _tree(target) == (old if when == "before the first rename" else new)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "atomic_dir swaps a folder in two renames (target -> .target.old, then tmp -> target): a kill between "
-    "them leaves no target at all (the old tree sits in .out.old, which the next atomic_dir call deletes)"
-))
 def test_atomic_dir_holds_the_old_or_the_new_tree_after_a_kill_between_its_two_renames(tmp_path):
     old, new = {"a.txt": "old"}, {"a.txt": "new"}
     target = _swap_with_kill(tmp_path, old, new, _KillAtSwapStep(1))
     assert _tree(target) in (old, new)
+
+
+def test_a_real_kill_between_atomic_dirs_two_renames_is_undone_by_the_next_write(tmp_path):
+    """A SIGKILL runs no except clause: the old tree sits retired and no target exists. The next atomic_dir
+    on that target puts the old tree back before anything else, so a failure of that write keeps it."""
+    target = tmp_path / "out"
+    (tmp_path / ".out.old").mkdir()
+    (tmp_path / ".out.old" / "a.txt").write_text("old")
+    with pytest.raises(SimulatedKill), atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise SimulatedKill
+    assert _tree(target) == {"a.txt": "old"} and _siblings(tmp_path, target) == []
 
 
 # ------------------------------------------------------------------------------------------ a stage's outputs
@@ -228,11 +236,6 @@ def _split_project(root: Path, n_users: int) -> None:
         .to_parquet(root / "data" / "canonical" / "searches.parquet", index=False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "each stage swaps its outputs one at a time (split: data/split, then metrics/split.json; train, "
-    "identifiers and evaluate likewise): a kill between two swaps leaves new data beside the old metrics. "
-    "`unigrec run` and the flows put a failed stage's last good outputs back; `unigrec stage NAME` by hand does not"
-))
 def test_a_killed_split_stage_leaves_all_its_outputs_from_one_run(tmp_path):
     from unigrec.config import BM25Config, SplitConfig
     from unigrec.paths import Layout
@@ -242,7 +245,7 @@ def test_a_killed_split_stage_leaves_all_its_outputs_from_one_run(tmp_path):
     layout = Layout(tmp_path)
     _split_project(tmp_path, n_users=3)
     split.run(cfg, layout)  # the last good run
-    for folder in ("data", "reports"):
+    for folder in ("data/canonical", "reports"):  # the inputs change; the last run's outputs stay
         shutil.rmtree(tmp_path / folder)
     _split_project(tmp_path, n_users=5)  # new data; the next run dies after swapping data/split in
     with mock.patch.object(split, "write_json", side_effect=SimulatedKill), pytest.raises(SimulatedKill):

@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Any
 
-from unigrec.atomic import atomic_dir, atomic_file, write_json
+from unigrec.atomic import stage_outputs, write_json
 from unigrec.config import PARAMS_FILE, EvaluateConfig, RuntimeConfig
 from unigrec.paths import Layout, require_inputs
 
@@ -29,18 +29,24 @@ def run(cfg: EvaluateConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
     baselines_cfg = load_section("baselines", layout.root / PARAMS_FILE) if cfg.baselines else None
     result = evaluate_test_split(cfg, data, layout.model_dir, runtime, layout, baselines_cfg)
     metrics = finite_or_none(result.metrics)
-    write_json(layout.evaluate_metrics, metrics)
     slice_cutoff = min(cfg.full_ndcg_cutoffs)
-    plots = write_plot_files(layout.evaluate_plots_dir, result.curves, metrics, slice_cutoff)
-    report_dir = layout.evaluation_report.parent
-    figures = {
-        "HR@k over the full catalogue": os.path.relpath(plots["curve_png"], report_dir),
-        f"NDCG@{slice_cutoff} by slice": os.path.relpath(plots["slices_png"], report_dir),
-    }
-    with atomic_file(layout.evaluation_report) as fh:
-        fh.write(report_markdown(metrics, cfg, result.n_cases, result.n_negatives, result.seconds, figures))
-    with atomic_dir(layout.serving_dir) as tmp:
-        write_serving_bundle(tmp, data.events, data.items, data.query_texts, data.query_table, result.settings)
+    # Every output from this run or all from the last good one: metrics, figures, report and the serving
+    # bundle that register pairs with the metrics are swapped in together.
+    with stage_outputs(layout.root, "evaluate", dirs=[layout.evaluate_plots_dir, layout.serving_dir],
+                       files=[layout.evaluate_metrics, layout.evaluation_report]) as out:
+        write_json(out[layout.evaluate_metrics], metrics)
+        plots = write_plot_files(out[layout.evaluate_plots_dir], result.curves, metrics, slice_cutoff)
+        report_dir = layout.evaluation_report.parent
+        figures = {  # where the figures will be, not where they are staged
+            title: os.path.relpath(layout.evaluate_plots_dir / plots[key].name, report_dir)
+            for title, key in (("HR@k over the full catalogue", "curve_png"),
+                               (f"NDCG@{slice_cutoff} by slice", "slices_png"))
+        }
+        out[layout.evaluation_report].write_text(
+            report_markdown(metrics, cfg, result.n_cases, result.n_negatives, figures), encoding="utf-8"
+        )
+        write_serving_bundle(out[layout.serving_dir], data.events, data.items, data.query_texts,
+                             data.query_table, result.settings)
 
     test = metrics["test"]
     headline = {"sampled": f"ndcg@{max(cfg.sampled_ndcg_cutoffs)}", "full": f"ndcg@{min(cfg.full_ndcg_cutoffs)}"}

@@ -26,7 +26,7 @@ def _read(path: Path, produced_by: str) -> Any:
 
 
 def run(cfg: IdentifiersConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, Any]:
-    from unigrec.atomic import atomic_dir, write_json
+    from unigrec.atomic import stage_outputs, write_json
     from unigrec.ids.build import build_identifiers
     from unigrec.ids.persist import write_all
     from unigrec.ids.plots import plot_code_usage
@@ -39,12 +39,13 @@ def run(cfg: IdentifiersConfig, layout: Layout, runtime: RuntimeConfig) -> dict[
             items, events, cfg, runtime.batch_sizes, cache_dir=layout.resolve(runtime.cache_dir)
         )
 
-    with atomic_dir(layout.ids_dir) as tmp:
-        write_all(tmp, built.item_ids, built.ids, built.layout, built.model, built.text_map,
+    files = [layout.identifiers_metrics, layout.identifiers_plot]
+    with stage_outputs(layout.root, "identifiers", dirs=[layout.ids_dir], files=files) as out:
+        write_all(out[layout.ids_dir], built.item_ids, built.ids, built.layout, built.model, built.text_map,
                   built.semantic_vectors, built.collaborative_vectors)
-    write_json(layout.identifiers_metrics, built.metrics)
-    plot_code_usage(built.usage, layout.identifiers_plot,
-                    f"items per code, {cfg.mode} IDs, {len(built.item_ids)} items")
+        write_json(out[layout.identifiers_metrics], built.metrics)
+        plot_code_usage(built.usage, out[layout.identifiers_plot],
+                        f"items per code, {cfg.mode} IDs, {len(built.item_ids)} items")
 
     sem, col = built.metrics["semantic_id"], built.metrics["collaborative_id"]
     return {

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 from typing import Any
 
-from unigrec.atomic import atomic_dir, write_json
+from unigrec.atomic import stage_outputs, write_json
 from unigrec.config import IngestConfig, RuntimeConfig
 from unigrec.data.card import build_data_card, render_data_card_markdown
 from unigrec.data.queries import describe_query_rule, recast_as_searches
@@ -39,6 +40,17 @@ def anchor_paths(cfg: IngestConfig, layout: Layout) -> IngestConfig:
 def run(cfg: IngestConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, Any]:
     """Load the source, make searches if it has none, subset users, write all outputs at once."""
     cfg = anchor_paths(cfg, layout)
+    with stage_outputs(layout.root, "ingest", dirs=[layout.canonical_dir]) as out:
+        card = _ingest(cfg, layout, runtime, out[layout.canonical_dir])
+    stats = card["stats"]
+    log.info("ingest: %d users, %d items, %d interactions, %d searches -> %s", stats["users"], stats["items"],
+             stats["interactions"], stats["searches"], layout.canonical_dir)
+    return {"source": cfg.source, **{k: stats[k] for k in ("users", "items", "interactions", "searches",
+                                                             "positives", "unique_queries")}}
+
+
+def _ingest(cfg: IngestConfig, layout: Layout, runtime: RuntimeConfig, tmp: Path) -> dict[str, Any]:
+    """Write the canonical tables and the data card into ``tmp`` (the stage's staged folder)."""
     source = load_source(cfg, layout.resolve(runtime.cache_dir))
     # Subsetting first is cheaper and gives the same result: the recast draws per user, independently.
     source = keep_first_users(source, cfg.max_users)
@@ -55,16 +67,8 @@ def run(cfg: IngestConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, 
     card = build_data_card(source, items, interactions, searches, query_rule, cfg.max_users)
 
     canonical = layout.canonical_dir
-    with atomic_dir(canonical) as tmp:
-        for frame, target in ((items, layout.items), (interactions, layout.interactions),
-                              (searches, layout.searches)):
-            frame.to_parquet(tmp / target.relative_to(canonical), index=False)
-        write_json(tmp / layout.data_card_json.relative_to(canonical), card)
-        (tmp / layout.data_card_md.relative_to(canonical)).write_text(
-            render_data_card_markdown(card), encoding="utf-8"
-        )
-    stats = card["stats"]
-    log.info("ingest: %d users, %d items, %d interactions, %d searches -> %s", stats["users"], stats["items"],
-             stats["interactions"], stats["searches"], canonical)
-    return {"source": cfg.source, **{k: stats[k] for k in ("users", "items", "interactions", "searches",
-                                                             "positives", "unique_queries")}}
+    for frame, target in ((items, layout.items), (interactions, layout.interactions), (searches, layout.searches)):
+        frame.to_parquet(tmp / target.relative_to(canonical), index=False)
+    write_json(tmp / layout.data_card_json.relative_to(canonical), card)
+    (tmp / layout.data_card_md.relative_to(canonical)).write_text(render_data_card_markdown(card), encoding="utf-8")
+    return card

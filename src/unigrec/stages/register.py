@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unigrec.atomic import write_json
+from unigrec.atomic import stage_outputs, write_json
 from unigrec.config import PARAMS_FILE, RegisterConfig, RuntimeConfig, read_params_file
 from unigrec.errors import UnigrecError
 from unigrec.paths import Layout, require_inputs
@@ -76,7 +76,8 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
     # The tracking URI is an absolute path on this machine: kept out of the git-tracked metrics file.
     summary = {k: v for k, v in result.as_dict().items() if k != "tracking_uri"}
     summary["champion_reevaluation"] = reevaluation
-    write_json(layout.register_metrics, summary)
+    with stage_outputs(layout.root, "register", files=[layout.register_metrics]) as out:
+        write_json(out[layout.register_metrics], summary)
     return summary
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unigrec.atomic import atomic_dir, write_json
+from unigrec.atomic import stage_outputs, write_json
 from unigrec.config import RuntimeConfig, SplitConfig
 from unigrec.data.negatives import BM25Negatives, popularity_weights, sample_popularity_negatives
 from unigrec.data.split import assign_leave_one_out, merge_streams
@@ -83,8 +83,9 @@ def run(cfg: SplitConfig, layout: Layout, runtime: RuntimeConfig | None = None) 
     candidates = build_candidates(events, items, cfg)
     summary = split_summary(events, candidates)
 
-    with atomic_dir(layout.split_dir) as tmp:
+    with stage_outputs(layout.root, "split", dirs=[layout.split_dir], files=[layout.split_metrics]) as out:
+        tmp = out[layout.split_dir]
         events.to_parquet(Path(tmp) / layout.events.name, index=False)
         candidates.to_parquet(Path(tmp) / layout.candidates.name, index=False)
-    write_json(layout.split_metrics, summary)
+        write_json(out[layout.split_metrics], summary)
     return summary

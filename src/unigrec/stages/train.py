@@ -6,11 +6,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from unigrec.atomic import atomic_dir, write_json
+from unigrec.atomic import stage_outputs, write_json
 from unigrec.config import RuntimeConfig, TrainConfig
 from unigrec.paths import Layout, require_inputs
 
 log = logging.getLogger(__name__)
+
+TASK_WEIGHTS_PLOT = "train_task_weights.png"  # beside the curve plot; not a DVC output (a figure to look at)
 
 
 def inputs(cfg: TrainConfig, layout: Layout) -> list[tuple[Path, str]]:
@@ -73,8 +75,6 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
         )
     dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
     card = model_card(dims, data.vocab, data.serialiser, cfg.model.item_representation)
-    with atomic_dir(layout.model_dir) as tmp:
-        save_model(tmp, result.net, data.items, card)
     metrics = {
         "item_representation": cfg.model.item_representation,
         "validation": report,
@@ -91,10 +91,14 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
             "device": result.device,
         },
     }
-    write_json(layout.train_metrics, metrics)
-    if result.metrics_csv is not None:
-        write_curve(epoch_curve(result.metrics_csv), layout.train_curve, layout.train_plot)
-        write_task_weights_plot(result.metrics_csv, layout.train_plot.with_name("train_task_weights.png"))
+    weights_plot = layout.train_plot.with_name(TASK_WEIGHTS_PLOT)
+    files = [layout.train_metrics, layout.train_curve, layout.train_plot, weights_plot]
+    with stage_outputs(layout.root, "train", dirs=[layout.model_dir], files=files) as out:
+        save_model(out[layout.model_dir], result.net, data.items, card)
+        write_json(out[layout.train_metrics], metrics)
+        if result.metrics_csv is not None:
+            write_curve(epoch_curve(result.metrics_csv), out[layout.train_curve], out[layout.train_plot])
+            write_task_weights_plot(result.metrics_csv, out[weights_plot])
     if result.finished:
         mark_complete(layout.train_work_dir)
     k = cfg.eval.k

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from typing import Any
 
+from unigrec.atomic import stage_outputs
 from unigrec.config import RuntimeConfig, ValidateConfig
 from unigrec.contracts.runner import validate_paths
 from unigrec.errors import ContractViolation
@@ -20,8 +21,10 @@ def run(cfg: ValidateConfig, layout: Layout, runtime: RuntimeConfig | None = Non
     cfg = dataclasses.replace(cfg, contracts_dir=str(layout.resolve(cfg.contracts_dir)))
     report = validate_paths([layout.items, layout.interactions, layout.searches], cfg)
     # Written on failure too: the report is the diagnosis a failed `dvc repro` points to.
-    report.write_json(layout.validation_json)
-    report.write_markdown(layout.validation_md)
+    reports = [layout.validation_json, layout.validation_md]
+    with stage_outputs(layout.root, "validate", files=reports) as out:
+        report.write_json(out[layout.validation_json])
+        report.write_markdown(out[layout.validation_md])
     if not report.success:
         raise ContractViolation(f"{report.describe_failures()}\n(full report: {layout.validation_md})")
     return {"row_counts": report.row_counts, "checks_run": report.checks_run}
