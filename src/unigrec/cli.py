@@ -8,6 +8,7 @@ import logging
 import re
 import sys
 import time
+import typing
 from pathlib import Path
 
 from unigrec import __version__
@@ -369,10 +370,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (status 2 as before), like every other CLI error;
+    the usage itself is one ``--help`` away. Subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from unigrec.stages import STAGES
 
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="unigrec",
         description=(
             "unigrec: one generative model for recommendation and search retrieval and ranking.\n"

@@ -199,3 +199,19 @@ def test_model_dir_without_a_model_is_one_line(tmp_path, caplog):
 
     message = _error(caplog, ["recommend", "--root", str(REPO), "--user", "1", "--model-dir", str(tmp_path)])
     assert message == f"{tmp_path}: not a unigrec model folder (no model.json, item_codes.npz, model.pt)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["recommend", "--k", "abc"], "unigrec recommend: error: argument --k: invalid int value: 'abc'"),
+        (["search", "--k", "3"], "unigrec search: error: the following arguments are required: --query"),
+        (["bogus"], "unigrec: error: argument command: invalid choice: 'bogus'"),
+    ],
+)
+def test_usage_errors_are_one_line_with_status_2(capsys, argv, reason):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and err.startswith(reason) and len(err.strip().splitlines()) == 1, err
+    assert err.rstrip().endswith("--help)")
