@@ -15,6 +15,11 @@ then runs each mutant against the tests that call the mutated function only, sto
 Results are merged into ``docs/experiments/mutation.json`` per file (killed / survived / timeout /
 no tests, score = (killed + timeout) / all mutants) and written as a Markdown table, with the diff of every
 mutant not killed, to ``docs/experiments/mutation.md``. Re-running a group replaces only its rows.
+
+Survivors that change nothing observable (equivalent mutants) are listed, each with its reason, in
+``tools/mutation_equivalent.yaml``; the table then also gives the score without them, and the Markdown
+groups the survivors by reason, the unexplained ones first. ``--render`` rewrites the Markdown from the
+JSON after that file is edited, without running mutmut.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ ALSO_COPY = ("params.yaml", "dvc.yaml", "data_contracts", "configs")
 # One enhancer test in a fork: 7.4 s without, 1.8 s with. Each extra pytest run (stats, clean run) pays it.
 TORCH_STACK = ("lightning", "torchmetrics", "transformers", "sentence_transformers")
 PRELOAD_PLUGIN = "mutation_preload"
+EQUIVALENT = REPO / "tools" / "mutation_equivalent.yaml"
 
 
 @dataclass(frozen=True)
@@ -227,6 +233,12 @@ def run_group(name: str, group: Group, *, jobs: int, fresh: bool, baseline: bool
     mutmut = Path(sys.executable).with_name("mutmut")
     command = [str(mutmut), "run", "--max-children", str(jobs)]
     print(f"== {name}: {', '.join(group.files)} against {len(group.selection(baseline))} test files", flush=True)
+    # what was measured: the commit, and any of the group's files that differed from it (the copy of src/
+    # taken above is the working tree, not the commit)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                            check=False).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", *(f"src/unigrec/{f}" for f in group.files)],
+                           cwd=REPO, capture_output=True, text=True, check=False).stdout.split("\n")
     start = time.monotonic()
     with open(work / "mutmut.log", "w") as log:
         rc = subprocess.run(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
@@ -235,7 +247,8 @@ def run_group(name: str, group: Group, *, jobs: int, fresh: bool, baseline: bool
         tail = (work / "mutmut.log").read_text(errors="replace")[-2000:]
         print(f"mutmut failed on group {name} (exit {rc}); see {work / 'mutmut.log'}:\n{tail}", flush=True)
         return None
-    return {"seconds": seconds, "files": collect(work, group, name)}
+    return {"seconds": seconds, "files": collect(work, group, name), "commit": commit[:12],
+            "uncommitted": [line[3:] for line in dirty if line.strip()]}
 
 
 def collect(work: Path, group: Group, name: str) -> dict:
@@ -292,30 +305,81 @@ def diffs_of(work: Path, wanted: list[tuple[str, str]]) -> dict[str, str]:
     return json.loads(res.stdout)
 
 
-def markdown(results: dict) -> str:
+def load_equivalent(path: Path = EQUIVALENT) -> tuple[dict[str, str], dict[str, str]]:
+    """(reason key -> its text, mutant name -> reason key) from the hand-checked list of equivalent mutants.
+
+    An entry naming an unknown reason is an error: a typo would otherwise silently count as explained.
+    """
+    import yaml
+
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    reasons: dict[str, str] = data.get("reasons") or {}
+    mutants: dict[str, str] = {}
+    for key, names in (data.get("mutants") or {}).items():
+        if key not in reasons:
+            raise ValueError(f"{path}: mutants listed under {key!r}, which is not one of the reasons")
+        for name in names:
+            if name in mutants:
+                raise ValueError(f"{path}: {name} is listed under both {mutants[name]!r} and {key!r}")
+            mutants[name] = key
+    return reasons, mutants
+
+
+def markdown(results: dict, equivalent: tuple[dict[str, str], dict[str, str]] | None = None) -> str:
+    reasons, marked = equivalent if equivalent is not None else load_equivalent()
     rows = [
-        "| file | group | mutants | killed | timeout | survived | no tests | score |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        (
+            "| file | group | mutants | killed | timeout | survived | no tests | score | equivalent | "
+            "score without them | unexplained |"
+        ),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    by_reason: dict[str | None, list[dict]] = {}
     for path, r in sorted(results["files"].items(), key=lambda kv: (kv[1]["group"], kv[0])):
         score = "-" if r["score"] is None else f"{100 * r['score']:.1f}%"
+        equal = sum(m["mutant"] in marked for m in r["not_killed"])
+        caught, left = r["killed"] + r["timeout"], r["total"] - equal
+        without = f"{100 * caught / left:.1f}%" if left else "-"
         rows.append(f"| `{path}` | {r['group']} | {r['total']} | {r['killed']} | {r['timeout']} | "
-                    f"{r['survived']} | {r['no_tests']} | {score} |")
+                    f"{r['survived']} | {r['no_tests']} | {score} | {equal} | {without} | "
+                    f"{len(r['not_killed']) - equal} |")
+        for m in r["not_killed"]:
+            by_reason.setdefault(marked.get(m["mutant"]), []).append(m)
     lines = [
         "# Mutation scores (generated by tools/mutation.py; do not edit)",
         "",
-        f"mutmut {results['mutmut']}; score = (killed + timeout) / mutants. Groups, run dates and times:",
+        (
+            f"mutmut {results['mutmut']}; score = (killed + timeout) / mutants; \"score without them\" leaves "
+            "out the survivors listed as equivalent in `tools/mutation_equivalent.yaml`. Groups, run dates, "
+            "the commit measured and times:"
+        ),
         "",
-        *[f"- {g}: {r['date']}, {r['seconds']} s, tests: {', '.join(r['tests'])}"
+        *[f"- {g}: {r['date']}, commit {r.get('commit', '?')}"
+          f"{' with uncommitted ' + ', '.join(r['uncommitted']) if r.get('uncommitted') else ''}, "
+          f"{r['seconds']} s, tests: {', '.join(r['tests'])}"
           for g, r in sorted(results["groups"].items())],
         "",
         *rows,
         "",
-        "## Mutants not killed",
+        "## Mutants not killed and not explained",
     ]
-    for path, r in sorted(results["files"].items()):
-        for m in r["not_killed"]:
-            lines += ["", f"`{m['mutant']}` ({m['status']})", "", "```diff", m["diff"].strip(), "```"]
+
+    def listing(mutants: list[dict]) -> list[str]:
+        out: list[str] = []
+        for m in sorted(mutants, key=lambda m: m["mutant"]):
+            out += ["", f"`{m['mutant']}` ({m['status']})", "", "```diff", m["diff"].strip(), "```"]
+        return out
+
+    lines += listing(by_reason.pop(None, [])) or ["", "None."]
+    survivors = {m["mutant"] for r in results["files"].values() for m in r["not_killed"]}
+    stale = sorted(set(marked) - survivors)  # killed since, or renumbered after an edit of their function
+    if stale:
+        lines += ["", "Listed as equivalent but not among the mutants not killed (re-check the list):", "",
+                  *[f"- `{name}`" for name in stale]]
+    lines += ["", "## Equivalent mutants, by reason"]
+    for key, text in reasons.items():
+        if key in by_reason:
+            lines += ["", f"### {key} ({len(by_reason[key])})", "", text.strip(), *listing(by_reason[key])]
     return "\n".join(lines) + "\n"
 
 
@@ -333,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="reuse .mutation/<group>/ (mutmut's cache) instead of starting fresh")
     parser.add_argument("--results", type=Path, default=REPO / "docs/experiments/mutation.json")
     parser.add_argument("--markdown", type=Path, default=REPO / "docs/experiments/mutation.md")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite the Markdown from the JSON results (after editing mutation_equivalent.yaml)")
     args = parser.parse_args(argv)
 
     names = args.group or list(GROUPS)
@@ -340,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             g = GROUPS[name]
             print(f"{name}: {', '.join(g.files)}\n    tests: {' '.join(g.selection())}")
+        return 0
+    if args.render:
+        args.markdown.write_text(markdown(json.loads(args.results.read_text())))
         return 0
     ensure_mutmut()
     from importlib import metadata
@@ -354,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
             continue
         results["groups"][name] = {"date": date.today().isoformat(), "seconds": outcome["seconds"],
+                                   "commit": outcome["commit"], "uncommitted": outcome["uncommitted"],
                                    "tests": group.selection(args.baseline), "deselected": list(group.deselect),
                                    "baseline": args.baseline}
         results["files"] = {p: r for p, r in results["files"].items() if r["group"] != name} | outcome["files"]

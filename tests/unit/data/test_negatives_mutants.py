@@ -77,3 +77,22 @@ def test_the_pool_threshold_holds_on_a_large_shuffled_catalogue():
     index = BM25Negatives(ids, [" ".join(["war"] * int(t) + ["drama"]) for t in tf], k1=1.2, b=0.0)
     negs = index.hard_negatives(["war"], ["not-in-the-catalogue"], n=10, pool=10, rng=np.random.default_rng(0))[0]
     assert negs == [ids[i] for i in np.argsort(-tf)[:10]]
+
+
+def test_building_the_index_and_drawing_negatives_print_nothing(capfd):
+    # bm25s draws a tqdm bar per call unless told not to; built once per stage and called per query batch,
+    # those bars would bury the stage's own progress and log lines
+    index = BM25Negatives(["a", "b", "c"], ["war drama", "war", "comedy"], k1=1.2, b=0.75)
+    index.hard_negatives(["war"], ["a"], n=2, pool=2, rng=np.random.default_rng(0))
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
+def test_the_pool_threshold_is_the_pool_th_best_score_when_fewer_than_twice_the_pool_match():
+    # 15 matching items with distinct scores, pool = n = 10: the threshold must be the 10th best score.
+    # Any position past the 6th of a partition around the 10th best holds a better score, whatever the
+    # kernel: a threshold read there keeps fewer than n items and tops the list up at random.
+    ids = [f"m{k}" for k in range(1, 16)]
+    index = BM25Negatives(ids, [" ".join(["war"] * k + ["drama"]) for k in range(1, 16)], k1=1.2, b=0.0)
+    negs = index.hard_negatives(["war"], ["none"], n=10, pool=10, rng=np.random.default_rng(0))[0]
+    assert negs == [f"m{k}" for k in range(15, 5, -1)]

@@ -96,3 +96,9 @@ def test_ranking_metrics_of_an_empty_test_set():
         out = ranking_metrics(np.array([]), np.array([]), np.array([]))
     assert out["n"] == 0 and out["gauc_groups"] == 0
     assert all(math.isnan(out[key]) for key in ("positive_rate", "auc", "logloss", "gauc"))
+
+
+def test_logloss_clips_float32_probabilities_in_float64():
+    # The model hands over float32 probabilities. Clipped in float32, 1 - 1e-7 rounds to 1 - 2**-23 and a
+    # confident miss would cost -log(1.19e-7) = 15.94 instead of -log(1e-7) = 16.12.
+    assert logloss([0], np.array([1.0], dtype=np.float32)) == pytest.approx(-math.log(1e-7), rel=1e-9)

@@ -198,3 +198,18 @@ def test_a_catalogue_smaller_than_k_is_padded_with_empty_slots():
     assert got.shape == scores.shape == valid.shape == (3, 50)
     assert (got[:, 40:] == -1).all() and torch.isinf(scores[:, 40:]).all() and (scores[:, 40:] < 0).all()
     assert not valid[:, 40:].any() and valid[:, :40].all()
+
+
+def test_slots_past_what_the_beam_can_hold_are_padded_with_minus_infinity():
+    # A k above every width the beam reaches (40 items): the slots past the beam are padding, scored -inf
+    # (not 0, which would out-score every real item's negative log-probability), and invalid.
+    from unigrec.inference.retrieval import retrieve_unseen
+
+    net, batch, spaces, items = _setup()
+    seen = torch.zeros(len(batch), items.n_items, dtype=torch.bool)
+    got, scores, valid = retrieve_unseen(net, batch, spaces[False], seen, beam_size=10, k=500)
+    assert got.shape == scores.shape == valid.shape == (3, 500)
+    padded = got == -1
+    assert padded[:, 40:].all()
+    assert torch.equal(scores[padded], torch.full_like(scores[padded], float("-inf")))
+    assert not valid[padded].any()

@@ -64,3 +64,9 @@ def test_moving_a_trie_keeps_every_field():
         a, b = getattr(trie, field.name), getattr(moved, field.name)
         assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b, field.name
     assert moved.lookup(torch.as_tensor(CODES)).tolist() == [0, 1, 2, 3]
+
+
+def test_nbytes_is_the_bytes_of_the_tries_tensors():
+    trie = build_prefix_trie(np.array([[0, 1], [1, 0], [1, 1]]), width=2)
+    tensors = (trie.edge_keys, trie.edge_child, trie.child_start, trie.leaf_item, trie.item_path, trie.leaf_count)
+    assert trie.nbytes == sum(t.nbytes for t in tensors) > 0  # torch's own count of each tensor's bytes
