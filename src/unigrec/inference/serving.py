@@ -188,8 +188,7 @@ class Recommender:
         for is_search, chunk in stream_batches([kind == "search" for kind in kinds], self.settings.batch_size):
             batch = collate_sequences([prompts[i] for i in chunk], table, n_query_tokens, pad)
             rows += self._rank(batch, STREAMS[is_search], chunk, [seen[i] for i in chunk], k)
-        columns = ["request", "rank", "item_id", "score"]
-        return pd.DataFrame(rows, columns=columns).sort_values(["request", "rank"], kind="mergesort").reset_index(drop=True)
+        return _result_frame(rows)
 
     def _rank(self, batch: Any, kind: str, requests: list[int], seen: list[list[int]], k: int) -> list[dict[str, Any]]:
         """The evaluated pipeline (:mod:`unigrec.inference.retrieval`) on one batch of same-kind requests:
@@ -223,6 +222,24 @@ class Recommender:
 
         vectors = embed_texts(new, cache_dir=None, show_progress=False)
         return [*self._query_texts, *new], np.concatenate([self._query_vectors, vectors.astype(np.float32)])
+
+
+def _result_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The result rows ordered by request, then rank.
+
+    Each request's rows come from one chunk, already in rank order, so a stable sort by request alone
+    gives the (request, rank) order; built from columns, not by pandas' row-wise constructor and
+    two-key sort, which were most of a batch-1 call's request handling.
+    """
+    columns = ["request", "rank", "item_id", "score"]
+    if not rows:
+        return pd.DataFrame(rows, columns=columns)
+    request = np.fromiter((r["request"] for r in rows), dtype=np.int64, count=len(rows))
+    order = np.argsort(request, kind="stable")
+    rank = np.fromiter((r["rank"] for r in rows), dtype=np.int64, count=len(rows))[order]
+    item_id = np.asarray([r["item_id"] for r in rows], dtype=object)[order]
+    score = np.fromiter((r["score"] for r in rows), dtype=np.float64, count=len(rows))[order]
+    return pd.DataFrame({"request": request[order], "rank": rank, "item_id": item_id, "score": score})
 
 
 def load_recommender(model_dir: Path, max_k: int | None = None) -> Recommender:
