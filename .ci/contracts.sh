@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 UNIGREC=.venv/bin/unigrec
 PYTHON=.venv/bin/python
 DEFAULT_CASES="corrupt_parquet missing_table_file non_utf8_text missing_column wrong_type duplicate_item_id \
-dangling_interaction_item future_timestamp empty_table"
+dangling_interaction_item future_timestamp empty_table padded_user_id duplicate_interaction_row \
+table_file_is_a_symlink_loop"
 CASES="${CONTRACT_CASES:-$DEFAULT_CASES}"
 
 work="$(mktemp -d)"

@@ -136,6 +136,24 @@ def _non_utf8_text(folder: Path) -> None:
     pq.write_table(table.set_column(position, "text", pa.array(raw, type=pa.binary())), path)
 
 
+def _duplicate_row(table: str, row: int) -> Callable[[Tables], None]:
+    def mutate(tables: Tables) -> None:
+        # the same event delivered twice, appended at the end: every column equal to an earlier row's
+        tables[table] = pd.concat([tables[table], tables[table].iloc[[row]]], ignore_index=True)
+
+    return mutate
+
+
+def _items_file_is_a_folder(folder: Path) -> None:
+    (folder / "items.parquet").unlink()
+    (folder / "items.parquet").mkdir()
+
+
+def _searches_file_is_a_symlink_loop(folder: Path) -> None:
+    (folder / "searches.parquet").unlink()
+    (folder / "searches.parquet").symlink_to("searches.parquet")
+
+
 def _remove_searches(folder: Path) -> None:
     (folder / "searches.parquet").unlink()
 
@@ -195,6 +213,53 @@ BROKEN_CASES: dict[str, BrokenCase] = {
     "non_utf8_text": BrokenCase("items", "text", "valid_utf8", damage=_non_utf8_text),
     "missing_table_file": BrokenCase("searches", None, "table_present", damage=_remove_searches),
     "corrupt_parquet": BrokenCase("interactions", None, "readable_parquet", damage=_truncate_interactions),
+    # identifier hygiene, duplicates, text lengths, path kinds (issue 40)
+    "padded_user_id": BrokenCase(
+        "interactions", "user_id", "no_surrounding_blanks", mutate=_set("interactions", "user_id", 2, " u1")
+    ),
+    "padded_item_id": BrokenCase(
+        "items", "item_id", "no_surrounding_blanks", mutate=_set("items", "item_id", 3, "i4 ")
+    ),
+    "item_id_spelled_nan": BrokenCase(
+        "searches", "item_id", "not_a_missing_value", mutate=_set("searches", "item_id", 1, "nan")
+    ),
+    "user_id_spelled_null": BrokenCase(
+        "interactions", "user_id", "not_a_missing_value", mutate=_set("interactions", "user_id", 6, "NULL")
+    ),
+    "user_id_spelled_none": BrokenCase(
+        "searches", "user_id", "not_a_missing_value", mutate=_set("searches", "user_id", 0, "None")
+    ),
+    "item_id_spelled_na": BrokenCase(
+        "items", "item_id", "not_a_missing_value", mutate=_set("items", "item_id", 2, " NA")
+    ),
+    "duplicate_interaction_row": BrokenCase(
+        "interactions", None, "no_duplicate_rows", mutate=_duplicate_row("interactions", 4)
+    ),
+    "duplicate_search_row": BrokenCase(
+        "searches", None, "no_duplicate_rows", mutate=_duplicate_row("searches", 2)
+    ),
+    "text_too_long": BrokenCase(
+        "items",
+        "text",
+        "expect_column_value_lengths_to_be_between",
+        mutate=_set("items", "text", 0, "t " * 10_001),
+    ),
+    "title_too_long": BrokenCase(
+        "items",
+        "title",
+        "expect_column_value_lengths_to_be_between",
+        mutate=_set("items", "title", 1, "T" * 1001),
+    ),
+    "user_id_too_long": BrokenCase(
+        "searches",
+        "user_id",
+        "expect_column_value_lengths_to_be_between",
+        mutate=_set("searches", "user_id", 3, "u" * 257),
+    ),
+    "table_file_is_a_folder": BrokenCase("items", None, "table_is_a_file", damage=_items_file_is_a_folder),
+    "table_file_is_a_symlink_loop": BrokenCase(
+        "searches", None, "table_is_a_file", damage=_searches_file_is_a_symlink_loop
+    ),
 }
 
 

@@ -7,7 +7,10 @@ on the very data it exists to diagnose.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -28,8 +31,10 @@ def read_table(path: Path, table: str, max_examples: int) -> tuple[pd.DataFrame 
     replaced (U+FFFD), so every other rule still runs on the table.
     """
     path = Path(path)
-    if not path.is_file():
-        return None, [_whole_table(table, "table_present", f"{path} does not exist")]
+    problem = path_problem(path)
+    if problem is not None:
+        rule, detail = problem
+        return None, [_whole_table(table, rule, detail)]
     try:
         arrow = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
@@ -52,6 +57,31 @@ def read_table(path: Path, table: str, max_examples: int) -> tuple[pd.DataFrame 
         )
         return None, failures
     return frame, failures
+
+
+def path_problem(path: Path) -> tuple[str, str] | None:
+    """Why ``path`` cannot be read as a table file, as (rule, detail); None for a regular file.
+
+    "Does not exist" only when nothing is there: a folder, a symlink loop, a dangling link or a device
+    where the file belongs is named as what it is, since the fix differs (a wrong path, a bad copy)."""
+    try:
+        mode = os.stat(path).st_mode  # follows links; fails on a loop anywhere in the path
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "table_is_a_file", f"{path} is a symlink loop (or has one in its path)"
+        if path.is_symlink():
+            return "table_present", f"{path} is a symlink to {os.readlink(path)}, which does not exist"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "table_present", f"{path} does not exist"
+        return "table_present", f"{path} cannot be reached: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "table_is_a_file", f"{path} is a folder, not a parquet file"
+    kinds = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return "table_is_a_file", f"{path} is {kind}, not a parquet file"
 
 
 def _is_text_like(dtype: pa.DataType) -> bool:

@@ -17,7 +17,7 @@ import pandas as pd
 from unigrec.config import ValidateConfig
 from unigrec.contracts.definitions import Contracts, load_contracts
 from unigrec.contracts.expectations import check_with_suites
-from unigrec.contracts.reading import read_table
+from unigrec.contracts.reading import path_problem, read_table
 from unigrec.contracts.relations import check_foreign_keys
 from unigrec.contracts.report import CheckResults, Failure, ValidationReport
 from unigrec.contracts.schema_checks import check_with_model
@@ -63,6 +63,12 @@ def _locate_tables(paths: list[Path], tables: list[str]) -> tuple[dict[str, Path
     located: dict[str, Path] = {}
     results = CheckResults()
     for path in paths:
+        problem = path_problem(path) if not path.is_dir() and path.stem not in tables else None
+        if problem is not None:  # a PATH that is no folder of tables nor a table file: say what it is
+            results.checks_run += 1
+            results.failures.append(Failure(table=path.name, column=None, rule=problem[0], failing_rows=None,
+                                            examples=[], detail=problem[1], source="reading"))
+            continue
         if path.is_dir():
             candidates = {table: path / f"{table}{PARQUET_SUFFIX}" for table in tables}
         else:

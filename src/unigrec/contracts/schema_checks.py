@@ -62,13 +62,16 @@ def _failure_for_group(
     labels = list(dict.fromkeys(group["index"].dropna().tolist()))
     if labels:
         values = list(dict.fromkeys(str(plain_value(v)) for v in group["failure_case"]))
+        # A rule on whole rows (duplicates) lists every cell of each row as a "value": the rows say it better.
+        detail = "failing values: " + ", ".join(values[:max_examples]) if column is not None else (
+            "failing rows (every column shown in the examples)")
         return Failure(
             table=table,
             column=column,
             rule=check,
             failing_rows=len(labels),
             examples=example_rows(frame, labels, max_examples),
-            detail="failing values: " + ", ".join(values[:max_examples]),
+            detail=detail,
             source=SOURCE,
         )
     # No row index: the rule is about the column as a whole (presence, dtype) or it could not run.

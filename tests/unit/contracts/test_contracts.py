@@ -268,3 +268,79 @@ def test_real_movielens_100k_passes(cfg, tmp_path):
     assert report.success, report.describe_failures()
     assert report.row_counts["items"] == 1682
     assert report.row_counts["interactions"] + report.row_counts["searches"] == 100_000
+
+
+# --------------------------------------------------------------------------- issue 40: hygiene, duplicates, lengths, path kinds
+@pytest.mark.parametrize("spelling", ["", "   ", " 42", "42 ", "nan", "NaN", "None", "null", "NULL", "NA", "n/a", "<NA>"])
+def test_an_identifier_that_is_padded_or_spells_a_missing_value_is_refused(cfg, spelling):
+    tables = valid_tables()
+    tables["interactions"].loc[7, "user_id"] = spelling
+    report = validate_tables(tables, cfg)
+    failures = [f for f in report.failures if (f.table, f.column) == ("interactions", "user_id")]
+    assert failures, f"{spelling!r} passed the contracts"
+    assert all(f.failing_rows == 1 and f.examples[0]["row"] == 7 for f in failures)
+    assert {f.rule for f in failures} <= {"not_blank", "no_surrounding_blanks", "not_a_missing_value"}
+
+
+def test_a_real_identifier_that_only_contains_such_letters_passes(cfg):
+    tables = valid_tables()
+    tables["interactions"]["user_id"] = tables["interactions"]["user_id"].replace({"u1": "nancy", "u2": "4 2"})
+    tables["searches"]["user_id"] = tables["searches"]["user_id"].replace({"u1": "nancy", "u2": "4 2"})
+    report = validate_tables(tables, cfg)
+    assert report.success, report.describe_failures()
+
+
+def test_a_duplicate_row_is_named_with_the_whole_row(cfg):
+    tables = valid_tables()
+    tables["searches"] = pd.concat([tables["searches"], tables["searches"].iloc[[1, 1]]], ignore_index=True)
+    report = validate_tables(tables, cfg)
+    (failure,) = report.failures
+    assert (failure.table, failure.column, failure.rule, failure.failing_rows) == (
+        "searches", None, "no_duplicate_rows", 2)
+    assert failure.examples[0] == {"row": 4, "user_id": "u1", "query": "action thriller", "item_id": "i2",
+                                   "timestamp": 1_600_007_200}
+    assert "searches: no_duplicate_rows (2 failing row(s))" in report.describe_failures()
+
+
+def test_the_same_user_and_item_at_another_time_is_no_duplicate(cfg):
+    tables = valid_tables()
+    again = tables["interactions"].iloc[[0]].assign(timestamp=tables["interactions"]["timestamp"].max() + 60)
+    tables["interactions"] = pd.concat([tables["interactions"], again], ignore_index=True)
+    assert validate_tables(tables, cfg).success
+
+
+def test_length_limits_live_in_the_contract_files(cfg, tmp_path):
+    edited = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS, edited, ignore=shutil.ignore_patterns("__pycache__"))
+    spec = json.loads((edited / "items.json").read_text())
+    for expectation in spec["expectations"]:
+        if expectation["kwargs"].get("column") == "text" and "lengths" in expectation["type"]:
+            expectation["kwargs"]["max_value"] = 20
+    (edited / "items.json").write_text(json.dumps(spec))
+    report = validate_tables(valid_tables(), ValidateConfig(contracts_dir=str(edited), max_examples=3))
+    (failure,) = report.failures
+    assert (failure.table, failure.column, failure.rule, failure.failing_rows) == (
+        "items", "text", "expect_column_value_lengths_to_be_between", 3)
+
+
+@pytest.mark.parametrize(("make", "words"), [
+    (lambda p: p.mkdir(), "is a folder"),
+    (lambda p: p.symlink_to(p.name), "is a symlink loop"),
+    (lambda p: p.symlink_to("elsewhere.parquet"), "is a symlink to elsewhere.parquet, which does not exist"),
+    (lambda p: __import__("os").mkfifo(p), "is a named pipe"),
+])
+def test_a_table_path_that_is_not_a_file_says_what_it_is(cfg, tmp_path, make, words):
+    folder = write_tables(valid_tables(), tmp_path / "canonical")
+    (folder / "items.parquet").unlink()
+    make(folder / "items.parquet")
+    report = validate_paths([folder], cfg)
+    (failure,) = [f for f in report.failures if f.table == "items"]
+    assert words in failure.detail and "does not exist" not in failure.detail.replace(", which does not exist", "")
+    assert failure.rule == ("table_present" if "symlink to" in words else "table_is_a_file")
+
+
+def test_a_path_given_on_the_command_line_that_loops_is_named(cfg, tmp_path):
+    loop = tmp_path / "canonical"
+    loop.symlink_to("canonical")
+    (failure,) = validate_paths([loop], cfg).failures
+    assert failure.rule == "table_is_a_file" and "symlink loop" in failure.detail
