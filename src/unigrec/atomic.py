@@ -31,7 +31,11 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _swap_dir(tmp, target)
+    try:
+        _swap_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _staged_dir(target: Path) -> Path:
@@ -58,7 +62,8 @@ def _swap_dir(tmp: Path, target: Path) -> None:
 
     A folder cannot be renamed over a non-empty one, so this takes two renames; when the second fails the
     old tree is put back at once, and after a kill between them ``_restore_retired`` puts it back at the
-    next write. Either way the target holds the old tree or the new one, never none of them for long."""
+    next write. Either way the target holds the old tree or the new one, never none of them for long.
+    ``tmp`` is left where it is on failure: a stage's committed swap still needs it to finish."""
     old = _retired(target)
     if old.exists():
         shutil.rmtree(old)
@@ -69,7 +74,6 @@ def _swap_dir(tmp: Path, target: Path) -> None:
     except BaseException:
         if old.exists() and not target.exists():
             os.replace(old, target)
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(old, ignore_errors=True)
 

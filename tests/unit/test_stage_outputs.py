@@ -141,3 +141,24 @@ def test_an_undeclared_output_is_refused(tmp_path):
             stage_outputs(tmp_path, "split", files=[metrics]) as out:
         out[folder]
     assert _leftovers(tmp_path) == []
+
+
+def test_a_folder_swap_that_fails_mid_commit_keeps_what_the_next_start_needs_to_finish_it(tmp_path):
+    """The second rename of a folder swap fails (a full disk, an interrupt): the old tree is put back at once,
+    the staged tree stays, and the stage's next start completes the committed swap from it."""
+    folder, _, _ = _targets(tmp_path)
+    _write_run(tmp_path, "1")
+    real_rename = Path.rename
+
+    def failing_rename(path, dest):
+        if Path(dest) == folder and path.name.startswith(".split."):
+            raise SimulatedKill
+        return real_rename(path, dest)
+
+    with mock.patch.object(Path, "rename", autospec=True, side_effect=failing_rename), \
+            pytest.raises(SimulatedKill):
+        _write_run(tmp_path, "2")
+    assert (folder / "events.txt").read_text() == "1"  # never a missing folder
+    with pytest.raises(SimulatedKill):
+        _write_run(tmp_path, "3", kill="in the block")
+    assert _state(tmp_path) == ("2", "2", "2") and _leftovers(tmp_path) == []
