@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks import (
     identifiers_bench,
+    load_test,
     precision_bench,
     prefect_overhead,
     scale_bench,
@@ -34,6 +35,8 @@ def _block(text: str, name: str) -> str:
         ["--render", "--results", str(ROOT / "benchmarks/results/scale_bench.json"), "--markdown", str(md)])),
     ("serving", lambda md: serving_bench.main(
         ["--render", "--results", str(ROOT / "benchmarks/results/serving_bench.json"), "--markdown", str(md)])),
+    ("load-test", lambda md: load_test.main(
+        ["--render", "--results", str(ROOT / "benchmarks/results/load_test.json"), "--markdown", str(md)])),
 ])
 def test_each_block_re_renders_from_its_stored_results_as_benchmarks_md_holds_it(tmp_path, name, render):
     markdown = tmp_path / "BENCHMARKS.md"
