@@ -361,6 +361,34 @@ class BaselinesConfig:
 
 # --------------------------------------------------------------------------- evaluate
 @dataclasses.dataclass(frozen=True)
+class QueryReadingConfig:
+    """How a typed query is read into terms (:func:`unigrec.data.relevance.normalise_query`)."""
+
+    max_edit_distance: int  # a word this close (adjacent swap = 1) to exactly one catalogue word reads as it
+    min_typo_length: int  # shorter words are never corrected: "war" is not a typo of "wars"
+    two_digit_decade_pivot: int  # "20s" and below read as 2000s+, this and above as 1900s ("90s" = 1990s)
+
+
+@dataclasses.dataclass(frozen=True)
+class TypedQueriesConfig:
+    """The typed-query set: every catalogue query form, typed several ways, served to sampled users."""
+
+    min_relevant: int  # a query form enters only with at least this many fully relevant (grade 2) items
+    max_queries: int | None  # a seeded sample of that many forms; null = every form
+    users_per_query: int  # sampled users each form (and each of its typed variants) is served for
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RelevanceConfig:
+    """Relevance metrics of search results, judged from item metadata (docs/design.md §5)."""
+
+    cutoff: int  # relevance NDCG@k and P@k (share of the top k that is fully relevant)
+    reading: QueryReadingConfig
+    typed_queries: TypedQueriesConfig
+
+
+@dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
     """Test-split evaluation of the generative model (and optional baselines) under every protocol."""
 
@@ -378,6 +406,7 @@ class EvaluateConfig:
     cold_user_max_events: int  # users with at most this many TRAIN events are the "cold" slice
     popular_item_quantile: float  # target items above this quantile of train counts are "popular"
     baselines: tuple[str, ...]  # popularity | sasrec | bm25 | dense, scored by the same code on the same cases
+    relevance: RelevanceConfig  # does each search result fit the query? (graded from item metadata)
 
 
 # --------------------------------------------------------------------------- register
