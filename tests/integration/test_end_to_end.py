@@ -27,7 +27,7 @@ SMALL = {
     "ingest": {"max_users": 60},
     "identifiers": {"collaborative": {"epochs": 5}, "rqvae": {"steps": 150, "warmup_steps": 50}},
     "train": {"trainer": {"max_epochs": 1}, "eval": {"epoch_users": 20, "final_users": 30}},
-    "evaluate": {"baselines": ["popularity"]},
+    "evaluate": {"baselines": ["popularity"], "relevance": {"typed_queries": {"max_queries": 10}}},
 }
 
 

@@ -187,3 +187,61 @@ def test_a_single_fusion_weight_is_used_as_given_without_a_validation_pass(tmp_p
         pipeline = result.metrics["test"]["pipeline"][stream]
         assert pipeline["fusion_weight"] == 0.3 and result.settings.weight(stream) == 0.3
         assert pipeline["validation"] == {"weight": 0.3, "n": 0, "ndcg@5_by_weight": []}
+
+
+def test_stage_writes_relevance_figures_for_every_search_method(evaluated):
+    """Relevance NDCG@10 / P@10 of each search method on the test searches and the typed-query set, in the
+    metrics file and the report; popularity's test-search figures recomputed here from the files."""
+    layout, _ = evaluated
+    metrics = json.loads(layout.evaluate_metrics.read_text())
+    # the tiny catalogue: 4 clusters of 10 items, category "genre<c>|film": 4 forms with 10 fully relevant
+    # items each, typed as generated, reordered and cased (no other spelling, no word long enough to
+    # misspell), each for one seeded user
+    assert metrics["typed_queries"]["forms"] == 4 and metrics["typed_queries"]["requests"] == 12
+    for block in (metrics["test"], metrics["baselines"]["popularity"]):
+        relevance = block["relevance"]
+        assert relevance["test_searches"]["n"] == 24
+        assert relevance["typed_queries"]["all"]["n"] == 12
+        by_variant = relevance["typed_queries"]["by_variant"]
+        assert {v: by_variant[v]["n"] for v in by_variant} == {
+            "as_generated": 4, "reordered": 4, "cased": 4, "spelled": 0, "misspelled": 0}
+        assert by_variant["spelled"]["p@10"] is None  # no request: undefined, not 0
+        for part in (relevance["test_searches"], relevance["typed_queries"]["all"]):
+            assert 0.0 <= part["p@10"] <= 1.0 and 0.0 < part["ndcg@10"] <= 1.0
+    assert metrics["baselines"]["popularity"]["relevance"]["test_searches"] == pytest.approx(
+        _popularity_relevance_by_hand(layout)
+    )
+    report = layout.evaluation_report.read_text()
+    assert "## Search relevance" in report
+    assert "typed P@10" in report and "| popularity |" in report.split("## Search relevance")[1]
+
+
+def _popularity_relevance_by_hand(layout) -> dict[str, float]:
+    """Popularity's top 10 unseen items for each test search (as in _popularity_by_hand), graded by hand:
+    an item fully fits "genre<c> film" when it is in cluster c (items m000-m009 are cluster 0, ...), every
+    other item fits "film" only; NDCG gains 2^grade - 1 against the best unseen list."""
+    events = pd.read_parquet(layout.events).sort_values(["user_id", "order"], kind="mergesort")
+    catalogue = pd.read_parquet(layout.items)["item_id"].astype(str).tolist()
+    train = events[events["split"] == "train"]
+    in_stream = train[train["kind"] == "search"]["item_id"].astype(str).value_counts()
+    overall = train["item_id"].astype(str).value_counts()
+    key = {i: (in_stream.get(i, 0), overall.get(i, 0), -pos) for pos, i in enumerate(catalogue)}
+    ranked = sorted(catalogue, key=key.__getitem__, reverse=True)
+    ndcg, precision = [], []
+    for _, group in events.groupby("user_id"):
+        target = group[(group["split"] == "test") & (group["kind"] == "search")]
+        if target.empty:
+            continue
+        target = target.iloc[0]
+        cluster = int(target["query"].split()[0].removeprefix("genre"))
+        twin = (group["item_id"] == target["item_id"]) & (group["timestamp"] == target["timestamp"])
+        history = group[(group["order"] < target["order"]) & group["split"].isin(["train", "valid"]) & ~twin]
+        seen = set(history["item_id"].astype(str))
+        grade = {i: 2 if int(i[1:]) // 10 == cluster else 1 for i in catalogue}
+        top = [i for i in ranked if i not in seen][:10]
+        ideal = sorted((grade[i] for i in catalogue if i not in seen), reverse=True)[:10]
+        dcg = sum((2 ** grade[i] - 1) / math.log2(r + 2) for r, i in enumerate(top))
+        best = sum((2**g - 1) / math.log2(r + 2) for r, g in enumerate(ideal))
+        ndcg.append(dcg / best)
+        precision.append(sum(grade[i] == 2 for i in top) / 10)
+    return {"n": len(ndcg), "ndcg@10": float(np.mean(ndcg)), "p@10": float(np.mean(precision))}

@@ -51,6 +51,25 @@ def fill_query_cache(layout: Layout, cache_dir: str) -> np.ndarray:
     return vectors
 
 
+def fill_typed_query_cache(layout: Layout, cache_dir: str) -> None:
+    """Random vectors for the typed-query set's texts (evaluate/relevance.py), so no test loads MiniLM."""
+    from unigrec.data.relevance import CatalogueJudge
+    from unigrec.evaluate.relevance import typed_query_requests
+    from unigrec.text_encoder import embedding_cache_file
+
+    cfg = evaluate_cfg().relevance
+    items, events = pd.read_parquet(layout.items), pd.read_parquet(layout.events)
+    requests = typed_query_requests(cfg, items, events, CatalogueJudge(items, cfg.reading))
+    texts = sorted({r.query for r in requests})
+    if not texts:
+        return
+    vectors = np.random.default_rng(1).normal(size=(len(texts), QUERY_DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    path = embedding_cache_file(texts, layout.root / cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+
+
 def save_untrained_model(layout: Layout, seed: int = 0) -> None:
     from unigrec.config import TrainConfig
     from unigrec.model.card import model_card, save_model
@@ -96,6 +115,7 @@ def tiny_project(root: Path) -> Layout:
     syn.write_project(root)
     write_candidates(layout)
     fill_query_cache(layout, evaluate_runtime().cache_dir)
+    fill_typed_query_cache(layout, evaluate_runtime().cache_dir)
     save_untrained_model(layout)
     (root / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     return layout

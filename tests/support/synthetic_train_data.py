@@ -73,7 +73,9 @@ def write_project(root: Path, seed: int = 0) -> None:
     (root / "data" / "ids").mkdir(parents=True, exist_ok=True)
     events_frame(seed=seed + 1).to_parquet(root / "data" / "split" / "events.parquet", index=False)
     ids = item_ids()
-    pd.DataFrame({"item_id": ids, "title": ids, "text": ids, "category": "film"}).to_parquet(
+    # the category names the cluster as the search queries do ("genre2 film"), so relevance is judgeable
+    category = [f"genre{i // PER_CLUSTER}|film" for i in range(len(ids))]
+    pd.DataFrame({"item_id": ids, "title": ids, "text": ids, "category": category}).to_parquet(
         root / "data" / "canonical" / "items.parquet", index=False
     )
     ids_frame(seed).to_parquet(root / "data" / "ids" / "ids.parquet", index=False)

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,9 @@ from unigrec.evaluate.protocols import (
 from unigrec.evaluate.slices import slice_masks
 from unigrec.paths import Layout
 
+if TYPE_CHECKING:
+    from unigrec.evaluate.relevance import RelevanceInputs
+
 log = logging.getLogger(__name__)
 
 SPLIT = "test"
@@ -48,6 +51,7 @@ class MethodRanks:
     rows: dict[str, np.ndarray]
     sampled: dict[str, np.ndarray]
     full: dict[str, np.ndarray]
+    relevance: dict[str, Any] | None = None  # does the search list fit its query? (evaluate/relevance.py)
 
 
 @dataclasses.dataclass
@@ -117,6 +121,8 @@ def method_metrics(
 
     out: dict[str, Any] = {s: block(s, None) for s in ranks.rows}
     out["slices"] = {name: {s: block(s, mask) for s in ranks.rows} for name, mask in masks.items()}
+    if ranks.relevance is not None:
+        out["relevance"] = ranks.relevance
     return out
 
 
@@ -131,8 +137,10 @@ def _baseline_ranks(
     lists: Sequence[Sequence[str]],
     rows: Mapping[str, np.ndarray],
     list_length: int,
+    relevance: RelevanceInputs | None = None,
 ) -> MethodRanks:
     from unigrec.evaluate.baselines import build_baseline
+    from unigrec.evaluate.relevance import method_relevance
 
     method = build_baseline(name, baselines_cfg, runtime, layout).fit(train_events, items)
     out = MethodRanks({}, {}, {})
@@ -145,6 +153,12 @@ def _baseline_ranks(
         out.rows[stream] = idx
         out.sampled[stream] = sampled_ranks(scores)
         out.full[stream] = list_ranks(top, targets)
+        if stream == "search" and relevance is not None:
+            typed = method.top_k(relevance.contexts, relevance.cutoff, exclude_history=True)
+            out.relevance = method_relevance(
+                relevance, top, [c.query or "" for c in contexts], [{e.item_id for e in c.history} for c in contexts],
+                typed,
+            )
     return out
 
 
@@ -168,8 +182,10 @@ def score_baselines(
     cases: Sequence[HeldOutCase],
     lists: Sequence[Sequence[str]],
     seconds: dict[str, float],
+    relevance: RelevanceInputs | None = None,
 ) -> dict[str, MethodRanks]:
-    """Fit each of ``cfg.baselines`` on the train split and rank ``cases``; wall time into ``seconds``."""
+    """Fit each of ``cfg.baselines`` on the train split and rank ``cases``; wall time into ``seconds``.
+    With ``relevance``, a search method's lists are also judged (its ``relevance`` figures)."""
     train_events = events[events["split"] == "train"]
     rows = _stream_rows(cases)
     list_length = max(cfg.full_hr_cutoffs + cfg.full_ndcg_cutoffs + (cfg.curve_max_k,))
@@ -177,7 +193,7 @@ def score_baselines(
     for name in cfg.baselines:
         started = time.perf_counter()
         out[name] = _baseline_ranks(
-            name, baselines_cfg, runtime, layout, train_events, items, cases, lists, rows, list_length
+            name, baselines_cfg, runtime, layout, train_events, items, cases, lists, rows, list_length, relevance
         )
         seconds[name] = time.perf_counter() - started
         log.info("evaluate: baseline %s in %.1fs", name, seconds[name])
@@ -221,6 +237,7 @@ def evaluate_test_split(
     retrieves (the two-stage system); by default the one model does both.
     """
     from unigrec.evaluate.generative import score_prompts
+    from unigrec.evaluate.relevance import method_relevance, relevance_inputs, typed_set_summary
     from unigrec.inference.prompts import group_user_events, prompt_examples
     from unigrec.inference.retrieval import DecodeSettings
     from unigrec.model.card import load_model
@@ -259,13 +276,23 @@ def evaluate_test_split(
         ranker,
     )
     full_lists = drop_seen(scores.retrieved, seen, list_length)
+    # Relevance: the served search list (retrieve, re-rank with the validation weight) on the test
+    # searches and on the typed-query set, judged from item metadata.
+    relevance = relevance_inputs(cfg.relevance, items, events)
+    search = rows["search"]
+    served = scores.reranked(search, settings.weight("search"))
+    typed_lists = _typed_query_lists(model, grouped, relevance, data, runtime, layout, settings, ranker)
     model_ranks = MethodRanks(
         rows=rows,
         sampled={s: sampled_ranks(scores.sampled_retrieval[r]) for s, r in rows.items()},
         full={s: list_ranks([full_lists[i] for i in r], [targets[i] for i in r]) for s, r in rows.items()},
+        relevance=method_relevance(
+            relevance, served, [cases[i].context.query or "" for i in search], [seen[i] for i in search], typed_lists
+        ),
     )
     seconds[MODEL] = time.perf_counter() - started
-    log.info("evaluate: %s scored %d cases in %.1fs", MODEL, len(cases), seconds[MODEL])
+    log.info("evaluate: %s scored %d cases and %d typed queries in %.1fs", MODEL, len(cases),
+             len(relevance.requests), seconds[MODEL])
 
     test = method_metrics(model_ranks, masks, cfg)
     rec = rows["rec"]
@@ -296,7 +323,7 @@ def evaluate_test_split(
         if baselines_cfg is None:
             raise ContractViolation("params.evaluate.baselines names baselines but no baselines section was given")
         baseline_ranks = score_baselines(
-            cfg, baselines_cfg, runtime, layout, events, items, cases, lists, seconds
+            cfg, baselines_cfg, runtime, layout, events, items, cases, lists, seconds, relevance
         )
         methods.update(baseline_ranks)
         baseline_metrics = {name: method_metrics(ranks, masks, cfg) for name, ranks in baseline_ranks.items()}
@@ -305,12 +332,50 @@ def evaluate_test_split(
         stream: {name: hit_rate_curve(m.full[stream], cfg.curve_max_k) for name, m in methods.items() if stream in m.rows}
         for stream in KINDS
     }
-    metrics: dict[str, Any] = {SPLIT: test}
+    metrics: dict[str, Any] = {SPLIT: test, "typed_queries": typed_set_summary(relevance.requests)}
     if baseline_metrics:
         metrics["baselines"] = baseline_metrics
     return Evaluation(
         metrics, curves, methods, seconds, {s: int(r.size) for s, r in rows.items()}, len(lists[0]) - 1, settings
     )
+
+
+def _typed_query_lists(
+    model: Any,
+    grouped: Sequence[Any],
+    relevance: RelevanceInputs,
+    data: TestInputs,
+    runtime: RuntimeConfig,
+    layout: Layout,
+    settings: Any,
+    ranker: Any = None,
+) -> list[list[str]]:
+    """The model's served list for each typed request: the user's train and valid events as the prompt's
+    history (the baselines' history too), the typed text's MiniLM vector as its query, seen items out."""
+    from unigrec.evaluate.generative import score_prompts
+    from unigrec.evaluate.relevance import HISTORY_SPLITS
+    from unigrec.inference.prompts import PromptExample
+    from unigrec.text_encoder import embed_texts
+
+    requests = relevance.requests
+    if not requests:
+        return []
+    texts = sorted({r.query for r in requests})
+    vectors = embed_texts(texts, batch_size=runtime.batch_sizes.text_encoding,
+                          cache_dir=layout.resolve(runtime.cache_dir), show_progress=False)
+    table = np.concatenate([data.query_table, np.asarray(vectors, dtype=data.query_table.dtype)])
+    lookup = {text: len(data.query_texts) + j for j, text in enumerate(texts)}
+    users = {u.user_id: u for u in grouped}
+    allowed = np.array(HISTORY_SPLITS, dtype=object)
+    examples = []
+    for request in requests:
+        user = users[request.user_id]
+        history = user.events.take(np.flatnonzero(np.isin(user.splits, allowed)))
+        prompt = model.serialiser.prompt(history, True, lookup[request.query])
+        examples.append(PromptExample(request.user_id, True, -1, 1, prompt, np.unique(history.items)))
+    no_lists = np.zeros((len(examples), 0), dtype=np.int64)
+    scores = score_prompts(model, examples, no_lists, [e.seen.tolist() for e in examples], table, settings, ranker)
+    return scores.reranked(np.arange(len(examples)), settings.weight("search"))
 
 
 def tune_fusion_weights(

@@ -91,3 +91,30 @@ def logloss(labels: np.ndarray | list[int], probs: np.ndarray | list[float], eps
     if not y.size:
         return float("nan")
     return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
+
+
+# ------------------------------------------------------------------ relevance of a ranked list
+# Graded judgments (data/relevance.py): 2 = fully relevant, 1 = partly, 0 = not. These metrics ask whether
+# the LIST fits the query, whatever item the user engaged with: what a search user judges first.
+FULLY_RELEVANT = 2
+
+
+def precision_fully_relevant(list_grades: np.ndarray | list[int], k: int) -> float:
+    """P@k: the share of the top ``k`` that is fully relevant. A list shorter than ``k`` counts its
+    missing places as not relevant (a method that returns nothing does not score by returning little)."""
+    grades = np.asarray(list_grades, dtype=np.int64)[:k]
+    return float(np.sum(grades == FULLY_RELEVANT) / k)
+
+
+def graded_ndcg_at_k(list_grades: np.ndarray | list[int], ideal_grades: np.ndarray | list[int], k: int) -> float:
+    """NDCG@k with graded gains 2^grade - 1 (Järvelin & Kekäläinen; as in TREC): DCG of the list over
+    the DCG of the best possible list, the ``ideal_grades`` of every item the method could have returned
+    sorted best first. 0 when no such item is relevant at all (nothing to find: nothing missed either way,
+    but an undefined 0/0 would drop the request)."""
+    discounts = 1.0 / np.log2(np.arange(k) + 2.0)
+    gains = np.exp2(np.asarray(list_grades, dtype=np.float64)[:k]) - 1.0
+    ideal = np.sort(np.asarray(ideal_grades, dtype=np.float64))[::-1][:k]
+    best = float(np.sum((np.exp2(ideal) - 1.0) * discounts[: ideal.size]))
+    if best <= 0.0:
+        return 0.0
+    return float(np.sum(gains * discounts[: gains.size]) / best)

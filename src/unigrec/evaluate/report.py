@@ -13,7 +13,7 @@ import pandas as pd
 from unigrec.atomic import atomic_file
 from unigrec.config import EvaluateConfig
 from unigrec.evaluate.baselines.context import KINDS
-from unigrec.evaluate.comparison import MODEL_LABEL, comparison_markdown, method_blocks
+from unigrec.evaluate.comparison import MODEL_LABEL, comparison_markdown, method_blocks, relevance_markdown
 from unigrec.evaluate.slices import SLICE_NAMES
 from unigrec.figures import headless_pyplot, save_png
 
@@ -162,10 +162,21 @@ def report_markdown(
         "and served as is; w = 0 keeps the retrieval order, w = 1 is the ranking head alone."),
         (f"- **Slices**: cold users have <= {cfg.cold_user_max_events} train events; popular targets are above "
         f"the {cfg.popular_item_quantile:.0%} quantile of the catalogue's train counts."),
+        (f"- **Search relevance**: every catalogue item graded against the query from its metadata (2 = every "
+        "genre / category word, decade and title word of the query, 1 = some, 0 = none); relevance NDCG@"
+        f"{cfg.relevance.cutoff} (gains 2^grade − 1) and P@{cfg.relevance.cutoff} (share of the top "
+        f"{cfg.relevance.cutoff} fully relevant) of each method's list as served (seen items dropped; the "
+        "model's list retrieved and re-ranked). On the test searches, and on the typed-query set: every "
+        "query form the generator makes from the catalogue with at least "
+        f"{cfg.relevance.typed_queries.min_relevant} fully relevant items, typed five ways (as generated, "
+        "reordered, cased, other spellings, one typo) for seeded users, each judged by the form it types."),
         "",
         "## Model vs baselines",
         "",
         comparison_markdown(metrics, n_negatives),
+        "## Search relevance (does the list fit the query?)",
+        "",
+        relevance_markdown(metrics, cfg.relevance.cutoff),
         "## Ranking head (labelled test recommendations)",
         "",
         "| n | positive rate | AUC | GAUC (users) | LogLoss |",
