@@ -154,12 +154,33 @@ def _serving_model(args: argparse.Namespace):
     return served.model
 
 
-def _print_ranked(model, results, user: str | None) -> None:
+def _item_details(root: Path) -> dict[str, str]:
+    """item_id -> " (1995) [Action, Sci-Fi]" from the project's items table, so a reader sees whether each
+    result fits the query; empty (titles only) when the project has no items table to read."""
+    import pandas as pd
+
+    from unigrec.data.relevance import item_years
+    from unigrec.paths import Layout
+
+    path = Layout(root).items
+    if not path.exists():
+        return {}
+    items = pd.read_parquet(path)
+    out = {}
+    for item, category, year in zip(items["item_id"].astype(str), items["category"], item_years(items), strict=True):
+        genres = [] if pd.isna(category) else [g.strip() for g in re.split(r"[|>]", str(category)) if g.strip()]
+        out[item] = (f" ({year})" if year is not None else "") + (f" [{', '.join(genres)}]" if genres else "")
+    return out
+
+
+def _print_ranked(model, results, user: str | None, root: Path) -> None:
     if user is not None and not model.knows_user(user):
         print(f"notice: user {user} has no history; these are cold-start results", file=sys.stderr)
-    print(f"{'rank':>4}  {'item':<10} {'score':>9}  title")
+    details = _item_details(root)
+    print(f"{'rank':>4}  {'item':<10} {'score':>9}  title (year) [genres]")
     for row in results.itertuples(index=False):
-        print(f"{row.rank + 1:>4}  {row.item_id:<10} {row.score:>9.4f}  {model.title(row.item_id)}")
+        print(f"{row.rank + 1:>4}  {row.item_id:<10} {row.score:>9.4f}  {model.title(row.item_id)}"
+              f"{details.get(str(row.item_id), '')}")
 
 
 # A users file holds ids as the data writes them. These spellings are what a spreadsheet or a float column
@@ -338,7 +359,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     requests = pd.DataFrame({"user_id": users, "kind": "rec", "query": ""})
     results = model.predict(requests, args.k)
     if args.user:
-        _print_ranked(model, results, args.user)
+        _print_ranked(model, results, args.user, Path(args.root))
         return 0
     results.insert(0, "user_id", [users[i] for i in results["request"]])
     results["title"] = [model.title(i) for i in results["item_id"]]
@@ -355,7 +376,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     user = args.user if args.user is not None else ""
     requests = pd.DataFrame({"user_id": [user], "kind": ["search"], "query": [args.query]})
     results = model.predict(requests, args.k)
-    _print_ranked(model, results, args.user)
+    _print_ranked(model, results, args.user, Path(args.root))
     return 0
 
 
