@@ -364,15 +364,17 @@ def render(r: dict[str, Any]) -> str:
         lines += [f"| {label} | {parts['rec'][key]} | {parts['search'][key]} |" for key, label in labels]
     http, cli = r.get("http"), r.get("cli")
     if http:
-        lines += ["", (f"HTTP: `unigrec serve --model-dir` (the same model) on loopback, {http['http']['calls']} "
+        lines += ["", (f"HTTP: `unigrec serve --model-dir` (the same model, the same torch threads) on loopback, "
+                       f"{http['http']['calls']} "
                        f"`POST /recommend` alternating with in-process `predict`: p50 / p95 {cell(http['http'])} ms "
                        f"against {cell(http['in_process'])} ms; answers that differ: {http['answers_differ']}. "
                        f"`POST /batch` of {BATCHED}: {http['batch_64']['http']['requests_per_s']} requests/s, "
                        f"in process {http['batch_64']['in_process']['requests_per_s']}.")]
     if cli:
         source = "the model folder (no champion in ROOT's registry)" if cli["local_fallback"] else "the registry champion"
-        lines += ["", (f"CLI: `{cli['command']}` serving {source}, after one call that filled the cache: median of "
-                       f"{cli['calls']} calls {cli['wall_s_p50']} s wall, {cli['cpu_s_p50']} s CPU.")]
+        lines += ["", (f"CLI: `{cli['command']}` serving {source} with the same torch threads, after one call "
+                       f"that filled the cache: median of {cli['calls']} calls {cli['wall_s_p50']} s wall, "
+                       f"{cli['cpu_s_p50']} s CPU.")]
     return "\n".join(lines) + "\n"
 
 
