@@ -213,3 +213,31 @@ def test_slots_past_what_the_beam_can_hold_are_padded_with_minus_infinity():
     assert padded[:, 40:].all()
     assert torch.equal(scores[padded], torch.full_like(scores[padded], float("-inf")))
     assert not valid[padded].any()
+
+
+def test_decode_batch_reads_the_query_of_a_search_prompt():
+    # decode_batch encodes the prompts itself: a search prompt's query (its reference into the batch's
+    # query vectors) must reach that encoding, or search decodes as if nothing was typed. Same answer as
+    # the beam search, which encodes on its own; and a different query gives a different answer.
+    from unigrec.inference.retrieval import decode_batch, retrieve_unseen
+
+    items = item_codes_from_frame(syn.ids_frame(3))
+    vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
+    serialiser = SequenceSerialiser(vocab, items, n_query_tokens=2, max_events=12)
+    torch.manual_seed(4)
+    dims = TransformerDims(vocab.size, serialiser.max_length, 32, 2, 4, 64, 0.0, 16, 2, vocab.token(POS),
+                           vocab.token(NEG), ranking_head=True)
+    net = GenerativeTransformer(dims).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    rng = np.random.default_rng(4)
+    history = EventSeq(rng.integers(items.n_items, size=4), np.zeros(4, bool), np.ones(4, int), np.full(4, -1))
+    space = id_spaces(vocab, items)[True]
+    seen = torch.zeros(2, items.n_items, dtype=torch.bool)
+    vectors = rng.normal(size=(2, 16)).astype(np.float32) * 5
+    batch = collate_sequences([serialiser.prompt(history, True, q) for q in (0, 1)], vectors, 2, vocab.token(PAD))
+    decoded = decode_batch(net, batch, space, seen, 8, 4)
+    got, scores, _ = retrieve_unseen(net, batch, space, seen, 8, 8)
+    np.testing.assert_array_equal(decoded.items, got.numpy())
+    np.testing.assert_array_equal(decoded.retrieval, scores.numpy().astype(np.float64))
+    assert not np.array_equal(decoded.retrieval[0], decoded.retrieval[1])  # the two queries differ
