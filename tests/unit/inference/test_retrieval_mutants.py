@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from support import synthetic_train_data as syn
+from support.tiny_net import tiny_network
 
 from unigrec.inference.retrieval import (
     DecodeSettings,
@@ -34,13 +35,7 @@ from unigrec.model.vocabulary import NEG, PAD, POS, Vocabulary
 def _setup(seed: int = 3):
     items = item_codes_from_frame(syn.ids_frame(3))
     vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
-    serialiser = SequenceSerialiser(vocab, items, n_query_tokens=2, max_events=12)
-    torch.manual_seed(seed)
-    dims = TransformerDims(vocab.size, serialiser.max_length, 32, 2, 4, 64, 0.0, 16, 2, vocab.token(POS),
-                           vocab.token(NEG), ranking_head=True)
-    net = GenerativeTransformer(dims).eval()
-    for p in net.parameters():
-        torch.nn.init.normal_(p, std=0.5)
+    net, serialiser = tiny_network(vocab, items, seed)
     rng = np.random.default_rng(seed)
     prompts = [serialiser.prompt(EventSeq(rng.integers(items.n_items, size=n), np.zeros(n, bool), np.ones(n, int),
                                           np.full(n, -1)), False) for n in (2, 5, 8)]
@@ -223,13 +218,7 @@ def test_decode_batch_reads_the_query_of_a_search_prompt():
 
     items = item_codes_from_frame(syn.ids_frame(3))
     vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
-    serialiser = SequenceSerialiser(vocab, items, n_query_tokens=2, max_events=12)
-    torch.manual_seed(4)
-    dims = TransformerDims(vocab.size, serialiser.max_length, 32, 2, 4, 64, 0.0, 16, 2, vocab.token(POS),
-                           vocab.token(NEG), ranking_head=True)
-    net = GenerativeTransformer(dims).eval()
-    for p in net.parameters():
-        torch.nn.init.normal_(p, std=0.5)
+    net, serialiser = tiny_network(vocab, items, seed=4)
     rng = np.random.default_rng(4)
     history = EventSeq(rng.integers(items.n_items, size=4), np.zeros(4, bool), np.ones(4, int), np.full(4, -1))
     space = id_spaces(vocab, items)[True]

@@ -6,24 +6,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 from support import synthetic_train_data as syn
+from support.tiny_net import tiny_network
 
 from unigrec.inference.retrieval import id_spaces
 from unigrec.model.batch import collate_sequences
 from unigrec.model.decoding import beam_search, build_id_space, level_log_probs
 from unigrec.model.item_codes import ItemCodes, item_codes_from_frame
-from unigrec.model.tokenizer import EventSeq, SequenceSerialiser
-from unigrec.model.transformer import GenerativeTransformer, TransformerDims
-from unigrec.model.vocabulary import NEG, PAD, POS, Vocabulary
+from unigrec.model.tokenizer import EventSeq
+from unigrec.model.vocabulary import PAD, Vocabulary
 
 
 def _net_and_prompts(vocab: Vocabulary, items: ItemCodes, n_prompts: int = 3, seed: int = 3):
-    serialiser = SequenceSerialiser(vocab, items, n_query_tokens=2, max_events=12)
-    torch.manual_seed(seed)
-    dims = TransformerDims(vocab.size, serialiser.max_length, 32, 2, 4, 64, 0.0, 16, 2, vocab.token(POS),
-                           vocab.token(NEG), ranking_head=True)
-    net = GenerativeTransformer(dims).eval()
-    for p in net.parameters():
-        torch.nn.init.normal_(p, std=0.5)
+    net, serialiser = tiny_network(vocab, items, seed)
     rng = np.random.default_rng(seed)
     prompts = [serialiser.prompt(EventSeq(rng.integers(items.n_items, size=n), np.zeros(n, bool), np.ones(n, int),
                                           np.full(n, -1)), False) for n in range(2, 2 + n_prompts)]
