@@ -162,3 +162,14 @@ def test_a_folder_swap_that_fails_mid_commit_keeps_what_the_next_start_needs_to_
     with pytest.raises(SimulatedKill):
         _write_run(tmp_path, "3", kill="in the block")
     assert _state(tmp_path) == ("2", "2", "2") and _leftovers(tmp_path) == []
+
+
+def test_leftovers_are_matched_by_the_outputs_literal_name_not_as_a_glob(tmp_path):
+    # An output named with glob characters: only its own temporaries go, not another file's that the
+    # name, read as a pattern (".m[1]*.json.*"), would also match.
+    from unigrec.atomic import recover_stage
+
+    (tmp_path / ".m[1]*.json.tmp1").write_text("left by a kill")
+    (tmp_path / ".m1-other.json.keep").write_text("not ours")
+    recover_stage(tmp_path, "evaluate", [tmp_path / "m[1]*.json"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m1-other.json.keep"]
