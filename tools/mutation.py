@@ -306,19 +306,13 @@ def diffs_of(work: Path, wanted: list[tuple[str, str]]) -> dict[str, str]:
     return json.loads(res.stdout)
 
 
-def killed_after_run(path: Path = EQUIVALENT) -> dict[str, str]:
-    """Mutant name -> the test that kills it, for survivors of the recorded run killed by a test added since
-    (checked by applying the mutant by hand); the next run of the group replaces these entries."""
-    import yaml
+def load_survivor_list(path: Path = EQUIVALENT) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The hand-checked survivor list: (reason key -> its text, mutant -> reason key of an equivalent mutant,
+    mutant -> the test that kills it for a survivor of the recorded run killed by a test added since).
 
-    data = yaml.safe_load(path.read_text()) if path.exists() else {}
-    return dict(data.get("killed_after_run") or {})
-
-
-def load_equivalent(path: Path = EQUIVALENT) -> tuple[dict[str, str], dict[str, str]]:
-    """(reason key -> its text, mutant name -> reason key) from the hand-checked list of equivalent mutants.
-
-    An entry naming an unknown reason is an error: a typo would otherwise silently count as explained.
+    An entry naming an unknown reason is an error: a typo would otherwise silently count as explained. The
+    next run of a group supersedes its ``killed_after_run`` entries (they were checked by applying the mutant
+    by hand).
     """
     import yaml
 
@@ -332,12 +326,11 @@ def load_equivalent(path: Path = EQUIVALENT) -> tuple[dict[str, str], dict[str, 
             if name in mutants:
                 raise ValueError(f"{path}: {name} is listed under both {mutants[name]!r} and {key!r}")
             mutants[name] = key
-    return reasons, mutants
+    return reasons, mutants, dict(data.get("killed_after_run") or {})
 
 
-def markdown(results: dict, equivalent: tuple[dict[str, str], dict[str, str]] | None = None) -> str:
-    reasons, marked = equivalent if equivalent is not None else load_equivalent()
-    later = killed_after_run() if equivalent is None else {}
+def markdown(results: dict) -> str:
+    reasons, marked, later = load_survivor_list()
     rows = [
         (
             "| file | group | mutants | killed | timeout | survived | no tests | score | equivalent | "

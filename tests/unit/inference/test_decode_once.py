@@ -10,23 +10,17 @@ import torch
 
 def _model_and_prompts():
     from support import synthetic_train_data as syn
+    from support.tiny_net import tiny_network
 
     from unigrec.inference.retrieval import id_spaces
     from unigrec.model.batch import collate_sequences
     from unigrec.model.item_codes import item_codes_from_frame
-    from unigrec.model.tokenizer import EventSeq, SequenceSerialiser
-    from unigrec.model.transformer import GenerativeTransformer, TransformerDims
-    from unigrec.model.vocabulary import NEG, PAD, POS, Vocabulary
+    from unigrec.model.tokenizer import EventSeq
+    from unigrec.model.vocabulary import PAD, Vocabulary
 
     items, codebooks = item_codes_from_frame(syn.ids_frame(3)), syn.CODEBOOKS
     vocab = Vocabulary.from_codebooks(codebooks)
-    serialiser = SequenceSerialiser(vocab, items, n_query_tokens=2, max_events=12)
-    torch.manual_seed(5)
-    dims = TransformerDims(vocab.size, serialiser.max_length, 32, 2, 4, 64, 0.0, 16, 2, vocab.token(POS),
-                           vocab.token(NEG), ranking_head=False)
-    net = GenerativeTransformer(dims).eval()
-    for p in net.parameters():
-        torch.nn.init.normal_(p, std=0.5)
+    net, serialiser = tiny_network(vocab, items, seed=5, ranking_head=False)
     rng = np.random.default_rng(5)
     histories = [rng.integers(items.n_items, size=n) for n in (1, 4, 9)]
     prompts = [serialiser.prompt(EventSeq(h, np.zeros(len(h), bool), np.ones(len(h), int), np.full(len(h), -1)), False)

@@ -50,27 +50,21 @@ def _heavy_users(atomic: bool):
     it, not only dropped after it."""
     import torch
     from support import synthetic_train_data as syn
+    from support.tiny_net import tiny_network
 
     from unigrec.inference.retrieval import id_spaces
     from unigrec.model.batch import collate_sequences
     from unigrec.model.decoding import score_candidates
     from unigrec.model.item_codes import atomic_item_codes, item_codes_from_frame
-    from unigrec.model.tokenizer import EventSeq, SequenceSerialiser
-    from unigrec.model.transformer import GenerativeTransformer, TransformerDims
-    from unigrec.model.vocabulary import NEG, PAD, POS, Vocabulary
+    from unigrec.model.tokenizer import EventSeq
+    from unigrec.model.vocabulary import PAD, Vocabulary
 
     if atomic:
         items, codebooks = atomic_item_codes(syn.item_ids())
     else:
         items, codebooks = item_codes_from_frame(syn.ids_frame(3)), syn.CODEBOOKS
     vocab = Vocabulary.from_codebooks(codebooks)
-    serialiser = SequenceSerialiser(vocab, items, n_query_tokens=2, max_events=12)
-    torch.manual_seed(3)
-    dims = TransformerDims(vocab.size, serialiser.max_length, 32, 2, 4, 64, 0.0, 16, 2, vocab.token(POS),
-                           vocab.token(NEG), ranking_head=atomic)
-    net = GenerativeTransformer(dims).eval()
-    for p in net.parameters():
-        torch.nn.init.normal_(p, std=0.5)
+    net, serialiser = tiny_network(vocab, items, seed=3, ranking_head=atomic)
     rng = np.random.default_rng(3)
     prompts = [serialiser.prompt(EventSeq(rng.integers(items.n_items, size=n), np.zeros(n, bool), np.ones(n, int),
                                           np.full(n, -1)), False) for n in (2, 5, 8, 11)]
