@@ -405,7 +405,7 @@ class EvaluateConfig:
     fusion_weights: tuple[float, ...]
     cold_user_max_events: int  # users with at most this many TRAIN events are the "cold" slice
     popular_item_quantile: float  # target items above this quantile of train counts are "popular"
-    baselines: tuple[str, ...]  # popularity | sasrec | bm25 | dense, scored by the same code on the same cases
+    baselines: tuple[str, ...]  # popularity | sasrec | bm25 | dense | query_lookup, same code, same cases
     relevance: RelevanceConfig  # does each search result fit the query? (graded from item metadata)
 
 

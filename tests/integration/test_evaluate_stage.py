@@ -62,6 +62,10 @@ def test_stage_writes_every_output(evaluated):
         s = test["slices"]
         assert s["cold_users"][stream]["n"] + s["warm_users"][stream]["n"] == 24
         assert s["popular_items"][stream]["n"] + s["long_tail_items"][stream]["n"] == 24
+    # the search slices: search cases only, nested (no training event at all -> never a search target)
+    for name in ("unseen_query", "target_never_searched", "target_no_train_events"):
+        assert set(s[name]) == {"search"} and set(metrics["baselines"]["popularity"]["slices"][name]) == {"search"}
+    assert s["target_no_train_events"]["search"]["n"] <= s["target_never_searched"]["search"]["n"] <= 24
     assert set(metrics["baselines"]) == {"popularity"}
     assert summary["ranking_auc"] == test["ranking"]["auc"]
     # the popularity figures, recomputed here from the files alone: every step of the protocol (the test
@@ -73,6 +77,7 @@ def test_stage_writes_every_output(evaluated):
     for heading in ("## Protocol", "## Model vs baselines", "## Ranking head", "## Unified pipeline", "## Slices"):
         assert heading in report
     assert "Seen-item rule, for every method" in report
+    assert "| search | unseen query |" in report and "| rec | unseen query |" not in report
     for png in ("hr_curve.png", "slices.png"):
         path = layout.evaluate_plots_dir / png
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

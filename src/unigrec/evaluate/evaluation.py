@@ -31,7 +31,7 @@ from unigrec.evaluate.protocols import (
     retrieval_metrics,
     sampled_ranks,
 )
-from unigrec.evaluate.slices import slice_masks
+from unigrec.evaluate.slices import SLICE_STREAMS, slice_masks
 from unigrec.paths import Layout
 
 if TYPE_CHECKING:
@@ -120,7 +120,9 @@ def method_metrics(
         }
 
     out: dict[str, Any] = {s: block(s, None) for s in ranks.rows}
-    out["slices"] = {name: {s: block(s, mask) for s in ranks.rows} for name, mask in masks.items()}
+    out["slices"] = {
+        name: {s: block(s, mask) for s in ranks.rows if s in SLICE_STREAMS[name]} for name, mask in masks.items()
+    }
     if ranks.relevance is not None:
         out["relevance"] = ranks.relevance
     return out
@@ -165,10 +167,10 @@ def _baseline_ranks(
 def case_slices(
     cfg: EvaluateConfig, cases: Sequence[HeldOutCase], events: pd.DataFrame, items: pd.DataFrame
 ) -> dict[str, np.ndarray]:
-    """Slice name -> bool mask over ``cases`` (cold users, popular targets, ...)."""
+    """Slice name -> bool mask over ``cases`` (cold users, popular targets, unseen queries, ...)."""
     return slice_masks(
-        [c.context.user_id for c in cases], [c.target for c in cases], events,
-        items["item_id"].astype(str).tolist(), cfg.cold_user_max_events, cfg.popular_item_quantile,
+        [c.context.user_id for c in cases], [c.target for c in cases], [c.context.query for c in cases],
+        events, items["item_id"].astype(str).tolist(), cfg.cold_user_max_events, cfg.popular_item_quantile,
     )
 
 

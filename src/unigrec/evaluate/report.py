@@ -14,7 +14,7 @@ from unigrec.atomic import atomic_file
 from unigrec.config import EvaluateConfig
 from unigrec.evaluate.baselines.context import KINDS
 from unigrec.evaluate.comparison import MODEL_LABEL, comparison_markdown, method_blocks, relevance_markdown
-from unigrec.evaluate.slices import SLICE_NAMES
+from unigrec.evaluate.slices import SLICE_NAMES, SLICE_STREAMS
 from unigrec.figures import headless_pyplot, save_png
 
 CURVE_CSV = "hr_curve_{stream}.csv"
@@ -22,6 +22,7 @@ SLICES_CSV = "slices.csv"
 CURVE_PNG = "hr_curve.png"
 SLICES_PNG = "slices.png"
 FIGURE_DPI = 110
+SLICE_BAR_INCHES = 1.4  # figure width per slice in the slices plot
 
 
 def finite_or_none(value: Any) -> Any:
@@ -55,6 +56,38 @@ def slice_frame(metrics: Mapping[str, Any], cutoff: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def stream_slices(stream: str) -> list[str]:
+    """The slices reported for ``stream``, in :data:`SLICE_NAMES` order (search slices: search only)."""
+    return [name for name in SLICE_NAMES if stream in SLICE_STREAMS[name]]
+
+
+def slice_table(metrics: Mapping[str, Any], cutoff: int) -> list[str]:
+    """Markdown rows: every method (columns) on the whole test set and on every slice of each stream, with
+    the slice's case count. "–": the method does not serve the stream; "empty": no case falls in the slice
+    (a figure over no case would read as a zero)."""
+    blocks = method_blocks(metrics)
+    lines = [
+        "| stream | slice | n | " + " | ".join(blocks) + " |",
+        "|---|---|---:|" + "---:|" * len(blocks),
+    ]
+    for stream in KINDS:
+        rows = [("all test cases", {m: b.get(stream) for m, b in blocks.items()})]
+        rows += [
+            (name.replace("_", " "), {m: b.get("slices", {}).get(name, {}).get(stream) for m, b in blocks.items()})
+            for name in stream_slices(stream)
+        ]
+        for title, values in rows:
+            served = [v for v in values.values() if v is not None]
+            if not served:
+                continue
+            n = served[0]["n"]
+            cells = [
+                "–" if v is None else "empty" if not n else _f(v["full"][f"ndcg@{cutoff}"]) for v in values.values()
+            ]
+            lines.append(f"| {stream} | {title} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def plot_curves(curves: Mapping[str, Mapping[str, np.ndarray]], path: Path) -> None:
     plt = headless_pyplot()
 
@@ -73,21 +106,31 @@ def plot_curves(curves: Mapping[str, Mapping[str, np.ndarray]], path: Path) -> N
     save_png(fig, path, FIGURE_DPI)
 
 
+def _tick_label(name: str, n: int) -> str:
+    """The slice's name and count over three short lines, so seven slices side by side stay legible."""
+    first, _, rest = name.partition("_")
+    return f"{first}\n{rest.replace('_', ' ')}\n(n={n})"
+
+
 def plot_slices(frame: pd.DataFrame, cutoff: int, path: Path) -> None:
     plt = headless_pyplot()
 
-    fig, axes = plt.subplots(1, len(KINDS), figsize=(12, 4.5))
+    # Panel widths follow the slice counts (the search panel has the search-only slices too).
+    widths = [len(stream_slices(stream)) for stream in KINDS]
+    fig, axes = plt.subplots(1, len(KINDS), figsize=(SLICE_BAR_INCHES * sum(widths), 4.5),
+                             gridspec_kw={"width_ratios": widths})
     column = f"ndcg@{cutoff}"
     for ax, stream in zip(axes, KINDS):
         part = frame[frame["stream"] == stream]
         methods = list(dict.fromkeys(part["method"]))
+        names = stream_slices(stream)
         width = 0.8 / max(len(methods), 1)
-        x = np.arange(len(SLICE_NAMES))
+        x = np.arange(len(names))
         for j, method in enumerate(methods):
-            values = part[part["method"] == method].set_index("slice").reindex(list(SLICE_NAMES))[column]
+            values = part[part["method"] == method].set_index("slice").reindex(names)[column]
             ax.bar(x + j * width - 0.4 + width / 2, values.fillna(0).to_numpy(), width, label=method)
-        counts = part.drop_duplicates("slice").set_index("slice").reindex(list(SLICE_NAMES))["n"].fillna(0)
-        ax.set_xticks(x, [f"{s.replace('_', ' ')}\n(n={int(n)})" for s, n in counts.items()])
+        counts = part.drop_duplicates("slice").set_index("slice").reindex(names)["n"].fillna(0)
+        ax.set_xticks(x, [_tick_label(name, int(n)) for name, n in counts.items()], fontsize="small")
         ax.set_title(f"{stream}: full-catalogue NDCG@{cutoff} by slice")
         ax.set_ylabel(f"NDCG@{cutoff}")
         ax.grid(axis="y", alpha=0.3)
@@ -160,8 +203,12 @@ def report_markdown(
         "(1 − w)·log P(item) + w·log P(<pos>), NDCG@{k} of the final list. w is chosen per request kind "
         "from the grid " + ", ".join(f"{w:g}" for w in cfg.fusion_weights) + " on the VALIDATION split "
         "and served as is; w = 0 keeps the retrieval order, w = 1 is the ranking head alone."),
-        (f"- **Slices**: cold users have <= {cfg.cold_user_max_events} train events; popular targets are above "
-        f"the {cfg.popular_item_quantile:.0%} quantile of the catalogue's train counts."),
+        (f"- **Slices** (all measured on the train split): cold users have <= {cfg.cold_user_max_events} train "
+        f"events; popular targets are above the {cfg.popular_item_quantile:.0%} quantile of the catalogue's train "
+        "counts. Search only: *unseen query*, the query string was never a training search; *target never "
+        "searched*, the target was never a training search target; *target no train events*, the target has "
+        "no training event in either stream. On these a lookup of the query among the training searches "
+        "(`query_lookup`) can only fall back to popularity."),
         (f"- **Search relevance**: every catalogue item graded against the query from its metadata (2 = every "
         "genre / category word, decade and title word of the query, 1 = some, 0 = none); relevance NDCG@"
         f"{cfg.relevance.cutoff} (gains 2^grade − 1) and P@{cfg.relevance.cutoff} (share of the top "
@@ -207,17 +254,8 @@ def report_markdown(
         "",
         f"## Slices (full-catalogue NDCG@{slice_k})",
         "",
-        "| slice | stream | n | " + " | ".join(method_blocks(metrics)) + " |",
-        "|---|---|---:|" + "---:|" * len(method_blocks(metrics)),
+        *slice_table(metrics, slice_k),
     ]
-    for name in SLICE_NAMES:
-        for stream in KINDS:
-            n = test["slices"][name][stream]["n"]
-            cells = []
-            for block in method_blocks(metrics).values():
-                values = block.get("slices", {}).get(name, {}).get(stream)
-                cells.append(_f(values["full"][f"ndcg@{slice_k}"]) if values else "–")
-            lines.append(f"| {name.replace('_', ' ')} | {stream} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "## Figures", ""]
     for title, path in figures.items():
         lines += [f"![{title}]({path})", ""]

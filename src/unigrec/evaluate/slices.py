@@ -1,6 +1,8 @@
-"""Per-slice views of the held-out cases: cold vs warm users, popular vs long-tail target items.
+"""Per-slice views of the held-out cases: cold vs warm users, popular vs long-tail target items, and the
+search cases a memorised table of training searches cannot answer.
 
-Both are measured on the TRAIN split only, so a slice never depends on the events being evaluated.
+Every slice is measured on the TRAIN split only, so a slice never depends on the events being evaluated
+(nor on events held back from training for any other reason: only ``split == "train"`` counts).
 """
 
 from __future__ import annotations
@@ -10,12 +12,22 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-SLICE_NAMES = ("cold_users", "warm_users", "popular_items", "long_tail_items")
+from unigrec.evaluate.baselines.context import KINDS
+
+TRAIN = "train"
+# The search slices: the query string was never a training search; the target was never a training
+# search target; the target has no training event in either stream (a model can only place it by text).
+SEARCH_SLICE_NAMES = ("unseen_query", "target_never_searched", "target_no_train_events")
+SLICE_NAMES = ("cold_users", "warm_users", "popular_items", "long_tail_items", *SEARCH_SLICE_NAMES)
+# The streams each slice is reported for: the search slices say nothing about a recommendation request.
+SLICE_STREAMS: dict[str, tuple[str, ...]] = {
+    name: ("search",) if name in SEARCH_SLICE_NAMES else KINDS for name in SLICE_NAMES
+}
 
 
 def train_counts(events: pd.DataFrame, column: str) -> pd.Series:
     """Number of TRAIN events (both streams) per value of ``column`` (user_id or item_id)."""
-    train = events[events["split"] == "train"]
+    train = events[events["split"] == TRAIN]
     return train[column].astype(str).value_counts()
 
 
@@ -27,19 +39,41 @@ def popularity_threshold(item_counts: pd.Series, catalogue: Sequence[str], quant
     return float(np.quantile(counts, quantile)) if counts.size else 0.0
 
 
+def search_slice_masks(
+    queries: Sequence[str | None], targets: Sequence[str], events: pd.DataFrame
+) -> dict[str, np.ndarray]:
+    """Mask per search slice over the cases; a case without a query (a recommendation) is in none."""
+    train = events[events["split"] == TRAIN]
+    searches = train[train["kind"] == "search"]
+    trained_queries = set(searches["query"].dropna().astype(str))
+    searched = set(searches["item_id"].astype(str))
+    trained = set(train["item_id"].astype(str))
+    is_search = np.array([q is not None for q in queries], dtype=bool)
+    return {
+        "unseen_query": is_search & np.array([q not in trained_queries for q in queries], dtype=bool),
+        "target_never_searched": is_search & np.array([t not in searched for t in targets], dtype=bool),
+        "target_no_train_events": is_search & np.array([t not in trained for t in targets], dtype=bool),
+    }
+
+
 def slice_masks(
     users: Sequence[str],
     targets: Sequence[str],
+    queries: Sequence[str | None],
     events: pd.DataFrame,
     catalogue: Sequence[str],
     cold_user_max_events: int,
     popular_item_quantile: float,
 ) -> dict[str, np.ndarray]:
-    """Boolean mask per slice over the cases (one entry per ``users[i]``, ``targets[i]``).
+    """Boolean mask per slice (:data:`SLICE_NAMES`) over the cases (one entry per ``users[i]``,
+    ``targets[i]``, ``queries[i]``; the query is None for a recommendation case).
 
     Cold: the user has at most ``cold_user_max_events`` train events. Popular: the target's train count
     is above the ``popular_item_quantile`` of the catalogue's train counts; the rest is the long tail.
+    The search slices: :func:`search_slice_masks`.
     """
+    if not len(users) == len(targets) == len(queries):
+        raise ValueError("one user, target and query (None for a recommendation) per case is needed")
     user_counts = train_counts(events, "user_id")
     item_counts = train_counts(events, "item_id")
     history = user_counts.reindex(pd.Index(list(users), dtype=object), fill_value=0).to_numpy()
@@ -47,4 +81,6 @@ def slice_masks(
     threshold = popularity_threshold(item_counts, catalogue, popular_item_quantile)
     cold = history <= cold_user_max_events
     popular = popularity > threshold
-    return {"cold_users": cold, "warm_users": ~cold, "popular_items": popular, "long_tail_items": ~popular}
+    masks = {"cold_users": cold, "warm_users": ~cold, "popular_items": popular, "long_tail_items": ~popular}
+    masks.update(search_slice_masks(queries, targets, events))
+    return masks

@@ -3,6 +3,8 @@ it should rank first, and the two protocol APIs agree with the catalogue scores.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -182,6 +184,69 @@ def test_dense_ranks_the_item_whose_text_is_the_query_first(tmp_path):
     top = model.top_k([EvalContext("u", (), "search", q) for q in queries], 3)
     assert [row[0] for row in top] == ["d", "g"]
     assert list(tmp_path.glob("minilm-*.npy"))  # item vectors cached for the next run
+
+
+# --------------------------------------------------------------------------- query lookup
+def _lookup_events() -> pd.DataFrame:
+    """Search counts c=3, h=2, f=1 (f also 3 recs, b 1 rec); "crime" searched for h twice, c and f once."""
+    return events_frame(
+        [
+            search("u1", "h", 1, "crime"),
+            search("u2", "h", 1, "crime"),
+            search("u3", "c", 1, "crime"),
+            search("u4", "f", 1, "crime"),
+            search("u1", "c", 2, "drama"),
+            search("u2", "c", 2, "drama"),
+            rec("u3", "f", 3),
+            rec("u4", "f", 3),
+            rec("u5", "f", 3),
+            rec("u5", "b", 4),
+            # never trained on: must count neither as a lookup nor as popularity
+            search("u5", "g", 5, "western", "valid"),
+            search("u6", "g", 5, "western", "valid"),
+        ]
+    )
+
+
+def test_query_lookup_ranks_looked_up_items_by_count_then_popularity():
+    from unigrec.evaluate.baselines.query_lookup import QueryLookup
+
+    events = _lookup_events()
+    model = QueryLookup(score_batch_size=2).fit(events[events["split"] == "train"], ITEMS)
+    contexts = [EvalContext("u9", (), "search", q) for q in ("crime", "drama", "western", "Crime")]
+    top = model.top_k(contexts, 8)
+    # search popularity c 3 > h 2 > f 1 > b 0 (1 rec) > a, d, e, g (nothing; catalogue order)
+    assert top[0].tolist() == ["h", "c", "f", "b", "a", "d", "e", "g"]  # h searched twice; c, f once: popularity
+    assert top[1].tolist() == ["c", "h", "f", "b", "a", "d", "e", "g"]
+    assert top[2].tolist() == ["c", "h", "f", "b", "a", "d", "e", "g"]  # never a training search: popularity
+    assert top[3].tolist() == top[2].tolist()  # the exact string only
+    # seen items removed, as for every method; the 1+N protocol gathers the same scores
+    seen = EvalContext("u9", (HistoryEvent("h", "search", "crime", 1),), "search", "crime")
+    assert model.top_k([seen], 3, exclude_history=True)[0].tolist() == ["c", "f", "b"]
+    assert model.score([contexts[0]], [["f", "h", "a"]])[0].argsort().tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match="search"):
+        model.top_k([EvalContext("u9", (), "rec")], 3)
+
+
+def test_query_lookup_learns_from_the_train_split_only(tmp_path):
+    """The evaluation hands every baseline the TRAIN events: a search held out of training (valid,
+    or any other split) is never looked up."""
+    from unigrec.config import load_section
+    from unigrec.evaluate.evaluation import score_baselines
+
+    events = _lookup_events()
+    test = events_frame([search("u7", "a", 9, "western", "test")])
+    events = pd.concat([events, test], ignore_index=True)
+    cases = held_out_cases(events, "test")
+    cfg = dataclasses.replace(load_section("evaluate"), baselines=("query_lookup",))
+    runtime = runtime_config(batch_sizes={"baseline_contexts": 4})
+    lists = [["a", "g", "c"]]
+    ranks = score_baselines(cfg, load_section("baselines"), runtime, Layout(tmp_path), events, ITEMS, cases, lists, {})
+    got = ranks["query_lookup"]
+    assert set(got.rows) == {"search"}
+    # popularity order c, h, f, b, a: "western" (searched for g on valid only) looks nothing up
+    assert got.full["search"].tolist() == [4.0]
+    assert got.sampled["search"].tolist() == [2.0]  # c above the target a; g ties with it (counts against)
 
 
 def test_build_baseline_knows_every_name(tmp_path):

@@ -18,7 +18,15 @@ from unigrec.evaluate.protocols import (
     retrieval_metrics,
     sampled_ranks,
 )
-from unigrec.evaluate.slices import popularity_threshold, slice_masks, train_counts
+from unigrec.evaluate.slices import (
+    SEARCH_SLICE_NAMES,
+    SLICE_NAMES,
+    SLICE_STREAMS,
+    popularity_threshold,
+    search_slice_masks,
+    slice_masks,
+    train_counts,
+)
 
 
 def test_sampled_ranks_count_ties_against_the_target():
@@ -65,8 +73,8 @@ def _events() -> pd.DataFrame:
     rows = []
     # user a: 3 train events, user b: 1; item x is trained 3 times, y once, z never
     for user, item in [("a", "x"), ("a", "x"), ("a", "y"), ("b", "x")]:
-        rows.append({"user_id": user, "item_id": item, "split": "train"})
-    rows.append({"user_id": "a", "item_id": "z", "split": "test"})
+        rows.append({"user_id": user, "item_id": item, "kind": "rec", "query": None, "split": "train"})
+    rows.append({"user_id": "a", "item_id": "z", "kind": "rec", "query": None, "split": "test"})
     return pd.DataFrame(rows)
 
 
@@ -75,13 +83,38 @@ def test_slices_use_train_counts_only():
     assert train_counts(events, "item_id").to_dict() == {"x": 3, "y": 1}
     # catalogue counts x=3, y=1, z=0, w=0 -> the 0.5 quantile is 0.5
     assert popularity_threshold(train_counts(events, "item_id"), ["x", "y", "z", "w"], 0.5) == pytest.approx(0.5)
-    masks = slice_masks(["a", "b", "c"], ["x", "y", "z"], events, ["x", "y", "z", "w"], 2, 0.5)
+    masks = slice_masks(["a", "b", "c"], ["x", "y", "z"], [None] * 3, events, ["x", "y", "z", "w"], 2, 0.5)
     assert masks["cold_users"].tolist() == [False, True, True]  # a has 3 > 2; c has none
     assert masks["warm_users"].tolist() == [True, False, False]
     assert masks["popular_items"].tolist() == [True, True, False]
     assert masks["long_tail_items"].tolist() == [False, False, True]
+    assert set(masks) == set(SLICE_NAMES)
+    for name in SEARCH_SLICE_NAMES:  # recommendation cases (no query) are in no search slice
+        assert not masks[name].any()
     with pytest.raises(ValueError, match="quantile"):
         popularity_threshold(train_counts(events, "item_id"), ["x"], 1.0)
+    with pytest.raises(ValueError, match="one user, target and query"):
+        slice_masks(["a"], ["x"], [], events, ["x"], 2, 0.5)
+
+
+def test_search_slices_are_measured_on_training_searches_only():
+    rows = [
+        ("u1", "x", "search", "crime", "train"),  # x: searched for "crime" in training
+        ("u1", "y", "rec", None, "train"),  # y: trained on, never as a search target
+        ("u2", "z", "search", "drama", "valid"),  # z and "drama": searched, but never in training
+        ("u2", "w", "search", "western", "gap"),  # w and "western": held back from training
+        ("u3", "v", "rec", None, "test"),
+    ]
+    events = pd.DataFrame(rows, columns=["user_id", "item_id", "kind", "query", "split"])
+    queries = ["crime", "crime", "drama", "Crime", "western", "crime", None]
+    targets = ["x", "y", "z", "x", "w", "v", "v"]
+    masks = search_slice_masks(queries, targets, events)
+    assert masks["unseen_query"].tolist() == [False, False, True, True, True, False, False]  # exact string
+    assert masks["target_never_searched"].tolist() == [False, True, True, False, True, True, False]
+    assert masks["target_no_train_events"].tolist() == [False, False, True, False, True, True, False]
+    # a target with no training event was never a training search target either
+    assert not (masks["target_no_train_events"] & ~masks["target_never_searched"]).any()
+    assert SLICE_STREAMS["unseen_query"] == ("search",) and SLICE_STREAMS["cold_users"] == ("rec", "search")
 
 
 def test_comparison_table_rows_and_best_values():

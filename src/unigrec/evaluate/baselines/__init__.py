@@ -8,6 +8,8 @@ full-catalogue retrieval. Contexts come from :func:`~unigrec.evaluate.baselines.
 - ``sasrec``: ID-based self-attentive sequential model trained here (rec and search, query ignored).
 - ``bm25``: lexical search over item text (search only).
 - ``dense``: MiniLM sentence vectors, exact inner product (search only).
+- ``query_lookup``: items searched in training with exactly the request's query, then popularity (search
+  only): what memorising the training searches alone scores.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from unigrec.evaluate.baselines.base import CatalogueScorer
     from unigrec.paths import Layout
 
-BASELINE_NAMES = ("popularity", "sasrec", "bm25", "dense")
+BASELINE_NAMES = ("popularity", "sasrec", "bm25", "dense", "query_lookup")
 
 
 def build_baseline(
@@ -46,4 +48,8 @@ def build_baseline(
 
         cache = layout.resolve(runtime.cache_dir)
         return DenseSearch(batch, runtime.batch_sizes.text_encoding, cache_dir=cache)
+    if name == "query_lookup":
+        from unigrec.evaluate.baselines.query_lookup import QueryLookup
+
+        return QueryLookup(batch)
     raise KeyError(f"unknown baseline {name!r}; baselines: {', '.join(BASELINE_NAMES)}")
