@@ -119,6 +119,12 @@ class BM25Config:
 
 @dataclasses.dataclass(frozen=True)
 class SplitConfig:
+    # time_consistent: nothing later than a user's earliest held-out event is trained on (events between
+    # are "gap"); per_stream: each stream's last two events held out on their own (the pre-issue-35 rule)
+    protocol: Literal["time_consistent", "per_stream"]
+    # time_consistent only: a stream's pair is held out only if its valid event is among the user's last
+    # this-many events; None = always (both streams' pairs, whatever lies between them becomes gap)
+    holdout_window: int | None
     min_events: int  # a user needs this many events in a stream to give a valid and a test event
     n_negatives: int  # negatives per candidate list (GenSAR's 1+99 protocol: 99)
     popularity_smoothing: float  # added to every item's train count before popularity sampling

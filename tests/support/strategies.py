@@ -14,7 +14,7 @@ import pandas as pd
 from hypothesis import strategies as st
 
 from support.events import interactions_frame, searches_frame
-from unigrec.data.split import assign_leave_one_out, merge_streams
+from unigrec.data.split import PROTOCOLS, assign_split, merge_streams
 
 USERS = tuple(f"u{i}" for i in range(4))
 ITEMS = tuple(f"i{i}" for i in range(6))
@@ -42,10 +42,14 @@ def event_tables(draw, max_interactions: int = 24, max_searches: int = 14) -> tu
 
 
 @st.composite
-def split_events(draw) -> pd.DataFrame:
-    """The split stage's events table: merged streams, leave-one-out per user and stream."""
+def split_events(draw, protocols: tuple[str, ...] = PROTOCOLS) -> pd.DataFrame:
+    """The split stage's events table: merged streams split under one of ``protocols`` (the
+    time-consistent rule with a window from 2 to past the longest drawn timeline, or none, so gap events
+    and streams left all in training are both common)."""
     interactions, searches = draw(event_tables())
-    return assign_leave_one_out(merge_streams(interactions, searches), min_events=draw(st.integers(3, 4)))
+    window = draw(st.one_of(st.none(), st.integers(2, 12)))
+    return assign_split(merge_streams(interactions, searches), min_events=draw(st.integers(3, 4)),
+                        protocol=draw(st.sampled_from(protocols)), holdout_window=window)
 
 
 def ranks(max_size: int = 30) -> st.SearchStrategy[list[float]]:

@@ -1,5 +1,19 @@
 """Merge the two event streams into per-user timelines and split them leave-one-out by time.
 
+Split rule (``split.protocol``, docs/experiments/2026-12-03-time-consistent-split.md):
+
+- ``per_stream`` (the rule before issue 35, kept for comparison): each stream's last event per user is
+  ``test``, the one before ``valid``. Training then keeps a user's events that come after their other
+  stream's held-out events: the model trains on the user's future.
+- ``time_consistent`` (default): the same per-stream pair, but a stream's pair is held out only if its
+  valid event lies among the user's last ``holdout_window`` events of the merged timeline (the tail, as
+  single-stream leave-one-out holds out the tail), otherwise that stream stays all in training for the
+  user. Every event after the user's earliest held-out event that is not held out itself is ``gap``:
+  never trained on, never evaluated, but part of the user's past for the later held-out events (their
+  prompts and baseline contexts, see :data:`unigrec.inference.prompts.CONTEXT_SPLITS`). So nothing
+  later than a held-out event is trained on, and a user whose last search sits early keeps their later
+  recommendation events in training.
+
 Order rule (documented in the data card too): events are stable-sorted per user by timestamp; ties are
 broken by stream (recommendation events before search events) and then by the row order of the source
 table. MovieLens-1M has 77% of ratings sharing a timestamp, so without this rule sequences would not be
@@ -18,7 +32,9 @@ import numpy as np
 import pandas as pd
 
 KINDS = ("rec", "search")  # stream order doubles as the tie-break at equal timestamps
-SPLITS = ("train", "valid", "test")
+SPLITS = ("train", "valid", "test", "gap")
+HELD_OUT_SPLITS = ("valid", "test")  # the evaluated events; "gap" is neither trained on nor evaluated
+PROTOCOLS = ("time_consistent", "per_stream")
 
 EVENT_COLUMNS = ["user_id", "item_id", "timestamp", "kind", "query", "label", "rating", "order", "split"]
 
@@ -43,21 +59,69 @@ def merge_streams(interactions: pd.DataFrame, searches: pd.DataFrame) -> pd.Data
     return events
 
 
+def assign_split(events: pd.DataFrame, min_events: int, protocol: str, holdout_window: int | None) -> pd.DataFrame:
+    """The events with a ``split`` column under ``protocol`` (the module docstring states both rules).
+
+    ``events`` must be in :func:`merge_streams` order (per user by ``order``); ``holdout_window`` is
+    read by the time-consistent rule only (None: no window, every stream's pair is held out).
+    """
+    if protocol == "per_stream":
+        return assign_leave_one_out(events, min_events)
+    if protocol == "time_consistent":
+        return assign_time_consistent(events, min_events, holdout_window)
+    raise ValueError(f"split protocol must be one of {list(PROTOCOLS)}, not {protocol!r}")
+
+
 def assign_leave_one_out(events: pd.DataFrame, min_events: int) -> pd.DataFrame:
-    """Mark each user's last event per stream ``test`` and the one before ``valid``.
+    """Mark each user's last event per stream ``test`` and the one before ``valid`` (``per_stream``).
 
     Done separately for the recommendation and the search stream, so each task has its own held-out
     event per user. Users with fewer than ``min_events`` events in a stream keep them all in training:
     a held-out event needs at least some history to be predictable.
     """
+    valid, test = _stream_pairs(events, min_events)
+    return _with_split(events, valid, test, np.zeros(len(events), dtype=bool))
+
+
+def assign_time_consistent(events: pd.DataFrame, min_events: int, holdout_window: int | None) -> pd.DataFrame:
+    """``time_consistent``: per-stream pairs kept only in the timeline's tail, later events ``gap``.
+
+    A stream's pair is kept when its valid event is among the user's last ``holdout_window`` events, so
+    at most ``holdout_window - 2`` events of a user fall in the gap (lost to training and evaluation).
+    """
+    if holdout_window is not None and holdout_window < 2:
+        raise ValueError("holdout_window must be >= 2 (room for a valid and a test event) or null")
+    valid, test = _stream_pairs(events, min_events)
+    users = events["user_id"]
+    if holdout_window is not None:
+        from_end = events.groupby("user_id", sort=False).cumcount(ascending=False).to_numpy()
+        in_tail = pd.Series(valid & (from_end < holdout_window), index=events.index)
+        kept = in_tail.groupby([users, events["kind"]], sort=False).transform("any").to_numpy(dtype=bool)
+        valid, test = valid & kept, test & kept
+    order = events["order"].to_numpy()
+    # a stream's valid event precedes its test event, so the earliest held-out event is a valid one
+    never = np.iinfo(np.int64).max
+    first_held = pd.Series(np.where(valid, order, never), index=events.index).groupby(users, sort=False)
+    gap = order > first_held.transform("min").to_numpy()
+    return _with_split(events, valid, test, gap)
+
+
+def _stream_pairs(events: pd.DataFrame, min_events: int) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of each (user, stream)'s second-to-last and last event, for streams of >= ``min_events``."""
     if min_events < 3:
         raise ValueError("min_events must be >= 3 (one train, one valid and one test event)")
-    from_end = events.groupby(["user_id", "kind"], sort=False).cumcount(ascending=False)
-    stream_size = events.groupby(["user_id", "kind"], sort=False)["order"].transform("size")
+    from_end = events.groupby(["user_id", "kind"], sort=False).cumcount(ascending=False).to_numpy()
+    stream_size = events.groupby(["user_id", "kind"], sort=False)["order"].transform("size").to_numpy()
+    eligible = stream_size >= min_events
+    return eligible & (from_end == 1), eligible & (from_end == 0)
+
+
+def _with_split(events: pd.DataFrame, valid: np.ndarray, test: np.ndarray, gap: np.ndarray) -> pd.DataFrame:
+    """``events`` in :data:`EVENT_COLUMNS` with the split column the masks give (held-out wins over gap)."""
     split = np.full(len(events), "train", dtype=object)
-    eligible = (stream_size >= min_events).to_numpy()
-    split[eligible & (from_end == 0).to_numpy()] = "test"
-    split[eligible & (from_end == 1).to_numpy()] = "valid"
+    split[gap] = "gap"
+    split[test] = "test"
+    split[valid] = "valid"
     out = events.copy()
     out["split"] = pd.Series(split, index=events.index, dtype="string")
     return out[EVENT_COLUMNS]

@@ -29,11 +29,12 @@ from unigrec.data.queries import build_query
 from unigrec.data.relevance import DECADE_WORDS, SPELLINGS, CatalogueJudge, QueryTerms, fold_word, item_years
 from unigrec.evaluate.baselines.context import EvalContext, HistoryEvent
 from unigrec.evaluate.metrics import graded_ndcg_at_k, precision_fully_relevant
+from unigrec.inference.prompts import CONTEXT_SPLITS
 
 # How one query form is typed: as the generator wrote it; words shuffled; upper / title case; other
 # spellings of its words ("science fiction", "90s"); one adjacent-letter swap in one long word.
 VARIANTS = ("as_generated", "reordered", "cased", "spelled", "misspelled")
-HISTORY_SPLITS = ("train", "valid")  # a typed request comes after everything but the held-out test events
+HISTORY_SPLITS = CONTEXT_SPLITS["test"]  # a typed request comes after everything but the held-out test events
 _FULL_DECADE = re.compile(r"(\d{3}0)s")
 
 
@@ -140,7 +141,7 @@ def typed_query_requests(
 
 
 def request_histories(events: pd.DataFrame, users: Sequence[str]) -> dict[str, tuple[HistoryEvent, ...]]:
-    """Each user's train and valid events in order: a typed request's history (its seen items)."""
+    """Each user's train, gap and valid events in order: a typed request's history (its seen items)."""
     wanted = set(users)
     frame = events[events["split"].isin(HISTORY_SPLITS) & events["user_id"].astype(str).isin(wanted)]
     frame = frame.sort_values(["user_id", "order"], kind="mergesort")

@@ -58,7 +58,8 @@ def synthetic_events(spec: SyntheticSpec, items: pd.DataFrame) -> pd.DataFrame:
     """events.parquet-shaped frame: per user, ``events_per_user`` events from favoured topics.
 
     Popularity inside a topic is Zipf-like; the last event of each stream is test, the one before
-    valid, as the split stage does (leave-one-out per user and stream).
+    valid: the split stage's ``per_stream`` protocol (``ids`` may not import ``data``, and a scale
+    fixture has no use for gap events), so no split value other than train/valid/test appears here.
     """
     rng = np.random.default_rng(spec.seed + 1)
     topic = items["category"].str.removeprefix("topic").astype(int).to_numpy()
@@ -85,7 +86,7 @@ def synthetic_events(spec: SyntheticSpec, items: pd.DataFrame) -> pd.DataFrame:
     })
     frame["query"] = np.where(frame["kind"] == "search", items["category"].to_numpy()[item_idx.ravel()], None)
     frame["rating"] = np.where(frame["kind"] == "rec", np.where(frame["label"] == 1, 5.0, 2.0), np.nan)
-    # Leave-one-out per (user, stream): last event test, the one before valid.
+    # Leave-one-out per (user, stream), the per_stream protocol: last event test, the one before valid.
     from_end = frame.groupby(["user_id", "kind"]).cumcount(ascending=False)
     frame["split"] = np.select([from_end == 0, from_end == 1], ["test", "valid"], "train")
     columns = ["user_id", "item_id", "timestamp", "kind", "query", "label", "rating", "order", "split"]

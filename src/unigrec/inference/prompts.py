@@ -24,7 +24,10 @@ from unigrec.model.tokenizer import EventSeq, SequenceSerialiser, TokenSequence
 
 log = logging.getLogger(__name__)
 
-CONTEXT_SPLITS = {"valid": ("train",), "test": ("train", "valid")}
+# The splits a held-out event of each split may see. "gap" events (time-consistent split: after the
+# user's earliest held-out event, not held out) are never trained on but are the user's past, so both
+# see them; a valid event never sees a test event, so validation never reads a test target.
+CONTEXT_SPLITS = {"valid": ("train", "gap"), "test": ("train", "gap", "valid")}
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "kind", "query", "label", "order", "split")
 
 
@@ -36,7 +39,7 @@ class UserEvents:
     events: EventSeq
     timestamps: np.ndarray
     orders: np.ndarray
-    splits: np.ndarray  # object array of "train" | "valid" | "test"
+    splits: np.ndarray  # object array of "train" | "valid" | "test" | "gap"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +98,8 @@ def context_positions(
 ) -> np.ndarray:
     """Positions, in one user's arrays, of the events the ``split`` event at position ``target`` may see.
 
-    Events of the splits ``CONTEXT_SPLITS[split]`` allows (a test event sees train and valid events, a
-    valid event train events only), with a smaller ``order``, and never an event of the target's item at
+    Events of the splits ``CONTEXT_SPLITS[split]`` allows (a test event sees train, gap and valid events,
+    a valid event train and gap events), with a smaller ``order``, and never an event of the target's item at
     the target's own timestamp: a log that records one engagement twice (a search and a purchase on the
     same day) would otherwise put the answer in its own question.
     """

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from unigrec.data.split import HELD_OUT_SPLITS
 from unigrec.errors import UnigrecError
 
 REQUEST_COLUMNS = ("user_id", "kind", "query")
@@ -64,7 +65,7 @@ def check_results(results: pd.DataFrame, n_requests: int, k: int) -> pd.DataFram
 
 def request_examples(events: pd.DataFrame) -> pd.DataFrame:
     """A tiny, real request table for the model's input example: the first held-out event of each kind."""
-    held_out = events[events["split"] != "train"].sort_values(["user_id", "order"], kind="mergesort")
+    held_out = events[events["split"].isin(HELD_OUT_SPLITS)].sort_values(["user_id", "order"], kind="mergesort")
     rows = []
     for kind in ("rec", "search"):
         first = held_out[held_out["kind"] == kind].head(1)

@@ -1,4 +1,5 @@
-"""``split`` stage: leave-one-out timelines and 1+99 candidate lists, from validated canonical tables."""
+"""``split`` stage: leave-one-out timelines (``split.protocol``) and 1+99 candidate lists, from validated
+canonical tables."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pandas as pd
 from unigrec.atomic import stage_outputs, write_json
 from unigrec.config import RuntimeConfig, SplitConfig
 from unigrec.data.negatives import BM25Negatives, popularity_weights, sample_popularity_negatives
-from unigrec.data.split import assign_leave_one_out, merge_streams
+from unigrec.data.split import HELD_OUT_SPLITS, KINDS, assign_split, merge_streams
 from unigrec.errors import UnigrecError
 from unigrec.logs import progress
 from unigrec.paths import Layout
@@ -31,9 +32,12 @@ def require_valid_data(layout: Layout) -> None:
 
 
 def build_candidates(events: pd.DataFrame, items: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
-    """One candidate list per held-out event: the target plus ``n_negatives`` negatives."""
+    """One candidate list per held-out (valid or test) event: the target plus ``n_negatives`` negatives.
+
+    Gap events (time-consistent split) get none: they are never evaluated. Negatives never include an
+    item of the user's whole timeline, gap events included (``seen``)."""
     rng = np.random.default_rng(cfg.seed)
-    held_out = events[events["split"] != "train"]
+    held_out = events[events["split"].isin(HELD_OUT_SPLITS)]
     item_ids = items["item_id"].astype(str).to_numpy(dtype=object)
     train_counts = events.loc[events["split"] == "train", "item_id"].value_counts()
     probs = popularity_weights(train_counts, pd.Index(item_ids), cfg.popularity_smoothing)
@@ -63,11 +67,20 @@ def build_candidates(events: pd.DataFrame, items: pd.DataFrame, cfg: SplitConfig
 
 
 def split_summary(events: pd.DataFrame, candidates: pd.DataFrame) -> dict[str, Any]:
+    """Counts per stream and split, the events lost to the gap (neither trained on nor evaluated) and,
+    per stream, the share of users with a held-out pair: what the time-consistent window costs."""
     counts = events.groupby(["kind", "split"]).size()
+    users = events["user_id"].nunique()
+    held = events[events["split"] == "test"]
     return {
         "events": len(events),
-        "users": int(events["user_id"].nunique()),
+        "users": int(users),
         "events_by_stream_split": {f"{k}/{s}": int(n) for (k, s), n in counts.items()},
+        "gap_events": int((events["split"] == "gap").sum()),
+        "users_with_held_out": {
+            kind: round(float(held.loc[held["kind"] == kind, "user_id"].nunique() / users), 4) if users else None
+            for kind in KINDS
+        },
         "candidate_lists": len(candidates),
     }
 
@@ -79,7 +92,7 @@ def run(cfg: SplitConfig, layout: Layout, runtime: RuntimeConfig | None = None) 
     searches = pd.read_parquet(layout.searches)
     log.info("split: %d interactions, %d searches, %d items", len(interactions), len(searches), len(items))
 
-    events = assign_leave_one_out(merge_streams(interactions, searches), cfg.min_events)
+    events = assign_split(merge_streams(interactions, searches), cfg.min_events, cfg.protocol, cfg.holdout_window)
     candidates = build_candidates(events, items, cfg)
     summary = split_summary(events, candidates)
 

@@ -1,4 +1,5 @@
 """Property: no prompt's history holds a held-out or later event (model prompts, served prompts).
+Also: under the time-consistent split no training event comes after its user's earliest held-out one.
 
 On random tiny event tables (ties at equal timestamps and same-engagement twins are common), every
 prompt must be built from exactly the history the leak-free rule allows (tests/support/history_rule.py,
@@ -15,13 +16,29 @@ import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.history_rule import event_rows, held_out_rows, visible_history
+from support.history_rule import HELD_OUT, event_rows, held_out_rows, later_training_rows, visible_history
 from support.strategies import ITEMS, USERS, split_events
 
 from unigrec.inference.prompts import group_user_events, prompt_examples, query_table_texts
 from unigrec.model.item_codes import atomic_item_codes
 from unigrec.model.tokenizer import EventSeq, SequenceSerialiser
 from unigrec.model.vocabulary import Vocabulary
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=split_events(protocols=("time_consistent",)))
+def test_no_user_is_trained_on_an_event_after_their_earliest_held_out_one(events):
+    # issue 35: the per-stream split failed this (training kept events after the other stream's pair)
+    rows = event_rows(events)
+    assert later_training_rows(rows) == []
+    # and every non-held-out event after the earliest held-out one is gap, none before it
+    first = {}
+    for r in rows:
+        if r["split"] in HELD_OUT:
+            first[r["user_id"]] = min(r["order"], first.get(r["user_id"], r["order"]))
+    for r in rows:
+        after = r["user_id"] in first and r["order"] > first[r["user_id"]]
+        assert (r["split"] == "gap") == (after and r["split"] not in HELD_OUT)
 
 
 def _serialiser(max_events: int, cls: type = SequenceSerialiser) -> SequenceSerialiser:
