@@ -75,10 +75,17 @@ class ConfigError(UnigrecError, ValueError):
 # --------------------------------------------------------------------------- ingest
 @dataclasses.dataclass(frozen=True)
 class QueryConfig:
-    """How semi-synthetic search events are made for datasets without a query log."""
+    """How semi-synthetic search events are made for datasets without a query log (data/queries.py)."""
 
     search_fraction: float  # share of each user's positive interactions recast as search events
-    include_decade: bool  # add the release decade ("1990s") to genre queries
+    # multi_form: each search event draws one of ``forms`` (seeded by the event's own fields);
+    # category: the item's whole genre list / category path is its one query (Van Gysel / Ai et al.)
+    generator: Literal["multi_form", "category"]
+    include_decade: bool  # category generator: add the release decade ("1990s") to genre queries
+    forms: dict[str, float]  # multi_form: relative weight of each query form (0 = never drawn)
+    max_genres: int  # multi_form: most genres / category-path levels in one query
+    max_title_words: int  # multi_form: most title words in one query
+    min_title_word_chars: int  # multi_form: shorter title words ("ii", "ed") are never drawn
     seed: int
 
 

@@ -106,6 +106,10 @@ class Layout:
         return self.split_dir / "candidates.parquet"
 
     @property
+    def split_card(self) -> Path:
+        return self.split_dir / "split_card.md"
+
+    @property
     def split_metrics(self) -> Path:
         return self._p("metrics", "split.json")
 

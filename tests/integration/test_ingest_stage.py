@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from support import FIXTURES, SHARED_DATA
+from support.queries import query_config
 from support.runtime import runtime_config
 
-from unigrec.config import IngestConfig, ParquetSourceConfig, QueryConfig
+from unigrec.config import IngestConfig, ParquetSourceConfig
 from unigrec.data.schema import TABLES
 from unigrec.errors import SourceError
 from unigrec.paths import Layout
@@ -25,7 +26,7 @@ def _cfg(path: Path, max_users: int | None) -> IngestConfig:
         path=str(path),
         label_threshold=4.0,
         max_users=max_users,
-        queries=QueryConfig(search_fraction=0.25, include_decade=True, seed=13),
+        queries=query_config(search_fraction=0.25, include_decade=True, seed=13),
         parquet=ParquetSourceConfig(items=None, interactions=None, searches=None, columns={}),
     )
 

@@ -12,9 +12,10 @@ import pytest
 import torch
 from support import FIXTURES
 from support.evaluate_project import evaluate_cfg, evaluate_runtime, tiny_project
+from support.queries import query_config
 from support.runtime import runtime_config
 
-from unigrec.config import IngestConfig, ParquetSourceConfig, QueryConfig
+from unigrec.config import IngestConfig, ParquetSourceConfig
 from unigrec.paths import Layout
 
 
@@ -75,7 +76,7 @@ def test_a_kill_before_evaluates_last_output_keeps_every_old_one(tmp_path):
 def _ingest_cfg(path: Path) -> IngestConfig:
     return IngestConfig(
         source="movielens-100k", path=str(path), label_threshold=4.0, max_users=None,
-        queries=QueryConfig(search_fraction=0.25, include_decade=True, seed=13),
+        queries=query_config(search_fraction=0.25, include_decade=True, seed=13),
         parquet=ParquetSourceConfig(items=None, interactions=None, searches=None, columns={}),
     )
 

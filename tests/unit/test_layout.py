@@ -43,7 +43,7 @@ def test_layout_paths_written_by_stages_are_declared_in_dvc_yaml():
 
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     for name in ("items", "interactions", "searches", "data_card_json", "validation_json",
-                 "validation_md", "events", "candidates", "split_metrics"):
+                 "validation_md", "events", "candidates", "split_metrics", "split_card"):
         assert covered(getattr(layout, name)), name
     if "identifiers" in spec["stages"]:
         assert covered(layout.ids_dir) and covered(layout.identifiers_metrics)

@@ -20,6 +20,12 @@ TIE_BREAK_RULE = (
     "(recommendation events before search events) and then by the original row order of the source "
     "file, which the canonical tables preserve."
 )
+# The overlap of held-out and training query strings needs the split, which comes after ingest.
+QUERY_OVERLAP_RULE = (
+    "The share of valid and test query strings already seen among training searches (and items per "
+    "string, strings per item) is measured after the split, in the split card (data/split/split_card.md) "
+    "and metrics/split.json (queries)."
+)
 
 
 def _iso_date(seconds: int) -> str:
@@ -83,7 +89,8 @@ def build_data_card(
         "files": [{"name": f.name, "sha256": f.sha256, "size_bytes": f.size_bytes} for f in source.files],
         "subset": f"first {max_users} users in sorted id order (items kept whole)" if max_users else "all users",
         "stats": measure_tables(items, interactions, searches),
-        "rules": {"label": source.label_rule, "queries": query_rule, "tie_break": TIE_BREAK_RULE},
+        "rules": {"label": source.label_rule, "queries": query_rule, "query_overlap": QUERY_OVERLAP_RULE,
+                  "tie_break": TIE_BREAK_RULE},
         "notes": list(source.notes),
     }
 

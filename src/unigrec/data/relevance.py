@@ -1,15 +1,16 @@
 """Graded relevance of an item to a search query, judged from the item's own metadata (docs/design.md §5).
 
 Semi-synthetic queries are made from an item's metadata (:mod:`unigrec.data.queries`: its genres or
-category path and its release decade), so whether ANY item fits a query is decidable from that item's
-metadata too. That is what a search user judges first ("is this a 1990s sci-fi action film?"), before
+category path, its release decade or year, its title words), so whether ANY item fits a query is
+decidable from that item's metadata too. That is what a search user judges first ("is this a 1990s sci-fi action film?"), before
 whether it is the one film they would have picked, and what the leave-one-out search metrics never ask.
 
 A query is read into terms (:func:`normalise_query`): catalogue words (genre / category words and
 title words), decades ("1990s") and years ("1995"). An item satisfies a word when the word is one of
 its category or title words, a decade when it was released in it, a year when released that year.
 Grades (:func:`relevance_grade`): 2 = every term satisfied, 1 = some, 0 = none (or a query without terms).
-Every item's own generated query grades it 2: generator and judge read the same words.
+Every item's own generated query grades it 2: generator and judge read the same words (one exception:
+a title word that spells a category word, "children" in "City of Lost Children", reads as that category).
 
 People type the same query many ways; :func:`normalise_query` reads them into the same terms: case and
 word order never matter, punctuation inside words is dropped ("sci-fi" = "scifi", "children's" =

@@ -7,8 +7,9 @@ judged against the query from its metadata (:mod:`unigrec.data.relevance`: 2 = s
 1 = some, 0 = none) and each method's top k is graded as the user sees it: seen items dropped, the
 model's list the served one (retrieve, re-rank with the validation-chosen weight).
 
-The **typed-query set** asks what the test searches cannot: every query form the generator makes from
-the catalogue (:func:`unigrec.data.queries.build_query` over each item's metadata) with at least
+The **typed-query set** asks what the test searches cannot: every item's whole genre list / category path
+plus decade, as the ``category`` generator writes it (:func:`unigrec.data.queries.build_query`; the
+``multi_form`` generator's searches ask subsets of these words, or title words) with at least
 ``min_relevant`` fully relevant items, including forms no training search used, each typed five ways
 (:data:`VARIANTS`) and served for seeded users. A variant is judged by the form it types (the user's
 intent), so a method that cannot read "scifi action 90s" loses exactly what it misses.
@@ -50,8 +51,8 @@ class TypedRequest:
 
 
 def catalogue_query_forms(items: pd.DataFrame, judge: CatalogueJudge, min_relevant: int) -> list[str]:
-    """Every distinct query the generator forms from the catalogue (genres / category words and decade)
-    with at least ``min_relevant`` fully relevant items, sorted."""
+    """Every distinct catalogue query of the ``category`` generator's form (all genres / category words and
+    decade) with at least ``min_relevant`` fully relevant items, sorted."""
     forms = {build_query(None if pd.isna(c) else str(c), y, True)
              for c, y in zip(items["category"], item_years(items), strict=True)}
     return sorted(f for f in forms - {""} if int(np.sum(judge.grades_of(f) == 2)) >= min_relevant)

@@ -14,7 +14,9 @@ import pandas as pd
 from unigrec.atomic import stage_outputs, write_json
 from unigrec.config import RuntimeConfig, SplitConfig
 from unigrec.data.negatives import BM25Negatives, popularity_weights, sample_popularity_negatives
+from unigrec.data.queries import query_overlap
 from unigrec.data.split import HELD_OUT_SPLITS, KINDS, assign_split, merge_streams
+from unigrec.data.split_card import render_split_card
 from unigrec.errors import UnigrecError
 from unigrec.logs import progress
 from unigrec.paths import Layout
@@ -82,6 +84,7 @@ def split_summary(events: pd.DataFrame, candidates: pd.DataFrame) -> dict[str, A
             for kind in KINDS
         },
         "candidate_lists": len(candidates),
+        "queries": query_overlap(events),  # held-out query strings seen in training (issue 35, split card)
     }
 
 
@@ -101,4 +104,5 @@ def run(cfg: SplitConfig, layout: Layout, runtime: RuntimeConfig | None = None) 
         events.to_parquet(Path(tmp) / layout.events.name, index=False)
         candidates.to_parquet(Path(tmp) / layout.candidates.name, index=False)
         write_json(out[layout.split_metrics], summary)
+        (Path(tmp) / layout.split_card.name).write_text(render_split_card(summary), encoding="utf-8")
     return summary

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 from support import REPO
 from support.contract_fixtures import BROKEN_CASES, BrokenCase, valid_tables, write_tables
+from support.queries import query_config
 from support.runtime import runtime_config
 
 from unigrec.cli import main
-from unigrec.config import IngestConfig, ParquetSourceConfig, QueryConfig, ValidateConfig
+from unigrec.config import IngestConfig, ParquetSourceConfig, ValidateConfig
 from unigrec.contracts.definitions import ContractDefinitionError
 from unigrec.contracts.expectations import resolve_suite_parameters
 from unigrec.contracts.runner import validate_paths, validate_tables
@@ -258,7 +259,7 @@ def test_real_movielens_100k_passes(cfg, tmp_path):
             path=str(SHARED_ML100K),
             label_threshold=4.0,
             max_users=None,
-            queries=QueryConfig(search_fraction=0.25, include_decade=True, seed=13),
+            queries=query_config(search_fraction=0.25, include_decade=True, seed=13),
             parquet=ParquetSourceConfig(items=None, interactions=None, searches=None, columns={}),
         ),
         layout,

@@ -1,15 +1,18 @@
-"""Semi-synthetic queries: the text rule, and the seeded per-user recast of interactions into searches."""
+"""Semi-synthetic queries, ``category`` generator: the text rule, and the seeded per-user recast of
+interactions into searches (the multi-form generator: test_queries_multi_form.py)."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
 import pytest
+from support.queries import query_config
 
-from unigrec.config import QueryConfig
 from unigrec.data.queries import build_query, decade_of, item_queries, recast_as_searches
 
-CFG = QueryConfig(search_fraction=0.25, include_decade=True, seed=13)
+CFG = query_config(generator="category", search_fraction=0.25, include_decade=True, seed=13)
 
 
 def test_build_query_follows_ai_et_al_example():
@@ -99,15 +102,33 @@ def test_recast_is_deterministic_and_independent_of_other_users():
 
     assert of_u3(changed) == of_u3(first) and of_u3(first)
     # a different seed picks different events
-    _, reseeded = recast_as_searches(items, inter, QueryConfig(0.25, True, seed=14))
+    _, reseeded = recast_as_searches(items, inter, query_config(generator="category", search_fraction=0.25, seed=14))
     assert not reseeded.equals(first)
+
+
+def _category(fraction: float):
+    return query_config(generator="category", search_fraction=fraction, include_decade=True, seed=1)
 
 
 def test_recast_extremes_and_validation():
     items, inter = _toy_events(n_users=3)
-    rest, none = recast_as_searches(items, inter, QueryConfig(0.0, True, 1))
+    rest, none = recast_as_searches(items, inter, _category(0.0))
     assert none.empty and len(rest) == len(inter)
-    _, every = recast_as_searches(items, inter, QueryConfig(1.0, True, 1))
+    _, every = recast_as_searches(items, inter, _category(1.0))
     assert len(every) == ((inter["label"] == 1) & (inter["item_id"].astype(int) % 5 != 0)).sum()
     with pytest.raises(ValueError, match="search_fraction"):
-        recast_as_searches(items, inter, QueryConfig(1.5, True, 1))
+        recast_as_searches(items, inter, _category(1.5))
+
+
+def test_category_generator_is_unchanged_byte_for_byte():
+    """The pre-issue-35 rule stays selectable exactly: the same events become searches with the same
+    strings (sha256 of both output frames as CSV, recorded from the code before the multi-form generator)."""
+    items, inter = _toy_events()
+    digests = []
+    for cfg in (CFG, query_config(generator="category", search_fraction=0.25, include_decade=False, seed=3)):
+        rest, searches = recast_as_searches(items, inter, cfg)
+        digests.append(hashlib.sha256((rest.to_csv(index=False) + searches.to_csv(index=False)).encode()).hexdigest())
+    assert digests == [
+        "3f1bc798e9371fba97204fa852cbde8c44de9d0efc64491036d8e7d1886bc451",
+        "c12a2482a8b464eebb64f73ab833e0c2bc94cd4a6e576e14468576ab82a7e36d",
+    ]

@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from support import FIXTURES, SHARED_DATA
+from support.queries import query_config
 
-from unigrec.config import IngestConfig, ParquetSourceConfig, QueryConfig
+from unigrec.config import IngestConfig, ParquetSourceConfig
 from unigrec.data.schema import conform
 from unigrec.data.sources import ADAPTERS, keep_first_users, load_source, movielens, wheels
 from unigrec.data.sources.amazon import category_path
@@ -28,7 +29,7 @@ def make_cfg(source: str, path: Path | str | None, tmp_path: Path, **overrides) 
         path=None if path is None else str(path),
         label_threshold=4.0,
         max_users=None,
-        queries=QueryConfig(search_fraction=0.25, include_decade=True, seed=13),
+        queries=query_config(search_fraction=0.25, include_decade=True, seed=13),
         parquet=ParquetSourceConfig(items=None, interactions=None, searches=None, columns={}),
     )
     return dataclasses.replace(base, **overrides)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.queries import query_config
 from support.runtime import runtime_config
 
-from unigrec.config import IngestConfig, ParquetSourceConfig, QueryConfig
+from unigrec.config import IngestConfig, ParquetSourceConfig
 from unigrec.data.card import measure_tables
 from unigrec.data.timestamps import SECONDS_CEILING, unit_of
 from unigrec.errors import ContractViolation, UnigrecError
@@ -33,7 +34,7 @@ def _project(tmp_path: Path, stamps: list, searches: list | None = None) -> tupl
         path=None,
         label_threshold=4.0,
         max_users=None,
-        queries=QueryConfig(search_fraction=0.5, include_decade=False, seed=1),
+        queries=query_config(search_fraction=0.5, include_decade=False, seed=1),
         parquet=ParquetSourceConfig(
             items="items.parquet",
             interactions="inter.parquet",
