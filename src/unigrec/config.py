@@ -427,7 +427,7 @@ class EvaluateConfig:
 class GateConfig:
     """When a candidate replaces the champion: better on some gate metric, worse on none."""
 
-    metrics: tuple[str, ...]  # dotted names in metrics/evaluate.json, e.g. test.rec.ndcg@10
+    metrics: tuple[str, ...]  # dotted names in metrics/evaluate.json's valid block, e.g. valid.rec.full.ndcg@10
     lower_is_better: tuple[str, ...]  # those of ``metrics`` where smaller wins (e.g. a logloss)
     min_improvement: float  # a gate metric must improve by MORE than this to count as better
     max_regression: float  # no gate metric may get worse by more than this

@@ -127,3 +127,37 @@ def test_reevaluation_can_be_turned_off(project):
     _new_test_lists(layout, eval_cfg, seed=6)
     result = register(dataclasses.replace(cfg, reevaluate_champion=False), layout, evaluate_runtime())
     assert result["champion_reevaluation"] is None and "not compared" in result["reason"]
+
+
+def test_a_champion_registered_before_the_gate_read_validation_is_reevaluated_first(project, monkeypatch):
+    """Issue 35: a champion whose stored metrics hold no valid.* figures (registered while the gate read
+    test.*) is evaluated with this code on this data and re-registered holding the alias; the candidate
+    is then compared with it on validation instead of never being compared at all."""
+    import json
+
+    from unigrec.registry import register as registry
+    from unigrec.stages.evaluate import run as evaluate
+    from unigrec.stages.register import run as register
+
+    layout, eval_cfg, cfg = project
+    evaluate(eval_cfg, layout, evaluate_runtime())
+    current = layout.evaluate_metrics.read_text()
+    old = {k: v for k, v in json.loads(current).items() if k != "valid"}  # the metrics file before issue 35
+    layout.evaluate_metrics.write_text(json.dumps(old))
+    with monkeypatch.context() as patched:  # the gate of that code read test.*: it never checked valid.*
+        patched.setattr(registry, "check_gate", lambda gate, metrics: None)
+        patched.setattr("unigrec.registry.gate.check_gate", lambda gate, metrics: None)
+        first = register(cfg, layout, evaluate_runtime())
+    assert first["promoted"] and first["version"] == 1
+    client = _client(layout)
+    assert not any(k.startswith("valid.") for k in client.get_run(first["run_id"]).data.metrics)
+
+    layout.evaluate_metrics.write_text(current)
+    second = register(cfg, layout, evaluate_runtime())
+    assert second["eval_data_hash"] == first["eval_data_hash"]  # same data: only the figures are missing
+    assert second["champion_reevaluation"] == {"of_version": 1, "version": 2, "promoted": True}
+    assert second["version"] == 3 and not second["promoted"] and "no gate metric improves" in second["reason"]
+    reevaluated = client.get_run(client.get_model_version(cfg.model_name, "2").run_id).data.metrics
+    assert {k: v for k, v in reevaluated.items() if k.startswith("valid.")} == pytest.approx(
+        {k: v for k, v in client.get_run(second["run_id"]).data.metrics.items() if k.startswith("valid.")}
+    )

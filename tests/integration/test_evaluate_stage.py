@@ -128,6 +128,23 @@ def test_metrics_hold_the_register_gate_metrics(evaluated):
     check_gate(gate, flat)  # raises when a gate metric is missing or not finite
 
 
+def test_stage_writes_the_validation_block_the_gate_chooses_on(evaluated):
+    """The registry gate reads valid.*: the model's full-catalogue retrieval figures on the validation
+    split, from the decode that also chose the re-ranking weights (its w = 0 entry ranks the same list)."""
+    layout, summary = evaluated
+    metrics = json.loads(layout.evaluate_metrics.read_text())
+    events = pd.read_parquet(layout.events)
+    valid = metrics["valid"]
+    assert set(valid) == {"rec", "search"}
+    for stream in ("rec", "search"):
+        assert valid[stream]["n"] == int(((events["split"] == "valid") & (events["kind"] == stream)).sum()) > 0
+        assert set(valid[stream]["full"]) == set(metrics["test"][stream]["full"])
+        grid = {w: q for w, q in metrics["test"]["pipeline"][stream]["validation"]["ndcg@5_by_weight"]}
+        assert valid[stream]["full"]["ndcg@5"] == pytest.approx(grid[0.0])
+        assert summary[f"valid_{stream}_full_ndcg@5"] == valid[stream]["full"]["ndcg@5"]
+    assert 0.0 < summary["seconds_validation"] <= summary["seconds_unigrec"]
+
+
 def test_beam_ranks_equal_exact_catalogue_scoring(tmp_path):
     """With a beam as wide as the catalogue, constrained beam search is exact: the full-catalogue rank of
     each target must equal its rank when every unseen item is scored one by one."""
@@ -180,7 +197,7 @@ def test_missing_model_and_bad_settings_fail_clearly(tmp_path):
         run(dataclasses.replace(evaluate_cfg(), fusion_weights=()), Layout(tmp_path), evaluate_runtime())
 
 
-def test_a_single_fusion_weight_is_used_as_given_without_a_validation_pass(tmp_path):
+def test_a_single_fusion_weight_is_used_as_given(tmp_path):
     from unigrec.evaluate.evaluation import evaluate_test_split
     from unigrec.evaluate.inputs import load_test_inputs
 
@@ -192,6 +209,8 @@ def test_a_single_fusion_weight_is_used_as_given_without_a_validation_pass(tmp_p
         pipeline = result.metrics["test"]["pipeline"][stream]
         assert pipeline["fusion_weight"] == 0.3 and result.settings.weight(stream) == 0.3
         assert pipeline["validation"] == {"weight": 0.3, "n": 0, "ndcg@5_by_weight": []}
+        # nothing to choose, but validation is still decoded: the registry gate chooses on its figures
+        assert result.metrics["valid"][stream]["n"] > 0
 
 
 def test_stage_writes_relevance_figures_for_every_search_method(evaluated):

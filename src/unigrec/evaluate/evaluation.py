@@ -3,6 +3,9 @@
 The cases are the split's held-out test events with their leak-free histories
 (:func:`~unigrec.evaluate.baselines.context.held_out_cases`); the model reads the same events as prompts
 (:func:`~unigrec.inference.prompts.prompt_examples`), and the two are checked to line up row by row.
+
+The VALIDATION split is decoded once (:func:`score_validation`): it chooses the re-ranking weights and gives
+the ``valid`` block the registry gate chooses between model versions on (:func:`validation_metrics`).
 """
 
 from __future__ import annotations
@@ -103,6 +106,60 @@ def seen_item_indices(cases: Sequence[HeldOutCase], index: Mapping[str, int]) ->
 def _stream_rows(cases: Sequence[HeldOutCase]) -> dict[str, np.ndarray]:
     kinds = np.array([c.context.kind for c in cases], dtype=object)
     return {kind: np.flatnonzero(kinds == kind) for kind in KINDS}
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationPass:
+    """The model's one decode of the VALIDATION split, shared by the re-ranking weight tuning and the
+    registry gate's figures (so the gate's figures need no second decode)."""
+
+    cases: list[HeldOutCase]
+    scores: Any  # GenerativeScores, one row per case
+    seconds: float  # wall time of the decode
+
+
+def score_validation(
+    model: Any, grouped: Any, events: pd.DataFrame, query_table: np.ndarray, settings: Any, ranker: Any = None
+) -> ValidationPass:
+    """Decode every validation case once: the retrieved list (seen items out) and the re-ranking pool; no
+    1+N lists (the split stage draws none for validation)."""
+    from unigrec.evaluate.generative import score_prompts
+    from unigrec.inference.prompts import prompt_examples
+
+    started = time.perf_counter()
+    cases = held_out_cases(events, TUNING_SPLIT)
+    examples = prompt_examples(grouped, model.serialiser, TUNING_SPLIT)
+    _check_aligned(cases, examples, model.items.item_ids)
+    no_lists = np.zeros((len(cases), 0), dtype=np.int64)
+    seen = seen_item_indices(cases, model.items.index())
+    scores = score_prompts(model, examples, no_lists, seen, query_table, settings, ranker)
+    return ValidationPass(cases, scores, time.perf_counter() - started)
+
+
+def validation_metrics(cfg: EvaluateConfig, valid: ValidationPass) -> dict[str, Any]:
+    """The ``valid`` block of the metrics file, which the registry gate chooses on: per stream, the
+    full-catalogue HR/NDCG@k and MRR of the model's RETRIEVAL list (seen items out), the protocol and names
+    of ``test.<stream>.full``.
+
+    The retrieval figure, not the served (re-ranked) one: the re-ranking weight is chosen on these very
+    cases, so the served figure here is the best of the weight grid, optimistic by an amount that varies
+    between models. The retrieval list involves no choice made on validation except the checkpoint, which
+    every version picks by the same rule on the same cases, so two versions compare fairly on it.
+    """
+    list_length = max(cfg.full_hr_cutoffs + cfg.full_ndcg_cutoffs + (cfg.curve_max_k,))
+    seen = [{e.item_id for e in c.context.history} for c in valid.cases]
+    full_lists = drop_seen(valid.scores.retrieved, seen, list_length)
+    targets = [c.target for c in valid.cases]
+    return {
+        stream: {
+            "n": int(rows.size),
+            "full": retrieval_metrics(
+                list_ranks([full_lists[i] for i in rows], [targets[i] for i in rows]),
+                cfg.full_hr_cutoffs, cfg.full_ndcg_cutoffs, True,
+            ),
+        }
+        for stream, rows in _stream_rows(valid.cases).items()
+    }
 
 
 def method_metrics(
@@ -264,7 +321,8 @@ def evaluate_test_split(
     grouped = group_user_events(events, model.items, data.query_texts)
     index = model.items.index()
     settings = DecodeSettings(cfg.beam_size, runtime.batch_sizes.evaluation_prompts, cfg.pipeline_k)
-    fusion = tune_fusion_weights(cfg, model, grouped, events, query_table, settings, ranker)
+    valid = score_validation(model, grouped, events, query_table, settings, ranker)
+    fusion = tune_fusion_weights(cfg, model, grouped, events, query_table, settings, ranker, valid)
     settings = dataclasses.replace(settings, fusion_weights={kind: f["weight"] for kind, f in fusion.items()})
     examples = prompt_examples(grouped, model.serialiser, SPLIT)
     _check_aligned(cases, examples, model.items.item_ids)
@@ -297,6 +355,10 @@ def evaluate_test_split(
              len(relevance.requests), seconds[MODEL])
 
     test = method_metrics(model_ranks, masks, cfg)
+    started = time.perf_counter()
+    valid_metrics = validation_metrics(cfg, valid)
+    # the gate's figures: the validation decode (shared with the weight tuning) and their metrics
+    seconds["validation"] = valid.seconds + time.perf_counter() - started
     rec = rows["rec"]
     labels = np.array([cases[i].label for i in rec], dtype=np.int64)
     test["ranking"] = ranking_metrics(labels, scores.sampled_ranking[rec, 0], scores.sampled_ranking[rec])
@@ -334,7 +396,9 @@ def evaluate_test_split(
         stream: {name: hit_rate_curve(m.full[stream], cfg.curve_max_k) for name, m in methods.items() if stream in m.rows}
         for stream in KINDS
     }
-    metrics: dict[str, Any] = {SPLIT: test, "typed_queries": typed_set_summary(relevance.requests)}
+    metrics: dict[str, Any] = {
+        SPLIT: test, TUNING_SPLIT: valid_metrics, "typed_queries": typed_set_summary(relevance.requests)
+    }
     if baseline_metrics:
         metrics["baselines"] = baseline_metrics
     return Evaluation(
@@ -388,26 +452,22 @@ def tune_fusion_weights(
     query_table: np.ndarray,
     settings: Any,
     ranker: Any = None,
+    valid: ValidationPass | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per request kind, the re-ranking weight of ``cfg.fusion_weights`` with the best NDCG@k of the
     re-ranked pool on the VALIDATION split (test data never chooses anything).
 
     Returns ``{kind: {"weight": w, "n": cases, "ndcg@k_by_weight": [[w, ndcg], ...]}}``; a kind without
-    validation cases keeps the retrieval order (w = 0).
+    validation cases keeps the retrieval order (w = 0). ``valid``: the validation decode when the caller
+    already has it (:func:`score_validation`; the evaluation needs it for the gate's figures anyway).
     """
-    from unigrec.evaluate.generative import score_prompts
-    from unigrec.inference.prompts import prompt_examples
-
     k = cfg.pipeline_ndcg_cutoff
-    if len(cfg.fusion_weights) == 1:  # nothing to choose: skip the validation pass (half the stage's cost)
+    if len(cfg.fusion_weights) == 1:  # nothing to choose
         only = float(cfg.fusion_weights[0])
         return {kind: {"weight": only, "n": 0, f"ndcg@{k}_by_weight": []} for kind in KINDS}
-    cases = held_out_cases(events, TUNING_SPLIT)
-    examples = prompt_examples(grouped, model.serialiser, TUNING_SPLIT)
-    _check_aligned(cases, examples, model.items.item_ids)
-    index = model.items.index()
-    no_lists = np.zeros((len(cases), 0), dtype=np.int64)
-    scores = score_prompts(model, examples, no_lists, seen_item_indices(cases, index), query_table, settings, ranker)
+    if valid is None:
+        valid = score_validation(model, grouped, events, query_table, settings, ranker)
+    cases, scores = valid.cases, valid.scores
     targets = [c.target for c in cases]
     out: dict[str, dict[str, Any]] = {}
     for kind, rows in _stream_rows(cases).items():

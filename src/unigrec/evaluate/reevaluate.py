@@ -1,6 +1,7 @@
-"""Evaluate an already trained model folder on the project's current test data and give it this data's
-serving bundle: how the register stage puts a champion that was evaluated on older data on the same
-footing as a new candidate (the gate only compares metrics measured on the same data)."""
+"""Evaluate an already trained model folder on the project's current data and give it this data's serving
+bundle: how the register stage puts a champion that was evaluated on older data, or by older code without
+the validation figures the gate now reads, on the same footing as a new candidate (the gate only compares
+metrics measured on the same data)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def reevaluate_folder(
 
     Returns a servable folder under ``dest`` (the model's files with a serving bundle built from the
     current data: histories, catalogue, and re-ranking weights re-tuned on its validation split) and the
-    nested metrics, in the evaluate stage's format.
+    nested metrics, in the evaluate stage's format (the ``valid`` block the gate reads included).
     """
     from unigrec.evaluate.evaluation import check_settings, evaluate_test_split
     from unigrec.evaluate.inputs import load_test_inputs

@@ -1,4 +1,8 @@
-"""The champion gate as pure functions: which metrics count, and whether a candidate beats the champion."""
+"""The champion gate as pure functions: which metrics count, and whether a candidate beats the champion.
+
+The gate chooses on VALIDATION figures only (the ``valid`` block of metrics/evaluate.json): choosing the
+champion across versions is model selection, and the test split must never select anything, or its figures
+stop being an unbiased estimate of the served model. Test figures are still logged with every version."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from unigrec.config import ConfigError, GateConfig
 from unigrec.errors import UnigrecError
 
 _NOT_IN_MLFLOW_NAMES = re.compile(r"[^/\w.\- ]")
+GATE_BLOCK = "valid"  # the only block of the metrics file the gate may read (the evaluate stage's TUNING_SPLIT)
 
 
 def flatten_mapping(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -43,10 +48,22 @@ def mlflow_metric_key(name: str) -> str:
     return _NOT_IN_MLFLOW_NAMES.sub("_", name.replace("@", "_at_"))
 
 
+def unrecorded_gate_metrics(gate: GateConfig, logged: Mapping[str, float]) -> list[str]:
+    """The gate metrics a registered version's run holds no finite value for (``logged``: its run metrics,
+    under MLflow names), e.g. a version registered before the gate read validation figures."""
+    return [m for m in gate.metrics if not math.isfinite(logged.get(mlflow_metric_key(m), math.nan))]
+
+
 def check_gate(gate: GateConfig, candidate: Mapping[str, float]) -> None:
     """Fail before anything is logged when the gate cannot judge this candidate."""
     if not gate.metrics:
         raise ConfigError("params.register.gate.metrics: name at least one metric to compare models on")
+    not_validation = [m for m in gate.metrics if m.split(".", 1)[0] != GATE_BLOCK]
+    if not_validation:
+        raise ConfigError(
+            f"params.register.gate.metrics: {not_validation} are not validation figures; the gate chooses on "
+            f"{GATE_BLOCK}.* only (test figures are stored with each version, never used to choose)"
+        )
     stray = sorted(set(gate.lower_is_better) - set(gate.metrics))
     if stray:
         raise ConfigError(f"params.register.gate.lower_is_better: {stray} are not gate metrics")
@@ -90,7 +107,11 @@ def gate_decision(
     missing = [m for m in gate.metrics if not math.isfinite(champion.get(m, math.nan))]
     if missing:
         return GateDecision(
-            False, f"not compared: {champion_label} has no value for gate metric(s) {missing}", {}
+            False,
+            f"not compared: {champion_label} has no value for gate metric(s) {missing} (registered before "
+            "they existed? register.reevaluate_champion: true evaluates it with this code first; or move the "
+            "alias by hand)",
+            {},
         )
 
     sign = {m: -1.0 if m in gate.lower_is_better else 1.0 for m in gate.metrics}

@@ -73,6 +73,7 @@ class ChampionRecord:
     eval_data_hash: str | None
     lineage: Mapping[str, str]  # the version's own tags (git commit, DVC hashes), not gate bookkeeping
     params: Mapping[str, str]  # the run params it was trained with
+    metrics: Mapping[str, float]  # its run metrics under MLflow names (which gate metrics it was measured on)
 
 
 def pinned_requirements(packages: tuple[str, ...]) -> list[str]:
@@ -149,7 +150,7 @@ def register_reevaluation(
 
 
 def current_champion(cfg: RegisterConfig, root: Path) -> ChampionRecord | None:
-    """The version holding ``cfg.alias`` with its evaluation-data hash, lineage and params; None when
+    """The version holding ``cfg.alias`` with its evaluation-data hash, lineage, params and metrics; None when
     there is no store yet, no such model or no alias."""
     uri = tracking_uri(cfg, root)
     db = sqlite_file(uri)
@@ -167,11 +168,13 @@ def current_champion(cfg: RegisterConfig, root: Path) -> ChampionRecord | None:
         return None
     if champion is None:
         return None
+    run = client.get_run(champion.run_id)
     return ChampionRecord(
         version=int(champion.version),
         eval_data_hash=champion.tags.get(EVAL_DATA_HASH_TAG),
         lineage={k: v for k, v in champion.tags.items() if not k.startswith(_OWN_TAG_PREFIX)},
-        params=dict(client.get_run(champion.run_id).data.params),
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
     )
 
 

@@ -1,6 +1,9 @@
 """``evaluate`` stage: every protocol on the TEST split, for the model and the baselines named in params;
 writes the metrics file (DVC metrics), plot data and figures, the Markdown report, and the serving bundle
-(the decode settings measured here, re-ranking weights tuned on validation, are the ones served)."""
+(the decode settings measured here, re-ranking weights tuned on validation, are the ones served).
+
+The metrics file also holds a ``valid`` block, the model's full-catalogue retrieval figures on the
+VALIDATION split: the registry gate chooses between versions on those, never on ``test``."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: EvaluateConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, Any]:
     from unigrec.config import load_section
-    from unigrec.evaluate.evaluation import check_settings, evaluate_test_split
+    from unigrec.evaluate.evaluation import TUNING_SPLIT, check_settings, evaluate_test_split
     from unigrec.evaluate.inputs import load_test_inputs
     from unigrec.evaluate.report import finite_or_none, report_markdown, write_plot_files
     from unigrec.inference.serving import write_serving_bundle
@@ -51,6 +54,8 @@ def run(cfg: EvaluateConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
     test = metrics["test"]
     headline = {"sampled": f"ndcg@{max(cfg.sampled_ndcg_cutoffs)}", "full": f"ndcg@{min(cfg.full_ndcg_cutoffs)}"}
     summary = {f"{s}_{p}_{m}": test[s][p][m] for s in ("rec", "search") for p, m in headline.items()}
+    valid = metrics[TUNING_SPLIT]  # what the registry gate chooses on
+    summary.update({f"valid_{s}_full_{headline['full']}": valid[s]["full"][headline["full"]] for s in ("rec", "search")})
     summary["ranking_auc"] = test["ranking"]["auc"]
     summary.update({f"seconds_{name}": round(s, 1) for name, s in result.seconds.items()})
     log.info("evaluate: %s", ", ".join(f"{k}={v}" for k, v in summary.items()))

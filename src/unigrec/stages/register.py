@@ -1,9 +1,10 @@
 """``register`` stage: log the trained model with its metrics and lineage to MLflow, register a new
 version, and move the champion alias only if the gate says the candidate is better.
 
-When the champion was evaluated on other data (the split or candidate lists changed since), the stage
-first evaluates the champion on this data and registers that as a new version holding the alias, so the
-gate compares two models on the same data instead of giving up."""
+When the champion was evaluated on other data (the split or candidate lists changed since), or holds no
+value for a gate metric (registered before the gate chose on validation figures), the stage first evaluates
+the champion on this data with this code and registers that as a new version holding the alias, so the
+gate compares two models on the same data and figures instead of giving up."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
     import pandas as pd
 
     from unigrec.inference.serving import assemble_servable_folder
-    from unigrec.registry.gate import flatten_mapping, flatten_metrics
+    from unigrec.registry.gate import check_gate, flatten_mapping, flatten_metrics
     from unigrec.registry.lineage import dvc_lock_hashes, files_fingerprint, git_state
     from unigrec.registry.register import Candidate, current_champion, register_candidate
     from unigrec.registry.serving_contract import request_examples
@@ -43,6 +44,7 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
         (layout.events, "split"),
     ))
     metrics = flatten_metrics(json.loads(layout.evaluate_metrics.read_text(encoding="utf-8")))
+    check_gate(cfg.gate, metrics)  # a gate that cannot judge (or reads test figures) fails before any work
     # The evaluation's inputs: held-out events, their 1+99 lists, and the catalogue ranked against.
     eval_data = [layout.events, layout.candidates, layout.items]
     params_file = layout.root / PARAMS_FILE
@@ -69,9 +71,10 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
         )
         champion = current_champion(cfg, layout.root)
         reevaluation = None
-        if cfg.reevaluate_champion and champion is not None and champion.eval_data_hash != candidate.eval_data_hash:
+        why = reevaluation_reason(cfg, champion, candidate) if champion is not None else None
+        if cfg.reevaluate_champion and champion is not None and why is not None:
             work = Path(tmp) / "champion"
-            reevaluation = reevaluate_champion(cfg, runtime, layout, champion, candidate, work)
+            reevaluation = reevaluate_champion(cfg, runtime, layout, champion, candidate, work, why)
         result = register_candidate(cfg, candidate, layout.root)
     # The tracking URI is an absolute path on this machine: kept out of the git-tracked metrics file.
     summary = {k: v for k, v in result.as_dict().items() if k != "tracking_uri"}
@@ -81,6 +84,23 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
     return summary
 
 
+def reevaluation_reason(cfg: RegisterConfig, champion: ChampionRecord, candidate: Candidate) -> str | None:
+    """Why the gate cannot compare ``candidate`` with ``champion``'s stored figures, or None when it can:
+    they were measured on other data, or the champion has no value for a gate metric (a version registered
+    before the gate chose on validation figures)."""
+    from unigrec.registry.gate import short_hash, unrecorded_gate_metrics
+
+    if champion.eval_data_hash != candidate.eval_data_hash:
+        return (
+            f"was evaluated on data {short_hash(champion.eval_data_hash)}, this candidate on "
+            f"{short_hash(candidate.eval_data_hash)}"
+        )
+    missing = unrecorded_gate_metrics(cfg.gate, champion.metrics)
+    if missing:
+        return f"has no value for gate metric(s) {missing}"
+    return None
+
+
 def reevaluate_champion(
     cfg: RegisterConfig,
     runtime: RuntimeConfig,
@@ -88,8 +108,10 @@ def reevaluate_champion(
     champion: ChampionRecord,
     candidate: Candidate,
     work: Path,
+    why: str,
 ) -> dict[str, Any]:
-    """Evaluate ``champion`` on the candidate's data and register it as a new version that keeps the alias.
+    """Evaluate ``champion`` on the candidate's data and register it as a new version that keeps the alias
+    (``why``: :func:`reevaluation_reason`, for the log).
 
     Never raises: a champion that cannot be evaluated here (a model format this code no longer reads, a
     catalogue missing its items) stays champion untouched, and the gate then reports "not compared" as
@@ -99,14 +121,10 @@ def reevaluate_champion(
     from unigrec.evaluate.reevaluate import reevaluate_folder
     from unigrec.inference.serving import BUNDLE_DIR
     from unigrec.registry.download import registered_model_dir
-    from unigrec.registry.gate import flatten_metrics, short_hash
+    from unigrec.registry.gate import flatten_metrics
     from unigrec.registry.register import Candidate, register_reevaluation
 
-    log.info(
-        "registry: champion v%d was evaluated on data %s, this candidate on %s: evaluating the champion "
-        "on this data first",
-        champion.version, short_hash(champion.eval_data_hash), short_hash(candidate.eval_data_hash),
-    )
+    log.info("registry: champion v%d %s: evaluating the champion on this data first", champion.version, why)
     try:
         folder = registered_model_dir(cfg, layout.root, work / "download", version=champion.version)
         if folder is None:

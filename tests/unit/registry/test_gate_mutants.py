@@ -36,7 +36,10 @@ def test_different_data_names_both_hashes_and_the_default_label():
 
 def test_a_champion_without_a_gate_metric_is_not_compared():
     decision = gate_decision(GATE, {"a": 0.9, "b": 0.9}, H, {"a": 0.1}, H, "v3")
-    assert decision.reason == "not compared: v3 has no value for gate metric(s) ['b']"
+    assert decision.reason == (
+        "not compared: v3 has no value for gate metric(s) ['b'] (registered before they existed? "
+        "register.reevaluate_champion: true evaluates it with this code first; or move the alias by hand)"
+    )
     assert decision.improvements == {}
 
 
@@ -65,9 +68,11 @@ def test_check_gate_errors_say_what_to_fix():
         check_gate(GateConfig((), (), 0.0, 0.0), {"a": 1.0})
     candidate = {f"m{k:02d}": 0.1 for k in range(25)}
     with pytest.raises(UnigrecError) as error:
-        check_gate(GATE, candidate)
+        check_gate(GateConfig(("valid.a", "valid.b"), (), 0.0, 0.0), candidate)
     known = ", ".join(f"m{k:02d}" for k in range(20))
-    assert str(error.value) == f"gate metric(s) ['a', 'b'] are not in the evaluation metrics (known: {known} ...)"
+    assert str(error.value) == (
+        f"gate metric(s) ['valid.a', 'valid.b'] are not in the evaluation metrics (known: {known} ...)"
+    )
 
 
 def test_short_hash():

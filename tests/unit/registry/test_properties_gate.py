@@ -5,7 +5,8 @@ candidate and champion, on a binary grid so that differences are exact and gains
 tolerance come up often. The decision must equal the rule computed in exact arithmetic: promote iff the
 champion was measured on the same data with a finite value for every gate metric, no gate metric gets
 worse by more than ``max_regression`` and some improves by more than ``min_improvement``, "better" meaning
-smaller for the ``lower_is_better`` ones; metrics outside the gate never matter.
+smaller for the ``lower_is_better`` ones; metrics outside the gate never matter (test figures among them:
+the gate reads only the ``valid`` block, and ``check_gate`` refuses a gate naming anything else).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from unigrec.config import ConfigError, GateConfig
 from unigrec.errors import UnigrecError
 from unigrec.registry.gate import check_gate, gate_decision
 
-NAMES = ("test.rec.ndcg@10", "test.search.ndcg@10", "test.ranking.auc", "test.ranking.logloss", "seconds")
+GATE_NAMES = ("valid.rec.full.ndcg@10", "valid.search.full.ndcg@10", "valid.rec.full.mrr", "valid.ranking.logloss")
+NAMES = (*GATE_NAMES, "test.rec.full.ndcg@10", "test.search.full.ndcg@10", "seconds")  # what a metrics file holds
 VALUES = grid_floats(0.0, 1.0)
 DELTAS = grid_floats(-0.125, 0.125)  # champion minus candidate: ties and gains on either side of a tolerance
 TOLERANCES = st.integers(0, 3).flatmap(lambda zero: st.just(0.0) if zero == 0 else grid_floats(0.0, 0.125))
@@ -30,7 +32,7 @@ TOLERANCES = st.integers(0, 3).flatmap(lambda zero: st.just(0.0) if zero == 0 el
 
 @st.composite
 def gates(draw) -> GateConfig:
-    metrics = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=4, unique=True))
+    metrics = draw(st.lists(st.sampled_from(GATE_NAMES), min_size=1, max_size=4, unique=True))
     lower = draw(st.lists(st.sampled_from(metrics), unique=True))
     return GateConfig(tuple(metrics), tuple(lower), draw(TOLERANCES), draw(TOLERANCES))
 
@@ -88,12 +90,18 @@ def test_the_gate_promotes_exactly_when_no_gate_metric_regresses_and_one_improve
 @given(gate=gates(), data=st.data())
 def test_check_gate_refuses_exactly_the_candidates_the_gate_cannot_judge(gate, data):
     stray = data.draw(st.lists(st.sampled_from(NAMES), max_size=1), label="stray lower_is_better")
-    gate = GateConfig(gate.metrics, (*gate.lower_is_better, *stray), gate.min_improvement, gate.max_regression)
+    outside = data.draw(st.lists(st.sampled_from(NAMES[len(GATE_NAMES):]), max_size=1), label="non-validation")
+    gate = GateConfig(
+        (*gate.metrics, *outside), (*gate.lower_is_better, *stray), gate.min_improvement, gate.max_regression
+    )
     candidate = data.draw(
         st.dictionaries(st.sampled_from(NAMES), st.one_of(VALUES, st.sampled_from([math.nan, math.inf]))),
         label="candidate",
     )
-    if set(gate.lower_is_better) - set(gate.metrics):
+    if outside:
+        with pytest.raises(ConfigError, match=r"^params\.register\.gate\.metrics: .* are not validation figures"):
+            check_gate(gate, candidate)
+    elif set(gate.lower_is_better) - set(gate.metrics):
         with pytest.raises(ConfigError, match="lower_is_better"):
             check_gate(gate, candidate)
     elif any(m not in candidate for m in gate.metrics):

@@ -14,17 +14,18 @@ import pytest
 from support import REPO
 from support.runtime import runtime_config
 
-from unigrec.config import GateConfig, load_section
+from unigrec.config import ConfigError, GateConfig, load_section
 from unigrec.errors import UnigrecError
 from unigrec.registry.gate import check_gate, flatten_metrics, gate_decision, mlflow_metric_key
 from unigrec.registry.lineage import dvc_lock_hashes, files_fingerprint
 from unigrec.registry.serving_contract import resolve_loader
 from unigrec.registry.store import using_tracking_uri
+from unigrec.stages.register import reevaluation_reason
 
 ROOT = REPO
 LOADER = "tests.unit.registry.test_registry:load_dummy_model"
 GATE = GateConfig(
-    metrics=("test.rec.ndcg@10", "test.search.ndcg@10"),
+    metrics=("valid.rec.full.ndcg@10", "valid.search.full.ndcg@10"),
     lower_is_better=(),
     min_improvement=0.0,
     max_regression=0.0,
@@ -65,16 +66,23 @@ def make_model_dir(path: Path, tag: str) -> Path:
 EXAMPLE = pd.DataFrame({"user_id": ["1", "2"], "kind": ["rec", "search"], "query": ["", "b"]})
 
 
+def evaluation(valid: tuple[float, float], test: tuple[float, float]) -> dict:
+    """metrics/evaluate.json's shape: (rec, search) full-catalogue NDCG@10 on validation and on test."""
+
+    def block(rec: float, search: float) -> dict:
+        return {s: {"n": 50, "full": {"ndcg@10": v, "hr@10": min(1.0, 2 * v)}} for s, v in (("rec", rec), ("search", search))}
+
+    return {"valid": block(*valid), "test": block(*test), "variant": "x"}
+
+
 def nested_metrics(rec: float, search: float) -> dict:
-    return {
-        "test": {"rec": {"ndcg@10": rec, "hr@10": rec * 2}, "search": {"ndcg@10": search}},
-        "variant": "x",
-    }
+    """The gate's validation figures ``rec``/``search``; test figures half of them (stored, never compared)."""
+    return evaluation((rec, search), (rec / 2, search / 2))
 
 
 # --------------------------------------------------------------------------- pure gate logic
 def test_flatten_and_mlflow_names():
-    flat = flatten_metrics(nested_metrics(0.1, 0.2))
+    flat = flatten_metrics({"test": {"rec": {"ndcg@10": 0.1, "hr@10": 0.2}, "search": {"ndcg@10": 0.2}}, "variant": "x"})
     assert flat == {"test.rec.ndcg@10": 0.1, "test.rec.hr@10": 0.2, "test.search.ndcg@10": 0.2}
     assert mlflow_metric_key("test.rec.ndcg@10") == "test.rec.ndcg_at_10"
     assert mlflow_metric_key("a+b(c)") == "a_b_c_"
@@ -86,7 +94,7 @@ def test_flatten_and_mlflow_names():
         ((0.2, 0.3), None, True, "first"),
         ((0.2, 0.3), (0.1, 0.3), True, "beats"),
         ((0.2, 0.3), (0.2, 0.3), False, "no gate metric improves"),
-        ((0.3, 0.2), (0.2, 0.3), False, "worse on test.search.ndcg@10"),
+        ((0.3, 0.2), (0.2, 0.3), False, "worse on valid.search.full.ndcg@10"),
         ((0.1, 0.1), (0.2, 0.3), False, "worse"),
     ],
 )
@@ -96,6 +104,29 @@ def test_gate_decision(candidate, champion, promote, words):
     decision = gate_decision(GATE, cand, "h", champ, "h" if champ else None, "champion v1")
     assert decision.promote is promote
     assert words in decision.reason
+
+
+def project_gate() -> GateConfig:
+    return load_section("register", ROOT / "params.yaml").gate
+
+
+def test_a_candidate_better_on_test_but_worse_on_validation_is_not_promoted():
+    """Issue 35: the gate chooses on validation; test figures never choose (this failed while the
+    project's gate read test.*)."""
+    champion = flatten_metrics(evaluation(valid=(0.30, 0.30), test=(0.20, 0.20)))
+    candidate = flatten_metrics(evaluation(valid=(0.29, 0.30), test=(0.40, 0.40)))
+    decision = gate_decision(project_gate(), candidate, "h", champion, "h", "champion v1")
+    assert not decision.promote
+    assert decision.reason.startswith("kept champion v1: worse on valid.rec.full.ndcg@10 0.2900 vs 0.3000")
+
+
+def test_a_candidate_better_on_validation_is_promoted_whatever_its_test_figures():
+    champion = flatten_metrics(evaluation(valid=(0.30, 0.30), test=(0.40, 0.40)))
+    candidate = flatten_metrics(evaluation(valid=(0.31, 0.30), test=(0.10, 0.10)))
+    decision = gate_decision(project_gate(), candidate, "h", champion, "h", "champion v1")
+    assert decision.promote
+    assert decision.reason == "beats champion v1 on valid.rec.full.ndcg@10 0.3100 vs 0.3000"
+    assert set(decision.improvements) == {"valid.rec.full.ndcg@10", "valid.search.full.ndcg@10"}
 
 
 def test_gate_tolerances_and_lower_is_better():
@@ -115,17 +146,31 @@ def test_gate_tolerances_and_lower_is_better():
 
 
 def test_gate_refuses_to_compare_across_evaluation_data():
-    cand = {"test.rec.ndcg@10": 0.9, "test.search.ndcg@10": 0.9}
-    champ = {"test.rec.ndcg@10": 0.1, "test.search.ndcg@10": 0.1}
+    cand = dict.fromkeys(GATE.metrics, 0.9)
+    champ = dict.fromkeys(GATE.metrics, 0.1)
     decision = gate_decision(GATE, cand, "aaaa", champ, "bbbb")
     assert not decision.promote and "not compared" in decision.reason and "aaaa" in decision.reason
 
 
 def test_check_gate_names_missing_metrics():
-    with pytest.raises(UnigrecError, match="test.search.ndcg@10"):
-        check_gate(GATE, {"test.rec.ndcg@10": 0.1})
+    with pytest.raises(UnigrecError, match="valid.search.full.ndcg@10"):
+        check_gate(GATE, {"valid.rec.full.ndcg@10": 0.1})
     with pytest.raises(UnigrecError, match="lower_is_better"):
         check_gate(dataclasses.replace(GATE, lower_is_better=("other",)), dict.fromkeys(GATE.metrics, 0.1))
+
+
+@pytest.mark.parametrize("name", ["test.rec.full.ndcg@10", "baselines.popularity.rec.full.ndcg@10", "ndcg"])
+def test_check_gate_refuses_figures_other_than_validation(name):
+    """Test figures (and anything outside the valid block) never choose the champion: one clear line."""
+    gate = dataclasses.replace(GATE, metrics=(GATE.metrics[0], name))
+    everything = flatten_metrics(nested_metrics(0.2, 0.3)) | {name: 0.5}
+    with pytest.raises(ConfigError) as error:
+        check_gate(gate, everything)
+    assert str(error.value) == (
+        f"params.register.gate.metrics: [{name!r}] are not validation figures; the gate chooses on valid.* only "
+        "(test figures are stored with each version, never used to choose)"
+    )
+    check_gate(project_gate(), everything)  # the project's own gate reads validation figures only
 
 
 def test_resolve_loader_errors_name_the_spec():
@@ -222,7 +267,7 @@ def test_champion_gate_keeps_the_better_model(store):
     assert r["first"].promoted and r["first"].version == 1 and r["first"].previous_champion is None
     assert r["better"].promoted and r["better"].previous_champion == 1
     assert not r["worse"].promoted and r["worse"].champion_version == 2
-    assert "worse on test.rec.ndcg@10" in r["worse"].reason
+    assert "worse on valid.rec.full.ndcg@10" in r["worse"].reason
     assert not r["other_data"].promoted and "not compared" in r["other_data"].reason
 
     client = _client(root)
@@ -233,7 +278,8 @@ def test_champion_gate_keeps_the_better_model(store):
     assert worse.tags["unigrec.promoted"] == "false" and "worse" in worse.tags["unigrec.gate_reason"]
     assert worse.tags["unigrec.eval_data_hash"] == "data-1" and worse.tags["git_commit"] == "abc"
     run = client.get_run(worse.run_id)
-    assert run.data.metrics["test.rec.ndcg_at_10"] == pytest.approx(0.12)
+    assert run.data.metrics["valid.rec.full.ndcg_at_10"] == pytest.approx(0.12)
+    assert run.data.metrics["test.rec.full.ndcg_at_10"] == pytest.approx(0.06)  # stored, never compared
     assert run.data.params["train.lr"] == "0.001"
 
 
@@ -296,7 +342,7 @@ def test_concurrent_registrations_keep_both_versions_and_one_champion(tmp_path):
     first, second = sorted((client.get_run(v.run_id).info for v in versions), key=lambda r: r.start_time)
     assert first.end_time <= second.start_time
     # whichever ran first, the better model (rec 0.2) must hold the alias at the end
-    assert client.get_run(champion.run_id).data.metrics["test.rec.ndcg_at_10"] == pytest.approx(0.2)
+    assert client.get_run(champion.run_id).data.metrics["valid.rec.full.ndcg_at_10"] == pytest.approx(0.2)
 
 
 def test_register_stage_writes_its_decision(tmp_path):
@@ -341,3 +387,59 @@ def test_register_stage_writes_its_decision(tmp_path):
     assert run_data.tags["git_commit"]
     artifacts = {a.path for a in client.list_artifacts(written["run_id"])}
     assert {"identifiers", "params", "evaluation"} <= artifacts
+
+
+def test_the_registry_keeps_a_champion_that_is_better_on_validation_only(tmp_path):
+    """Issue 35 through a real store and the project's gate: a candidate better on test but worse on
+    validation is registered (its test figures stored) and not promoted; one better on validation is."""
+    from unigrec.registry.register import Candidate, register_candidate
+
+    cfg = dataclasses.replace(register_cfg(), gate=project_gate())
+
+    def register_version(tag: str, valid: tuple[float, float], test: tuple[float, float]):
+        candidate = Candidate(make_model_dir(tmp_path / tag, tag), flatten_metrics(evaluation(valid, test)), "d", EXAMPLE)
+        return register_candidate(cfg, candidate, tmp_path)
+
+    assert register_version("champion", (0.30, 0.30), (0.20, 0.20)).promoted
+    better_on_test = register_version("test", (0.29, 0.30), (0.40, 0.40))
+    assert not better_on_test.promoted and better_on_test.champion_version == 1
+    assert "worse on valid.rec.full.ndcg@10 0.2900 vs 0.3000" in better_on_test.reason
+    better_on_valid = register_version("valid", (0.31, 0.30), (0.10, 0.10))
+    assert better_on_valid.promoted and better_on_valid.champion_version == 3
+    client = _client(tmp_path)
+    assert int(client.get_model_version_by_alias("tiny", "champion").version) == 3
+    stored = client.get_run(client.get_model_version("tiny", "2").run_id).data.metrics
+    assert stored["test.rec.full.ndcg_at_10"] == pytest.approx(0.40)
+
+
+def test_a_champion_registered_without_validation_figures_is_not_compared(tmp_path, monkeypatch):
+    """A version registered before the gate read validation figures holds none: the gate says so (and how
+    to fix it) instead of failing or promoting; the register stage re-evaluates such a champion first
+    (tests/integration/test_champion_reevaluation.py)."""
+    from unigrec.registry import register as registry
+    from unigrec.registry.register import Candidate, current_champion, register_candidate
+
+    cfg = register_cfg()
+    old = {"test": evaluation((0.3, 0.3), (0.3, 0.3))["test"]}  # what the evaluate stage wrote before
+    with monkeypatch.context() as patched:
+        patched.setattr(registry, "check_gate", lambda gate, metrics: None)  # the old gate read test.*
+        register_candidate(cfg, Candidate(make_model_dir(tmp_path / "old", "old"), flatten_metrics(old), "d", EXAMPLE),
+                           tmp_path)
+    champion = current_champion(cfg, tmp_path)
+    assert champion is not None and "test.rec.full.ndcg_at_10" in champion.metrics
+    new = Candidate(make_model_dir(tmp_path / "new", "new"), flatten_metrics(nested_metrics(0.9, 0.9)), "d", EXAMPLE)
+    assert reevaluation_reason(cfg, champion, new) == (
+        "has no value for gate metric(s) ['valid.rec.full.ndcg@10', 'valid.search.full.ndcg@10']"
+    )
+    result = register_candidate(cfg, new, tmp_path)
+    assert not result.promoted and result.champion_version == 1
+    assert result.reason == (
+        "not compared: champion v1 has no value for gate metric(s) ['valid.rec.full.ndcg@10', "
+        "'valid.search.full.ndcg@10'] (registered before they existed? register.reevaluate_champion: true "
+        "evaluates it with this code first; or move the alias by hand)"
+    )
+    # a champion holding validation figures measured on the same data needs no re-evaluation
+    compared = dataclasses.replace(champion, metrics={mlflow_metric_key(m): 0.1 for m in cfg.gate.metrics})
+    assert reevaluation_reason(cfg, compared, new) is None
+    other_data = dataclasses.replace(compared, eval_data_hash="0123456789abcdef")
+    assert reevaluation_reason(cfg, other_data, new) == "was evaluated on data 0123456789ab, this candidate on d"
