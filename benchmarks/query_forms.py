@@ -3,10 +3,12 @@
 For each dataset (ingest adapter + the semi-synthetic recast, as the ingest stage does) and each
 ``ingest.queries.generator``: the share of valid / test search events whose query string occurs among
 training searches, distinct items per training query string and distinct training strings per item
-(:func:`unigrec.data.queries.query_overlap`), on today's per-stream leave-one-out split
-(:func:`unigrec.data.split.assign_leave_one_out`). The table of docs/experiments/2026-12-03-query-generator.md.
+(:func:`unigrec.data.queries.query_overlap`), and how many catalogue items a test query fully describes
+(relevance grade 2), on the ``--protocol`` split: ``per_stream`` (default; the leave-one-out rule before
+issue 35) or ``time_consistent`` (with params.yaml's ``split.holdout_window``). The table of
+docs/experiments/2026-12-03-query-generator.md.
 
-    python benchmarks/query_forms.py --data ../shared/data --examples 12
+    python benchmarks/query_forms.py --data ../shared/data [--protocol time_consistent] [--examples 4]
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from unigrec.data.queries import query_overlap, recast_as_searches
 from unigrec.data.relevance import CatalogueJudge
 from unigrec.data.schema import conform
 from unigrec.data.sources import keep_first_users, load_source
-from unigrec.data.split import assign_leave_one_out, merge_streams
+from unigrec.data.split import PROTOCOLS, assign_split, merge_streams
 
 # name: (ingest source, folder under --data, search_fraction or None = params.yaml's, max_users)
 DATASETS = {
@@ -44,12 +46,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="folder with ml-100k/, ml-1m/")
     p.add_argument("--params", default=str(ROOT / "params.yaml"))
     p.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--protocol", default="per_stream", choices=PROTOCOLS, help="split rule to measure on")
     p.add_argument("--examples", type=int, default=0, help="print this many (item title, queries) examples")
     p.add_argument("--out", default=None, help="also write the rows as JSON here")
     return p.parse_args(argv)
 
 
-def measure(name: str, generator: str, data: Path, params: Path, examples: int) -> dict[str, Any]:
+def measure(name: str, generator: str, data: Path, params: Path, protocol: str, examples: int) -> dict[str, Any]:
     """One row: the overlap figures of ``name`` under ``generator``, other knobs from ``params``."""
     source, folder, fraction, max_users = DATASETS[name]
     cfg = load_section("ingest", params)
@@ -59,8 +62,9 @@ def measure(name: str, generator: str, data: Path, params: Path, examples: int) 
     tables = keep_first_users(load_source(cfg, Path(tempfile.gettempdir())), cfg.max_users)
     interactions, searches = recast_as_searches(tables.items, tables.interactions, cfg.queries)
     events = merge_streams(conform(interactions, "interactions"), conform(searches, "searches"))
-    split = assign_leave_one_out(events, load_section("split", params).min_events)
-    row = {"dataset": name, "generator": generator, "searches": len(searches), **query_overlap(split),
+    split_cfg = load_section("split", params)
+    split = assign_split(events, split_cfg.min_events, protocol, split_cfg.holdout_window)
+    row = {"dataset": name, "generator": generator, "protocol": protocol, "searches": len(searches), **query_overlap(split),
            **catalogue_matches(split, tables.items, params)}
     if examples:
         titles = tables.items.set_index(tables.items["item_id"].astype(str))["title"]
@@ -83,7 +87,7 @@ def catalogue_matches(events: pd.DataFrame, items: pd.DataFrame, params: Path) -
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rows = [measure(name, generator, Path(args.data), Path(args.params), args.examples)
+    rows = [measure(name, generator, Path(args.data), Path(args.params), args.protocol, args.examples)
             for name in args.datasets for generator in GENERATORS]
     for row in rows:
         print(json.dumps(row, ensure_ascii=False), flush=True)

@@ -336,12 +336,13 @@ def _spread(counts: pd.Series) -> dict[str, float | None]:
 def query_overlap(events: pd.DataFrame) -> dict[str, Any]:
     """How far the held-out searches can be answered by recalling training strings (issue 35).
 
-    From the split events (``kind``, ``split``, ``query``, ``item_id``): per held-out split, the share of
-    its search events whose query string occurs among training searches (``seen_in_train``) and whose
-    string was searched in training for that very item (``seen_for_target``: what a string -> item lookup
-    answers outright) and the median number of training items searched with a seen string (how many
-items a lookup must choose among); over training searches, distinct items per query string and distinct query strings
-    per item. Shares near 1 with one item per string are the memorisation regime; None: no such searches.
+    From the split events (``kind``, ``split``, ``query``, ``item_id``), per held-out split: its search
+    events; the share of them whose query string occurs among training searches (``seen_in_train``) and
+    whose string was searched in training for that very item (``seen_for_target``: what a string -> item
+    lookup answers outright); the median number of training items searched with a seen string (how many
+    a lookup must choose among). Over training searches: distinct items per query string and distinct
+    query strings per item. Shares near 1 with one item per string are the memorisation regime; None
+    where a split has no searches.
     """
     searches = events[events["kind"] == "search"]
     train = searches[searches["split"] == "train"]
@@ -353,6 +354,7 @@ items a lookup must choose among); over training searches, distinct items per qu
         held = searches[searches["split"] == split]
         queries, items = held["query"].astype(str), held["item_id"].astype(str)
         pairs = pd.Series([pair in seen_pairs for pair in zip(queries, items, strict=True)], dtype=bool)
+        out[f"{split}_searches"] = len(held)
         out[f"{split}_seen_in_train"] = round(float(queries.isin(seen).mean()), 4) if len(held) else None
         out[f"{split}_seen_for_target"] = round(float(pairs.mean()), 4) if len(held) else None
         lookup = queries[queries.isin(seen)].map(items_of).to_numpy(dtype=float)

@@ -13,9 +13,11 @@ MEMORISATION_NOTE = ("A share near 100% with about one item per string means tha
                      "answers the search task: it then measures memorisation (issue 35).")
 # What each figure of :func:`unigrec.data.queries.query_overlap` means, in the card's words.
 QUERY_FIGURES: dict[str, str] = {
+    "valid_searches": "valid search events",
     "valid_seen_in_train": "valid searches whose query string occurs among training searches",
     "valid_seen_for_target": "valid searches whose string was searched in training for the same item",
     "valid_items_per_seen_string_median": "median training items searched with a seen valid string",
+    "test_searches": "test search events",
     "test_seen_in_train": "test searches whose query string occurs among training searches",
     "test_seen_for_target": "test searches whose string was searched in training for the same item",
     "test_items_per_seen_string_median": "median training items searched with a seen test string",

@@ -177,6 +177,7 @@ def test_query_overlap_counts_seen_strings_and_strings_per_item():
         "item_id": ["a", "b", "c", "c", "b", "d", "a", "z"],
     })
     got = query_overlap(events)
+    assert got["test_searches"] == 2 and got["valid_searches"] == 1
     assert got["test_seen_in_train"] == 0.5 and got["test_seen_for_target"] == 0.5
     assert got["valid_seen_in_train"] == 1.0 and got["valid_seen_for_target"] == 0.0
     assert got["test_items_per_seen_string_median"] == 2.0
