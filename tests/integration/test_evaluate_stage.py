@@ -205,12 +205,14 @@ def test_a_single_fusion_weight_is_used_as_given(tmp_path):
 
     layout = tiny_project(tmp_path)
     cfg = evaluate_cfg(fusion_weights=(0.3,), baselines=())
+    cfg = dataclasses.replace(cfg, lexical=dataclasses.replace(cfg.lexical, weights=(0.0,)))  # one λ too
     result = evaluate_test_split(cfg, load_test_inputs(evaluate_runtime(), layout), layout.model_dir,
                                  evaluate_runtime(), layout)
     for stream in ("rec", "search"):
         pipeline = result.metrics["test"]["pipeline"][stream]
         assert pipeline["fusion_weight"] == 0.3 and result.settings.weight(stream) == 0.3
-        assert pipeline["validation"] == {"weight": 0.3, "n": 0, "ndcg@5_by_weight": []}
+        assert pipeline["validation"] == {"weight": 0.3, "lexical_weight": 0.0, "weight_without_lexical": 0.3,
+                                          "n": 0, "ndcg@5_by_weight": [], "ndcg@5_by_lexical_weight": []}
         # nothing to choose, but validation is still decoded: the registry gate chooses on its figures
         assert result.metrics["valid"][stream]["n"] > 0
 

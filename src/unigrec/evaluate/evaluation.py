@@ -24,7 +24,7 @@ from unigrec.config import BaselinesConfig, EvaluateConfig, RuntimeConfig
 from unigrec.errors import ContractViolation
 from unigrec.evaluate.baselines.context import KINDS, HeldOutCase, held_out_cases
 from unigrec.evaluate.inputs import TestInputs
-from unigrec.evaluate.metrics import ndcg_at_k
+from unigrec.evaluate.metrics import hr_at_k, ndcg_at_k
 from unigrec.evaluate.protocols import (
     best_weight,
     drop_seen,
@@ -78,6 +78,10 @@ def check_settings(cfg: EvaluateConfig) -> None:
         raise ConfigError("params.evaluate.pipeline_k: must lie between pipeline_ndcg_cutoff and beam_size")
     if not cfg.fusion_weights or any(not 0.0 <= w <= 1.0 for w in cfg.fusion_weights):
         raise ConfigError("params.evaluate.fusion_weights: give at least one weight, each within [0, 1]")
+    if not cfg.lexical.weights or any(not lam >= 0.0 for lam in cfg.lexical.weights):
+        raise ConfigError("params.evaluate.lexical.weights: give at least one weight, none negative (0 = off)")
+    if cfg.lexical.candidates < 0:
+        raise ConfigError("params.evaluate.lexical.candidates: must not be negative")
 
 
 def candidate_lists(cases: Sequence[HeldOutCase], candidates: pd.DataFrame) -> list[list[str]]:
@@ -119,10 +123,17 @@ class ValidationPass:
 
 
 def score_validation(
-    model: Any, grouped: Any, events: pd.DataFrame, query_table: np.ndarray, settings: Any, ranker: Any = None
+    model: Any,
+    grouped: Any,
+    events: pd.DataFrame,
+    query_table: np.ndarray,
+    settings: Any,
+    ranker: Any = None,
+    lexical: Any = None,
 ) -> ValidationPass:
     """Decode every validation case once: the retrieved list (seen items out) and the re-ranking pool; no
-    1+N lists (the split stage draws none for validation)."""
+    1+N lists (the split stage draws none for validation). ``lexical``: the pipeline's BM25 index
+    (:func:`lexical_index`), so each search's BM25 candidates are scored for the lexical weight's choice."""
     from unigrec.evaluate.generative import score_prompts
     from unigrec.inference.prompts import prompt_examples
 
@@ -132,7 +143,8 @@ def score_validation(
     _check_aligned(cases, examples, model.items.item_ids)
     no_lists = np.zeros((len(cases), 0), dtype=np.int64)
     seen = seen_item_indices(cases, model.items.index())
-    scores = score_prompts(model, examples, no_lists, seen, query_table, settings, ranker)
+    queries = [c.context.query for c in cases]
+    scores = score_prompts(model, examples, no_lists, seen, query_table, settings, ranker, lexical, queries)
     return ValidationPass(cases, scores, time.perf_counter() - started)
 
 
@@ -320,10 +332,16 @@ def evaluate_test_split(
     ranker = load_model(ranker_dir) if ranker_dir is not None else None
     grouped = group_user_events(events, model.items, data.query_texts)
     index = model.items.index()
-    settings = DecodeSettings(cfg.beam_size, runtime.batch_sizes.evaluation_prompts, cfg.pipeline_k)
-    valid = score_validation(model, grouped, events, query_table, settings, ranker)
+    settings = DecodeSettings(cfg.beam_size, runtime.batch_sizes.evaluation_prompts, cfg.pipeline_k,
+                              lexical=lexical_settings(cfg))
+    lexical = lexical_index(settings, model, items)
+    valid = score_validation(model, grouped, events, query_table, settings, ranker, lexical)
     fusion = tune_fusion_weights(cfg, model, grouped, events, query_table, settings, ranker, valid)
-    settings = dataclasses.replace(settings, fusion_weights={kind: f["weight"] for kind, f in fusion.items()})
+    settings = dataclasses.replace(
+        settings,
+        fusion_weights={kind: f["weight"] for kind, f in fusion.items()},
+        lexical_weights={kind: f["lexical_weight"] for kind, f in fusion.items() if f["lexical_weight"] > 0.0},
+    )
     examples = prompt_examples(grouped, model.serialiser, SPLIT)
     _check_aligned(cases, examples, model.items.item_ids)
     scores = score_prompts(
@@ -334,14 +352,16 @@ def evaluate_test_split(
         query_table,
         settings,
         ranker,
+        lexical if settings.lexical_weight("search") > 0.0 else None,
+        [c.context.query for c in cases],
     )
     full_lists = drop_seen(scores.retrieved, seen, list_length)
-    # Relevance: the served search list (retrieve, re-rank with the validation weight) on the test
+    # Relevance: the served search list (retrieve, re-rank with the validation weights) on the test
     # searches and on the typed-query set, judged from item metadata.
     relevance = relevance_inputs(cfg.relevance, items, events)
     search = rows["search"]
-    served = scores.reranked(search, settings.weight("search"))
-    typed_lists = _typed_query_lists(model, grouped, relevance, data, runtime, layout, settings, ranker)
+    served = scores.reranked(search, settings.weight("search"), settings.lexical_weight("search"))
+    typed_lists = _typed_query_lists(model, grouped, relevance, data, runtime, layout, settings, ranker, lexical)
     model_ranks = MethodRanks(
         rows=rows,
         sampled={s: sampled_ranks(scores.sampled_retrieval[r]) for s, r in rows.items()},
@@ -364,15 +384,27 @@ def evaluate_test_split(
     test["ranking"] = ranking_metrics(labels, scores.sampled_ranking[rec, 0], scores.sampled_ranking[rec])
     k = cfg.pipeline_ndcg_cutoff
 
+    def pipeline_ranks(stream_rows: np.ndarray, weight: float, lexical_weight: float = 0.0) -> np.ndarray:
+        return list_ranks(scores.reranked(stream_rows, weight, lexical_weight), [targets[i] for i in stream_rows])
+
     def pipeline_ndcg(stream_rows: np.ndarray, weight: float) -> float:
-        ranked = scores.reranked(stream_rows, weight)
-        return ndcg_at_k(list_ranks(ranked, [targets[i] for i in stream_rows]), k)
+        return ndcg_at_k(pipeline_ranks(stream_rows, weight), k)
+
+    def served_and_without_lexical(s: str, r: np.ndarray) -> dict[str, float]:
+        """The served list's NDCG/HR@k, and today's pipeline's: no lexical term, w chosen at λ = 0."""
+        served_ranks = pipeline_ranks(r, settings.weight(s), settings.lexical_weight(s))
+        plain_ranks = pipeline_ranks(r, fusion[s]["weight_without_lexical"])
+        return {
+            f"ndcg@{k}": ndcg_at_k(served_ranks, k), f"hr@{k}": hr_at_k(served_ranks, k),
+            f"without_lexical_ndcg@{k}": ndcg_at_k(plain_ranks, k), f"without_lexical_hr@{k}": hr_at_k(plain_ranks, k),
+        }
 
     test["pipeline"] = {
         s: {
             "n": int(r.size),
             "fusion_weight": settings.weight(s),
-            f"ndcg@{k}": pipeline_ndcg(r, settings.weight(s)),
+            "lexical_weight": settings.lexical_weight(s),
+            **served_and_without_lexical(s, r),
             f"retrieval_only_ndcg@{k}": pipeline_ndcg(r, 0.0),
             f"ranking_only_ndcg@{k}": pipeline_ndcg(r, 1.0),
             "validation": fusion[s],
@@ -415,9 +447,11 @@ def _typed_query_lists(
     layout: Layout,
     settings: Any,
     ranker: Any = None,
+    lexical: Any = None,
 ) -> list[list[str]]:
     """The model's served list for each typed request: the user's train and valid events as the prompt's
-    history (the baselines' history too), the typed text's MiniLM vector as its query, seen items out."""
+    history (the baselines' history too), the typed text's MiniLM vector (and, with a lexical weight, its
+    BM25 scores) as its query, seen items out."""
     from unigrec.evaluate.generative import score_prompts
     from unigrec.evaluate.relevance import HISTORY_SPLITS
     from unigrec.inference.prompts import PromptExample
@@ -440,8 +474,12 @@ def _typed_query_lists(
         prompt = model.serialiser.prompt(history, True, lookup[request.query])
         examples.append(PromptExample(request.user_id, True, -1, 1, prompt, np.unique(history.items)))
     no_lists = np.zeros((len(examples), 0), dtype=np.int64)
-    scores = score_prompts(model, examples, no_lists, [e.seen.tolist() for e in examples], table, settings, ranker)
-    return scores.reranked(np.arange(len(examples)), settings.weight("search"))
+    lexical_weight = settings.lexical_weight("search")
+    scores = score_prompts(
+        model, examples, no_lists, [e.seen.tolist() for e in examples], table, settings, ranker,
+        lexical if lexical_weight > 0.0 else None, [r.query for r in requests],
+    )
+    return scores.reranked(np.arange(len(examples)), settings.weight("search"), lexical_weight)
 
 
 def tune_fusion_weights(
@@ -454,34 +492,98 @@ def tune_fusion_weights(
     ranker: Any = None,
     valid: ValidationPass | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per request kind, the re-ranking weight of ``cfg.fusion_weights`` with the best NDCG@k of the
-    re-ranked pool on the VALIDATION split (test data never chooses anything).
+    """Per request kind, the re-ranking weight w of ``cfg.fusion_weights`` and, for search, the lexical
+    weight λ of ``cfg.lexical.weights`` with the best NDCG@k of the re-ranked pool on the VALIDATION split
+    (test data never chooses anything), chosen jointly by :func:`choose_weights`.
 
-    Returns ``{kind: {"weight": w, "n": cases, "ndcg@k_by_weight": [[w, ndcg], ...]}}``; a kind without
-    validation cases keeps the retrieval order (w = 0). ``valid``: the validation decode when the caller
-    already has it (:func:`score_validation`; the evaluation needs it for the gate's figures anyway).
+    Returns ``{kind: {"weight": w, "lexical_weight": λ, "weight_without_lexical": w at λ = 0, "n": cases,
+    "ndcg@k_by_weight": [[w, ndcg at λ], ...], "ndcg@k_by_lexical_weight": [[λ, ndcg at w], ...]}}``; a
+    kind without validation cases keeps the retrieval order (w = λ = 0). ``valid``: the validation decode
+    when the caller already has it (:func:`score_validation`; the evaluation needs it for the gate's
+    figures anyway); it must have been scored with the lexical index when ``settings.lexical`` is set.
     """
     k = cfg.pipeline_ndcg_cutoff
-    if len(cfg.fusion_weights) == 1:  # nothing to choose
+    lexical_grid = {kind: lexical_grid_of(cfg, settings, kind) for kind in KINDS}
+    if len(cfg.fusion_weights) == 1 and all(len(grid) == 1 for grid in lexical_grid.values()):  # nothing to choose
         only = float(cfg.fusion_weights[0])
-        return {kind: {"weight": only, "n": 0, f"ndcg@{k}_by_weight": []} for kind in KINDS}
+        return {
+            kind: {"weight": only, "lexical_weight": grid[0], "weight_without_lexical": only, "n": 0,
+                   f"ndcg@{k}_by_weight": [], f"ndcg@{k}_by_lexical_weight": []}
+            for kind, grid in lexical_grid.items()
+        }
     if valid is None:
         valid = score_validation(model, grouped, events, query_table, settings, ranker)
     cases, scores = valid.cases, valid.scores
     targets = [c.target for c in cases]
     out: dict[str, dict[str, Any]] = {}
     for kind, rows in _stream_rows(cases).items():
-        quality = {
-            w: ndcg_at_k(list_ranks(scores.reranked(rows, w), [targets[i] for i in rows]), k) if rows.size else float("nan")
-            for w in cfg.fusion_weights
-        }
-        weight = best_weight(quality) if rows.size else 0.0
-        out[kind] = {"weight": weight, "n": int(rows.size), f"ndcg@{k}_by_weight": [[w, q] for w, q in quality.items()]}
+        out[kind] = choose_weights(scores, rows, targets, cfg.fusion_weights, lexical_grid[kind], k)
         log.info(
-            "evaluate: %s re-ranking weight %.2f on %d validation cases (NDCG@%d %s)", kind, weight, rows.size, k,
-            ", ".join(f"w={w:g}: {q:.4f}" for w, q in quality.items()),
+            "evaluate: %s re-ranking weight %.2f, lexical weight %g on %d validation cases (NDCG@%d %s)",
+            kind, out[kind]["weight"], out[kind]["lexical_weight"], rows.size, k,
+            ", ".join(f"w={w:g}: {q:.4f}" for w, q in out[kind][f"ndcg@{k}_by_weight"]),
         )
     return out
+
+
+def choose_weights(
+    scores: Any,
+    rows: np.ndarray,
+    targets: Sequence[str],
+    weights: Sequence[float],
+    lexical_weights: Sequence[float],
+    k: int,
+) -> dict[str, Any]:
+    """The (w, λ) pair of the two grids whose re-ranked pool (:meth:`GenerativeScores.reranked`, the
+    served path) has the best NDCG@k on ``rows`` of ``scores``; ties go to the smaller λ, then the smaller
+    w (:func:`best_weight` over (λ, w)), so the lexical term is kept only when it measures better.
+
+    Jointly, not w first and λ after: the BM25 candidates that join the pool were not found by the beam,
+    so their log P(item) is low and how much the ranking head may lift them (w) interacts with how much
+    BM25 does (λ); every pair re-ranks the same decoded scores, so the joint grid costs no model pass.
+    """
+    wanted = [targets[i] for i in rows]
+    quality = {
+        (lam, w): ndcg_at_k(list_ranks(scores.reranked(rows, w, lam), wanted), k) if rows.size else float("nan")
+        for lam in lexical_weights
+        for w in weights
+    }
+    lexical_weight, weight = best_weight(quality) if rows.size else (0.0, 0.0)
+    without = {w: q for (lam, w), q in quality.items() if lam == 0.0}
+    return {
+        "weight": weight,
+        "lexical_weight": lexical_weight,
+        "weight_without_lexical": (best_weight(without) if rows.size else 0.0) if without else weight,
+        "n": int(rows.size),
+        f"ndcg@{k}_by_weight": [[w, quality.get((lexical_weight, w), float("nan"))] for w in weights],
+        f"ndcg@{k}_by_lexical_weight": [[lam, quality.get((lam, weight), float("nan"))] for lam in lexical_weights],
+    }
+
+
+def lexical_grid_of(cfg: EvaluateConfig, settings: Any, kind: str) -> tuple[float, ...]:
+    """The λ a kind chooses from: ``cfg.lexical.weights`` for search when the pipeline has a BM25 index,
+    else only 0 (a recommendation request has no query to match)."""
+    if kind == "search" and settings.lexical is not None:
+        return tuple(float(lam) for lam in cfg.lexical.weights)
+    return (0.0,)
+
+
+def lexical_settings(cfg: EvaluateConfig) -> Any:
+    """The pipeline's BM25 settings (served as they are) when some λ of the grid is above 0, else None."""
+    from unigrec.inference.retrieval import LexicalSettings
+
+    if not any(lam > 0.0 for lam in cfg.lexical.weights):
+        return None
+    return LexicalSettings(cfg.lexical.candidates, cfg.lexical.k1, cfg.lexical.b)
+
+
+def lexical_index(settings: Any, model: Any, items: pd.DataFrame) -> Any:
+    """The BM25 index over the items table's text, in the model's item order (None without ``settings.lexical``)."""
+    from unigrec.inference.lexical import catalogue_index
+
+    if settings.lexical is None:
+        return None
+    return catalogue_index(model.items.item_ids, items["item_id"], items["text"], settings.lexical)
 
 
 def _check_aligned(cases: Sequence[HeldOutCase], examples: Sequence[Any], item_ids: Sequence[str]) -> None:

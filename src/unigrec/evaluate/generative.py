@@ -13,12 +13,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from unigrec.inference.lexical import LexicalIndex, top_unseen
 from unigrec.inference.prompts import PromptExample
 from unigrec.inference.retrieval import (
     DecodeSettings,
     decode_batch,
     fuse_and_rerank,
     id_spaces,
+    join_candidates,
     seen_mask,
     stream_batches,
 )
@@ -41,11 +43,26 @@ class GenerativeScores:
     pool_retrieval: np.ndarray  # (n, pipeline_k) their summed code log-probs (beam order)
     pool_ranking: np.ndarray  # (n, pipeline_k) their P(<pos>)
     pool_valid: np.ndarray  # (n, pipeline_k) bool: a real, unseen item
+    # the lexical side (search rows, when scored with a LexicalIndex; m = 0 otherwise)
+    pool_lexical: np.ndarray  # (n, pipeline_k) normalised BM25 score of each pool item
+    extra_items: np.ndarray  # (n, m) item ids of BM25's best unseen items ("" = none)
+    extra_retrieval: np.ndarray  # (n, m) their log P(item)
+    extra_ranking: np.ndarray  # (n, m) their P(<pos>)
+    extra_lexical: np.ndarray  # (n, m) their normalised BM25 score
 
-    def reranked(self, rows: np.ndarray, weight: float) -> list[list[str]]:
-        """The pool of ``rows`` re-ordered by the fused score with ``weight`` (0 = retrieval order)."""
+    def reranked(self, rows: np.ndarray, weight: float, lexical_weight: float = 0.0) -> list[list[str]]:
+        """The pool of ``rows`` re-ordered by the fused score with ``weight`` (0 = retrieval order); with
+        ``lexical_weight`` λ > 0, joined by BM25's candidates and λ·BM25/max BM25 added
+        (:meth:`~unigrec.inference.retrieval.DecodedBatch.reranked_pool`, the served path)."""
         pool = self.pool_items[rows], self.pool_retrieval[rows], self.pool_ranking[rows], self.pool_valid[rows]
-        items, _, valid = fuse_and_rerank(*pool, weight)
+        if lexical_weight == 0.0:
+            items, _, valid = fuse_and_rerank(*pool, weight)
+        else:
+            extra_items = self.extra_items[rows]
+            extra = extra_items, self.extra_retrieval[rows], self.extra_ranking[rows], extra_items != ""
+            joined = join_candidates(pool, extra)
+            lexical = np.concatenate([self.pool_lexical[rows], self.extra_lexical[rows]], axis=1)
+            items, _, valid = fuse_and_rerank(*joined, weight, lexical, lexical_weight)
         return [row[keep].tolist() for row, keep in zip(items, valid)]
 
 
@@ -57,6 +74,8 @@ def score_prompts(
     query_table: np.ndarray,
     settings: DecodeSettings,
     ranker: LoadedModel | None = None,
+    lexical: LexicalIndex | None = None,
+    queries: Sequence[str | None] | None = None,
 ) -> GenerativeScores:
     """Run every protocol's model side over ``examples`` (one prompt per case).
 
@@ -66,11 +85,23 @@ def score_prompts(
 
     ``ranker``: a second model (same identifiers) whose P(<pos>) replaces the first one's, i.e. the
     two-stage system the unified model is compared with; None = the one model does both jobs.
+
+    ``lexical`` and ``queries`` (one text per example): each search prompt's BM25 scores and its
+    ``settings.lexical.candidates`` best unseen items, scored by the model too, so that
+    :meth:`GenerativeScores.reranked` can fuse them with any λ.
     """
     if ranker is not None and ranker.items.item_ids != model.items.item_ids:
         raise ValueError("the ranker was trained on different item identifiers than the retriever")
+    if lexical is not None and (queries is None or len(queries) != len(examples) or settings.lexical is None):
+        raise ValueError("lexical scoring needs one query per example and settings.lexical")
     n, c = candidates.shape
     k = settings.pipeline_k
+    m = settings.lexical.candidates if lexical is not None and settings.lexical is not None else 0
+    pool_lexical = np.zeros((n, k))
+    extra_items = np.full((n, m), "", dtype=object)
+    extra_retrieval = np.full((n, m), -np.inf)
+    extra_ranking = np.zeros((n, m))
+    extra_lexical = np.zeros((n, m))
     sampled_retrieval = np.zeros((n, c), dtype=np.float64)
     sampled_ranking = np.zeros((n, c), dtype=np.float64)
     retrieved: list[list[str]] = [[] for _ in range(n)]
@@ -87,10 +118,15 @@ def score_prompts(
             [examples[i].prompt for i in rows], query_table, model.serialiser.n_query_tokens, pad
         )
         seen = seen_mask([histories[i] for i in rows], model.items.n_items)
+        bm25 = extra = None
+        if m and is_search and lexical is not None and queries is not None:
+            bm25 = lexical.scores([queries[i] or "" for i in rows])
+            extra = top_unseen(bm25, seen.numpy(), m)
         decoded = decode_batch(
             model.net, prompts, spaces[is_search], seen, settings.beam_size, k,
             candidates=torch.as_tensor(candidates[rows], dtype=torch.long),
             ranker=ranker.net if ranker is not None else None,
+            extra=None if extra is None else torch.as_tensor(extra),
         )
         sampled_retrieval[rows] = decoded.candidate_retrieval
         sampled_ranking[rows] = decoded.candidate_ranking
@@ -99,8 +135,15 @@ def score_prompts(
         pool_items[rows] = item_ids[np.clip(pool, 0, None)]
         pool_retrieval[rows] = decoded.retrieval[:, :k]
         pool_ranking[rows] = decoded.pool_ranking
+        if bm25 is not None and extra is not None:
+            pool_lexical[rows] = np.take_along_axis(bm25, np.clip(pool, 0, None), axis=1)
+            extra_items[rows] = np.where(extra >= 0, item_ids[np.clip(extra, 0, None)], "")
+            extra_retrieval[rows] = decoded.extra_retrieval
+            extra_ranking[rows] = decoded.extra_ranking
+            extra_lexical[rows] = np.take_along_axis(bm25, np.clip(extra, 0, None), axis=1)
         for j, row in enumerate(rows):
             retrieved[row] = item_ids[decoded.items[j][decoded.valid[j]]].tolist()
     return GenerativeScores(
-        sampled_retrieval, sampled_ranking, retrieved, pool_items, pool_retrieval, pool_ranking, pool_valid
+        sampled_retrieval, sampled_ranking, retrieved, pool_items, pool_retrieval, pool_ranking, pool_valid,
+        pool_lexical, extra_items, extra_retrieval, extra_ranking, extra_lexical,
     )

@@ -14,6 +14,7 @@ Rules applied to every method alike:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,9 +67,9 @@ def hit_rate_curve(ranks: np.ndarray, max_k: int) -> np.ndarray:
     return np.array([float(np.mean(ranks < k)) for k in range(1, max_k + 1)])
 
 
-def best_weight(quality_by_weight: Mapping[float, float]) -> float:
-    """The fusion weight with the best validation quality; ties go to the smaller weight (less change
-    to the retrieval order), and undefined (NaN) qualities never win."""
+def best_weight(quality_by_weight: Mapping[Any, float]) -> Any:
+    """The fusion weight (or tuple of weights, compared in order) with the best validation quality; ties
+    go to the smaller weight (less change to the retrieval order), and undefined (NaN) qualities never win."""
     if not quality_by_weight:
         raise ValueError("no fusion weights to choose from")
     scored = [(w, q) for w, q in quality_by_weight.items() if np.isfinite(q)]

@@ -202,7 +202,10 @@ def report_markdown(
         (f"- **Unified pipeline**: retrieve {cfg.pipeline_k} unseen items by beam search, re-rank them by "
         "(1 − w)·log P(item) + w·log P(<pos>), NDCG@{k} of the final list. w is chosen per request kind "
         "from the grid " + ", ".join(f"{w:g}" for w in cfg.fusion_weights) + " on the VALIDATION split "
-        "and served as is; w = 0 keeps the retrieval order, w = 1 is the ranking head alone."),
+        "and served as is; w = 0 keeps the retrieval order, w = 1 is the ranking head alone. Search adds "
+        f"λ·BM25/max BM25 (the query's best lexical match = 1) and BM25's {cfg.lexical.candidates} best unseen "
+        "items join the pool; λ is chosen with w from the grid " + ", ".join(f"{lam:g}" for lam in cfg.lexical.weights)
+        + " (λ = 0: no lexical signal, the pipeline as before)."),
         (f"- **Slices** (all measured on the train split): cold users have <= {cfg.cold_user_max_events} train "
         f"events; popular targets are above the {cfg.popular_item_quantile:.0%} quantile of the catalogue's train "
         "counts. Search only: *unseen query*, the query string was never a training search; *target never "
@@ -233,14 +236,15 @@ def report_markdown(
         "",
         f"## Unified pipeline (retrieve {cfg.pipeline_k}, re-rank)",
         "",
-        (f"| stream | n | w (validation) | retrieval only NDCG@{k} | ranking head only NDCG@{k} "
-         f"| retrieve + re-rank NDCG@{k} |"),
-        "|---|---:|---:|---:|---:|---:|",
+        (f"| stream | n | w (validation) | λ (validation) | retrieval only NDCG@{k} | ranking head only NDCG@{k} "
+         f"| re-rank without λ NDCG@{k} | served NDCG@{k} | served HR@{k} |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for stream, values in test["pipeline"].items():
         lines.append(
-            f"| {stream} | {values['n']} | {values['fusion_weight']:g} | {_f(values[f'retrieval_only_ndcg@{k}'])} "
-            f"| {_f(values[f'ranking_only_ndcg@{k}'])} | {_f(values[f'ndcg@{k}'])} |"
+            f"| {stream} | {values['n']} | {values['fusion_weight']:g} | {values['lexical_weight']:g} "
+            f"| {_f(values[f'retrieval_only_ndcg@{k}'])} | {_f(values[f'ranking_only_ndcg@{k}'])} "
+            f"| {_f(values[f'without_lexical_ndcg@{k}'])} | {_f(values[f'ndcg@{k}'])} | {_f(values[f'hr@{k}'])} |"
         )
     lines += ["", f"Validation NDCG@{k} of the re-ranked list per weight (what chose w):", ""]
     for stream, values in test["pipeline"].items():
@@ -248,8 +252,12 @@ def report_markdown(
         if not grid:
             lines.append(f"- {stream}: w = {values['fusion_weight']:g} fixed by params (one weight: no validation pass)")
             continue
-        lines.append(f"- {stream} ({values['validation']['n']} cases): "
+        lines.append(f"- {stream} ({values['validation']['n']} cases, at λ = {values['lexical_weight']:g}): "
                      + ", ".join(f"w={w:g}: {_f(q)}" for w, q in grid))
+        lexical_grid = values["validation"][f"ndcg@{k}_by_lexical_weight"]
+        if len(lexical_grid) > 1:
+            lines.append(f"- {stream}, λ at w = {values['fusion_weight']:g}: "
+                         + ", ".join(f"λ={lam:g}: {_f(q)}" for lam, q in lexical_grid))
     lines += [
         "",
         f"## Slices (full-catalogue NDCG@{slice_k})",

@@ -9,13 +9,16 @@ once:
 2. ``decode_batch``: that, plus P(<pos>) of the retrieved pool (and of any given candidate list) from
    the ranking head, in one encoding of the prompts;
 3. ``fuse_and_rerank``: the re-ranking score ``(1 - w) * log P(item) + w * log P(<pos>)`` and the pool
-   re-ordered by it.
+   re-ordered by it; for a search request with a lexical weight λ > 0, the pool joined by BM25's best
+   unseen items (:func:`join_candidates`, :mod:`unigrec.inference.lexical`) and ``λ * BM25 / max BM25``
+   added to every candidate's score.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +41,16 @@ STREAMS = {False: "rec", True: "search"}  # is_search -> request kind
 
 
 @dataclasses.dataclass(frozen=True)
+class LexicalSettings:
+    """The BM25 signal of search re-ranking: its index is rebuilt from the catalogue text with these
+    ``k1`` / ``b`` (the bm25 baseline's, params ``baselines.bm25``) wherever the pipeline runs."""
+
+    candidates: int  # BM25's top-n unseen items that join a search request's re-ranked pool
+    k1: float
+    b: float
+
+
+@dataclasses.dataclass(frozen=True)
 class DecodeSettings:
     """How the unified pipeline decodes; the evaluate stage measures these and writes them for serving."""
 
@@ -47,9 +60,22 @@ class DecodeSettings:
     # request kind ("rec", "search") -> w of the re-ranking score (1-w)*log P(item) + w*log P(<pos>),
     # chosen on validation data by the evaluate stage; a kind not named keeps the retrieval order
     fusion_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    # request kind -> λ of the lexical term λ * BM25 / max BM25 added to the fused score, chosen on
+    # validation with w; a kind not named (or no ``lexical``) has no lexical signal
+    lexical_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    lexical: LexicalSettings | None = None  # the BM25 index and candidates; None in bundles written before it
 
     def weight(self, kind: str) -> float:
         return float(self.fusion_weights.get(kind, 0.0))
+
+    def lexical_weight(self, kind: str) -> float:
+        return float(self.lexical_weights.get(kind, 0.0)) if self.lexical is not None else 0.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DecodeSettings:
+        """The settings as :func:`dataclasses.asdict` wrote them (the serving bundle's settings.json)."""
+        lexical = data.get("lexical")
+        return cls(**{**data, "lexical": LexicalSettings(**lexical) if lexical is not None else None})
 
 
 # ---------------------------------------------------------------------------------------- ID spaces
@@ -146,12 +172,29 @@ class DecodedBatch:
     candidate_retrieval: np.ndarray  # (B, C) log P(item) of the given candidates (C may be 0)
     candidate_ranking: np.ndarray  # (B, C) their P(<pos>)
     pool_k: int  # the first pool_k retrieved items are the pool that re-ranking orders
+    extra_items: np.ndarray | None = None  # (B, m) lexical candidates (dense indices, -1 = none); None: not asked
+    extra_retrieval: np.ndarray | None = None  # (B, m) their log P(item), teacher-forced over their codes
+    extra_ranking: np.ndarray | None = None  # (B, m) their P(<pos>)
 
-    def reranked_pool(self, weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The pool's items, fused scores and validity, best first by :func:`fuse_and_rerank`."""
+    def reranked_pool(
+        self, weight: float, lexical: np.ndarray | None = None, lexical_weight: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pool's items, fused scores and validity, best first by :func:`fuse_and_rerank`.
+
+        ``lexical``: (B, n_items) normalised BM25 scores of the batch's queries
+        (:meth:`~unigrec.inference.lexical.LexicalIndex.scores`); with ``lexical_weight`` > 0 the pool is
+        joined by ``extra_items`` and every candidate gains ``lexical_weight`` times its score.
+        """
         k = self.pool_k
         pool = self.items[:, :k], self.retrieval[:, :k], self.pool_ranking, self.valid[:, :k]
-        return fuse_and_rerank(*pool, weight)
+        if lexical_weight == 0.0:
+            return fuse_and_rerank(*pool, weight)
+        if lexical is None or self.extra_items is None or self.extra_retrieval is None:
+            raise ValueError(f"lexical weight {lexical_weight} needs the BM25 scores and candidates of the batch")
+        extra = self.extra_items, self.extra_retrieval, self.extra_ranking, self.extra_items >= 0
+        items, retrieval, ranking, valid = join_candidates(pool, extra)
+        scores = np.take_along_axis(np.asarray(lexical, dtype=np.float64), np.clip(items, 0, None), axis=1)
+        return fuse_and_rerank(items, retrieval, ranking, valid, weight, scores, lexical_weight)
 
 
 @torch.no_grad()
@@ -165,9 +208,14 @@ def decode_batch(
     candidates: torch.Tensor | None = None,
     rank_pool: bool = True,
     ranker: GenerativeTransformer | None = None,
+    extra: torch.Tensor | None = None,
 ) -> DecodedBatch:
     """Retrieve with a beam of ``max(beam_size, pool_k)``, then score the first ``pool_k`` retrieved items
     (``rank_pool``) and any ``candidates`` (B, C) with the ranking head, in one pass over the prompts.
+
+    ``extra`` (B, m): items that join the pool whether or not the beam found them (BM25's candidates of a
+    search request; -1 = none); they get the same two scores as a given candidate list (log P(item) of
+    their codes, teacher-forced, and P(<pos>)), so they fuse on the pool's scale.
 
     ``ranker``: a second network whose P(<pos>) replaces ``net``'s, i.e. the two-stage system the unified
     model is compared with; None = the one model does both jobs.
@@ -182,6 +230,9 @@ def decode_batch(
     given = given.to(items.device)
     n_given = given.shape[1]
     scored = torch.cat([given, items[:, :pool_k]], dim=1) if rank_pool else given
+    n_extra = 0 if extra is None else extra.shape[1]
+    if extra is not None:
+        scored = torch.cat([scored, extra.to(items.device)], dim=1)
     logp = probs = torch.zeros(scored.shape, dtype=torch.float32)
     if scored.shape[1]:
         # ranking_probs / score_candidates on the encoding above (-1 entries scored as item 0, masked later)
@@ -189,14 +240,22 @@ def decode_batch(
         probs = torch.sigmoid(logit)
         if ranker is not None:
             _, probs = ranking_probs(ranker, prompts, space, scored)
+    end = scored.shape[1] - n_extra
+
+    def as_numpy(t: torch.Tensor) -> np.ndarray:
+        return t.cpu().numpy().astype(np.float64)
+
     return DecodedBatch(
         items=items.cpu().numpy(),
-        retrieval=scores.cpu().numpy().astype(np.float64),
+        retrieval=as_numpy(scores),
         valid=valid.cpu().numpy(),
-        pool_ranking=probs[:, n_given:].cpu().numpy().astype(np.float64) if rank_pool else None,
-        candidate_retrieval=logp[:, :n_given].cpu().numpy().astype(np.float64),
-        candidate_ranking=probs[:, :n_given].cpu().numpy().astype(np.float64),
+        pool_ranking=as_numpy(probs[:, n_given:end]) if rank_pool else None,
+        candidate_retrieval=as_numpy(logp[:, :n_given]),
+        candidate_ranking=as_numpy(probs[:, :n_given]),
         pool_k=pool_k,
+        extra_items=None if extra is None else extra.cpu().numpy(),
+        extra_retrieval=None if extra is None else as_numpy(logp[:, end:]),
+        extra_ranking=None if extra is None else as_numpy(probs[:, end:]),
     )
 
 
@@ -233,13 +292,50 @@ def rerank_order(ranking_scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def fuse_and_rerank(
-    items: np.ndarray, retrieval: np.ndarray, ranking: np.ndarray | None, valid: np.ndarray, weight: float
+    items: np.ndarray,
+    retrieval: np.ndarray,
+    ranking: np.ndarray | None,
+    valid: np.ndarray,
+    weight: float,
+    lexical: np.ndarray | None = None,
+    lexical_weight: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``items`` with their fused scores and ``valid`` mask, re-ordered by the fused score (best first)."""
+    """``items`` with their fused scores and ``valid`` mask, re-ordered by the fused score (best first).
+
+    ``lexical``: each item's BM25 score over its query's best (in [0, 1]); ``lexical_weight`` λ >= 0
+    adds ``λ * lexical`` to the fused score, so λ reads as the log-probability a perfect lexical match
+    is worth against no match, on every query alike (raw BM25 scales with the query's length and term
+    rarity). λ = 0 leaves the score, and so the list, exactly as without it.
+    """
+    if lexical_weight < 0.0:
+        raise ValueError(f"lexical weight must not be negative, not {lexical_weight}")
     fused = fused_scores(retrieval, ranking, weight)
+    if lexical_weight > 0.0:
+        if lexical is None:
+            raise ValueError(f"lexical weight {lexical_weight} needs the candidates' BM25 scores")
+        fused = fused + lexical_weight * np.asarray(lexical, dtype=np.float64)
     order = rerank_order(fused, valid)
     items, fused, valid = (np.take_along_axis(np.asarray(a), order, axis=1) for a in (items, fused, valid))
     return items, fused, valid
+
+
+def join_candidates(
+    pool: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray],
+    extra: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """The union of two candidate sets, each ``(items, log P(item), P(<pos>) or None, valid)`` of shape
+    (B, ·): ``extra`` appended to ``pool``, an extra item the pool already holds marked invalid (it
+    keeps the pool's, beam-found, entry). Ranking scores are joined only when both sides have them."""
+    items, retrieval, ranking, valid = pool
+    more_items, more_retrieval, more_ranking, more_valid = extra
+    held = ((more_items[:, :, None] == items[:, None, :]) & valid[:, None, :]).any(axis=2)
+    joined_ranking = None if ranking is None or more_ranking is None else np.concatenate([ranking, more_ranking], axis=1)
+    return (
+        np.concatenate([items, more_items], axis=1),
+        np.concatenate([retrieval, more_retrieval], axis=1),
+        joined_ranking,
+        np.concatenate([valid, more_valid & ~held], axis=1),
+    )
 
 
 # ---------------------------------------------------------------------------------------- validation

@@ -1,8 +1,8 @@
 """Serve the generative model: retrieve unseen items by constrained beam search, re-rank them with the
 same model's ranking head, return the registry's result rows (``request, rank, item_id, score``).
 
-A servable folder is the train stage's model folder plus a ``serving`` bundle (catalogue titles, user
-histories, the MiniLM vectors of history queries, decode settings) that the evaluate stage writes with
+A servable folder is the train stage's model folder plus a ``serving`` bundle (catalogue titles and
+text, user histories, the MiniLM vectors of history queries, decode settings) that the evaluate stage writes with
 the settings it measured. :func:`load_recommender` finds the bundle inside the model folder (a
 registered model) or beside it (``models/serving`` next to ``models/generative`` in a project).
 """
@@ -44,11 +44,14 @@ def write_serving_bundle(
     """Write the bundle into ``folder`` (callers make it atomic).
 
     ``events`` are all known events (every split: at serving time the whole past is history);
-    ``settings`` is a :class:`~unigrec.inference.retrieval.DecodeSettings`.
+    ``settings`` is a :class:`~unigrec.inference.retrieval.DecodeSettings`. The catalogue keeps each
+    item's ``text`` when the items table has it: the search pipeline's BM25 index is rebuilt from it at
+    load (:mod:`unigrec.inference.lexical`).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    items.loc[:, ["item_id", "title"]].astype({"item_id": str}).to_parquet(folder / CATALOGUE_FILE, index=False)
+    columns = ["item_id", "title", *(["text"] if "text" in items.columns else [])]
+    items.loc[:, columns].astype({"item_id": str}).to_parquet(folder / CATALOGUE_FILE, index=False)
     history = events.loc[:, list(HISTORY_COLUMNS)].sort_values(["user_id", "order"], kind="mergesort")
     history.to_parquet(folder / HISTORIES_FILE, index=False)
     np.savez(
@@ -96,15 +99,31 @@ class Recommender:
         # The largest k a request may ask for (the beam widens to k, so memory grows with it): the
         # caller's limit (params serving.max_k), else the catalogue size, beyond which no k adds an item.
         self.max_k = int(max_k) if max_k is not None else int(model.items.n_items)
-        self.settings = DecodeSettings(**json.loads((bundle / SETTINGS_FILE).read_text(encoding="utf-8")))
+        self.settings = DecodeSettings.from_dict(json.loads((bundle / SETTINGS_FILE).read_text(encoding="utf-8")))
         catalogue = pd.read_parquet(bundle / CATALOGUE_FILE)
         self._titles = dict(zip(catalogue["item_id"].astype(str), catalogue["title"].fillna("").astype(str)))
+        self._lexical = self._lexical_index(catalogue)
         with np.load(bundle / QUERIES_FILE) as data:
             self._query_texts = [str(t) for t in data["texts"]]
             self._query_vectors = data["vectors"].astype(np.float32)
         self._histories = self._group_histories(pd.read_parquet(bundle / HISTORIES_FILE))
         self._spaces = id_spaces(model.vocab, model.items)
         self._item_ids = np.asarray(model.items.item_ids, dtype=object)
+
+    def _lexical_index(self, catalogue: pd.DataFrame) -> Any:
+        """The BM25 index of the catalogue text in the model's item order, built once at load; None when
+        no request kind has a lexical weight (the pipeline then never needs it)."""
+        lexical = self.settings.lexical
+        if lexical is None or not any(self.settings.lexical_weight(kind) > 0.0 for kind in KINDS):
+            return None
+        if "text" not in catalogue.columns:
+            raise UnigrecError(
+                "the serving bundle's settings fuse a BM25 score but its catalogue has no item text: "
+                "re-run the evaluate stage, which writes both"
+            )
+        from unigrec.inference.lexical import catalogue_index
+
+        return catalogue_index(self.model.items.item_ids, catalogue["item_id"], catalogue["text"], lexical)
 
     def _group_histories(self, frame: pd.DataFrame) -> dict[str, UserHistory]:
         index = self.model.items.index()
@@ -141,7 +160,8 @@ class Recommender:
 
         ``score`` is the re-ranking score (1 - w)·log P(item) + w·log P(<pos>) with the kind's weight w
         from the bundle (tuned on validation by the evaluate stage; w = 0: the retrieval log-probability
-        of the item's ID). A user without history gets a cold-start prompt.
+        of the item's ID), plus λ·BM25/max BM25 for a kind with a lexical weight λ (BM25's best unseen
+        items then join the candidates). A user without history gets a cold-start prompt.
         """
         from unigrec.inference.retrieval import STREAMS, stream_batches
         from unigrec.model.batch import collate_sequences
@@ -187,20 +207,32 @@ class Recommender:
         n_query_tokens = self.model.serialiser.n_query_tokens
         for is_search, chunk in stream_batches([kind == "search" for kind in kinds], self.settings.batch_size):
             batch = collate_sequences([prompts[i] for i in chunk], table, n_query_tokens, pad)
-            rows += self._rank(batch, STREAMS[is_search], chunk, [seen[i] for i in chunk], k)
+            rows += self._rank(batch, STREAMS[is_search], chunk, [seen[i] for i in chunk], k,
+                               [queries[i] for i in chunk])
         return _result_frame(rows)
 
-    def _rank(self, batch: Any, kind: str, requests: list[int], seen: list[list[int]], k: int) -> list[dict[str, Any]]:
+    def _rank(
+        self, batch: Any, kind: str, requests: list[int], seen: list[list[int]], k: int, queries: list[str]
+    ) -> list[dict[str, Any]]:
         """The evaluated pipeline (:mod:`unigrec.inference.retrieval`) on one batch of same-kind requests:
-        retrieve ``max(k, pipeline_k)`` unseen items, re-rank them by the kind's fused score, keep ``k``."""
+        retrieve ``max(k, pipeline_k)`` unseen items (joined by BM25's best unseen ones where the kind has
+        a lexical weight), re-rank them by the kind's fused score, keep ``k``."""
+        import torch
+
+        from unigrec.inference.lexical import top_unseen
         from unigrec.inference.retrieval import decode_batch, seen_mask
 
-        weight = self.settings.weight(kind)
+        weight, lexical_weight = self.settings.weight(kind), self.settings.lexical_weight(kind)
+        mask = seen_mask(seen, self.model.items.n_items)
+        lexical = extra = None
+        if lexical_weight > 0.0 and self.settings.lexical is not None:
+            lexical = self._lexical.scores(queries)
+            extra = torch.as_tensor(top_unseen(lexical, mask.numpy(), self.settings.lexical.candidates))
         decoded = decode_batch(
-            self.model.net, batch, self._spaces[kind == "search"], seen_mask(seen, self.model.items.n_items),
-            self.settings.beam_size, max(k, self.settings.pipeline_k), rank_pool=weight > 0.0,
+            self.model.net, batch, self._spaces[kind == "search"], mask,
+            self.settings.beam_size, max(k, self.settings.pipeline_k), rank_pool=weight > 0.0, extra=extra,
         )
-        items, scores, valid = decoded.reranked_pool(weight)
+        items, scores, valid = decoded.reranked_pool(weight, lexical, lexical_weight)
         out = []
         for row, request in enumerate(requests):
             kept = np.flatnonzero(valid[row])[:k]

@@ -105,7 +105,7 @@ def _recommender(events: pd.DataFrame, folder: Path, serialiser: SequenceSeriali
     recommender = Recommender(model, folder)
     decoded: dict[int, list[int]] = {}
 
-    def record(batch, kind, requests, seen, k):
+    def record(batch, kind, requests, seen, k, queries):
         decoded.update(zip(requests, seen, strict=True))
         return []
 

@@ -1,0 +1,73 @@
+"""The lexical signal of the search pipeline: BM25 over item text, in the model's item order.
+
+The generative model reads a query as one MiniLM vector, so a query's exact words ("godfather",
+"1990s") only reach it through that vector, and BM25 beats it where the words decide (sparse
+catalogues, typed queries). The pipeline therefore lets BM25 both *propose* candidates (its best unseen
+items join the beam's pool) and *score* them (``λ * BM25 / max BM25`` joins the fused score;
+:func:`~unigrec.inference.retrieval.fuse_and_rerank`).
+
+Why normalise by the query's best score: raw BM25 grows with the number of query terms and their
+rarity, so one λ would mean a different thing for "drama" and for "sci-fi action 1990s". Divided by
+the query's best score over the catalogue, it lies in [0, 1] for every query (1 = the best lexical match,
+0 = no query term), and λ is the log-probability a best lexical match is worth against no match. A query
+without any indexed term scores 0 everywhere and leaves the model's order alone.
+
+The index is the bm25 baseline's (:class:`~unigrec.data.negatives.BM25Negatives`: same package,
+tokenisation, ``k1`` / ``b``), rebuilt from the catalogue text wherever the pipeline runs (evaluation,
+serving): indexing a catalogue of thousands of items takes well under a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from unigrec.data.negatives import BM25Negatives
+
+if TYPE_CHECKING:
+    from unigrec.inference.retrieval import LexicalSettings
+
+
+class LexicalIndex:
+    """BM25 over ``texts`` (one per dense item index of the model, ``""`` for an item without text)."""
+
+    def __init__(self, texts: Sequence[str], k1: float, b: float) -> None:
+        self._bm25 = BM25Negatives([str(i) for i in range(len(texts))], [str(t) for t in texts], k1, b)
+        self.n_items = len(texts)
+
+    def scores(self, queries: Sequence[str]) -> np.ndarray:
+        """(B, n_items) BM25 score of every item for each query over that query's best, in [0, 1]."""
+        out = np.zeros((len(queries), self.n_items), dtype=np.float64)
+        for row, tokens in enumerate(self._bm25.tokenize([str(q) for q in queries])):
+            raw = np.asarray(self._bm25.catalogue_scores(tokens), dtype=np.float64)
+            best = raw.max(initial=0.0)
+            if best > 0.0:
+                out[row] = raw / best
+        return out
+
+
+def catalogue_index(
+    model_item_ids: Sequence[str], item_ids: Iterable[object], texts: Iterable[object], settings: LexicalSettings
+) -> LexicalIndex:
+    """The index of a catalogue's ``texts`` (one per ``item_ids`` entry) in the model's item order: what
+    the evaluate stage and the served model both build, from the items table or the serving bundle."""
+    text = {str(i): "" if t is None or pd.isna(t) else str(t) for i, t in zip(item_ids, texts, strict=True)}
+    return LexicalIndex([text.get(str(i), "") for i in model_item_ids], settings.k1, settings.b)
+
+
+def top_unseen(scores: np.ndarray, seen: np.ndarray, n: int) -> np.ndarray:
+    """(B, n) the ``n`` best-scoring items of each row that it has not seen and that match at least one
+    query term, best first (-1 where fewer). Ties keep catalogue order (a stable sort): the same list on
+    any CPU, unlike an argpartition whose tie order depends on numpy's sort kernels."""
+    out = np.full((scores.shape[0], n), -1, dtype=np.int64)
+    if n == 0:
+        return out
+    keyed = np.where(np.asarray(seen, dtype=bool) | (scores <= 0.0), np.inf, -scores)
+    order = np.argsort(keyed, axis=1, kind="stable")[:, :n]
+    kept = np.isfinite(np.take_along_axis(keyed, order, axis=1))
+    width = order.shape[1]
+    out[:, :width] = np.where(kept, order, -1)
+    return out
