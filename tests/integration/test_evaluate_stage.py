@@ -66,6 +66,10 @@ def test_stage_writes_every_output(evaluated):
     for name in ("unseen_query", "target_never_searched", "target_no_train_events"):
         assert set(s[name]) == {"search"} and set(metrics["baselines"]["popularity"]["slices"][name]) == {"search"}
     assert s["target_no_train_events"]["search"]["n"] <= s["target_never_searched"]["search"]["n"] <= 24
+    # the served pipeline per slice, on the same cases (the report's served column)
+    for stream in ("rec", "search"):
+        served = test["pipeline"][stream]["slices"]
+        assert {name: v["n"] for name, v in served.items()} == {name: s[name][stream]["n"] for name in s if stream in s[name]}
     assert set(metrics["baselines"]) == {"popularity"}
     assert summary["ranking_auc"] == test["ranking"]["auc"]
     # the popularity figures, recomputed here from the files alone: every step of the protocol (the test
@@ -78,6 +82,7 @@ def test_stage_writes_every_output(evaluated):
         assert heading in report
     assert "Seen-item rule, for every method" in report
     assert "| search | unseen query |" in report and "| rec | unseen query |" not in report
+    assert "unigrec served (retrieve + re-rank) |" in report
     for png in ("hr_curve.png", "slices.png"):
         path = layout.evaluate_plots_dir / png
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

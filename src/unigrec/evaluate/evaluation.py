@@ -390,13 +390,22 @@ def evaluate_test_split(
     def pipeline_ndcg(stream_rows: np.ndarray, weight: float) -> float:
         return ndcg_at_k(pipeline_ranks(stream_rows, weight), k)
 
+    served_ranks = {s: pipeline_ranks(r, settings.weight(s), settings.lexical_weight(s)) for s, r in rows.items()}
+
     def served_and_without_lexical(s: str, r: np.ndarray) -> dict[str, float]:
         """The served list's NDCG/HR@k, and today's pipeline's: no lexical term, w chosen at λ = 0."""
-        served_ranks = pipeline_ranks(r, settings.weight(s), settings.lexical_weight(s))
         plain_ranks = pipeline_ranks(r, fusion[s]["weight_without_lexical"])
         return {
-            f"ndcg@{k}": ndcg_at_k(served_ranks, k), f"hr@{k}": hr_at_k(served_ranks, k),
+            f"ndcg@{k}": ndcg_at_k(served_ranks[s], k), f"hr@{k}": hr_at_k(served_ranks[s], k),
             f"without_lexical_ndcg@{k}": ndcg_at_k(plain_ranks, k), f"without_lexical_hr@{k}": hr_at_k(plain_ranks, k),
+        }
+
+    def served_slices(s: str, r: np.ndarray) -> dict[str, dict[str, float]]:
+        """The served list's NDCG/HR@k on each slice of the stream, beside every method's in the report."""
+        return {
+            name: {"n": int(mask[r].sum()), f"ndcg@{k}": ndcg_at_k(served_ranks[s][mask[r]], k),
+                   f"hr@{k}": hr_at_k(served_ranks[s][mask[r]], k)}
+            for name, mask in masks.items() if s in SLICE_STREAMS[name]
         }
 
     test["pipeline"] = {
@@ -408,6 +417,7 @@ def evaluate_test_split(
             f"retrieval_only_ndcg@{k}": pipeline_ndcg(r, 0.0),
             f"ranking_only_ndcg@{k}": pipeline_ndcg(r, 1.0),
             "validation": fusion[s],
+            "slices": served_slices(s, r),
         }
         for s, r in rows.items()
     }

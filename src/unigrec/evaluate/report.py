@@ -23,6 +23,7 @@ CURVE_PNG = "hr_curve.png"
 SLICES_PNG = "slices.png"
 FIGURE_DPI = 110
 SLICE_BAR_INCHES = 1.4  # figure width per slice in the slices plot
+SERVED_LABEL = "unigrec served (retrieve + re-rank)"
 
 
 def finite_or_none(value: Any) -> Any:
@@ -61,11 +62,36 @@ def stream_slices(stream: str) -> list[str]:
     return [name for name in SLICE_NAMES if stream in SLICE_STREAMS[name]]
 
 
-def slice_table(metrics: Mapping[str, Any], cutoff: int) -> list[str]:
+def served_block(metrics: Mapping[str, Any], cutoff: int, pipeline_cutoff: int) -> dict[str, Any] | None:
+    """The served pipeline's NDCG@``pipeline_cutoff`` (retrieve, re-rank: ``test.pipeline``) in the shape of
+    a method's block, filed under the slice table's NDCG@``cutoff``; None when the metrics hold no slices
+    for it."""
+    pipeline = metrics["test"].get("pipeline", {})
+    if not any("slices" in block for block in pipeline.values()):
+        return None
+
+    def entry(values: Mapping[str, Any]) -> dict[str, Any]:
+        return {"n": values["n"], "full": {f"ndcg@{cutoff}": values[f"ndcg@{pipeline_cutoff}"]}}
+
+    out: dict[str, Any] = {stream: entry(block) for stream, block in pipeline.items()}
+    out["slices"] = {}
+    for stream, block in pipeline.items():
+        for name, values in block.get("slices", {}).items():
+            out["slices"].setdefault(name, {})[stream] = entry(values)
+    return out
+
+
+def slice_table(metrics: Mapping[str, Any], cutoff: int, pipeline_cutoff: int) -> list[str]:
     """Markdown rows: every method (columns) on the whole test set and on every slice of each stream, with
-    the slice's case count. "–": the method does not serve the stream; "empty": no case falls in the slice
-    (a figure over no case would read as a zero)."""
-    blocks = method_blocks(metrics)
+    the slice's case count. The model twice: its retrieval list (the full-catalogue protocol, as every
+    method) and, when the metrics hold it per slice, the served pipeline's list. "–": the method does not
+    serve the stream; "empty": no case falls in the slice (a figure over no case would read as a zero)."""
+    blocks = dict(method_blocks(metrics))
+    served = served_block(metrics, cutoff, pipeline_cutoff)
+    if served is not None:  # beside the model's retrieval column
+        label = SERVED_LABEL + (f" (NDCG@{pipeline_cutoff})" if pipeline_cutoff != cutoff else "")
+        model, *others = blocks.items()
+        blocks = dict([model, (label, served), *others])
     lines = [
         "| stream | slice | n | " + " | ".join(blocks) + " |",
         "|---|---|---:|" + "---:|" * len(blocks),
@@ -77,10 +103,10 @@ def slice_table(metrics: Mapping[str, Any], cutoff: int) -> list[str]:
             for name in stream_slices(stream)
         ]
         for title, values in rows:
-            served = [v for v in values.values() if v is not None]
-            if not served:
+            present = [v for v in values.values() if v is not None]
+            if not present:
                 continue
-            n = served[0]["n"]
+            n = present[0]["n"]
             cells = [
                 "–" if v is None else "empty" if not n else _f(v["full"][f"ndcg@{cutoff}"]) for v in values.values()
             ]
@@ -262,7 +288,7 @@ def report_markdown(
         "",
         f"## Slices (full-catalogue NDCG@{slice_k})",
         "",
-        *slice_table(metrics, slice_k),
+        *slice_table(metrics, slice_k, k),
     ]
     lines += ["", "## Figures", ""]
     for title, path in figures.items():

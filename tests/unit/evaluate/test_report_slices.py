@@ -10,7 +10,7 @@ import pytest
 from unigrec.config import load_section
 from unigrec.evaluate.comparison import MODEL_LABEL
 from unigrec.evaluate.evaluation import MethodRanks, method_metrics
-from unigrec.evaluate.report import slice_frame, slice_table, write_plot_files
+from unigrec.evaluate.report import SERVED_LABEL, slice_frame, slice_table, write_plot_files
 from unigrec.evaluate.slices import SEARCH_SLICE_NAMES, SLICE_NAMES
 
 # Cases 0-2 are recommendations, 3-5 searches; the model serves both, the search baselines search only.
@@ -58,7 +58,7 @@ def test_search_slices_are_reported_for_search_only_with_their_counts(metrics):
 
 
 def test_slice_table_shows_every_method_on_every_slice(metrics):
-    lines = slice_table(metrics, 10)
+    lines = slice_table(metrics, 10, 10)
     assert lines[0] == f"| stream | slice | n | {MODEL_LABEL} | popularity | query_lookup |"
     rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in lines[2:]}
     rec_slices = [n for n in SLICE_NAMES if n not in SEARCH_SLICE_NAMES]
@@ -85,3 +85,26 @@ def test_slice_plot_files_hold_every_method_and_slice(metrics, tmp_path):
     assert written["slices_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     csv = pd.read_csv(written["slices_csv"])
     assert len(csv) == len(frame) and (csv["n"] == frame["n"]).all()
+
+
+def test_slice_table_shows_the_served_pipeline_beside_the_model(metrics):
+    """test.pipeline.<stream>.slices (the served list, retrieve + re-rank) gets its own column."""
+    def served(n: int, ndcg: float) -> dict:
+        return {"n": n, "ndcg@5": ndcg, "ndcg@10": ndcg, "hr@5": 1.0}
+
+    pipeline = {
+        "rec": {**served(3, 0.1), "slices": {n: served(1, 0.2) for n in SLICE_NAMES if n not in SEARCH_SLICE_NAMES}},
+        "search": {**served(3, 0.3), "slices": {n: served(1, 0.4) for n in SLICE_NAMES}},
+    }
+    pipeline["search"]["slices"]["target_no_train_events"] = served(0, 0.0)
+    with_pipeline = {**metrics, "test": {**metrics["test"], "pipeline": pipeline}}
+    lines = slice_table(with_pipeline, 10, 5)
+    assert lines[0] == (
+        f"| stream | slice | n | {MODEL_LABEL} | {SERVED_LABEL} (NDCG@5) | popularity | query_lookup |"
+    )
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line.split("|")[5].strip() for line in lines[2:]}
+    assert rows[("rec", "all test cases")] == "0.1000" and rows[("search", "all test cases")] == "0.3000"
+    assert rows[("search", "unseen query")] == "0.4000" and rows[("rec", "cold users")] == "0.2000"
+    assert rows[("search", "target no train events")] == "empty"
+    assert ("rec", "unseen query") not in rows
+    assert f"| {SERVED_LABEL} |" in slice_table(with_pipeline, 10, 10)[0]  # same cut-off: no note
