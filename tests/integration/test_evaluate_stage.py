@@ -15,6 +15,7 @@ import yaml
 from support.evaluate_project import ROOT, evaluate_cfg, evaluate_runtime, tiny_project
 
 from unigrec.config import ConfigError, GateConfig, build_section
+from unigrec.inference.prompts import CONTEXT_SPLITS
 from unigrec.paths import Layout
 
 
@@ -111,7 +112,7 @@ def _popularity_by_hand(layout, stream: str) -> dict[str, float]:
             continue
         target = target.iloc[0]
         twin = (group["item_id"] == target["item_id"]) & (group["timestamp"] == target["timestamp"])
-        history = group[(group["order"] < target["order"]) & group["split"].isin(["train", "valid"]) & ~twin]
+        history = group[(group["order"] < target["order"]) & group["split"].isin(CONTEXT_SPLITS["test"]) & ~twin]
         seen = set(history["item_id"].astype(str))
         top = [i for i in ranked if i not in seen][:10]
         rank = top.index(str(target["item_id"])) if str(target["item_id"]) in top else None
@@ -268,7 +269,7 @@ def _popularity_relevance_by_hand(layout) -> dict[str, float]:
         target = target.iloc[0]
         cluster = int(target["query"].split()[0].removeprefix("genre"))
         twin = (group["item_id"] == target["item_id"]) & (group["timestamp"] == target["timestamp"])
-        history = group[(group["order"] < target["order"]) & group["split"].isin(["train", "valid"]) & ~twin]
+        history = group[(group["order"] < target["order"]) & group["split"].isin(CONTEXT_SPLITS["test"]) & ~twin]
         seen = set(history["item_id"].astype(str))
         grade = {i: 2 if int(i[1:]) // 10 == cluster else 1 for i in catalogue}
         top = [i for i in ranked if i not in seen][:10]

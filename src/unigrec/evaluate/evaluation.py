@@ -459,9 +459,9 @@ def _typed_query_lists(
     ranker: Any = None,
     lexical: Any = None,
 ) -> list[list[str]]:
-    """The model's served list for each typed request: the user's train and valid events as the prompt's
-    history (the baselines' history too), the typed text's MiniLM vector (and, with a lexical weight, its
-    BM25 scores) as its query, seen items out."""
+    """The model's served list for each typed request: the events a test event may see
+    (``HISTORY_SPLITS``) as the prompt's history (the baselines' history too), the typed text's MiniLM
+    vector (and, with a lexical weight, its BM25 scores) as its query, seen items out."""
     from unigrec.evaluate.generative import score_prompts
     from unigrec.evaluate.relevance import HISTORY_SPLITS
     from unigrec.inference.prompts import PromptExample
