@@ -300,3 +300,20 @@ def test_render_never_replaces_a_block_with_nothing_nor_reads_another_scripts_re
     with pytest.raises(SystemExit, match="another script's results"):  # the removed ablation.py's records
         quality.main([*argv, "--results", str(ROOT / "benchmarks" / "results" / "ablation.json")])
     assert "recorded" in markdown.read_text()
+
+
+def test_the_protocol_columns_put_the_served_search_list_and_its_slices_beside_retrieval():
+    """Issue 35's blocks: a model's retrieval and served search lists on the whole test set and on the
+    memorisation slices; a baseline has only its own list, so its served cells stay empty."""
+    model = {"test": {"search": {"full": {"ndcg@10": 0.3}},
+                      "slices": {"unseen_query": {"search": {"full": {"ndcg@10": 0.1}}}},
+                      "pipeline": {"search": {"ndcg@10": 0.5, "hr@10": 0.7,
+                                              "slices": {"unseen_query": {"ndcg@10": 0.4, "hr@10": 0.6}}}}}}
+    baseline = {"test": {"search": {"full": {"ndcg@10": 0.35}},
+                         "slices": {"unseen_query": {"search": {"full": {"ndcg@10": 0.9}}}}}}
+    served = quality.aggregate({"11": model, "12": model}, "protocol")
+    assert served["search NDCG@10"] == (0.3, 0.0, 2) and served["search served NDCG@10"] == (0.5, 0.0, 2)
+    assert served["unseen-query NDCG@10"][0] == 0.1 and served["unseen-query served NDCG@10"][0] == 0.4
+    own = quality.aggregate({"deterministic": baseline}, "protocol")
+    assert own["unseen-query NDCG@10"] == (0.9, 0.0, 1)
+    assert not any("served" in column for column in own), "a baseline has no served pipeline"
