@@ -89,7 +89,11 @@ def test_pipeline_writes_every_declared_output(project: Path):
     assert json.loads((project / "reports/validation.json").read_text())["success"] is True
     events = pd.read_parquet(project / "data/split/events.parquet")
     assert events["user_id"].nunique() == 60
-    assert set(events["split"]) == {"train", "valid", "test"}
+    assert {"train", "valid", "test"} <= set(events["split"]) <= {"train", "valid", "test", "gap"}
+    # the default split is time-consistent: no user is trained on an event after their earliest held-out one
+    held_out = events[events["split"].isin(["valid", "test"])].groupby("user_id")["order"].min()
+    train = events[events["split"] == "train"]
+    assert not (train["order"].to_numpy() > train["user_id"].map(held_out).fillna(float("inf")).to_numpy()).any()
     # the data card describes the tables it sits beside, not some other run's
     tables = {t: pd.read_parquet(project / f"data/canonical/{t}.parquet") for t in ("items", "interactions", "searches")}
     stats = card["stats"]
