@@ -336,7 +336,7 @@ def evaluate_test_split(
                               lexical=lexical_settings(cfg))
     lexical = lexical_index(settings, model, items)
     valid = score_validation(model, grouped, events, query_table, settings, ranker, lexical)
-    fusion = tune_fusion_weights(cfg, model, grouped, events, query_table, settings, ranker, valid)
+    fusion = tune_fusion_weights(cfg, settings, valid)
     settings = dataclasses.replace(
         settings,
         fusion_weights={kind: f["weight"] for kind, f in fusion.items()},
@@ -492,25 +492,16 @@ def _typed_query_lists(
     return scores.reranked(np.arange(len(examples)), settings.weight("search"), lexical_weight)
 
 
-def tune_fusion_weights(
-    cfg: EvaluateConfig,
-    model: Any,
-    grouped: Any,
-    events: pd.DataFrame,
-    query_table: np.ndarray,
-    settings: Any,
-    ranker: Any = None,
-    valid: ValidationPass | None = None,
-) -> dict[str, dict[str, Any]]:
+def tune_fusion_weights(cfg: EvaluateConfig, settings: Any, valid: ValidationPass) -> dict[str, dict[str, Any]]:
     """Per request kind, the re-ranking weight w of ``cfg.fusion_weights`` and, for search, the lexical
     weight λ of ``cfg.lexical.weights`` with the best NDCG@k of the re-ranked pool on the VALIDATION split
     (test data never chooses anything), chosen jointly by :func:`choose_weights`.
 
     Returns ``{kind: {"weight": w, "lexical_weight": λ, "weight_without_lexical": w at λ = 0, "n": cases,
     "ndcg@k_by_weight": [[w, ndcg at λ], ...], "ndcg@k_by_lexical_weight": [[λ, ndcg at w], ...]}}``; a
-    kind without validation cases keeps the retrieval order (w = λ = 0). ``valid``: the validation decode
-    when the caller already has it (:func:`score_validation`; the evaluation needs it for the gate's
-    figures anyway); it must have been scored with the lexical index when ``settings.lexical`` is set.
+    kind without validation cases keeps the retrieval order (w = λ = 0). ``valid``: the one validation
+    decode (:func:`score_validation`, also the gate's figures), scored with the lexical index whenever
+    ``settings.lexical`` is set, or λ would have nothing to act on.
     """
     k = cfg.pipeline_ndcg_cutoff
     lexical_grid = {kind: lexical_grid_of(cfg, settings, kind) for kind in KINDS}
@@ -521,8 +512,6 @@ def tune_fusion_weights(
                    f"ndcg@{k}_by_weight": [], f"ndcg@{k}_by_lexical_weight": []}
             for kind, grid in lexical_grid.items()
         }
-    if valid is None:
-        valid = score_validation(model, grouped, events, query_table, settings, ranker)
     cases, scores = valid.cases, valid.scores
     targets = [c.target for c in cases]
     out: dict[str, dict[str, Any]] = {}
