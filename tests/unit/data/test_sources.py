@@ -47,7 +47,7 @@ def test_ml100k_grouplens_and_recbole_fixtures_give_the_same_tables(tmp_path):
         pd.testing.assert_frame_equal(a, b)
     items = canonical(grouplens)[0].set_index("item_id")
     assert items.loc["1", "title"] == "Toy Story"
-    assert items.loc["1", "text"] == "Toy Story (1995). Genres: Animation, Children's, Comedy."
+    assert items.loc["1", "text"] == "Toy Story (1995). 1990s. Genres: Animation, Children's, Comedy."
     assert items.loc["1", "category"] == "Animation|Children's|Comedy"
     assert items.loc["3", "title"] == "Misérables, Les"  # latin-1 0xe9 decoded, not mangled
     assert items.loc["4", "title"] == "unknown"  # GroupLens "unknown", RecBole "unkonwn"

@@ -7,6 +7,7 @@ import re
 
 import pandas as pd
 
+from unigrec.data.queries import decade_of
 from unigrec.data.sources.tables import labels_from_ratings
 from unigrec.errors import SourceError
 
@@ -59,8 +60,12 @@ def parse_year(text: str) -> int | None:
 
 
 def movie_text(title: str, year: int | None, genres: list[str]) -> str:
-    """One sentence the text encoder reads: "Toy Story (1995). Genres: Animation, Children's, Comedy."."""
-    head = f"{title} ({year})" if year is not None else title
+    """What the text encoder and BM25 read: "Toy Story (1995). 1990s. Genres: Animation, Children's, Comedy.".
+
+    The decade is written out because people search by it ("sci-fi 1990s") and neither reader can get
+    it from "1995": BM25 matches whole words, and MiniLM places "1995" and "1990s" apart. Without it a
+    decade query matched no item text at all (issue 41's "sci-fi action 1990s": 6 of 10 relevant)."""
+    head = f"{title} ({year}). {decade_of(year)}" if year is not None else title
     return f"{head}. Genres: {', '.join(genres)}." if genres else f"{head}."
 
 
