@@ -323,6 +323,15 @@ class QuickEvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AlignmentConfig:
+    """Query-to-ID alignment for every catalogue item (train/alignment.py): one-event search sequences
+    "a view of the item's own text -> its ID", so the search head can emit items never searched in training."""
+
+    views: list[str]  # text | title | genres | genres_decade; [] = off
+    weight: float  # factor on the alignment pass's search-retrieval loss, added to that task's loss
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     seed: int
     max_events: int  # most recent events kept per user (training sequence and prompt context)
@@ -338,6 +347,7 @@ class TrainConfig:
     optim: OptimConfig
     trainer: TrainerConfig
     eval: QuickEvalConfig
+    alignment: AlignmentConfig
 
 
 # --------------------------------------------------------------------------- baselines

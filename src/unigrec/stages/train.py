@@ -36,6 +36,7 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
     from unigrec.model.vocabulary import PAD
     from unigrec.text_encoder import embed_texts
     from unigrec.threads import torch_threads
+    from unigrec.train.alignment import alignment_pairs
     from unigrec.train.curves import epoch_curve, write_curve, write_task_weights_plot
     from unigrec.train.datamodule import PromptCollator
     from unigrec.train.fit import fit_generative_model, prepare_training_data, transformer_dims
@@ -49,14 +50,17 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
         items, codebooks = atomic_item_codes(catalogue["item_id"].astype(str).tolist())
     else:
         items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
-    query_texts = query_table_texts(events)
+    alignment = alignment_pairs(pd.read_parquet(layout.items), cfg.alignment.views) if cfg.alignment.views else []
+    # the alignment queries are rows after the events' own: an event's query index does not move
+    events_queries = query_table_texts(events)
+    query_texts = (*events_queries, *sorted({q for _, q in alignment} - set(events_queries)))
     query_table = embed_texts(
         list(query_texts),
         batch_size=runtime.batch_sizes.text_encoding,
         cache_dir=layout.resolve(runtime.cache_dir),
         show_progress=False,
     )
-    data = prepare_training_data(cfg, events, items, codebooks, query_texts, query_table)
+    data = prepare_training_data(cfg, events, items, codebooks, query_texts, query_table, alignment)
     with torch_threads(runtime.torch_threads.train):
         result = fit_generative_model(cfg, data, layout.train_work_dir, runtime)
         if not result.is_global_zero:
@@ -86,6 +90,7 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
             "seconds": round(result.seconds, 1),
             "train_sequences_per_second": round(result.sequences_per_second, 1),
             "train_sequences": len(data.train_sequences),
+            "alignment_sequences": len(data.alignment_sequences),  # train.alignment: one-event catalogue searches
             "parameters": sum(p.numel() for p in result.net.parameters()),
             "resumed_after_epoch": result.resumed_after_epoch,  # null: trained in one go
             "device": result.device,

@@ -48,7 +48,8 @@ class ThroughputMeter(L.Callback):
     ) -> None:
         if self._started is not None:
             self.seconds += time.perf_counter() - self._started
-            self.sequences += len(batch)
+            # user sequences: the catalogue's one-event alignment searches (a dict batch) are not counted
+            self.sequences += len(batch["users"]) if isinstance(batch, dict) else len(batch)
             self._started = None
 
     @property

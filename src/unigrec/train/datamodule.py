@@ -1,4 +1,5 @@
-"""LightningDataModule over the split: training sequences (one per user) and validation prompts."""
+"""LightningDataModule over the split: training sequences (one per user window, plus the catalogue's
+alignment searches when on) and validation prompts."""
 
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ class SplitDataModule(L.LightningDataModule):
     def __init__(
         self,
         train_sequences: Sequence[TokenSequence],
+        alignment_sequences: Sequence[TokenSequence],
         val_examples: Sequence[PromptExample],
         query_table: np.ndarray,
         n_query_tokens: int,
@@ -77,6 +79,7 @@ class SplitDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.train_sequences = list(train_sequences)
+        self.alignment_sequences = list(alignment_sequences)
         self.val_examples = list(val_examples)
         self.train_collate = SequenceCollator(query_table, n_query_tokens, pad_token)
         self.prompt_collate = PromptCollator(query_table, n_query_tokens, pad_token, n_items)
@@ -84,11 +87,23 @@ class SplitDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | dict[str, DataLoader]:
         # Lightning swaps in a DistributedSampler under DDP, so each rank sees its own share of users.
+        users = self._loader(self.train_sequences, self.batch_size)
+        if not self.alignment_sequences:
+            return users
+        # Alignment sequences are one event long. Mixed into the users' batches each would be padded to a
+        # whole history (~50x its cost); in their own batches they cost little. Each step takes one batch
+        # of each (Lightning's CombinedLoader, "max_size_cycle"), sized so both loaders have the same
+        # number of batches: every alignment sequence once per epoch, spread evenly over its steps.
+        steps = max(len(users), 1)
+        per_step = -(-len(self.alignment_sequences) // steps)
+        return {"users": users, "alignment": self._loader(self.alignment_sequences, per_step)}
+
+    def _loader(self, rows: Sequence[TokenSequence], batch_size: int) -> DataLoader:
         return DataLoader(
-            ListDataset(self.train_sequences),
-            batch_size=self.batch_size,
+            ListDataset(rows),
+            batch_size=batch_size,
             shuffle=True,
             collate_fn=self.train_collate,
             num_workers=self.num_workers,

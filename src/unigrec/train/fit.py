@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from unigrec.model.item_codes import ItemCodes
 from unigrec.model.tokenizer import LOSS_GROUPS, SequenceSerialiser, TokenSequence
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
 from unigrec.model.vocabulary import NEG, PAD, POS, REC_ITEM, SEMANTIC, SRC_ITEM, Vocabulary
+from unigrec.train.alignment import alignment_sequences, indexed_pairs
 from unigrec.train.enhancer import EnhancerTokens, RankingDrivenEnhancer
 from unigrec.train.losses import LossSpec
 from unigrec.train.quick_eval import popularity_rankings
@@ -59,6 +61,7 @@ class TrainingData:
     query_table: np.ndarray  # (Q, query_dim) sentence vectors, row = query index
     users: list[UserEvents]
     train_sequences: list[TokenSequence]
+    alignment_sequences: list[TokenSequence]  # one-event "item text view -> ID" searches (train/alignment.py)
     epoch_examples: list[PromptExample]  # capped validation prompts scored every epoch
     final_examples: list[PromptExample]  # validation prompts of the stage's metrics file
     popularity: dict[bool, np.ndarray]  # is_search -> every item, most frequent in train first
@@ -86,11 +89,19 @@ def prepare_training_data(
     codebooks: dict[str, Any],
     query_texts: tuple[str, ...],
     query_table: np.ndarray,
+    alignment: Sequence[tuple[str, str]] = (),
 ) -> TrainingData:
+    """Everything training reads. ``alignment``: (item_id, query) pairs (:func:`alignment_pairs`); their
+    queries must be rows of ``query_texts`` / ``query_table``, after the events' own."""
     vocab = Vocabulary.from_codebooks(codebooks)
     serialiser = SequenceSerialiser(vocab, items, cfg.model.n_query_tokens, cfg.max_events)
     users = group_user_events(events, items, query_texts)
     train = training_sequences(users, serialiser, cfg.train_windows)
+    query_index = {q: i for i, q in enumerate(query_texts)}
+    aligned = alignment_sequences(indexed_pairs(alignment, items.index(), query_index), serialiser)
+    if aligned:
+        log.info("alignment: %d one-event searches over the catalogue's own text (train.alignment.views %s)",
+                 len(aligned), ", ".join(cfg.alignment.views))
     valid = prompt_examples(users, serialiser, "valid")
     counts = targets_per_task(train)
     log.info(
@@ -120,6 +131,7 @@ def prepare_training_data(
         query_table=np.asarray(query_table, dtype=np.float32),
         users=users,
         train_sequences=train,
+        alignment_sequences=aligned,
         epoch_examples=cap_per_stream(valid, cfg.eval.epoch_users, cfg.seed),
         final_examples=cap_per_stream(valid, cfg.eval.final_users, cfg.seed),
         popularity=popularity_rankings(users, items.n_items),
@@ -303,9 +315,11 @@ def fit_generative_model(
         enhancer=ranking_enhancer(cfg, data.vocab),
         log_grad_norms=cfg.weighter.log_grad_norms,
         monitor_average=cfg.eval.monitor_average,
+        alignment_weight=cfg.alignment.weight,
     )
     datamodule = SplitDataModule(
         train_sequences=data.train_sequences,
+        alignment_sequences=data.alignment_sequences,
         val_examples=data.epoch_examples,
         query_table=data.query_table,
         n_query_tokens=cfg.model.n_query_tokens,
@@ -358,6 +372,6 @@ def device_name(device: torch.device) -> str:
 def run_fingerprint(cfg: TrainConfig, data: TrainingData) -> str:
     """What makes two runs the same run: the train params and every array the network trains on."""
     arrays = [data.query_table, *(data.items.codes[kind] for kind in sorted(data.items.codes))]
-    for seq in data.train_sequences:
+    for seq in [*data.train_sequences, *data.alignment_sequences]:
         arrays += [seq.tokens, seq.targets, seq.slots, seq.groups, seq.query_ids, seq.query_parts]
     return fingerprint(cfg, arrays)

@@ -19,7 +19,7 @@ from unigrec.evaluate.metrics import auc, hr_at_k, ndcg_at_k
 from unigrec.inference.retrieval import STREAMS, positive_probability, rank_prompts
 from unigrec.model.batch import SequenceBatch
 from unigrec.model.decoding import IdSpace
-from unigrec.model.tokenizer import LOSS_GROUPS
+from unigrec.model.tokenizer import LOSS_GROUPS, RETRIEVAL_SEARCH
 from unigrec.model.transformer import GenerativeTransformer
 from unigrec.train.enhancer import RankingDrivenEnhancer
 from unigrec.train.losses import LossSpec, sequence_losses_and_states
@@ -76,6 +76,7 @@ class GenerativeRecModule(L.LightningModule):
         enhancer: RankingDrivenEnhancer | None = None,
         log_grad_norms: bool = False,
         monitor_average: str = "prompts",  # params.yaml train.eval.monitor_average
+        alignment_weight: float = 0.0,  # params.yaml train.alignment.weight
     ) -> None:
         super().__init__()
         if weighter.n_tasks != len(LOSS_GROUPS):
@@ -90,6 +91,7 @@ class GenerativeRecModule(L.LightningModule):
         self.beam_size = beam_size
         self.k = k
         self.monitor_average = monitor_average
+        self.alignment_weight = alignment_weight
         # per stream: [requests, hits@k, ndcg@k sum], summed over the epoch and across ranks
         self.register_buffer("_val_sums", torch.zeros(len(STREAMS), 3), persistent=False)
         self._val_scores: list[torch.Tensor] = []  # P(<pos>) of rec validation targets, and their labels
@@ -97,12 +99,15 @@ class GenerativeRecModule(L.LightningModule):
 
     # ------------------------------------------------------------------ training
     def training_objective(
-        self, batch: SequenceBatch
+        self, batch: SequenceBatch, alignment: SequenceBatch | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, float]]:
-        """Weighted joint loss of one batch: (total, plain task losses, task losses + enhancer terms, stats).
+        """Weighted joint loss of one batch: (total, plain task losses, task losses + enhancer and
+        alignment terms, stats).
 
-        With the enhancer off and fixed weights this is exactly ``sum(w_task * loss_task)`` of
-        :func:`sequence_losses`, the plain joint loss.
+        With the enhancer off, no alignment batch and fixed weights this is exactly
+        ``sum(w_task * loss_task)`` of :func:`sequence_losses`, the plain joint loss. ``alignment``: a batch
+        of the catalogue's one-event searches (train/alignment.py); its search-retrieval loss, times
+        ``alignment_weight``, joins that task's, so the weighter balances the task as a whole.
         """
         losses, hidden, cache = sequence_losses_and_states(self.net, batch, self._loss_spec_on_device())
         tasks = dict(losses)
@@ -112,13 +117,20 @@ class GenerativeRecModule(L.LightningModule):
             for name, extra in out.losses.items():
                 tasks[name] = tasks[name] + extra
             stats = out.stats
+        if alignment is not None and self.alignment_weight > 0:
+            name = LOSS_GROUPS[RETRIEVAL_SEARCH]
+            aligned = sequence_losses_and_states(self.net, alignment, self._loss_spec_on_device())[0][name]
+            tasks[name] = tasks[name] + self.alignment_weight * aligned
+            stats = {**stats, "train/loss_alignment": float(aligned.detach())}
         weights = self.weighter.weights.tolist()
         total = sum(weights[i] * tasks[name] for i, name in enumerate(LOSS_GROUPS))
         return total, losses, tasks, stats
 
-    def training_step(self, batch: SequenceBatch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: SequenceBatch | dict[str, SequenceBatch], batch_idx: int) -> torch.Tensor:
         weights = self.weighter.weights.tolist()  # the weights this step is trained with
-        total, losses, tasks, stats = self.training_objective(batch)
+        # a dict when the catalogue's alignment searches ride along (SplitDataModule.train_dataloader)
+        batch, alignment = (batch["users"], batch["alignment"]) if isinstance(batch, dict) else (batch, None)
+        total, losses, tasks, stats = self.training_objective(batch, alignment)
         wanted = self.weighter.needs_grad_norms or (self.log_grad_norms and self._is_logging_step())
         norms = self._task_grad_norms(tasks) if wanted else None
         self.weighter.update(self._across_ranks(torch.stack([losses[name].detach() for name in LOSS_GROUPS])),
