@@ -140,6 +140,23 @@ def test_bf16_mixed_trains_with_the_enhancer_and_a_learned_weighter(tmp_path, qu
     assert not np.allclose(weights.iloc[-1], weights.iloc[0])
 
 
+def test_alignment_views_add_one_event_searches_for_every_catalogue_item(tmp_path, query_cache):
+    """train.alignment on: every item of the catalogue (not only those searched) is a search target once per
+    view, and the alignment loss is logged beside the tasks' and is finite."""
+    import pandas as pd
+
+    syn.write_project(tmp_path)
+    section = _train_section(query_cache, max_epochs=1)
+    section["alignment"].update(views=["text", "genres"], weight=1.0)
+    layout = Layout(tmp_path)
+    _run_single_threaded(build_section(TrainConfig, section, "train"), layout, query_cache)
+    metrics = json.loads(layout.train_metrics.read_text())
+    assert metrics["training"]["alignment_sequences"] == 2 * len(syn.item_ids())  # "m000", "genre0 film"
+    steps = pd.read_csv(layout.train_work_dir / "csv" / "version_0" / "metrics.csv")
+    aligned = steps["train/loss_alignment"].dropna()
+    assert len(aligned) >= 1 and np.isfinite(aligned).all() and (aligned > 0).all()
+
+
 def test_missing_inputs_fail_with_a_clear_error(tmp_path, query_cache):
     from unigrec.errors import ContractViolation
     from unigrec.stages.train import run
