@@ -453,6 +453,10 @@ class GateConfig:
     lower_is_better: tuple[str, ...]  # those of ``metrics`` where smaller wins (e.g. a logloss)
     min_improvement: float  # a gate metric must improve by MORE than this to count as better
     max_regression: float  # no gate metric may get worse by more than this
+    # The champion was made under other ingest/split params, so this split may hold out events it trained
+    # on and its validation figures would flatter it: promote the candidate (the one model validated on
+    # events it never saw) or keep the champion; neither is compared (stages/register.py).
+    on_new_split: Literal["promote", "keep"]
 
 
 @dataclasses.dataclass(frozen=True)

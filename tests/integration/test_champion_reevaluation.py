@@ -161,3 +161,51 @@ def test_a_champion_registered_before_the_gate_read_validation_is_reevaluated_fi
     assert {k: v for k, v in reevaluated.items() if k.startswith("valid.")} == pytest.approx(
         {k: v for k, v in client.get_run(second["run_id"]).data.metrics.items() if k.startswith("valid.")}
     )
+
+
+def _write_lock(layout, split_params: dict) -> None:
+    """A dvc.lock as `dvc repro` leaves it, reduced to what the lineage reads: the split stage's params."""
+    lock = {"schema": "2.0", "stages": {"split": {"cmd": "unigrec stage split",
+                                                  "params": {"params.yaml": {"split": split_params}}}}}
+    (layout.root / "dvc.lock").write_text(yaml.safe_dump(lock))
+
+
+@pytest.mark.parametrize("policy", ["promote", "keep"])
+def test_a_champion_made_under_another_split_rule_is_not_judged_on_this_split(project, policy):
+    """Issue 35 follow-up: `make run` after the split rule changed re-evaluated the old champion on the new
+    split, whose validation events it had partly trained on, and kept it on those flattered figures
+    (valid search NDCG@10 0.172 vs the new model's 0.149). Now it is neither re-evaluated nor compared, and
+    register.gate.on_new_split decides."""
+    from unigrec.stages.evaluate import run as evaluate
+    from unigrec.stages.register import run as register
+
+    layout, eval_cfg, cfg = project
+    cfg = dataclasses.replace(cfg, gate=dataclasses.replace(cfg.gate, on_new_split=policy))
+    _write_lock(layout, {"protocol": "per_stream"})
+    evaluate(eval_cfg, layout, evaluate_runtime())
+    first = register(cfg, layout, evaluate_runtime())
+    assert first["promoted"] and first["version"] == 1
+
+    _write_lock(layout, {"protocol": "time_consistent"})
+    _new_test_lists(layout, eval_cfg, seed=7)
+    second = register(cfg, layout, evaluate_runtime())
+    assert second["champion_reevaluation"] == {"of_version": 1, "skipped": "made under other ingest/split params"}
+    assert second["version"] == 2 and "not compared" in second["reason"] and "dvc.split.params" in second["reason"]
+    assert second["promoted"] is (policy == "promote")
+    assert second["champion_version"] == (2 if policy == "promote" else 1)
+    client = _client(layout)
+    assert sorted(int(v.version) for v in client.search_model_versions(f"name='{cfg.model_name}'")) == [1, 2]
+
+
+def test_same_split_rule_new_data_still_reevaluates_the_champion(project):
+    """Only a changed split rule skips the re-evaluation: new lists under the same rule are judged as before."""
+    from unigrec.stages.evaluate import run as evaluate
+    from unigrec.stages.register import run as register
+
+    layout, eval_cfg, cfg = project
+    _write_lock(layout, {"protocol": "time_consistent"})
+    evaluate(eval_cfg, layout, evaluate_runtime())
+    register(cfg, layout, evaluate_runtime())
+    _new_test_lists(layout, eval_cfg, seed=8)
+    second = register(cfg, layout, evaluate_runtime())
+    assert second["champion_reevaluation"] == {"of_version": 1, "version": 2, "promoted": True}

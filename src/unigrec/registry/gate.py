@@ -135,6 +135,38 @@ def gate_decision(
     return GateDecision(True, f"beats {champion_label} on {'; '.join(better)}", gains)
 
 
+# Lineage tags (registry/lineage.dvc_lock_hashes) of the params that decide which events a split trains on
+# and which it holds out: the source and its semi-synthetic searches, and the split rule.
+SPLIT_LINEAGE = ("dvc.ingest.params", "dvc.split.params")
+
+
+def new_split_decision(
+    gate: GateConfig, champion_tags: Mapping[str, str], candidate_tags: Mapping[str, str], champion_label: str
+) -> GateDecision | None:
+    """The decision when the champion was made under other ingest/split params, else None (gate as usual).
+
+    Why not evaluate it on this split and compare: a split made by another rule can hold out, for
+    validation, events the champion trained on (moving from the per-stream to the time-consistent split
+    did, for thousands of ml-100k events), and a model scored on its own training events looks better than
+    it is. Neither model is compared; ``gate.on_new_split`` says who holds the alias. Lineage recorded on
+    only one side (a project without DVC) is no evidence either way: the gate proceeds as usual.
+    """
+    changed = [k for k in SPLIT_LINEAGE if k in champion_tags and k in candidate_tags
+               and champion_tags[k] != candidate_tags[k]]
+    if not changed:
+        return None
+    why = (
+        f"not compared: {champion_label} was made under other {' and '.join(k.split('.')[1] for k in changed)} "
+        f"params ({', '.join(changed)} differ), so this split may hold out events it trained on and its "
+        "validation figures would flatter it; "
+    )
+    if gate.on_new_split == "promote":
+        return GateDecision(True, why + "the candidate, validated on events it never saw, takes the alias "
+                            "(register.gate.on_new_split: promote)", {})
+    return GateDecision(False, why + f"kept {champion_label} (register.gate.on_new_split: keep; move the alias "
+                        "by hand to choose)", {})
+
+
 def short_hash(data_hash: str | None) -> str:
     """An evaluation-data hash as logs and reasons print it."""
     return "(unrecorded)" if not data_hash else data_hash[:12]

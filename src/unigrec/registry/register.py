@@ -13,7 +13,14 @@ import pandas as pd
 
 from unigrec.config import RegisterConfig
 from unigrec.errors import UnigrecError
-from unigrec.registry.gate import GateDecision, check_gate, gate_decision, mlflow_metric_key, short_hash
+from unigrec.registry.gate import (
+    GateDecision,
+    check_gate,
+    gate_decision,
+    mlflow_metric_key,
+    new_split_decision,
+    short_hash,
+)
 from unigrec.registry.serving_contract import resolve_loader
 from unigrec.registry.store import (
     artifact_location,
@@ -102,6 +109,10 @@ def register_candidate(cfg: RegisterConfig, candidate: Candidate, root: Path) ->
     def decide(client: Any, champion: Any | None, candidate: Candidate) -> GateDecision:
         if champion is None:
             return gate_decision(cfg.gate, candidate.metrics, candidate.eval_data_hash, None, None)
+        label = f"champion v{champion.version}"
+        unjudgeable = new_split_decision(cfg.gate, champion.tags, candidate.tags, label)
+        if unjudgeable is not None:
+            return unjudgeable
         champion_metrics = client.get_run(champion.run_id).data.metrics
         return gate_decision(
             cfg.gate,
@@ -113,7 +124,7 @@ def register_candidate(cfg: RegisterConfig, candidate: Candidate, root: Path) ->
                 if mlflow_metric_key(m) in champion_metrics
             },
             champion.tags.get(EVAL_DATA_HASH_TAG),
-            champion_label=f"champion v{champion.version}",
+            champion_label=label,
         )
 
     return _register(cfg, candidate, root, decide)

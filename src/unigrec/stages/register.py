@@ -32,7 +32,7 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
     import pandas as pd
 
     from unigrec.inference.serving import assemble_servable_folder
-    from unigrec.registry.gate import check_gate, flatten_mapping, flatten_metrics
+    from unigrec.registry.gate import check_gate, flatten_mapping, flatten_metrics, new_split_decision
     from unigrec.registry.lineage import dvc_lock_hashes, files_fingerprint, git_state
     from unigrec.registry.register import Candidate, current_champion, register_candidate
     from unigrec.registry.serving_contract import request_examples
@@ -70,8 +70,13 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
             },
         )
         champion = current_champion(cfg, layout.root)
-        reevaluation = None
+        reevaluation: dict[str, Any] | None = None
         why = reevaluation_reason(cfg, champion, candidate) if champion is not None else None
+        if why is not None and new_split_decision(cfg.gate, champion.lineage, candidate.tags, "") is not None:
+            # made under another split rule: its figures on this split could be on its own training events,
+            # so evaluating it here settles nothing (the gate says so and applies register.gate.on_new_split)
+            reevaluation = {"of_version": champion.version, "skipped": "made under other ingest/split params"}
+            why = None
         if cfg.reevaluate_champion and champion is not None and why is not None:
             work = Path(tmp) / "champion"
             reevaluation = reevaluate_champion(cfg, runtime, layout, champion, candidate, work, why)

@@ -6,13 +6,15 @@ beside it: both are records people read, so their exact text and values are part
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from unigrec.config import ConfigError, GateConfig
 from unigrec.errors import UnigrecError
 from unigrec.registry.gate import check_gate, gate_decision, short_hash
 
-GATE = GateConfig(metrics=("a", "b"), lower_is_better=(), min_improvement=0.0, max_regression=0.0)
+GATE = GateConfig(metrics=("a", "b"), lower_is_better=(), min_improvement=0.0, max_regression=0.0, on_new_split="promote")
 H = "0123456789abcdef"
 
 
@@ -65,10 +67,10 @@ def test_beats_reason_lists_every_better_metric():
 def test_check_gate_errors_say_what_to_fix():
     with pytest.raises(ConfigError, match="^params.register.gate.metrics: name at least one metric to compare "
                                           "models on$"):
-        check_gate(GateConfig((), (), 0.0, 0.0), {"a": 1.0})
+        check_gate(GateConfig((), (), 0.0, 0.0, "promote"), {"a": 1.0})
     candidate = {f"m{k:02d}": 0.1 for k in range(25)}
     with pytest.raises(UnigrecError) as error:
-        check_gate(GateConfig(("valid.a", "valid.b"), (), 0.0, 0.0), candidate)
+        check_gate(GateConfig(("valid.a", "valid.b"), (), 0.0, 0.0, "promote"), candidate)
     known = ", ".join(f"m{k:02d}" for k in range(20))
     assert str(error.value) == (
         f"gate metric(s) ['valid.a', 'valid.b'] are not in the evaluation metrics (known: {known} ...)"
@@ -78,3 +80,27 @@ def test_check_gate_errors_say_what_to_fix():
 def test_short_hash():
     assert short_hash(None) == short_hash("") == "(unrecorded)"
     assert short_hash("0123456789abcdef") == "0123456789ab"
+
+
+@pytest.mark.parametrize(
+    ("champion", "candidate", "expected"),
+    [
+        ({"dvc.split.params": "a"}, {"dvc.split.params": "b"}, True),
+        ({"dvc.ingest.params": "a", "dvc.split.params": "s"}, {"dvc.ingest.params": "b", "dvc.split.params": "s"}, True),
+        ({"dvc.split.params": "a", "dvc.train.params": "x"}, {"dvc.split.params": "a", "dvc.train.params": "y"}, None),
+        ({}, {"dvc.split.params": "b"}, None),  # recorded on one side only: no evidence
+        ({"dvc.split.params": "a"}, {}, None),
+    ],
+)
+def test_new_split_decision_only_when_both_record_other_split_or_ingest_params(champion, candidate, expected):
+    from unigrec.registry.gate import new_split_decision
+
+    for policy in ("promote", "keep"):
+        gate = dataclasses.replace(GATE, on_new_split=policy)
+        decision = new_split_decision(gate, champion, candidate, "champion v3")
+        if expected is None:
+            assert decision is None
+        else:
+            assert decision.promote is (policy == "promote") and decision.improvements == {}
+            assert decision.reason.startswith("not compared: champion v3 was made under other")
+            assert f"on_new_split: {policy}" in decision.reason

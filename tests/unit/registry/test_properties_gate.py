@@ -34,7 +34,7 @@ TOLERANCES = st.integers(0, 3).flatmap(lambda zero: st.just(0.0) if zero == 0 el
 def gates(draw) -> GateConfig:
     metrics = draw(st.lists(st.sampled_from(GATE_NAMES), min_size=1, max_size=4, unique=True))
     lower = draw(st.lists(st.sampled_from(metrics), unique=True))
-    return GateConfig(tuple(metrics), tuple(lower), draw(TOLERANCES), draw(TOLERANCES))
+    return GateConfig(tuple(metrics), tuple(lower), draw(TOLERANCES), draw(TOLERANCES), "promote")
 
 
 @st.composite
@@ -92,7 +92,7 @@ def test_check_gate_refuses_exactly_the_candidates_the_gate_cannot_judge(gate, d
     stray = data.draw(st.lists(st.sampled_from(NAMES), max_size=1), label="stray lower_is_better")
     outside = data.draw(st.lists(st.sampled_from(NAMES[len(GATE_NAMES):]), max_size=1), label="non-validation")
     gate = GateConfig(
-        (*gate.metrics, *outside), (*gate.lower_is_better, *stray), gate.min_improvement, gate.max_regression
+        (*gate.metrics, *outside), (*gate.lower_is_better, *stray), gate.min_improvement, gate.max_regression, "promote"
     )
     candidate = data.draw(
         st.dictionaries(st.sampled_from(NAMES), st.one_of(VALUES, st.sampled_from([math.nan, math.inf]))),

@@ -28,6 +28,7 @@ GATE = GateConfig(
     lower_is_better=(),
     min_improvement=0.0,
     max_regression=0.0,
+    on_new_split="promote",
 )
 
 
