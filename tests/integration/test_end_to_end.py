@@ -7,20 +7,13 @@ MovieLens-100K files and keep the first users only, and shrink the model so the 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from support import REPO
-
-ROOT = REPO
-ML100K = ROOT.parent / "shared" / "data" / "ml-100k"
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "data_contracts", "src", "flows"]
+from support.pipeline_project import ML100K, copy_project, run
 
 # Overrides that make the run small (a minute or two on 2 cores); every key must exist in params.yaml.
 SMALL = {
@@ -31,49 +24,18 @@ SMALL = {
 }
 
 
-def _override(params: dict, overrides: dict, where: str = "params") -> None:
-    for key, value in overrides.items():
-        assert key in params, f"{where}.{key} is not in params.yaml: update the end-to-end test"
-        if isinstance(value, dict):
-            _override(params[key], value, f"{where}.{key}")
-        else:
-            params[key] = value
-
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not ML100K.exists(), reason="shared ml-100k data not present"),
 ]
 
 
-def _env() -> dict[str, str]:
-    bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"], "DVC_NO_ANALYTICS": "1",
-            "UNIGREC_LOG_LEVEL": "WARNING"}
-
-
-def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+_run = run  # the helper under the name the tests below use
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, root / name)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["ingest"]["path"] = str(ML100K)
-    params["runtime"]["cache_dir"] = str(tmp_path_factory.mktemp("cache"))
-    _override(params, SMALL)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], root)
-    _run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    root = copy_project(tmp_path_factory.mktemp("project"), tmp_path_factory.mktemp("cache"), SMALL)
     _run([sys.executable, "-m", "dvc", "repro"], root)
     return root
 
