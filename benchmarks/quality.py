@@ -104,6 +104,17 @@ COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
          ("test", "pipeline", "search", "slices", "target_never_searched", "ndcg@10")),
         ("ranking AUC", ("test", "ranking", "auc")),
     ),
+    # Issue 41: does the served search list fit the query? Engagement beside relevance (graded from item
+    # metadata) on the test searches and on the typed-query set, by how the query was typed.
+    "relevance": (
+        ("search served NDCG@10", ("test", "pipeline", "search", "ndcg@10")),
+        ("test searches relevance P@10", ("test", "relevance", "test_searches", "p@10")),
+        ("typed P@10", ("test", "relevance", "typed_queries", "all", "p@10")),
+        ("typed as generated", ("test", "relevance", "typed_queries", "by_variant", "as_generated", "p@10")),
+        ("typed other spellings", ("test", "relevance", "typed_queries", "by_variant", "spelled", "p@10")),
+        ("typed one typo", ("test", "relevance", "typed_queries", "by_variant", "misspelled", "p@10")),
+        ("typed unseen forms", ("test", "relevance", "typed_queries", "unseen_forms", "p@10")),
+    ),
     "validation": (
         ("rec HR@10", ("validation", "rec", "hr@10")), ("rec NDCG@10", ("validation", "rec", "ndcg@10")),
         ("search HR@10", ("validation", "search", "hr@10")),
@@ -570,7 +581,7 @@ def table(spec: Spec, runs: dict[str, Any], elsewhere: dict[str, str]) -> list[s
     """The seeds layout: a row per spec row, mean +- std per column, and the gap of each mean to UniGRF's
     published figures where the spec names them."""
     columns = COLUMNS[spec.columns]
-    split = "Test" if spec.columns in ("test", "protocol") else "Validation (the train stage's report; no test data read)"
+    split = "Test" if spec.columns in ("test", "protocol", "relevance") else "Validation (the train stage's report; no test data read)"
     papers = PUBLISHED.get(str(spec.published), {})
     gaps = [("HR@10", "rec HR@10", "hr@10"), ("NDCG@10", "rec NDCG@10", "ndcg@10"), ("AUC", "ranking AUC", "auc")]
     lines = [wrap(f"{split} figures, full catalogue, seen items dropped; `rec 1+99`: the target among 99 "

@@ -420,6 +420,9 @@ class LexicalConfig:
     candidates: int  # BM25's best unseen items that join a search request's pool
     k1: float  # BM25 of the item text (the bm25 baseline's values, baselines.bm25)
     b: float
+    # read a typed query as the relevance judge does (spellings, "90s", typos; evaluate.relevance.reading)
+    # before BM25 looks it up; the bm25 baseline keeps the raw words
+    normalise_queries: bool
 
 
 @dataclasses.dataclass(frozen=True)

@@ -279,6 +279,20 @@ def normalise_query(text: str, vocabulary: Vocabulary, cfg: QueryReadingConfig) 
     return QueryTerms(tuple(dict.fromkeys(words)), tuple(dict.fromkeys(decades)), tuple(dict.fromkeys(years)))
 
 
+def lexical_words(text: str, vocabulary: Vocabulary, cfg: QueryReadingConfig) -> list[str]:
+    """The words a lexical index should look up for a typed query: the query's own folded words, then
+    what :func:`normalise_query` reads them as ("science fiction" and "scifi" -> "scifi", "90s" -> "1990s",
+    "thriler" -> "thriller"), each once.
+
+    The own words stay because the reading keeps only what the catalogue's genres and titles can say: a
+    word of an item's description is not in that vocabulary and must still match. Matched against item
+    text folded the same way (:func:`words_of`), so "Sci-Fi" in a text and "sci-fi" in a query meet.
+    """
+    terms = normalise_query(text, vocabulary, cfg)
+    read = [*terms.words, *(f"{d}s" for d in terms.decades), *(str(y) for y in terms.years)]
+    return list(dict.fromkeys([*words_of(text), *read]))
+
+
 class CatalogueJudge:
     """Grades of every catalogue item for a query at once: :func:`relevance_grade` over arrays.
 

@@ -573,7 +573,8 @@ def lexical_settings(cfg: EvaluateConfig) -> Any:
 
     if not any(lam > 0.0 for lam in cfg.lexical.weights):
         return None
-    return LexicalSettings(cfg.lexical.candidates, cfg.lexical.k1, cfg.lexical.b)
+    reading = dataclasses.asdict(cfg.relevance.reading) if cfg.lexical.normalise_queries else None
+    return LexicalSettings(cfg.lexical.candidates, cfg.lexical.k1, cfg.lexical.b, reading)
 
 
 def lexical_index(settings: Any, model: Any, items: pd.DataFrame) -> Any:
@@ -582,7 +583,7 @@ def lexical_index(settings: Any, model: Any, items: pd.DataFrame) -> Any:
 
     if settings.lexical is None:
         return None
-    return catalogue_index(model.items.item_ids, items["item_id"], items["text"], settings.lexical)
+    return catalogue_index(model.items.item_ids, items, settings.lexical)
 
 
 def _check_aligned(cases: Sequence[HeldOutCase], examples: Sequence[Any], item_ids: Sequence[str]) -> None:

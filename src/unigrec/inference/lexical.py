@@ -19,29 +19,41 @@ serving): indexing a catalogue of thousands of items takes well under a second.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from unigrec.config import QueryReadingConfig
 from unigrec.data.negatives import BM25Negatives
+from unigrec.data.relevance import Vocabulary, item_facets, lexical_words, words_of
 
 if TYPE_CHECKING:
     from unigrec.inference.retrieval import LexicalSettings
 
 
 class LexicalIndex:
-    """BM25 over ``texts`` (one per dense item index of the model, ``""`` for an item without text)."""
+    """BM25 over ``texts`` (one per dense item index of the model, ``""`` for an item without text).
 
-    def __init__(self, texts: Sequence[str], k1: float, b: float) -> None:
-        self._bm25 = BM25Negatives([str(i) for i in range(len(texts))], [str(t) for t in texts], k1, b)
+    ``reader``: the words to look up for a typed query (:func:`~unigrec.data.relevance.lexical_words`);
+    the texts are then indexed as their folded words, so both sides are spelled alike. None: raw text and
+    raw queries, as the bm25 baseline reads them."""
+
+    def __init__(
+        self, texts: Sequence[str], k1: float, b: float, reader: Callable[[str], list[str]] | None = None
+    ) -> None:
+        documents = [str(t) for t in texts] if reader is None else [" ".join(words_of(str(t))) for t in texts]
+        self._bm25 = BM25Negatives([str(i) for i in range(len(texts))], documents, k1, b)
+        self._reader = reader
         self.n_items = len(texts)
 
     def scores(self, queries: Sequence[str]) -> np.ndarray:
         """(B, n_items) BM25 score of every item for each query over that query's best, in [0, 1]."""
         out = np.zeros((len(queries), self.n_items), dtype=np.float64)
-        for row, tokens in enumerate(self._bm25.tokenize([str(q) for q in queries])):
+        looked_up = [str(q) if self._reader is None else " ".join(self._reader(str(q))) for q in queries]
+        for row, tokens in enumerate(self._bm25.tokenize(looked_up)):
             raw = np.asarray(self._bm25.catalogue_scores(tokens), dtype=np.float64)
             best = raw.max(initial=0.0)
             if best > 0.0:
@@ -49,13 +61,19 @@ class LexicalIndex:
         return out
 
 
-def catalogue_index(
-    model_item_ids: Sequence[str], item_ids: Iterable[object], texts: Iterable[object], settings: LexicalSettings
-) -> LexicalIndex:
-    """The index of a catalogue's ``texts`` (one per ``item_ids`` entry) in the model's item order: what
-    the evaluate stage and the served model both build, from the items table or the serving bundle."""
-    text = {str(i): "" if t is None or pd.isna(t) else str(t) for i, t in zip(item_ids, texts, strict=True)}
-    return LexicalIndex([text.get(str(i), "") for i in model_item_ids], settings.k1, settings.b)
+def catalogue_index(model_item_ids: Sequence[str], catalogue: pd.DataFrame, settings: LexicalSettings) -> LexicalIndex:
+    """The index of a catalogue's ``text`` column in the model's item order: what the evaluate stage and
+    the served model both build, from the items table or the serving bundle. With ``settings.reading``,
+    typed queries are read against the catalogue's own genres, titles and years first."""
+    text = {
+        str(i): "" if t is None or pd.isna(t) else str(t)
+        for i, t in zip(catalogue["item_id"], catalogue["text"], strict=True)
+    }
+    reader = None
+    if settings.reading is not None:
+        vocabulary = Vocabulary.of(item_facets(catalogue))
+        reader = functools.partial(lexical_words, vocabulary=vocabulary, cfg=QueryReadingConfig(**settings.reading))
+    return LexicalIndex([text.get(str(i), "") for i in model_item_ids], settings.k1, settings.b, reader)
 
 
 def top_unseen(scores: np.ndarray, seen: np.ndarray, n: int) -> np.ndarray:

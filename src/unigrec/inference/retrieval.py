@@ -48,6 +48,9 @@ class LexicalSettings:
     candidates: int  # BM25's top-n unseen items that join a search request's re-ranked pool
     k1: float
     b: float
+    # how a typed query is read before BM25 looks it up (QueryReadingConfig's fields, params
+    # evaluate.relevance.reading) when evaluate.lexical.normalise_queries is on; None: the raw words
+    reading: dict[str, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,7 +50,8 @@ def write_serving_bundle(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    columns = ["item_id", "title", *(["text"] if "text" in items.columns else [])]
+    # text: the BM25 index; category (and the year in the text): the vocabulary typed queries are read with
+    columns = ["item_id", "title", *(c for c in ("text", "category") if c in items.columns)]
     items.loc[:, columns].astype({"item_id": str}).to_parquet(folder / CATALOGUE_FILE, index=False)
     history = events.loc[:, list(HISTORY_COLUMNS)].sort_values(["user_id", "order"], kind="mergesort")
     history.to_parquet(folder / HISTORIES_FILE, index=False)
@@ -123,7 +124,7 @@ class Recommender:
             )
         from unigrec.inference.lexical import catalogue_index
 
-        return catalogue_index(self.model.items.item_ids, catalogue["item_id"], catalogue["text"], lexical)
+        return catalogue_index(self.model.items.item_ids, catalogue, lexical)
 
     def _group_histories(self, frame: pd.DataFrame) -> dict[str, UserHistory]:
         index = self.model.items.index()

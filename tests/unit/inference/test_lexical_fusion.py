@@ -116,7 +116,7 @@ def test_the_served_fused_list_is_the_evaluated_one(tmp_path):
         prompt = model.model.serialiser.prompt(history, True, texts.index(query))
         examples.append(PromptExample(user, True, -1, 0, prompt, np.unique(history.items)))
     catalogue = pd.read_parquet(tmp_path / "lexical" / "catalogue.parquet")
-    index = catalogue_index(model.model.items.item_ids, catalogue["item_id"], catalogue["text"], settings.lexical)
+    index = catalogue_index(model.model.items.item_ids, catalogue, settings.lexical)
     scores = score_prompts(model.model, examples, np.zeros((len(asks), 0), np.int64), [e.seen for e in examples],
                            vectors, settings, None, index, [q for _, q in asks])
     k = 5
