@@ -520,6 +520,7 @@ class ServingConfig:
     max_k: int  # the largest k a request may ask for: the beam widens to k, so memory grows with it
     max_batch: int  # requests in one batch call (each one is a prompt decoded at once)
     max_query_chars: int  # longer search queries are refused, not truncated
+    max_body_bytes: int  # larger HTTP request bodies are refused (413) before they are parsed
     poll_s: float  # seconds between checks of the registry alias for a new champion; 0 = never
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
+from unigrec.errors import UnigrecError
 from unigrec.registry.serving_contract import check_results, resolve_loader
 
 MODEL_DIR_ARTIFACT = "model_dir"  # key of the model folder among the pyfunc's artifacts
@@ -18,8 +19,10 @@ MODEL_DIR_ARTIFACT = "model_dir"  # key of the model folder among the pyfunc's a
 ENTRY_FILE = Path(__file__).with_name("pyfunc_entry.py")
 
 
-def model_config(loader: str, top_k: int) -> dict[str, Any]:
-    return {"loader": loader, "top_k": top_k}
+def model_config(loader: str, top_k: int, max_k: int | None = None) -> dict[str, Any]:
+    """What the pyfunc reads at load: the loader, the default k, and the largest k a caller may ask for
+    (params serving.max_k when registered; None: the loader's own bound, the catalogue size)."""
+    return {"loader": loader, "top_k": top_k, "max_k": max_k}
 
 
 class RegisteredRecommender(mlflow.pyfunc.PythonModel):
@@ -29,16 +32,22 @@ class RegisteredRecommender(mlflow.pyfunc.PythonModel):
     def __init__(self) -> None:
         self._model: Any = None
         self._top_k = 0
+        self._max_k: int | None = None
 
     def load_context(self, context: Any) -> None:
         config = context.model_config
         self._top_k = int(config["top_k"])
+        self._max_k = int(config["max_k"]) if config.get("max_k") is not None else None
         self._model = resolve_loader(config["loader"])(Path(context.artifacts[MODEL_DIR_ARTIFACT]))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         k = int((params or {}).get("k", self._top_k))
+        # params.k is anyone's to set over `mlflow models serve`, and the beam widens to k: refuse a huge
+        # one before any work (a catalogue-sized bound alone is no bound for a large catalogue)
+        if self._max_k is not None and k > self._max_k:
+            raise UnigrecError(f"k must be at most {self._max_k} (serving.max_k when this model was registered), got {k}")
         return check_results(self._model.predict(model_input, k), len(model_input), k)
 
 

@@ -53,6 +53,7 @@ class Candidate:
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # flat, logged as run params
     tags: Mapping[str, str] = dataclasses.field(default_factory=dict)  # lineage, on run and version
     artifacts: Mapping[str, Path] = dataclasses.field(default_factory=dict)  # run artifact dir -> file/folder
+    max_k: int | None = None  # the largest k the registered pyfunc serves (params serving.max_k)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,7 +240,7 @@ def _register_locked(
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(ENTRY_FILE),
-            model_config=model_config(cfg.loader, cfg.top_k),
+            model_config=model_config(cfg.loader, cfg.top_k, candidate.max_k),
             artifacts={MODEL_DIR_ARTIFACT: str(candidate.model_dir)},
             signature=recommender_signature(cfg.top_k),
             input_example=candidate.input_example,

@@ -136,6 +136,28 @@ def create_app(holder: ModelHolder, limits: ServingConfig, model_name: str, defa
         body = Problem(error=error, field=field, rule=rule, model_version=holder.current.version)
         return JSONResponse(body.model_dump(), status_code=status)
 
+    @app.middleware("http")
+    async def _raw_body(request: Request, call_next: Any) -> Any:
+        """Refuse what no endpoint should parse, in our format, before FastAPI parses it: a body over
+        ``serving.max_body_bytes`` (413; uvicorn has no limit, so one huge request would be held in
+        memory whole) and one that is not UTF-8 (FastAPI's own answer is a bare 400 "error parsing the
+        body" that names neither the field nor the rule)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limits.max_body_bytes:
+            return problem(413, f"body: larger than {limits.max_body_bytes} bytes (serving.max_body_bytes)",
+                           "body", f"at most {limits.max_body_bytes} bytes")
+        if request.method in ("POST", "PUT", "PATCH"):
+            raw = await request.body()  # starlette keeps it for the endpoint
+            if len(raw) > limits.max_body_bytes:  # a chunked body declares no length
+                return problem(413, f"body: larger than {limits.max_body_bytes} bytes (serving.max_body_bytes)",
+                               "body", f"at most {limits.max_body_bytes} bytes")
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return problem(422, f"body: is not UTF-8 (byte {exc.start} is not valid)", "body",
+                               "must be UTF-8 encoded JSON")
+        return await call_next(request)
+
     @app.exception_handler(RequestValidationError)
     async def _shape(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unigrec.atomic import stage_outputs, write_json
-from unigrec.config import PARAMS_FILE, RegisterConfig, RuntimeConfig, read_params_file
+from unigrec.config import PARAMS_FILE, RegisterConfig, RuntimeConfig, load_section, read_params_file
 from unigrec.errors import UnigrecError
 from unigrec.paths import Layout, require_inputs
 
@@ -51,6 +51,7 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
     lock = layout.root / DVC_LOCK
     # Serving needs the catalogue, user histories and query vectors beside the weights: register one
     # self-contained folder so the champion can serve anywhere it is loaded.
+    raw_params = read_params_file(params_file) if params_file.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = assemble_servable_folder(layout.model_dir, layout.serving_dir, Path(tmp) / "model")
         candidate = Candidate(
@@ -58,10 +59,10 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
             metrics=metrics,
             eval_data_hash=files_fingerprint([p for p in eval_data if p.exists()]),
             input_example=request_examples(pd.read_parquet(layout.events)),
-            params=flatten_mapping(read_params_file(params_file))
-            if params_file.exists()
-            else {},
+            params=flatten_mapping(raw_params),
             tags={**git_state(layout.root), **dvc_lock_hashes(lock)},
+            # the pyfunc refuses a k above the project's serving limit, as the CLI and the service do
+            max_k=load_section("serving", params_file).max_k if "serving" in raw_params else None,
             artifacts={
                 "identifiers": layout.ids_dir,
                 "lineage": lock,
@@ -122,7 +123,6 @@ def reevaluate_champion(
     catalogue missing its items) stays champion untouched, and the gate then reports "not compared" as
     before; the reason is logged and written to metrics/register.json.
     """
-    from unigrec.config import load_section
     from unigrec.evaluate.reevaluate import reevaluate_folder
     from unigrec.inference.serving import BUNDLE_DIR
     from unigrec.registry.download import registered_model_dir
@@ -150,6 +150,7 @@ def reevaluate_champion(
                 params=champion.params,
                 tags=champion.lineage,  # how the model was made; only its evaluation is new
                 artifacts={"evaluation": metrics_file},
+                max_k=candidate.max_k,
             ),
             layout.root,
             champion.version,

@@ -388,3 +388,24 @@ def test_register_stage_writes_its_decision(tmp_path):
     artifacts = {a.path for a in client.list_artifacts(written["run_id"])}
     assert {"identifiers", "params", "evaluation"} <= artifacts
 
+
+
+def test_the_pyfunc_refuses_a_k_above_the_serving_limit_it_was_registered_with(tmp_path):
+    """Issue 40: over `mlflow models serve`, params.k is anyone's to set; the registered model bounds it by
+    serving.max_k (the catalogue size is no bound for a large catalogue), before any model work."""
+    from types import SimpleNamespace
+
+    from unigrec.errors import UnigrecError
+    from unigrec.registry.pyfunc_model import MODEL_DIR_ARTIFACT, RegisteredRecommender, model_config
+
+    folder = make_model_dir(tmp_path / "m", "m")
+    served = RegisteredRecommender()
+    served.load_context(SimpleNamespace(model_config=model_config(LOADER, 2, max_k=2),
+                                        artifacts={MODEL_DIR_ARTIFACT: str(folder)}))
+    assert len(served.predict(None, EXAMPLE, {"k": 2})) == 4
+    with pytest.raises(UnigrecError, match="k must be at most 2 .serving.max_k"):
+        served.predict(None, EXAMPLE, {"k": 1_000_000_000})
+    unbounded = RegisteredRecommender()  # a version registered before the bound: the loader's own limit
+    unbounded.load_context(SimpleNamespace(model_config={"loader": LOADER, "top_k": 2},
+                                           artifacts={MODEL_DIR_ARTIFACT: str(folder)}))
+    assert len(unbounded.predict(None, EXAMPLE, {"k": 3})) == 6

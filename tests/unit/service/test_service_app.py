@@ -14,7 +14,9 @@ from unigrec.service.app import create_app
 from unigrec.service.champion import Served
 from unigrec.service.holder import ModelHolder
 
-LIMITS = ServingConfig(host="127.0.0.1", port=0, max_k=5, max_batch=2, max_query_chars=30, poll_s=0)
+LIMITS = ServingConfig(
+    host="127.0.0.1", port=0, max_k=5, max_batch=2, max_query_chars=30, max_body_bytes=4096, poll_s=0
+)
 
 
 class FakeModel:
@@ -134,3 +136,31 @@ def test_openapi_docs_describe_the_endpoints():
     schema = _client(FakeModel()).get("/openapi.json").json()
     assert {"/recommend", "/search", "/batch", "/health"} <= set(schema["paths"])
     assert _client(FakeModel()).get("/docs").status_code == 200
+
+
+def test_a_body_that_is_not_utf8_gets_our_422_naming_the_body_not_a_bare_400():
+    """FastAPI answers bytes that are not UTF-8 with a bare 400 "error parsing the body" (issue 40)."""
+    model = FakeModel()
+    got = _client(model).post("/search", content=b'{"query": "caf\xe9"}', headers={"content-type": "application/json"})
+    assert got.status_code == 422
+    body = got.json()
+    assert body["field"] == "body" and body["rule"] == "must be UTF-8 encoded JSON" and body["model_version"] == "7"
+    assert "byte 14" in body["error"] and model.calls == []
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_over_the_limit_is_refused_unparsed_with_413(chunked):
+    model = FakeModel()
+    payload = b'{"query": "' + b"a" * LIMITS.max_body_bytes + b'"}'
+    content = iter([payload]) if chunked else payload  # an iterator: sent without a content-length
+    got = _client(model).post("/search", content=content, headers={"content-type": "application/json"})
+    assert got.status_code == 413
+    assert got.json()["field"] == "body" and "serving.max_body_bytes" in got.json()["error"]
+    assert model.calls == []
+
+
+def test_a_body_within_the_limit_still_reaches_the_endpoint_after_the_check():
+    """The middleware reads the body; the endpoint must still get it whole."""
+    model = FakeModel()
+    got = _client(model).post("/search", json={"query": "caf\u00e9 film"})
+    assert got.status_code == 200 and model.calls[0][0][0]["query"] == "café film"

@@ -16,7 +16,7 @@ from unigrec.service.requests import (
     requests_frame,
 )
 
-LIMITS = ServingConfig(host="127.0.0.1", port=0, max_k=50, max_batch=3, max_query_chars=20, poll_s=0)
+LIMITS = ServingConfig(host="127.0.0.1", port=0, max_k=50, max_batch=3, max_query_chars=20, max_body_bytes=4096, poll_s=0)
 
 
 def _refused(call, *args) -> RequestError:
