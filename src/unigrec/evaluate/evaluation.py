@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from unigrec.config import BaselinesConfig, EvaluateConfig, RuntimeConfig
+from unigrec.config import BaselinesConfig, EvaluateConfig, QueryReadingConfig, RuntimeConfig
 from unigrec.errors import ContractViolation
 from unigrec.evaluate.baselines.context import KINDS, HeldOutCase, held_out_cases
 from unigrec.evaluate.inputs import TestInputs
@@ -208,12 +208,13 @@ def _baseline_ranks(
     lists: Sequence[Sequence[str]],
     rows: Mapping[str, np.ndarray],
     list_length: int,
+    reading: QueryReadingConfig,
     relevance: RelevanceInputs | None = None,
 ) -> MethodRanks:
     from unigrec.evaluate.baselines import build_baseline
     from unigrec.evaluate.relevance import method_relevance
 
-    method = build_baseline(name, baselines_cfg, runtime, layout).fit(train_events, items)
+    method = build_baseline(name, baselines_cfg, runtime, layout, reading).fit(train_events, items)
     out = MethodRanks({}, {}, {})
     for stream in method.tasks:
         idx = rows[stream]
@@ -264,7 +265,8 @@ def score_baselines(
     for name in cfg.baselines:
         started = time.perf_counter()
         out[name] = _baseline_ranks(
-            name, baselines_cfg, runtime, layout, train_events, items, cases, lists, rows, list_length, relevance
+            name, baselines_cfg, runtime, layout, train_events, items, cases, lists, rows, list_length,
+            cfg.relevance.reading, relevance,
         )
         seconds[name] = time.perf_counter() - started
         log.info("evaluate: baseline %s in %.1fs", name, seconds[name])

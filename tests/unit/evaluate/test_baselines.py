@@ -255,9 +255,29 @@ def test_build_baseline_knows_every_name(tmp_path):
 
     cfg = load_section("baselines")
     runtime = runtime_config(cache_dir="c", batch_sizes={"baseline_contexts": 7, "text_encoding": 5})
-    built = {name: build_baseline(name, cfg, runtime, Layout(tmp_path)) for name in BASELINE_NAMES}
+    reading = load_section("evaluate").relevance.reading
+    built = {name: build_baseline(name, cfg, runtime, Layout(tmp_path), reading) for name in BASELINE_NAMES}
     assert {b.name for b in built.values()} == set(BASELINE_NAMES)
     assert {b.score_batch_size for b in built.values()} == {7}
     assert built["dense"].cache_dir == tmp_path / "c" and built["dense"].encode_batch_size == 5
     with pytest.raises(KeyError):
-        build_baseline("nope", cfg, runtime, Layout(tmp_path))
+        build_baseline("nope", cfg, runtime, Layout(tmp_path), reading)
+
+
+def test_bm25_read_finds_what_a_typed_spelling_names_and_bm25_does_not():
+    """bm25_read reads the query as the served pipeline's BM25 does; plain bm25 keeps the raw words."""
+    from unigrec.config import BM25SearchConfig, QueryReadingConfig
+    from unigrec.evaluate.baselines.bm25_search import BM25Search
+
+    items = ITEMS.assign(category=["Horror|Sci-Fi", "Children's|Comedy", "Crime|Drama", "Sci-Fi|Adventure",
+                                   "Comedy|Family", "Crime|Thriller", "Biography|Drama", "Action|Crime"])
+    reading = QueryReadingConfig(max_edit_distance=1, min_typo_length=5, two_digit_decade_pivot=30)
+    raw = BM25Search(BM25SearchConfig(1.5, 0.75), 4).fit(pd.DataFrame(), items)
+    read = BM25Search(BM25SearchConfig(1.5, 0.75), 4, reading).fit(pd.DataFrame(), items)
+    assert (raw.name, read.name) == ("bm25", "bm25_read")
+    asks = [EvalContext("u", (), "search", "science fiction"), EvalContext("u", (), "search", "thriler")]
+    assert not raw._score_batch(asks).any()  # no raw word of either query is in any item text
+    scores = read._score_batch(asks)
+    matched = [{str(raw.item_ids[i]) for i in np.flatnonzero(row)} for row in scores]
+    assert matched == [{"a", "d"}, {"f"}]  # the two sci-fi films; "thriler" read as thriller: Fargo
+    assert list(read.top_k(asks[1:], 1, exclude_history=True)[0]) == ["f"]

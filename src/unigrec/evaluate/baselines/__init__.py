@@ -7,6 +7,7 @@ full-catalogue retrieval. Contexts come from :func:`~unigrec.evaluate.baselines.
 - ``popularity``: training counts per stream (rec and search).
 - ``sasrec``: ID-based self-attentive sequential model trained here (rec and search, query ignored).
 - ``bm25``: lexical search over item text (search only).
+- ``bm25_read``: the same after reading the typed query as the served pipeline's BM25 does (search only).
 - ``dense``: MiniLM sentence vectors, exact inner product (search only).
 - ``query_lookup``: items searched in training with exactly the request's query, then popularity (search
   only): what memorising the training searches alone scores.
@@ -17,18 +18,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from unigrec.config import BaselinesConfig, RuntimeConfig
+    from unigrec.config import BaselinesConfig, QueryReadingConfig, RuntimeConfig
     from unigrec.evaluate.baselines.base import CatalogueScorer
     from unigrec.paths import Layout
 
-BASELINE_NAMES = ("popularity", "sasrec", "bm25", "dense", "query_lookup")
+BASELINE_NAMES = ("popularity", "sasrec", "bm25", "bm25_read", "dense", "query_lookup")
 
 
 def build_baseline(
-    name: str, cfg: BaselinesConfig, runtime: RuntimeConfig, layout: Layout
+    name: str, cfg: BaselinesConfig, runtime: RuntimeConfig, layout: Layout, reading: QueryReadingConfig
 ) -> CatalogueScorer:
     """An unfitted baseline by name; ``runtime`` sizes its batches and names the cache (resolved by
-    ``layout``) where the dense baseline keeps its text embeddings."""
+    ``layout``) where the dense baseline keeps its text embeddings; ``reading`` is how ``bm25_read``
+    reads a typed query (params evaluate.relevance.reading, the served pipeline's)."""
     batch = runtime.batch_sizes.baseline_contexts
     # Imports per branch: SASRec pulls torch and dense search MiniLM, which a popularity run never needs.
     if name == "popularity":
@@ -43,6 +45,10 @@ def build_baseline(
         from unigrec.evaluate.baselines.bm25_search import BM25Search
 
         return BM25Search(cfg.bm25, batch)
+    if name == "bm25_read":
+        from unigrec.evaluate.baselines.bm25_search import BM25Search
+
+        return BM25Search(cfg.bm25, batch, reading)
     if name == "dense":
         from unigrec.evaluate.baselines.dense_search import DenseSearch
 
