@@ -163,11 +163,12 @@ def test_a_champion_registered_before_the_gate_read_validation_is_reevaluated_fi
     )
 
 
-def _write_lock(layout, split_params: dict) -> None:
-    """A dvc.lock as `dvc repro` leaves it, reduced to what the lineage reads: the split stage's params."""
-    lock = {"schema": "2.0", "stages": {"split": {"cmd": "unigrec stage split",
-                                                  "params": {"params.yaml": {"split": split_params}}}}}
-    (layout.root / "dvc.lock").write_text(yaml.safe_dump(lock))
+def _write_lock(layout, split_params: dict, evaluate_params: dict | None = None) -> None:
+    """A dvc.lock as `dvc repro` leaves it, reduced to what the lineage reads: stages' params."""
+    stages = {"split": {"cmd": "unigrec stage split", "params": {"params.yaml": {"split": split_params}}}}
+    if evaluate_params is not None:
+        stages["evaluate"] = {"cmd": "unigrec stage evaluate", "params": {"params.yaml": {"evaluate": evaluate_params}}}
+    (layout.root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stages}))
 
 
 @pytest.mark.parametrize("policy", ["promote", "keep"])
@@ -209,3 +210,28 @@ def test_same_split_rule_new_data_still_reevaluates_the_champion(project):
     _new_test_lists(layout, eval_cfg, seed=8)
     second = register(cfg, layout, evaluate_runtime())
     assert second["champion_reevaluation"] == {"of_version": 1, "version": 2, "promoted": True}
+
+
+def test_a_champion_evaluated_under_other_evaluate_params_is_reevaluated_once(project):
+    """A change of evaluate params alone (say, how the served pipeline's BM25 reads a query) leaves every
+    gate figure tied, so the champion kept serving the old settings (issue 41's reader never reached v5).
+    Now the champion is re-evaluated under the new params and re-registered holding the alias, once: the
+    re-evaluated version records the evaluate params it was evaluated with."""
+    from unigrec.stages.evaluate import run as evaluate
+    from unigrec.stages.register import run as register
+
+    layout, eval_cfg, cfg = project
+    _write_lock(layout, {"protocol": "time_consistent"}, {"lexical": {"normalise_queries": False}})
+    evaluate(eval_cfg, layout, evaluate_runtime())
+    assert register(cfg, layout, evaluate_runtime())["version"] == 1
+
+    _write_lock(layout, {"protocol": "time_consistent"}, {"lexical": {"normalise_queries": True}})
+    second = register(cfg, layout, evaluate_runtime())
+    assert second["champion_reevaluation"] == {"of_version": 1, "version": 2, "promoted": True}
+    assert second["version"] == 3 and not second["promoted"] and second["champion_version"] == 2
+    v2 = _client(layout).get_model_version(cfg.model_name, "2")
+    assert v2.tags["dvc.evaluate.params"] != _client(layout).get_model_version(cfg.model_name, "1").tags[
+        "dvc.evaluate.params"]
+
+    third = register(cfg, layout, evaluate_runtime())  # same params again: nothing to re-evaluate
+    assert third["champion_reevaluation"] is None and third["champion_version"] == 2

@@ -90,10 +90,14 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
     return summary
 
 
+# The lineage tag (registry/lineage.dvc_lock_hashes) of the evaluate params a version was evaluated with.
+EVALUATION_LINEAGE = "dvc.evaluate.params"
+
+
 def reevaluation_reason(cfg: RegisterConfig, champion: ChampionRecord, candidate: Candidate) -> str | None:
     """Why the gate cannot compare ``candidate`` with ``champion``'s stored figures, or None when it can:
-    they were measured on other data, or the champion has no value for a gate metric (a version registered
-    before the gate chose on validation figures)."""
+    they were measured on other data or under other evaluate params, or the champion has no value for a gate
+    metric (a version registered before the gate chose on validation figures)."""
     from unigrec.registry.gate import short_hash, unrecorded_gate_metrics
 
     if champion.eval_data_hash != candidate.eval_data_hash:
@@ -101,6 +105,12 @@ def reevaluation_reason(cfg: RegisterConfig, champion: ChampionRecord, candidate
             f"was evaluated on data {short_hash(champion.eval_data_hash)}, this candidate on "
             f"{short_hash(candidate.eval_data_hash)}"
         )
+    before, now = champion.lineage.get(EVALUATION_LINEAGE), candidate.tags.get(EVALUATION_LINEAGE)
+    if before is not None and now is not None and before != now:
+        # Its serving bundle holds settings chosen under the old evaluate params (re-ranking and lexical
+        # weights, the query reader): a change there alone leaves the gate figures tied, so without this the
+        # champion would keep serving the old pipeline for good.
+        return "was evaluated with other evaluate params (its served settings were chosen under them)"
     missing = unrecorded_gate_metrics(cfg.gate, champion.metrics)
     if missing:
         return f"has no value for gate metric(s) {missing}"
@@ -148,7 +158,8 @@ def reevaluate_champion(
                 eval_data_hash=candidate.eval_data_hash,
                 input_example=candidate.input_example,
                 params=champion.params,
-                tags=champion.lineage,  # how the model was made; only its evaluation is new
+                # how the model was made; only its evaluation is new, and says so
+                tags={**champion.lineage, **{k: candidate.tags[k] for k in (EVALUATION_LINEAGE,) if k in candidate.tags}},
                 artifacts={"evaluation": metrics_file},
                 max_k=candidate.max_k,
             ),
