@@ -140,6 +140,12 @@ def gate_decision(
 SPLIT_LINEAGE = ("dvc.ingest.params", "dvc.split.params")
 
 
+def split_lineage_changes(champion_tags: Mapping[str, str], candidate_tags: Mapping[str, str]) -> list[str]:
+    """The :data:`SPLIT_LINEAGE` tags both versions record with different values (one side only: no evidence)."""
+    return [k for k in SPLIT_LINEAGE if k in champion_tags and k in candidate_tags
+            and champion_tags[k] != candidate_tags[k]]
+
+
 def new_split_decision(
     gate: GateConfig, champion_tags: Mapping[str, str], candidate_tags: Mapping[str, str], champion_label: str
 ) -> GateDecision | None:
@@ -151,8 +157,7 @@ def new_split_decision(
     it is. Neither model is compared; ``gate.on_new_split`` says who holds the alias. Lineage recorded on
     only one side (a project without DVC) is no evidence either way: the gate proceeds as usual.
     """
-    changed = [k for k in SPLIT_LINEAGE if k in champion_tags and k in candidate_tags
-               and champion_tags[k] != candidate_tags[k]]
+    changed = split_lineage_changes(champion_tags, candidate_tags)
     if not changed:
         return None
     why = (

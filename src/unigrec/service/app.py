@@ -142,15 +142,15 @@ def create_app(holder: ModelHolder, limits: ServingConfig, model_name: str, defa
         ``serving.max_body_bytes`` (413; uvicorn has no limit, so one huge request would be held in
         memory whole) and one that is not UTF-8 (FastAPI's own answer is a bare 400 "error parsing the
         body" that names neither the field nor the rule)."""
+        limit = limits.max_body_bytes
+        too_large = (f"body: larger than {limit} bytes (serving.max_body_bytes)", "body", f"at most {limit} bytes")
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limits.max_body_bytes:
-            return problem(413, f"body: larger than {limits.max_body_bytes} bytes (serving.max_body_bytes)",
-                           "body", f"at most {limits.max_body_bytes} bytes")
+        if declared.isdigit() and int(declared) > limit:  # refused unread
+            return problem(413, *too_large)
         if request.method in ("POST", "PUT", "PATCH"):
             raw = await request.body()  # starlette keeps it for the endpoint
-            if len(raw) > limits.max_body_bytes:  # a chunked body declares no length
-                return problem(413, f"body: larger than {limits.max_body_bytes} bytes (serving.max_body_bytes)",
-                               "body", f"at most {limits.max_body_bytes} bytes")
+            if len(raw) > limit:  # a chunked body declares no length
+                return problem(413, *too_large)
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as exc:

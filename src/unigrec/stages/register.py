@@ -32,7 +32,7 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
     import pandas as pd
 
     from unigrec.inference.serving import assemble_servable_folder
-    from unigrec.registry.gate import check_gate, flatten_mapping, flatten_metrics, new_split_decision
+    from unigrec.registry.gate import check_gate, flatten_mapping, flatten_metrics, split_lineage_changes
     from unigrec.registry.lineage import dvc_lock_hashes, files_fingerprint, git_state
     from unigrec.registry.register import Candidate, current_champion, register_candidate
     from unigrec.registry.serving_contract import request_examples
@@ -73,7 +73,7 @@ def run(cfg: RegisterConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
         champion = current_champion(cfg, layout.root)
         reevaluation: dict[str, Any] | None = None
         why = reevaluation_reason(cfg, champion, candidate) if champion is not None else None
-        if why is not None and new_split_decision(cfg.gate, champion.lineage, candidate.tags, "") is not None:
+        if why is not None and split_lineage_changes(champion.lineage, candidate.tags):
             # made under another split rule: its figures on this split could be on its own training events,
             # so evaluating it here settles nothing (the gate says so and applies register.gate.on_new_split)
             reevaluation = {"of_version": champion.version, "skipped": "made under other ingest/split params"}
@@ -158,8 +158,9 @@ def reevaluate_champion(
                 eval_data_hash=candidate.eval_data_hash,
                 input_example=candidate.input_example,
                 params=champion.params,
-                # how the model was made; only its evaluation is new, and says so
-                tags={**champion.lineage, **{k: candidate.tags[k] for k in (EVALUATION_LINEAGE,) if k in candidate.tags}},
+                # how the model was made; only its evaluation is new, and says under which params
+                tags={**champion.lineage, **({EVALUATION_LINEAGE: candidate.tags[EVALUATION_LINEAGE]}
+                                             if EVALUATION_LINEAGE in candidate.tags else {})},
                 artifacts={"evaluation": metrics_file},
                 max_k=candidate.max_k,
             ),
