@@ -414,9 +414,11 @@ class RelevanceConfig:
 @dataclasses.dataclass(frozen=True)
 class LexicalConfig:
     """BM25 in the served search pipeline (inference/lexical.py): its best unseen items join the re-ranked
-    pool and ``λ * BM25 / max BM25`` joins the fused score; written to the serving bundle."""
+    pool and ``λ * BM25 / max BM25 + μ * term coverage`` joins the fused score; written to the serving bundle."""
 
     weights: tuple[float, ...]  # the λ grid, chosen with the re-ranking w on validation (0 = off)
+    # the μ grid of μ * term coverage (share of the query's terms an item holds), chosen with λ and w
+    coverage_weights: tuple[float, ...]
     candidates: int  # BM25's best unseen items that join a search request's pool
     k1: float  # BM25 of the item text (the bm25 baseline's values, baselines.bm25)
     b: float
@@ -440,7 +442,7 @@ class EvaluateConfig:
     # Re-ranking score (1 - w) * log P(item) + w * log P(<pos>): the w of this grid with the best
     # validation NDCG@pipeline_ndcg_cutoff, per request kind, is used on test and served.
     fusion_weights: tuple[float, ...]
-    lexical: LexicalConfig  # BM25 fused into search re-ranking, λ chosen with w on validation
+    lexical: LexicalConfig  # BM25 and term coverage fused into search re-ranking, λ, μ chosen with w on validation
     cold_user_max_events: int  # users with at most this many TRAIN events are the "cold" slice
     popular_item_quantile: float  # target items above this quantile of train counts are "popular"
     baselines: tuple[str, ...]  # popularity | sasrec | bm25 | dense | query_lookup, same code, same cases

@@ -203,6 +203,11 @@ def test_missing_model_and_bad_settings_fail_clearly(tmp_path):
         run(dataclasses.replace(evaluate_cfg(), fusion_weights=(0.0, 1.5)), Layout(tmp_path), evaluate_runtime())
     with pytest.raises(ConfigError, match="fusion_weights"):
         run(dataclasses.replace(evaluate_cfg(), fusion_weights=()), Layout(tmp_path), evaluate_runtime())
+    for grid in ((), (0.0, -1.0)):
+        cfg = evaluate_cfg()
+        with pytest.raises(ConfigError, match="lexical.coverage_weights"):
+            run(dataclasses.replace(cfg, lexical=dataclasses.replace(cfg.lexical, coverage_weights=grid)),
+                Layout(tmp_path), evaluate_runtime())
 
 
 def test_a_single_fusion_weight_is_used_as_given(tmp_path):
@@ -211,14 +216,15 @@ def test_a_single_fusion_weight_is_used_as_given(tmp_path):
 
     layout = tiny_project(tmp_path)
     cfg = evaluate_cfg(fusion_weights=(0.3,), baselines=())
-    cfg = dataclasses.replace(cfg, lexical=dataclasses.replace(cfg.lexical, weights=(0.0,)))  # one λ too
+    cfg = dataclasses.replace(cfg, lexical=dataclasses.replace(cfg.lexical, weights=(0.0,), coverage_weights=(0.0,)))
     result = evaluate_test_split(cfg, load_test_inputs(evaluate_runtime(), layout), layout.model_dir,
                                  evaluate_runtime(), layout)
     for stream in ("rec", "search"):
         pipeline = result.metrics["test"]["pipeline"][stream]
         assert pipeline["fusion_weight"] == 0.3 and result.settings.weight(stream) == 0.3
-        assert pipeline["validation"] == {"weight": 0.3, "lexical_weight": 0.0, "weight_without_lexical": 0.3,
-                                          "n": 0, "ndcg@5_by_weight": [], "ndcg@5_by_lexical_weight": []}
+        assert pipeline["validation"] == {"weight": 0.3, "lexical_weight": 0.0, "coverage_weight": 0.0,
+                                          "weight_without_lexical": 0.3, "n": 0, "ndcg@5_by_weight": [],
+                                          "ndcg@5_by_lexical_weight": [], "ndcg@5_by_coverage_weight": []}
         # nothing to choose, but validation is still decoded: the registry gate chooses on its figures
         assert result.metrics["valid"][stream]["n"] > 0
 

@@ -78,8 +78,10 @@ def check_settings(cfg: EvaluateConfig) -> None:
         raise ConfigError("params.evaluate.pipeline_k: must lie between pipeline_ndcg_cutoff and beam_size")
     if not cfg.fusion_weights or any(not 0.0 <= w <= 1.0 for w in cfg.fusion_weights):
         raise ConfigError("params.evaluate.fusion_weights: give at least one weight, each within [0, 1]")
-    if not cfg.lexical.weights or any(not lam >= 0.0 for lam in cfg.lexical.weights):
-        raise ConfigError("params.evaluate.lexical.weights: give at least one weight, none negative (0 = off)")
+    for name in ("weights", "coverage_weights"):
+        grid = getattr(cfg.lexical, name)
+        if not grid or any(not lam >= 0.0 for lam in grid):
+            raise ConfigError(f"params.evaluate.lexical.{name}: give at least one weight, none negative (0 = off)")
     if cfg.lexical.candidates < 0:
         raise ConfigError("params.evaluate.lexical.candidates: must not be negative")
 
@@ -343,6 +345,7 @@ def evaluate_test_split(
         settings,
         fusion_weights={kind: f["weight"] for kind, f in fusion.items()},
         lexical_weights={kind: f["lexical_weight"] for kind, f in fusion.items() if f["lexical_weight"] > 0.0},
+        coverage_weights={kind: f["coverage_weight"] for kind, f in fusion.items() if f["coverage_weight"] > 0.0},
     )
     examples = prompt_examples(grouped, model.serialiser, SPLIT)
     _check_aligned(cases, examples, model.items.item_ids)
@@ -354,7 +357,7 @@ def evaluate_test_split(
         query_table,
         settings,
         ranker,
-        lexical if settings.lexical_weight("search") > 0.0 else None,
+        lexical if settings.lexical_for("search").active else None,
         [c.context.query for c in cases],
     )
     full_lists = drop_seen(scores.retrieved, seen, list_length)
@@ -362,7 +365,7 @@ def evaluate_test_split(
     # searches and on the typed-query set, judged from item metadata.
     relevance = relevance_inputs(cfg.relevance, items, events)
     search = rows["search"]
-    served = scores.reranked(search, settings.weight("search"), settings.lexical_weight("search"))
+    served = scores.reranked(search, settings.weight("search"), settings.lexical_for("search"))
     typed_lists = _typed_query_lists(model, grouped, relevance, data, runtime, layout, settings, ranker, lexical)
     model_ranks = MethodRanks(
         rows=rows,
@@ -386,16 +389,18 @@ def evaluate_test_split(
     test["ranking"] = ranking_metrics(labels, scores.sampled_ranking[rec, 0], scores.sampled_ranking[rec])
     k = cfg.pipeline_ndcg_cutoff
 
-    def pipeline_ranks(stream_rows: np.ndarray, weight: float, lexical_weight: float = 0.0) -> np.ndarray:
-        return list_ranks(scores.reranked(stream_rows, weight, lexical_weight), [targets[i] for i in stream_rows])
+    def pipeline_ranks(stream_rows: np.ndarray, weight: float, lexical: Any = None) -> np.ndarray:
+        """Target ranks in the re-ranked pool; ``lexical`` (LexicalWeights) None = no lexical term."""
+        chosen = scores.reranked(stream_rows, weight) if lexical is None else scores.reranked(stream_rows, weight, lexical)
+        return list_ranks(chosen, [targets[i] for i in stream_rows])
 
     def pipeline_ndcg(stream_rows: np.ndarray, weight: float) -> float:
         return ndcg_at_k(pipeline_ranks(stream_rows, weight), k)
 
-    served_ranks = {s: pipeline_ranks(r, settings.weight(s), settings.lexical_weight(s)) for s, r in rows.items()}
+    served_ranks = {s: pipeline_ranks(r, settings.weight(s), settings.lexical_for(s)) for s, r in rows.items()}
 
     def served_and_without_lexical(s: str, r: np.ndarray) -> dict[str, float]:
-        """The served list's NDCG/HR@k, and today's pipeline's: no lexical term, w chosen at λ = 0."""
+        """The served list's NDCG/HR@k, and the pipeline's without a lexical term (w chosen at λ = μ = 0)."""
         plain_ranks = pipeline_ranks(r, fusion[s]["weight_without_lexical"])
         return {
             f"ndcg@{k}": ndcg_at_k(served_ranks[s], k), f"hr@{k}": hr_at_k(served_ranks[s], k),
@@ -414,7 +419,8 @@ def evaluate_test_split(
         s: {
             "n": int(r.size),
             "fusion_weight": settings.weight(s),
-            "lexical_weight": settings.lexical_weight(s),
+            "lexical_weight": settings.lexical_for(s).bm25,
+            "coverage_weight": settings.lexical_for(s).coverage,
             **served_and_without_lexical(s, r),
             f"retrieval_only_ndcg@{k}": pipeline_ndcg(r, 0.0),
             f"ranking_only_ndcg@{k}": pipeline_ndcg(r, 1.0),
@@ -463,7 +469,7 @@ def _typed_query_lists(
 ) -> list[list[str]]:
     """The model's served list for each typed request: the events a test event may see
     (``HISTORY_SPLITS``) as the prompt's history (the baselines' history too), the typed text's MiniLM
-    vector (and, with a lexical weight, its BM25 scores) as its query, seen items out."""
+    vector (and, with lexical weights, its lexical features) as its query, seen items out."""
     from unigrec.evaluate.generative import score_prompts
     from unigrec.evaluate.relevance import HISTORY_SPLITS
     from unigrec.inference.prompts import PromptExample
@@ -486,42 +492,45 @@ def _typed_query_lists(
         prompt = model.serialiser.prompt(history, True, lookup[request.query])
         examples.append(PromptExample(request.user_id, True, -1, 1, prompt, np.unique(history.items)))
     no_lists = np.zeros((len(examples), 0), dtype=np.int64)
-    lexical_weight = settings.lexical_weight("search")
+    lexical_weights = settings.lexical_for("search")
     scores = score_prompts(
         model, examples, no_lists, [e.seen.tolist() for e in examples], table, settings, ranker,
-        lexical if lexical_weight > 0.0 else None, [r.query for r in requests],
+        lexical if lexical_weights.active else None, [r.query for r in requests],
     )
-    return scores.reranked(np.arange(len(examples)), settings.weight("search"), lexical_weight)
+    return scores.reranked(np.arange(len(examples)), settings.weight("search"), lexical_weights)
 
 
 def tune_fusion_weights(cfg: EvaluateConfig, settings: Any, valid: ValidationPass) -> dict[str, dict[str, Any]]:
     """Per request kind, the re-ranking weight w of ``cfg.fusion_weights`` and, for search, the lexical
-    weight λ of ``cfg.lexical.weights`` with the best NDCG@k of the re-ranked pool on the VALIDATION split
-    (test data never chooses anything), chosen jointly by :func:`choose_weights`.
+    weights λ of ``cfg.lexical.weights`` and μ of ``cfg.lexical.coverage_weights`` with the best NDCG@k of
+    the re-ranked pool on the VALIDATION split (test data never chooses anything), chosen jointly by
+    :func:`choose_weights`.
 
-    Returns ``{kind: {"weight": w, "lexical_weight": λ, "weight_without_lexical": w at λ = 0, "n": cases,
-    "ndcg@k_by_weight": [[w, ndcg at λ], ...], "ndcg@k_by_lexical_weight": [[λ, ndcg at w], ...]}}``; a
-    kind without validation cases keeps the retrieval order (w = λ = 0). ``valid``: the one validation
+    Returns ``{kind: {"weight": w, "lexical_weight": λ, "coverage_weight": μ, "weight_without_lexical": w at
+    λ = μ = 0, "n": cases, "ndcg@k_by_weight": [[w, ndcg at λ, μ], ...], "ndcg@k_by_lexical_weight":
+    [[λ, ndcg at w, μ], ...], "ndcg@k_by_coverage_weight": [[μ, ndcg at w, λ], ...]}}``; a kind without
+    validation cases keeps the retrieval order (w = λ = μ = 0). ``valid``: the one validation
     decode (:func:`score_validation`, also the gate's figures), scored with the lexical index whenever
     ``settings.lexical`` is set, or λ would have nothing to act on.
     """
     k = cfg.pipeline_ndcg_cutoff
     lexical_grid = {kind: lexical_grid_of(cfg, settings, kind) for kind in KINDS}
-    if len(cfg.fusion_weights) == 1 and all(len(grid) == 1 for grid in lexical_grid.values()):  # nothing to choose
-        only = float(cfg.fusion_weights[0])
+    if len(cfg.fusion_weights) == 1 and all(len(lam) * len(mu) == 1 for lam, mu in lexical_grid.values()):
+        only = float(cfg.fusion_weights[0])  # nothing to choose
         return {
-            kind: {"weight": only, "lexical_weight": grid[0], "weight_without_lexical": only, "n": 0,
-                   f"ndcg@{k}_by_weight": [], f"ndcg@{k}_by_lexical_weight": []}
-            for kind, grid in lexical_grid.items()
+            kind: {"weight": only, "lexical_weight": lam[0], "coverage_weight": mu[0], "weight_without_lexical": only,
+                   "n": 0, f"ndcg@{k}_by_weight": [], f"ndcg@{k}_by_lexical_weight": [],
+                   f"ndcg@{k}_by_coverage_weight": []}
+            for kind, (lam, mu) in lexical_grid.items()
         }
     cases, scores = valid.cases, valid.scores
     targets = [c.target for c in cases]
     out: dict[str, dict[str, Any]] = {}
     for kind, rows in _stream_rows(cases).items():
-        out[kind] = choose_weights(scores, rows, targets, cfg.fusion_weights, lexical_grid[kind], k)
+        out[kind] = choose_weights(scores, rows, targets, cfg.fusion_weights, *lexical_grid[kind], k=k)
         log.info(
-            "evaluate: %s re-ranking weight %.2f, lexical weight %g on %d validation cases (NDCG@%d %s)",
-            kind, out[kind]["weight"], out[kind]["lexical_weight"], rows.size, k,
+            "evaluate: %s re-ranking weight %.2f, lexical weights λ=%g μ=%g on %d validation cases (NDCG@%d %s)",
+            kind, out[kind]["weight"], out[kind]["lexical_weight"], out[kind]["coverage_weight"], rows.size, k,
             ", ".join(f"w={w:g}: {q:.4f}" for w, q in out[kind][f"ndcg@{k}_by_weight"]),
         )
     return out
@@ -533,47 +542,64 @@ def choose_weights(
     targets: Sequence[str],
     weights: Sequence[float],
     lexical_weights: Sequence[float],
+    coverage_weights: Sequence[float] = (0.0,),
+    *,
     k: int,
 ) -> dict[str, Any]:
-    """The (w, λ) pair of the two grids whose re-ranked pool (:meth:`GenerativeScores.reranked`, the
+    """The (w, λ, μ) of the three grids whose re-ranked pool (:meth:`GenerativeScores.reranked`, the
     served path) has the best NDCG@k on ``rows`` of ``scores``; ties go to the smaller λ, then the smaller
-    w (:func:`best_weight` over (λ, w)), so the lexical term is kept only when it measures better.
+    μ, then the smaller w (:func:`best_weight` over ((λ, μ), w)), so a lexical term is kept only when it
+    measures better.
 
-    Jointly, not w first and λ after: the BM25 candidates that join the pool were not found by the beam,
+    Jointly, not w first and λ, μ after: the BM25 candidates that join the pool were not found by the beam,
     so their log P(item) is low and how much the ranking head may lift them (w) interacts with how much
-    BM25 does (λ); every pair re-ranks the same decoded scores, so the joint grid costs no model pass.
+    their words do (λ, μ); every triple re-ranks the same decoded scores, so the grid costs no model pass.
     """
+    from unigrec.inference.retrieval import LexicalWeights
+
     wanted = [targets[i] for i in rows]
     quality = {
-        (lam, w): ndcg_at_k(list_ranks(scores.reranked(rows, w, lam), wanted), k) if rows.size else float("nan")
+        ((lam, mu), w): (
+            ndcg_at_k(list_ranks(scores.reranked(rows, w, LexicalWeights(lam, mu)), wanted), k)
+            if rows.size else float("nan")
+        )
         for lam in lexical_weights
+        for mu in coverage_weights
         for w in weights
     }
-    lexical_weight, weight = best_weight(quality) if rows.size else (0.0, 0.0)
-    without = {w: q for (lam, w), q in quality.items() if lam == 0.0}
+    (lexical_weight, coverage_weight), weight = best_weight(quality) if rows.size else ((0.0, 0.0), 0.0)
+    without = {w: q for (lexical, w), q in quality.items() if lexical == (0.0, 0.0)}
+    chosen = (lexical_weight, coverage_weight)
+    nan = float("nan")
     return {
         "weight": weight,
         "lexical_weight": lexical_weight,
+        "coverage_weight": coverage_weight,
         "weight_without_lexical": (best_weight(without) if rows.size else 0.0) if without else weight,
         "n": int(rows.size),
-        f"ndcg@{k}_by_weight": [[w, quality.get((lexical_weight, w), float("nan"))] for w in weights],
-        f"ndcg@{k}_by_lexical_weight": [[lam, quality.get((lam, weight), float("nan"))] for lam in lexical_weights],
+        f"ndcg@{k}_by_weight": [[w, quality.get((chosen, w), nan)] for w in weights],
+        f"ndcg@{k}_by_lexical_weight": [
+            [lam, quality.get(((lam, coverage_weight), weight), nan)] for lam in lexical_weights
+        ],
+        f"ndcg@{k}_by_coverage_weight": [
+            [mu, quality.get(((lexical_weight, mu), weight), nan)] for mu in coverage_weights
+        ],
     }
 
 
-def lexical_grid_of(cfg: EvaluateConfig, settings: Any, kind: str) -> tuple[float, ...]:
-    """The λ a kind chooses from: ``cfg.lexical.weights`` for search when the pipeline has a BM25 index,
-    else only 0 (a recommendation request has no query to match)."""
+def lexical_grid_of(cfg: EvaluateConfig, settings: Any, kind: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The λ and μ grids a kind chooses from: ``cfg.lexical.weights`` and ``cfg.lexical.coverage_weights``
+    for search when the pipeline has a BM25 index, else only 0 (a recommendation has no query to match)."""
     if kind == "search" and settings.lexical is not None:
-        return tuple(float(lam) for lam in cfg.lexical.weights)
-    return (0.0,)
+        return tuple(float(lam) for lam in cfg.lexical.weights), tuple(float(mu) for mu in cfg.lexical.coverage_weights)
+    return (0.0,), (0.0,)
 
 
 def lexical_settings(cfg: EvaluateConfig) -> Any:
-    """The pipeline's BM25 settings (served as they are) when some λ of the grid is above 0, else None."""
+    """The pipeline's BM25 settings (served as they are) when some λ or μ of the grids is above 0, else None."""
     from unigrec.inference.retrieval import LexicalSettings
 
-    if not any(lam > 0.0 for lam in cfg.lexical.weights):
+    if not any(lam > 0.0 for lam in (*cfg.lexical.weights, *cfg.lexical.coverage_weights)):
         return None
     reading = dataclasses.asdict(cfg.relevance.reading) if cfg.lexical.normalise_queries else None
     return LexicalSettings(cfg.lexical.candidates, cfg.lexical.k1, cfg.lexical.b, reading)

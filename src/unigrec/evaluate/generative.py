@@ -13,10 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from unigrec.inference.lexical import LexicalIndex, top_unseen
+from unigrec.inference.lexical import BM25_FEATURE, N_FEATURES, LexicalIndex, top_unseen
 from unigrec.inference.prompts import PromptExample
 from unigrec.inference.retrieval import (
+    NO_LEXICAL,
     DecodeSettings,
+    LexicalWeights,
     decode_batch,
     fuse_and_rerank,
     id_spaces,
@@ -44,25 +46,25 @@ class GenerativeScores:
     pool_ranking: np.ndarray  # (n, pipeline_k) their P(<pos>)
     pool_valid: np.ndarray  # (n, pipeline_k) bool: a real, unseen item
     # the lexical side (search rows, when scored with a LexicalIndex; m = 0 otherwise)
-    pool_lexical: np.ndarray  # (n, pipeline_k) normalised BM25 score of each pool item
+    pool_lexical: np.ndarray  # (n, pipeline_k, 2) lexical features of each pool item (BM25, term coverage)
     extra_items: np.ndarray  # (n, m) item ids of BM25's best unseen items ("" = none)
     extra_retrieval: np.ndarray  # (n, m) their log P(item)
     extra_ranking: np.ndarray  # (n, m) their P(<pos>)
-    extra_lexical: np.ndarray  # (n, m) their normalised BM25 score
+    extra_lexical: np.ndarray  # (n, m, 2) their lexical features
 
-    def reranked(self, rows: np.ndarray, weight: float, lexical_weight: float = 0.0) -> list[list[str]]:
+    def reranked(self, rows: np.ndarray, weight: float, lexical: LexicalWeights = NO_LEXICAL) -> list[list[str]]:
         """The pool of ``rows`` re-ordered by the fused score with ``weight`` (0 = retrieval order); with
-        ``lexical_weight`` λ > 0, joined by BM25's candidates and λ·BM25/max BM25 added
+        ``lexical`` active, joined by BM25's candidates and λ·BM25/max BM25 + μ·coverage added
         (:meth:`~unigrec.inference.retrieval.DecodedBatch.reranked_pool`, the served path)."""
         pool = self.pool_items[rows], self.pool_retrieval[rows], self.pool_ranking[rows], self.pool_valid[rows]
-        if lexical_weight == 0.0:
+        if not lexical.active:
             items, _, valid = fuse_and_rerank(*pool, weight)
         else:
             extra_items = self.extra_items[rows]
             extra = extra_items, self.extra_retrieval[rows], self.extra_ranking[rows], extra_items != ""
             joined = join_candidates(pool, extra)
-            lexical = np.concatenate([self.pool_lexical[rows], self.extra_lexical[rows]], axis=1)
-            items, _, valid = fuse_and_rerank(*joined, weight, lexical, lexical_weight)
+            features = np.concatenate([self.pool_lexical[rows], self.extra_lexical[rows]], axis=1)
+            items, _, valid = fuse_and_rerank(*joined, weight, features, lexical)
         return [row[keep].tolist() for row, keep in zip(items, valid)]
 
 
@@ -86,9 +88,9 @@ def score_prompts(
     ``ranker``: a second model (same identifiers) whose P(<pos>) replaces the first one's, i.e. the
     two-stage system the unified model is compared with; None = the one model does both jobs.
 
-    ``lexical`` and ``queries`` (one text per example): each search prompt's BM25 scores and its
-    ``settings.lexical.candidates`` best unseen items, scored by the model too, so that
-    :meth:`GenerativeScores.reranked` can fuse them with any λ.
+    ``lexical`` and ``queries`` (one text per example): each search prompt's lexical features and its
+    ``settings.lexical.candidates`` best unseen items by BM25, scored by the model too, so that
+    :meth:`GenerativeScores.reranked` can fuse them with any λ and μ.
     """
     if ranker is not None and ranker.items.item_ids != model.items.item_ids:
         raise ValueError("the ranker was trained on different item identifiers than the retriever")
@@ -97,11 +99,11 @@ def score_prompts(
     n, c = candidates.shape
     k = settings.pipeline_k
     m = settings.lexical.candidates if lexical is not None and settings.lexical is not None else 0
-    pool_lexical = np.zeros((n, k))
+    pool_lexical = np.zeros((n, k, N_FEATURES))
     extra_items = np.full((n, m), "", dtype=object)
     extra_retrieval = np.full((n, m), -np.inf)
     extra_ranking = np.zeros((n, m))
-    extra_lexical = np.zeros((n, m))
+    extra_lexical = np.zeros((n, m, N_FEATURES))
     sampled_retrieval = np.zeros((n, c), dtype=np.float64)
     sampled_ranking = np.zeros((n, c), dtype=np.float64)
     retrieved: list[list[str]] = [[] for _ in range(n)]
@@ -118,10 +120,10 @@ def score_prompts(
             [examples[i].prompt for i in rows], query_table, model.serialiser.n_query_tokens, pad
         )
         seen = seen_mask([histories[i] for i in rows], model.items.n_items)
-        bm25 = extra = None
+        features = extra = None
         if m and is_search and lexical is not None and queries is not None:
-            bm25 = lexical.scores([queries[i] or "" for i in rows])
-            extra = top_unseen(bm25, seen.numpy(), m)
+            features = lexical.features([queries[i] or "" for i in rows])
+            extra = top_unseen(features[..., BM25_FEATURE], seen.numpy(), m)
         decoded = decode_batch(
             model.net, prompts, spaces[is_search], seen, settings.beam_size, k,
             candidates=torch.as_tensor(candidates[rows], dtype=torch.long),
@@ -135,12 +137,12 @@ def score_prompts(
         pool_items[rows] = item_ids[np.clip(pool, 0, None)]
         pool_retrieval[rows] = decoded.retrieval[:, :k]
         pool_ranking[rows] = decoded.pool_ranking
-        if bm25 is not None and extra is not None:
-            pool_lexical[rows] = np.take_along_axis(bm25, np.clip(pool, 0, None), axis=1)
+        if features is not None and extra is not None:
+            pool_lexical[rows] = np.take_along_axis(features, np.clip(pool, 0, None)[:, :, None], axis=1)
             extra_items[rows] = np.where(extra >= 0, item_ids[np.clip(extra, 0, None)], "")
             extra_retrieval[rows] = decoded.extra_retrieval
             extra_ranking[rows] = decoded.extra_ranking
-            extra_lexical[rows] = np.take_along_axis(bm25, np.clip(extra, 0, None), axis=1)
+            extra_lexical[rows] = np.take_along_axis(features, np.clip(extra, 0, None)[:, :, None], axis=1)
         for j, row in enumerate(rows):
             retrieved[row] = item_ids[decoded.items[j][decoded.valid[j]]].tolist()
     return GenerativeScores(

@@ -262,14 +262,14 @@ def report_markdown(
         "",
         f"## Unified pipeline (retrieve {cfg.pipeline_k}, re-rank)",
         "",
-        (f"| stream | n | w (validation) | λ (validation) | retrieval only NDCG@{k} | ranking head only NDCG@{k} "
-         f"| re-rank without λ NDCG@{k} | served NDCG@{k} | served HR@{k} |"),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        (f"| stream | n | w (validation) | λ (validation) | μ (validation) | retrieval only NDCG@{k} "
+         f"| ranking head only NDCG@{k} | re-rank without λ, μ NDCG@{k} | served NDCG@{k} | served HR@{k} |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for stream, values in test["pipeline"].items():
         lines.append(
             f"| {stream} | {values['n']} | {values['fusion_weight']:g} | {values['lexical_weight']:g} "
-            f"| {_f(values[f'retrieval_only_ndcg@{k}'])} | {_f(values[f'ranking_only_ndcg@{k}'])} "
+            f"| {values.get('coverage_weight', 0.0):g} | {_f(values[f'retrieval_only_ndcg@{k}'])} | {_f(values[f'ranking_only_ndcg@{k}'])} "
             f"| {_f(values[f'without_lexical_ndcg@{k}'])} | {_f(values[f'ndcg@{k}'])} | {_f(values[f'hr@{k}'])} |"
         )
     lines += ["", f"Validation NDCG@{k} of the re-ranked list per weight (what chose w):", ""]
@@ -278,12 +278,16 @@ def report_markdown(
         if not grid:
             lines.append(f"- {stream}: w = {values['fusion_weight']:g} fixed by params (one weight: no validation pass)")
             continue
-        lines.append(f"- {stream} ({values['validation']['n']} cases, at λ = {values['lexical_weight']:g}): "
-                     + ", ".join(f"w={w:g}: {_f(q)}" for w, q in grid))
-        lexical_grid = values["validation"][f"ndcg@{k}_by_lexical_weight"]
-        if len(lexical_grid) > 1:
-            lines.append(f"- {stream}, λ at w = {values['fusion_weight']:g}: "
-                         + ", ".join(f"λ={lam:g}: {_f(q)}" for lam, q in lexical_grid))
+        coverage = values.get("coverage_weight", 0.0)
+        lines.append(f"- {stream} ({values['validation']['n']} cases, at λ = {values['lexical_weight']:g}, "
+                     f"μ = {coverage:g}): " + ", ".join(f"w={w:g}: {_f(q)}" for w, q in grid))
+        at = {"λ": f"w = {values['fusion_weight']:g}, μ = {coverage:g}",
+              "μ": f"w = {values['fusion_weight']:g}, λ = {values['lexical_weight']:g}"}
+        for symbol, key in (("λ", "lexical_weight"), ("μ", "coverage_weight")):
+            lexical_grid = values["validation"].get(f"ndcg@{k}_by_{key}", [])
+            if len(lexical_grid) > 1:
+                lines.append(f"- {stream}, {symbol} at {at[symbol]}: "
+                             + ", ".join(f"{symbol}={lam:g}: {_f(q)}" for lam, q in lexical_grid))
     lines += [
         "",
         f"## Slices (full-catalogue NDCG@{slice_k})",

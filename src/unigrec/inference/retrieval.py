@@ -10,8 +10,8 @@ once:
    the ranking head, in one encoding of the prompts;
 3. ``fuse_and_rerank``: the re-ranking score ``(1 - w) * log P(item) + w * log P(<pos>)`` and the pool
    re-ordered by it; for a search request with a lexical weight λ > 0, the pool joined by BM25's best
-   unseen items (:func:`join_candidates`, :mod:`unigrec.inference.lexical`) and ``λ * BM25 / max BM25``
-   added to every candidate's score.
+   unseen items (:func:`join_candidates`, :mod:`unigrec.inference.lexical`) and ``λ * BM25 / max BM25 +
+   μ * term coverage`` added to every candidate's score (:class:`LexicalWeights`).
 """
 
 from __future__ import annotations
@@ -54,6 +54,35 @@ class LexicalSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class LexicalWeights:
+    """How much a search candidate's words add to its fused score: ``bm25`` (λ) times its BM25 score over
+    the query's best, plus ``coverage`` (μ) times its term coverage (:meth:`LexicalIndex.features
+    <unigrec.inference.lexical.LexicalIndex.features>`). Both read as the log-probability a best match
+    is worth against no match; all zero (the default) leaves the model's list exactly as it is."""
+
+    bm25: float = 0.0
+    coverage: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.bm25 < 0.0 or self.coverage < 0.0:
+            raise ValueError(f"lexical weights must not be negative, not λ={self.bm25}, μ={self.coverage}")
+
+    @property
+    def active(self) -> bool:
+        """Does the lexical signal take part (BM25's candidates join the pool, the term is added)?"""
+        return self.bm25 > 0.0 or self.coverage > 0.0
+
+    def term(self, features: np.ndarray) -> np.ndarray:
+        """(..., 2) lexical features, BM25 then coverage (the order of ``LexicalIndex.features``, whose
+        module this one does not import: training decodes through here without any BM25) -> (...) the term
+        added to the fused score."""
+        return np.asarray(features, dtype=np.float64) @ np.array([self.bm25, self.coverage])
+
+
+NO_LEXICAL = LexicalWeights()
+
+
+@dataclasses.dataclass(frozen=True)
 class DecodeSettings:
     """How the unified pipeline decodes; the evaluate stage measures these and writes them for serving."""
 
@@ -66,13 +95,18 @@ class DecodeSettings:
     # request kind -> λ of the lexical term λ * BM25 / max BM25 added to the fused score, chosen on
     # validation with w; a kind not named (or no ``lexical``) has no lexical signal
     lexical_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    # request kind -> μ of μ * term coverage, chosen with λ and w (absent in bundles written before it: 0)
+    coverage_weights: dict[str, float] = dataclasses.field(default_factory=dict)
     lexical: LexicalSettings | None = None  # the BM25 index and candidates; None in bundles written before it
 
     def weight(self, kind: str) -> float:
         return float(self.fusion_weights.get(kind, 0.0))
 
-    def lexical_weight(self, kind: str) -> float:
-        return float(self.lexical_weights.get(kind, 0.0)) if self.lexical is not None else 0.0
+    def lexical_for(self, kind: str) -> LexicalWeights:
+        """The lexical weights of a request kind (none without ``lexical``: no index to read words with)."""
+        if self.lexical is None:
+            return NO_LEXICAL
+        return LexicalWeights(float(self.lexical_weights.get(kind, 0.0)), float(self.coverage_weights.get(kind, 0.0)))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DecodeSettings:
@@ -180,24 +214,25 @@ class DecodedBatch:
     extra_ranking: np.ndarray | None = None  # (B, m) their P(<pos>)
 
     def reranked_pool(
-        self, weight: float, lexical: np.ndarray | None = None, lexical_weight: float = 0.0
+        self, weight: float, features: np.ndarray | None = None, lexical: LexicalWeights = NO_LEXICAL
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The pool's items, fused scores and validity, best first by :func:`fuse_and_rerank`.
 
-        ``lexical``: (B, n_items) normalised BM25 scores of the batch's queries
-        (:meth:`~unigrec.inference.lexical.LexicalIndex.scores`); with ``lexical_weight`` > 0 the pool is
-        joined by ``extra_items`` and every candidate gains ``lexical_weight`` times its score.
+        ``features``: (B, n_items, 2) lexical features of the batch's queries
+        (:meth:`~unigrec.inference.lexical.LexicalIndex.features`); with ``lexical`` active the pool is
+        joined by ``extra_items`` and every candidate gains ``lexical.term`` of its features.
         """
         k = self.pool_k
         pool = self.items[:, :k], self.retrieval[:, :k], self.pool_ranking, self.valid[:, :k]
-        if lexical_weight == 0.0:
+        if not lexical.active:
             return fuse_and_rerank(*pool, weight)
-        if lexical is None or self.extra_items is None or self.extra_retrieval is None:
-            raise ValueError(f"lexical weight {lexical_weight} needs the BM25 scores and candidates of the batch")
+        if features is None or self.extra_items is None or self.extra_retrieval is None:
+            raise ValueError(f"lexical weights {lexical} need the lexical features and candidates of the batch")
         extra = self.extra_items, self.extra_retrieval, self.extra_ranking, self.extra_items >= 0
         items, retrieval, ranking, valid = join_candidates(pool, extra)
-        scores = np.take_along_axis(np.asarray(lexical, dtype=np.float64), np.clip(items, 0, None), axis=1)
-        return fuse_and_rerank(items, retrieval, ranking, valid, weight, scores, lexical_weight)
+        taken = np.clip(items, 0, None)[:, :, None]
+        of_items = np.take_along_axis(np.asarray(features, dtype=np.float64), taken, axis=1)
+        return fuse_and_rerank(items, retrieval, ranking, valid, weight, of_items, lexical)
 
 
 @torch.no_grad()
@@ -300,23 +335,22 @@ def fuse_and_rerank(
     ranking: np.ndarray | None,
     valid: np.ndarray,
     weight: float,
-    lexical: np.ndarray | None = None,
-    lexical_weight: float = 0.0,
+    features: np.ndarray | None = None,
+    lexical: LexicalWeights = NO_LEXICAL,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``items`` with their fused scores and ``valid`` mask, re-ordered by the fused score (best first).
 
-    ``lexical``: each item's BM25 score over its query's best (in [0, 1]); ``lexical_weight`` λ >= 0
-    adds ``λ * lexical`` to the fused score, so λ reads as the log-probability a perfect lexical match
-    is worth against no match, on every query alike (raw BM25 scales with the query's length and term
-    rarity). λ = 0 leaves the score, and so the list, exactly as without it.
+    ``features``: (B, n, 2) each item's BM25 score over its query's best and its term coverage (both in
+    [0, 1]); ``lexical`` adds ``λ * BM25 + μ * coverage`` to the fused score, so λ and μ read as the
+    log-probability a best lexical match is worth against no match, on every query alike (raw BM25 scales
+    with the query's length and term rarity). λ = μ = 0 leaves the score, and so the list, exactly as
+    without them.
     """
-    if lexical_weight < 0.0:
-        raise ValueError(f"lexical weight must not be negative, not {lexical_weight}")
     fused = fused_scores(retrieval, ranking, weight)
-    if lexical_weight > 0.0:
-        if lexical is None:
-            raise ValueError(f"lexical weight {lexical_weight} needs the candidates' BM25 scores")
-        fused = fused + lexical_weight * np.asarray(lexical, dtype=np.float64)
+    if lexical.active:
+        if features is None:
+            raise ValueError(f"lexical weights {lexical} need the candidates' lexical features")
+        fused = fused + lexical.term(features)
     order = rerank_order(fused, valid)
     items, fused, valid = (np.take_along_axis(np.asarray(a), order, axis=1) for a in (items, fused, valid))
     return items, fused, valid

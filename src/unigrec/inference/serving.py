@@ -115,7 +115,7 @@ class Recommender:
         """The BM25 index of the catalogue text in the model's item order, built once at load; None when
         no request kind has a lexical weight (the pipeline then never needs it)."""
         lexical = self.settings.lexical
-        if lexical is None or not any(self.settings.lexical_weight(kind) > 0.0 for kind in KINDS):
+        if lexical is None or not any(self.settings.lexical_for(kind).active for kind in KINDS):
             return None
         if "text" not in catalogue.columns:
             raise UnigrecError(
@@ -161,8 +161,8 @@ class Recommender:
 
         ``score`` is the re-ranking score (1 - w)·log P(item) + w·log P(<pos>) with the kind's weight w
         from the bundle (tuned on validation by the evaluate stage; w = 0: the retrieval log-probability
-        of the item's ID), plus λ·BM25/max BM25 for a kind with a lexical weight λ (BM25's best unseen
-        items then join the candidates). A user without history gets a cold-start prompt.
+        of the item's ID), plus λ·BM25/max BM25 + μ·term coverage for a kind with lexical weights λ, μ
+        (BM25's best unseen items then join the candidates). A user without history gets a cold-start prompt.
         """
         from unigrec.inference.retrieval import STREAMS, stream_batches
         from unigrec.model.batch import collate_sequences
@@ -220,20 +220,21 @@ class Recommender:
         a lexical weight), re-rank them by the kind's fused score, keep ``k``."""
         import torch
 
-        from unigrec.inference.lexical import top_unseen
+        from unigrec.inference.lexical import BM25_FEATURE, top_unseen
         from unigrec.inference.retrieval import decode_batch, seen_mask
 
-        weight, lexical_weight = self.settings.weight(kind), self.settings.lexical_weight(kind)
+        weight, lexical = self.settings.weight(kind), self.settings.lexical_for(kind)
         mask = seen_mask(seen, self.model.items.n_items)
-        lexical = extra = None
-        if lexical_weight > 0.0 and self.settings.lexical is not None:
-            lexical = self._lexical.scores(queries)
-            extra = torch.as_tensor(top_unseen(lexical, mask.numpy(), self.settings.lexical.candidates))
+        features = extra = None
+        if lexical.active and self.settings.lexical is not None:
+            features = self._lexical.features(queries, coverage=lexical.coverage > 0.0)
+            bm25 = features[..., BM25_FEATURE]
+            extra = torch.as_tensor(top_unseen(bm25, mask.numpy(), self.settings.lexical.candidates))
         decoded = decode_batch(
             self.model.net, batch, self._spaces[kind == "search"], mask,
             self.settings.beam_size, max(k, self.settings.pipeline_k), rank_pool=weight > 0.0, extra=extra,
         )
-        items, scores, valid = decoded.reranked_pool(weight, lexical, lexical_weight)
+        items, scores, valid = decoded.reranked_pool(weight, features, lexical)
         out = []
         for row, request in enumerate(requests):
             kept = np.flatnonzero(valid[row])[:k]
