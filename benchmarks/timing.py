@@ -123,5 +123,6 @@ def load_training_setup(root: Path, params: str) -> TrainingSetup:
     data = prepare_training_data(cfg, events, items, codebooks, texts, table)
     pad = data.vocab.token(PAD)
     collate_train = lambda rows: collate_sequences(rows, data.query_table, cfg.model.n_query_tokens, pad)
-    dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
-    return TrainingSetup(cfg, data, dims, loss_spec(cfg.model, data.vocab), collate_train)
+    dims = transformer_dims(cfg.model, cfg.retrieval_loss, data.vocab, data.serialiser.max_length,
+                            data.query_table.shape[1])
+    return TrainingSetup(cfg, data, dims, loss_spec(cfg.retrieval_loss, data.vocab), collate_train)

@@ -202,7 +202,33 @@ class ModelConfig:
     dropout: float  # on embeddings and residual branches
     attention_dropout: float  # on attention probabilities; costs a (B, H, T, T) random mask per layer
     n_query_tokens: int  # soft tokens projected from a query's MiniLM sentence vector
-    atomic_negatives: int | None  # atomic form only: sampled-softmax negatives per batch; None = full softmax
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalLossConfig:
+    """Which softmax the retrieval losses use (train/losses.py), for atomic and code-based items alike.
+
+    ``full``: each target against every token of its legal slice (its level's codebook; for atomic ids the
+    catalogue). ``sampled``: HSTU's sampled softmax, the target against ``negatives`` tokens drawn from the
+    same slice, on cosine logits over a temperature. With a full softmax every item is already a negative,
+    so the enhancer's hard negatives can add nothing; in a sampled one they join the softmax as extra
+    negatives. ``l2_normalise`` and ``temperature`` shape the sampled softmax only: the full one keeps the
+    raw dot product, exactly the logits it always had. The model decodes with the logits it trained on.
+    """
+
+    softmax: Literal["full", "sampled"]
+    negatives: int  # sampled: tokens drawn per batch and code level, shared by the batch's positions
+    l2_normalise: bool  # sampled: cosine logits (hidden state and token embeddings L2-normalised)
+    temperature: float  # sampled: logits divided by it
+
+    def problems(self) -> dict[str, str]:
+        """Key -> what is wrong with its value; :func:`build_section` refuses the section naming each."""
+        found = {}
+        if self.negatives < 1:
+            found["negatives"] = f"must be >= 1, got {self.negatives}"
+        if not self.temperature > 0:
+            found["temperature"] = f"must be > 0, got {self.temperature}"
+        return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,6 +367,7 @@ class TrainConfig:
     rare_task_warning_ratio: float
     batch_size: int  # users per training step
     model: ModelConfig
+    retrieval_loss: RetrievalLossConfig
     loss_weights: LossWeightsConfig
     enhancer: EnhancerConfig
     weighter: WeighterConfig
@@ -639,7 +666,12 @@ def build_section(cls: type, raw: Any, where: str) -> Any:
             if get_origin(hint) is tuple:
                 value = tuple(value)
             values[name] = value
-    return cls(**values)
+    built = cls(**values)
+    # a section may refuse values its types allow (a count below 1, a temperature of 0): it says which
+    problems = built.problems() if hasattr(built, "problems") else {}
+    if problems:
+        raise ConfigError("; ".join(f"{where}.{name}: {problem}" for name, problem in problems.items()))
+    return built
 
 
 def _describe(hint: Any) -> str:

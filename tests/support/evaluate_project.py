@@ -86,7 +86,7 @@ def save_untrained_model(layout: Layout, seed: int = 0) -> None:
     items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
     vocab = Vocabulary.from_codebooks(codebooks)
     serialiser = SequenceSerialiser(vocab, items, cfg.model.n_query_tokens, cfg.max_events)
-    dims = transformer_dims(cfg.model, vocab, serialiser.max_length, QUERY_DIM)
+    dims = transformer_dims(cfg.model, cfg.retrieval_loss, vocab, serialiser.max_length, QUERY_DIM)
     torch.manual_seed(seed)
     net = GenerativeTransformer(dims).eval()
     save_model(layout.model_dir, net, items, model_card(dims, vocab, serialiser, "semantic_ids"))

@@ -91,3 +91,38 @@ def test_small_floats_written_by_dvc_read_back_as_floats(tmp_path):
     assert train.optim.lr == pytest.approx(1e-5)
     assert load_section("identifiers", tmp_path / "params.yaml").collaborative.l2 == pytest.approx(2e-7)
     assert load_section("ingest", tmp_path / "params.yaml").queries.seed == 13  # ints stay ints
+
+
+def test_retrieval_loss_defaults_to_the_full_softmax(raw):
+    # the default must leave every existing result as it was
+    assert params_from_dict(raw).train.retrieval_loss.softmax == "full"
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("negatives", 0, r"params\.train\.retrieval_loss\.negatives: must be >= 1, got 0"),
+    ("temperature", 0.0, r"params\.train\.retrieval_loss\.temperature: must be > 0, got 0\.0"),
+    ("temperature", -0.05, r"params\.train\.retrieval_loss\.temperature: must be > 0"),
+    ("softmax", "hierarchical", r"retrieval_loss\.softmax: 'hierarchical' is not a valid choice"),
+])
+def test_retrieval_loss_refuses_bad_values_by_name(raw, key, value, message):
+    bad = copy.deepcopy(raw)
+    bad["train"]["retrieval_loss"][key] = value
+    with pytest.raises(ConfigError, match=message):
+        params_from_dict(bad)
+
+
+def test_retrieval_loss_is_checked_however_the_section_is_loaded(tmp_path, raw):
+    bad = copy.deepcopy(raw)
+    bad["train"]["retrieval_loss"].update(negatives=-3, temperature=0)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": bad["train"]}))
+    both = r"params\.train\.retrieval_loss\.negatives: .*; params\.train\.retrieval_loss\.temperature"
+    with pytest.raises(ConfigError, match=both):
+        load_section("train", tmp_path / "params.yaml")
+
+
+def test_atomic_negatives_is_gone_from_the_model_section(raw):
+    # replaced by train.retrieval_loss: an old params file fails by name instead of being half-read
+    old = copy.deepcopy(raw)
+    old["train"]["model"]["atomic_negatives"] = 64
+    with pytest.raises(ConfigError, match=r"params\.train\.model: unknown key\(s\) atomic_negatives"):
+        params_from_dict(old)

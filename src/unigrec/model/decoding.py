@@ -1,7 +1,8 @@
 """Trie-constrained batched beam search and candidate scoring on top of the transformer's caches.
 
-Scores are sums of per-level log-probabilities, each normalised over its level's code slice (the same
-restricted softmax the model is trained with); the trie only masks codes that lead to no real item,
+Scores are sums of per-level log-probabilities, each normalised over its level's code slice (the
+restricted softmax the full retrieval loss trains and the sampled one estimates, on the same logits:
+``GenerativeTransformer.output_logits``); the trie only masks codes that lead to no real item,
 without renormalising, so a beam's score equals :func:`score_candidates`' retrieval score for that item.
 """
 
@@ -50,8 +51,8 @@ def build_id_space(vocab: Vocabulary, items: ItemCodes, kind: str) -> IdSpace:
 def level_log_probs(net: GenerativeTransformer, hidden: torch.Tensor, space: IdSpace, level: int) -> torch.Tensor:
     """(..., width) log-softmax over the level's code slice, padded with -inf up to the trie width."""
     offset, size = space.offsets[level], space.sizes[level]
-    weight = net.token_embedding.weight[offset : offset + size]
-    logp = torch.log_softmax(hidden @ weight.T, dim=-1)
+    logits = net.output_logits(hidden, net.token_embedding.weight[offset : offset + size])
+    logp = torch.log_softmax(logits, dim=-1)
     pad = space.trie.width - size
     return torch.nn.functional.pad(logp, (0, pad), value=float("-inf")) if pad else logp
 

@@ -34,6 +34,12 @@ class TransformerDims:
     # Dropout on the attention probabilities. Cards written before this field existed load as 0: only
     # training reads it.
     attention_dropout: float = 0.0
+    # Form of the retrieval logits (train.retrieval_loss): cosine (hidden state and token embeddings
+    # L2-normalised) or the raw dot product, over a temperature. Training and every decoder go through
+    # GenerativeTransformer.output_logits, so a model decodes with the scores it was trained on. Cards
+    # written before these fields load as the raw dot product at temperature 1, as those models trained.
+    logits_l2_normalise: bool = False
+    logits_temperature: float = 1.0
 
 
 @dataclasses.dataclass
@@ -235,7 +241,16 @@ class GenerativeTransformer(nn.Module):
     # ------------------------------------------------------------------ heads
     def token_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits over the whole vocabulary; the output head is tied to the token embedding."""
-        return hidden @ self.token_embedding.weight.T
+        return self.output_logits(hidden, self.token_embedding.weight)
+
+    def output_logits(self, hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """(..., n) logits of ``hidden`` (..., d) against ``weight`` (n, d), rows of the token embedding,
+        in the form retrieval trains with (see :class:`TransformerDims`)."""
+        if self.dims.logits_l2_normalise:
+            hidden, weight = F.normalize(hidden, dim=-1), F.normalize(weight, dim=-1)
+        logits = hidden @ weight.T
+        # the raw form skips a pass over (positions x vocabulary) it would not change
+        return logits if self.dims.logits_temperature == 1.0 else logits / self.dims.logits_temperature
 
     def ranking_logit(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logit of P(<pos>) at an item's last position."""

@@ -77,7 +77,8 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
             k=cfg.eval.k,
             batch_size=runtime.batch_sizes.validation_prompts,
         )
-    dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
+    dims = transformer_dims(cfg.model, cfg.retrieval_loss, data.vocab, data.serialiser.max_length,
+                            data.query_table.shape[1])
     card = model_card(dims, data.vocab, data.serialiser, cfg.model.item_representation)
     metrics = {
         "item_representation": cfg.model.item_representation,

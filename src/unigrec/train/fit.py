@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from unigrec.config import ModelConfig, RuntimeConfig, TrainConfig, TrainerConfig
+from unigrec.config import ModelConfig, RetrievalLossConfig, RuntimeConfig, TrainConfig, TrainerConfig
 from unigrec.inference.prompts import (
     PromptExample,
     UserEvents,
@@ -29,7 +29,7 @@ from unigrec.logs import bar_on_stderr
 from unigrec.model.item_codes import ItemCodes
 from unigrec.model.tokenizer import LOSS_GROUPS, SequenceSerialiser, TokenSequence
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
-from unigrec.model.vocabulary import NEG, PAD, POS, REC_ITEM, SEMANTIC, SRC_ITEM, Vocabulary
+from unigrec.model.vocabulary import NEG, PAD, POS, REC_ITEM, SRC_ITEM, Vocabulary
 from unigrec.train.alignment import alignment_sequences, indexed_pairs
 from unigrec.train.enhancer import EnhancerTokens, RankingDrivenEnhancer
 from unigrec.train.losses import LossSpec
@@ -163,7 +163,10 @@ def overweighted_targets(
     return {task: (ratio, common) for task, ratio in ratios.items() if ratio > max_ratio}
 
 
-def transformer_dims(cfg: ModelConfig, vocab: Vocabulary, max_positions: int, query_dim: int) -> TransformerDims:
+def transformer_dims(
+    cfg: ModelConfig, retrieval: RetrievalLossConfig, vocab: Vocabulary, max_positions: int, query_dim: int
+) -> TransformerDims:
+    l2_normalise, temperature = retrieval_logit_form(retrieval)
     return TransformerDims(
         vocab_size=vocab.size,
         max_positions=max_positions,
@@ -178,17 +181,27 @@ def transformer_dims(cfg: ModelConfig, vocab: Vocabulary, max_positions: int, qu
         pos_token=vocab.token(POS),
         neg_token=vocab.token(NEG),
         ranking_head=cfg.item_representation == "atomic",
+        logits_l2_normalise=l2_normalise,
+        logits_temperature=temperature,
     )
 
 
-def loss_spec(cfg: ModelConfig, vocab: Vocabulary) -> LossSpec:
-    """Atomic ids with ``atomic_negatives`` set train by sampled softmax; everything else by the softmax
-    restricted to each target's legal slice, which for atomic ids is the full softmax over the catalogue."""
-    item_slice = None
-    if cfg.item_representation == "atomic" and cfg.atomic_negatives is not None:
-        level = vocab.level(SEMANTIC, 0)
-        item_slice = (level.offset, level.size)
-    return LossSpec(vocab.legal_mask(), vocab.token(POS), item_slice, cfg.atomic_negatives or 0)
+def retrieval_logit_form(cfg: RetrievalLossConfig) -> tuple[bool, float]:
+    """(L2-normalise, temperature) of the logits the model trains and decodes retrieval with.
+
+    Both shape the sampled softmax only: the full softmax keeps the raw dot product at temperature 1,
+    the logits it has always had, so its results stay what they were.
+    """
+    if cfg.softmax == "full":
+        return False, 1.0
+    return cfg.l2_normalise, cfg.temperature
+
+
+def loss_spec(cfg: RetrievalLossConfig, vocab: Vocabulary) -> LossSpec:
+    """Full softmax: each retrieval target against its legal slice (its level's codebook; for atomic ids the
+    catalogue). Sampled: against ``cfg.negatives`` tokens drawn from that slice (train/losses.py)."""
+    negatives = cfg.negatives if cfg.softmax == "sampled" else None
+    return LossSpec(vocab.legal_mask(), vocab.token(POS), negatives)
 
 
 def task_weighter(cfg: TrainConfig) -> TaskWeighter:
@@ -302,11 +315,12 @@ def fit_generative_model(
         # counted from 1 like the per-epoch log lines; the record keeps Lightning's 0-based index (metrics.csv's)
         log.info("resuming the unfinished run in %s: epoch %d of %d was its last finished one", work_dir,
                  resumed_after + 1, cfg.trainer.max_epochs)
-    dims = transformer_dims(cfg.model, data.vocab, data.serialiser.max_length, data.query_table.shape[1])
+    dims = transformer_dims(cfg.model, cfg.retrieval_loss, data.vocab, data.serialiser.max_length,
+                            data.query_table.shape[1])
     net = GenerativeTransformer(dims)
     module = GenerativeRecModule(
         net=net,
-        loss_spec=loss_spec(cfg.model, data.vocab),
+        loss_spec=loss_spec(cfg.retrieval_loss, data.vocab),
         weighter=task_weighter(cfg),
         optim=cfg.optim,
         spaces=id_spaces(data.vocab, data.items),

@@ -6,6 +6,7 @@ The network is plain torch; the weighter and the enhancer are plain components (
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Mapping
@@ -175,12 +176,7 @@ class GenerativeRecModule(L.LightningModule):
 
     def _loss_spec_on_device(self) -> LossSpec:
         if self.loss_spec.legal.device != self.device:
-            self.loss_spec = LossSpec(
-                self.loss_spec.legal.to(self.device),
-                self.loss_spec.pos_token,
-                self.loss_spec.item_slice,
-                self.loss_spec.sampled_negatives,
-            )
+            self.loss_spec = dataclasses.replace(self.loss_spec, legal=self.loss_spec.legal.to(self.device))
         return self.loss_spec
 
     def _spaces_on_device(self) -> dict[bool, IdSpace]:

@@ -1,7 +1,8 @@
 """Per-task losses of one teacher-forced pass over a batch of interleaved sequences.
 
 Losses come back as a dict (``retrieval_rec``, ``retrieval_search``, ``ranking``) so a weighter can
-combine them; nothing here knows the weights.
+combine them; nothing here knows the weights. Retrieval is either the full softmax over each target's
+legal slice or a sampled softmax over negatives drawn from that slice (``train.retrieval_loss``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ class LossSpec:
 
     legal: torch.Tensor  # (n_slots, vocab) bool, from Vocabulary.legal_mask()
     pos_token: int
-    item_slice: tuple[int, int] | None  # (offset, size) of the item tokens: atomic form's sampled softmax
-    sampled_negatives: int  # atomic form only
+    # None: the full softmax, each retrieval target against its whole legal slice; a number: the sampled
+    # softmax against that many tokens drawn from the slice (:func:`sampled_softmax_loss`)
+    sampled_negatives: int | None
 
 
 def sequence_losses(net: GenerativeTransformer, batch: SequenceBatch, spec: LossSpec) -> dict[str, torch.Tensor]:
@@ -45,10 +47,10 @@ def sequence_losses_and_states(
     losses: dict[str, torch.Tensor] = {}
     for group in (RETRIEVAL_REC, RETRIEVAL_SEARCH):
         sel = groups == group
-        if spec.item_slice is None:
+        if spec.sampled_negatives is None:
             losses[LOSS_GROUPS[group]] = _restricted_ce(net, h[sel], targets[sel], spec.legal[slots[sel]], hidden)
         else:
-            losses[LOSS_GROUPS[group]] = _sampled_softmax(net, h[sel], targets[sel], spec, hidden)
+            losses[LOSS_GROUPS[group]] = _sampled_ce(net, h[sel], targets[sel], slots[sel], spec, hidden)
     sel = groups == RANKING
     if sel.any():
         labels = (targets[sel] == spec.pos_token).float()
@@ -74,18 +76,82 @@ def _restricted_ce(
     return F.cross_entropy(logits, targets)
 
 
-def _sampled_softmax(
-    net: GenerativeTransformer, h: torch.Tensor, targets: torch.Tensor, spec: LossSpec, hidden: torch.Tensor
+def _sampled_ce(
+    net: GenerativeTransformer,
+    h: torch.Tensor,
+    targets: torch.Tensor,
+    slots: torch.Tensor,
+    spec: LossSpec,
+    hidden: torch.Tensor,
 ) -> torch.Tensor:
-    """UniGRF's retrieval loss for atomic ids: the target against uniformly sampled items (shared per batch)."""
+    """:func:`sampled_softmax_loss` with one draw of negatives per legal slice present (code level, or the
+    catalogue for atomic ids), shared by the positions that predict from it, on the net's logit form."""
     if not h.shape[0]:
         return _zero_like_graph(hidden)
-    offset, size = spec.item_slice
-    negatives = torch.randint(offset, offset + size, (spec.sampled_negatives,), device=h.device)
-    weight = net.token_embedding.weight
-    pos_logit = (h * weight[targets]).sum(-1, keepdim=True)
-    neg_logits = h @ weight[negatives].T
-    # a sampled "negative" that is the target itself is no negative
-    neg_logits = neg_logits.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
-    logits = torch.cat([pos_logit, neg_logits], dim=1)
+    present, which = torch.unique(slots, return_inverse=True)
+    count = spec.sampled_negatives
+    negatives = torch.stack([sample_legal_tokens(spec.legal[slot], count) for slot in present.tolist()])
+    return sampled_softmax_loss(h, targets, net.token_embedding.weight, negatives, which,
+                                net.dims.logits_temperature, net.dims.logits_l2_normalise)
+
+
+def sample_legal_tokens(legal: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` token ids drawn uniformly, with replacement, from those ``legal`` (vocab,) bool allows.
+
+    Uniform draws need no log-Q correction: every token's sampling probability is the same constant. A
+    slice smaller than ``count`` (a 64-code level against 128 negatives) repeats tokens; each repeat is
+    one more sample of that negative, as sampling with replacement means.
+    """
+    allowed = legal.nonzero().squeeze(1)
+    return allowed[torch.randint(0, allowed.numel(), (count,), device=legal.device)]
+
+
+def sampled_softmax_loss(
+    h: torch.Tensor,
+    targets: torch.Tensor,
+    embeddings: torch.Tensor,
+    negatives: torch.Tensor,
+    negative_set: torch.Tensor,
+    temperature: float,
+    l2_normalise: bool,
+    extra_negatives: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean cross-entropy of each row's target against sampled negatives, in HSTU's form.
+
+    ``h`` (P, d) hidden states, ``targets`` (P,) token ids, ``embeddings`` (V, d) the tied output table.
+    ``negatives`` (S, N) holds S sets of N sampled token ids; row p is scored against set
+    ``negative_set[p]`` (one set per code level, so each position's negatives come from the codebook it
+    predicts). HSTU draws fresh negatives per position; a set shared by the rows (as the atomic sampled
+    softmax always had it) costs one (P, S*N) product instead of gathering (P, N, d) embeddings. A
+    negative equal to the row's target is no negative and is left out.
+
+    ``extra_negatives`` (P, m) token ids, -1 for none, join the same softmax: the hook through which
+    the enhancer's hard negatives (for codes, the hard-negative item's token at the row's level) can
+    enter the retrieval loss itself. With a full softmax they would add nothing: every token of the
+    slice is already a negative there.
+
+    Logits are dot products, of L2-normalised vectors (cosines) when ``l2_normalise``, divided by
+    ``temperature``.
+    """
+    if l2_normalise:
+        h = F.normalize(h, dim=-1)
+    n_sets, n = negatives.shape
+    rows = torch.arange(h.shape[0], device=h.device)
+    pos_logit = (h * _output_rows(embeddings, targets, l2_normalise)).sum(-1, keepdim=True)
+    neg_logits = (h @ _output_rows(embeddings, negatives.reshape(-1), l2_normalise).T).view(-1, n_sets, n)
+    neg_ids = negatives[negative_set]
+    parts, left_out = [pos_logit, neg_logits[rows, negative_set]], [neg_ids == targets[:, None]]
+    if extra_negatives is not None:
+        extra = _output_rows(embeddings, extra_negatives.clamp(min=0), l2_normalise)  # (P, m, d)
+        parts.append((extra @ h[:, :, None]).squeeze(-1))
+        left_out.append((extra_negatives < 0) | (extra_negatives == targets[:, None]))
+    logits = torch.cat(parts, dim=1) / temperature
+    target_kept = torch.zeros_like(pos_logit, dtype=torch.bool)
+    logits = logits.masked_fill(torch.cat([target_kept, *left_out], dim=1), float("-inf"))
     return F.cross_entropy(logits, torch.zeros(h.shape[0], dtype=torch.long, device=h.device))
+
+
+def _output_rows(embeddings: torch.Tensor, ids: torch.Tensor, l2_normalise: bool) -> torch.Tensor:
+    # only the rows scored are normalised: an atomic catalogue's table can be large
+    rows = embeddings[ids]
+    return F.normalize(rows, dim=-1) if l2_normalise else rows

@@ -112,13 +112,16 @@ def test_unigrec_run_hands_the_overlay_and_set_to_the_pipeline(monkeypatch, tmp_
     monkeypatch.setattr(flow, "training_pipeline", flow.training_pipeline.fn)  # no Prefect server
     monkeypatch.setattr(flow, "run_pipeline", lambda root, request, **_: seen.append(request) or PipelineResult([], None))
     code = main(["run", "--root", str(ROOT), "--experiment", "atomic-ids", "--experiment", "ml1m",
-                 "--set", "train.model.atomic_negatives=64", "--data-path", "/data/ml-1m", "--stages", "train"])
+                 "--set", "train.retrieval_loss.softmax=sampled", "--data-path", "/data/ml-1m",
+                 "--stages", "train"])
     assert code == 0
     (request,) = seen
     assert request.stages == ["train"]
+    # --set wins over the overlay's softmax: full
     assert request.overrides == [
         "train.model.item_representation='atomic'", "ingest.source='movielens-1m'",
-        "evaluate.fusion_weights=[0.0,0.1,0.3,0.5]", "ingest.path='/data/ml-1m'", "train.model.atomic_negatives=64",
+        "evaluate.fusion_weights=[0.0,0.1,0.3,0.5]", "ingest.path='/data/ml-1m'",
+        "train.retrieval_loss.softmax=sampled",
     ]
 
 

@@ -112,7 +112,7 @@ def test_the_alignment_loss_joins_search_retrieval_times_its_weight_and_nothing_
 
     items, vocab, ser = _toy()
     cfg = ModelConfig(item_representation="semantic_ids", d_model=32, n_layers=2, n_heads=2, d_ff=64,
-                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2, atomic_negatives=16)
+                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2)
     events = syn.events_frame(n_users=6, min_events=8, max_events=MAX_EVENTS)
     queries = query_table_texts(events)
     table = np.random.default_rng(0).normal(size=(len(queries) + 1, 8)).astype(np.float32)
@@ -121,8 +121,9 @@ def test_the_alignment_loss_joins_search_retrieval_times_its_weight_and_nothing_
     aligned = collate_sequences(alignment_sequences([(i, len(queries)) for i in range(5)], ser), table, 2,
                                 vocab.token(PAD))
     torch.manual_seed(0)
-    net = GenerativeTransformer(transformer_dims(cfg, vocab, ser.max_length, table.shape[1])).eval()
-    spec = loss_spec(cfg, vocab)
+    dims = transformer_dims(cfg, syn.FULL_SOFTMAX, vocab, ser.max_length, table.shape[1])
+    net = GenerativeTransformer(dims).eval()
+    spec = loss_spec(syn.FULL_SOFTMAX, vocab)
     weighter_cfg = WeighterConfig(mode="fixed", temperature=2.0, update_every=1, loss_smoothing=0.9,
                                   gradnorm_alpha=1.5, lr=0.01, min_weight=0.05, log_grad_norms=False)
 

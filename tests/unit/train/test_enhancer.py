@@ -64,7 +64,7 @@ class Toy:
 @pytest.fixture(scope="module")
 def toy() -> Toy:
     cfg = ModelConfig(item_representation="semantic_ids", d_model=32, n_layers=2, n_heads=2, d_ff=64,
-                      dropout=0.1, attention_dropout=0.1, n_query_tokens=2, atomic_negatives=16)
+                      dropout=0.1, attention_dropout=0.1, n_query_tokens=2)
     items = item_codes_from_frame(syn.ids_frame())
     vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
     events = syn.events_frame(n_users=6, min_events=8, max_events=MAX_EVENTS)
@@ -75,9 +75,10 @@ def toy() -> Toy:
     table = np.random.default_rng(0).normal(size=(max(len(queries), 1), 8)).astype(np.float32)
     batch = collate_sequences(seqs, table, cfg.n_query_tokens, vocab.token(PAD))
     torch.manual_seed(0)
-    net = GenerativeTransformer(transformer_dims(cfg, vocab, ser.max_length, table.shape[1]))
+    dims = transformer_dims(cfg, syn.FULL_SOFTMAX, vocab, ser.max_length, table.shape[1])
+    net = GenerativeTransformer(dims)
     tokens = EnhancerTokens({False: vocab.token(REC_ITEM), True: vocab.token(SRC_ITEM)}, vocab.token(POS))
-    return Toy(vocab, net, batch, id_spaces(vocab, items), loss_spec(cfg, vocab), tokens, users)
+    return Toy(vocab, net, batch, id_spaces(vocab, items), loss_spec(syn.FULL_SOFTMAX, vocab), tokens, users)
 
 
 def _enhancer_cfg(**parts: bool) -> EnhancerConfig:

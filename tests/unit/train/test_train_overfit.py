@@ -52,7 +52,9 @@ def test_overweighted_targets_flags_a_rare_task_until_its_weight_comes_down():
 @pytest.mark.parametrize("representation", ["semantic_ids", "atomic"])
 def test_overfits_one_small_batch(representation):
     cfg = ModelConfig(item_representation=representation, d_model=64, n_layers=2, n_heads=2, d_ff=128,
-                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2, atomic_negatives=16)
+                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2)
+    # atomic: the sampled softmax as train.model.atomic_negatives: 16 set it up (codes: the full softmax)
+    retrieval = syn.OLD_ATOMIC_SAMPLED if representation == "atomic" else syn.FULL_SOFTMAX
     if representation == "atomic":
         items, codebooks = atomic_item_codes(syn.item_ids())
     else:
@@ -65,8 +67,8 @@ def test_overfits_one_small_batch(representation):
     table = np.random.default_rng(0).normal(size=(max(len(queries), 1), 8)).astype(np.float32)
     batch = collate_sequences(seqs, table, cfg.n_query_tokens, vocab.token(PAD))
     torch.manual_seed(0)
-    net = GenerativeTransformer(transformer_dims(cfg, vocab, ser.max_length, table.shape[1]))
-    spec = loss_spec(cfg, vocab)
+    net = GenerativeTransformer(transformer_dims(cfg, retrieval, vocab, ser.max_length, table.shape[1]))
+    spec = loss_spec(retrieval, vocab)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     first = None
     for _ in range(300):
