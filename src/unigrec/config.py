@@ -299,8 +299,13 @@ class WeighterConfig:
     """Gradient-guided adaptive task weighter (docs/design.md §4); weights sum to the number of active tasks."""
 
     mode: Literal["fixed", "dwa", "gradnorm", "uncertainty"]
+    # What the adaptive modes balance: three = each loss group its own task; two = retrieval (rec and
+    # search retrieval at their base ratio) vs ranking, UniGRF's two tasks (train/weighter.py)
+    tasks: Literal["three", "two"]
     temperature: float  # DWA: w = T * softmax(r / temperature)
-    update_every: int  # DWA: steps between weight updates (the "epoch" of the original rule)
+    # DWA: steps between weight updates, or "epoch" for one update at the end of each training epoch
+    # (the original rule's time scale)
+    update_every: int | Literal["epoch"]
     loss_smoothing: float  # EMA factor of the per-task losses the rates are computed from
     gradnorm_alpha: float  # GradNorm asymmetry: how strongly slow tasks are pulled up
     lr: float  # step size of the learned weights (gradnorm) / log-variances (uncertainty)

@@ -80,8 +80,8 @@ class GenerativeRecModule(L.LightningModule):
         alignment_weight: float = 0.0,  # params.yaml train.alignment.weight
     ) -> None:
         super().__init__()
-        if weighter.n_tasks != len(LOSS_GROUPS):
-            raise ValueError(f"the weighter has {weighter.n_tasks} tasks, the loss {len(LOSS_GROUPS)}")
+        if weighter.n_losses != len(LOSS_GROUPS):
+            raise ValueError(f"the weighter has {weighter.n_losses} loss terms, the loss {len(LOSS_GROUPS)}")
         self.net = net
         self.loss_spec = loss_spec
         self.weighter = weighter
@@ -129,6 +129,7 @@ class GenerativeRecModule(L.LightningModule):
 
     def training_step(self, batch: SequenceBatch | dict[str, SequenceBatch], batch_idx: int) -> torch.Tensor:
         weights = self.weighter.weights.tolist()  # the weights this step is trained with
+        task_weights = self.weighter.task_weights.tolist()
         # a dict when the catalogue's alignment searches ride along (SplitDataModule.train_dataloader)
         batch, alignment = (batch["users"], batch["alignment"]) if isinstance(batch, dict) else (batch, None)
         total, losses, tasks, stats = self.training_objective(batch, alignment)
@@ -140,6 +141,10 @@ class GenerativeRecModule(L.LightningModule):
         for i, name in enumerate(LOSS_GROUPS):
             self.log(f"train/loss_{name}", losses[name], batch_size=n, on_step=True, on_epoch=True, sync_dist=True)
             self.log(f"weight/{name}", weights[i], batch_size=n, on_step=True, on_epoch=False)
+        grouped = self.weighter.n_tasks != self.weighter.n_losses  # tasks: two (with three, weight/* are theirs)
+        for i, name in enumerate(self.weighter.task_names):
+            if grouped:
+                self.log(f"weight_task/{name}", task_weights[i], batch_size=n, on_step=True, on_epoch=False)
             if norms is not None:
                 self.log(f"grad_norm/{name}", norms[i], batch_size=n, on_step=True, on_epoch=False)
         for key, value in stats.items():
@@ -158,19 +163,27 @@ class GenerativeRecModule(L.LightningModule):
         every = self.trainer.log_every_n_steps if self._trainer is not None else 1
         return int(self.global_step) % max(every, 1) == 0
 
-    def _task_grad_norms(self, tasks: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Norm of each (unweighted) task loss's gradient on the last shared transformer block.
+    def on_train_epoch_end(self) -> None:
+        # DWA with update_every: epoch steps here, on the epoch's loss ratios (a no-op in every other setting)
+        self.weighter.end_epoch()
 
-        Only the heads -> last block part of the graph is traversed, and the graph is kept for the
-        real backward; inactive tasks (base weight 0) get 0 without a backward.
+    def _task_grad_norms(self, tasks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Norm of each (unweighted) weighter task loss's gradient on the last shared transformer block.
+
+        The weighter's tasks, not the loss terms: with ``train.weighter.tasks: two`` retrieval's norm is
+        that of the grouped retrieval loss (weighter.task_loss), the loss its weight multiplies. Only the
+        heads -> last block part of the graph is traversed, and the graph is kept for the real backward;
+        inactive tasks (base weight 0) get 0 without a backward.
         """
         shared = [p for p in self.net.blocks[-1].parameters() if p.requires_grad]
+        terms = [tasks[name] for name in LOSS_GROUPS]
         norms = []
-        for i, name in enumerate(LOSS_GROUPS):
-            if not bool(self.weighter.active[i]) or not tasks[name].requires_grad:
+        for i, members in enumerate(self.weighter.groups):
+            if not bool(self.weighter.active[i]) or not any(terms[j].requires_grad for j in members):
                 norms.append(torch.zeros((), device=self.device))
                 continue
-            grads = torch.autograd.grad(tasks[name], shared, retain_graph=True, allow_unused=True)
+            loss = self.weighter.task_loss(i, terms)
+            grads = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
             norms.append(torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None)))
         return torch.stack(norms)
 
