@@ -243,7 +243,7 @@ def test_config_refuses_unknown_tasks_and_cadences_with_the_keys_name():
 @pytest.fixture(scope="module")
 def toy():
     cfg = ModelConfig(item_representation="semantic_ids", d_model=32, n_layers=2, n_heads=2, d_ff=64,
-                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2, atomic_negatives=16)
+                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2)
     items = item_codes_from_frame(syn.ids_frame())
     vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
     events = syn.events_frame(n_users=6, min_events=8, max_events=10)
@@ -253,8 +253,8 @@ def toy():
     table = np.random.default_rng(0).normal(size=(max(len(queries), 1), 8)).astype(np.float32)
     batch = collate_sequences(seqs, table, cfg.n_query_tokens, vocab.token(PAD))
     torch.manual_seed(0)
-    net = GenerativeTransformer(transformer_dims(cfg, vocab, ser.max_length, table.shape[1]))
-    return net, batch, loss_spec(cfg, vocab), id_spaces(vocab, items)
+    net = GenerativeTransformer(transformer_dims(cfg, syn.FULL_SOFTMAX, vocab, ser.max_length, table.shape[1]))
+    return net, batch, loss_spec(syn.FULL_SOFTMAX, vocab), id_spaces(vocab, items)
 
 
 def _module(toy, weighter_cfg: WeighterConfig, base=(1.0, 1.0, 1.0), log_grad_norms: bool = False):
