@@ -84,6 +84,8 @@ def test_stage_writes_every_output(evaluated):
     assert "Seen-item rule, for every method" in report
     assert "| search | unseen query |" in report and "| rec | unseen query |" not in report
     assert "unigrec served (retrieve + re-rank) |" in report
+    assert "{" not in report.split("## Model vs baselines")[0]  # no unformatted placeholder in the protocol text
+    assert "μ·term coverage" in report
     for png in ("hr_curve.png", "slices.png"):
         path = layout.evaluate_plots_dir / png
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -226,12 +226,14 @@ def report_markdown(
         "per user over the liked test item and its sampled unseen negatives (one labelled test event per user "
         "leaves no other group)."),
         (f"- **Unified pipeline**: retrieve {cfg.pipeline_k} unseen items by beam search, re-rank them by "
-        "(1 − w)·log P(item) + w·log P(<pos>), NDCG@{k} of the final list. w is chosen per request kind "
-        "from the grid " + ", ".join(f"{w:g}" for w in cfg.fusion_weights) + " on the VALIDATION split "
-        "and served as is; w = 0 keeps the retrieval order, w = 1 is the ranking head alone. Search adds "
-        f"λ·BM25/max BM25 (the query's best lexical match = 1) and BM25's {cfg.lexical.candidates} best unseen "
-        "items join the pool; λ is chosen with w from the grid " + ", ".join(f"{lam:g}" for lam in cfg.lexical.weights)
-        + " (λ = 0: no lexical signal, the pipeline as before)."),
+        f"(1 − w)·log P(item) + w·log P(<pos>), NDCG@{cfg.pipeline_ndcg_cutoff} of the final list. w is chosen "
+        "per request kind from the grid " + ", ".join(f"{w:g}" for w in cfg.fusion_weights) + " on the VALIDATION "
+        "split and served as is; w = 0 keeps the retrieval order, w = 1 is the ranking head alone. Search adds "
+        "λ·BM25/max BM25 (the query's best lexical match = 1) + μ·term coverage (the share of the query's terms "
+        f"an item holds, over the best share) and BM25's {cfg.lexical.candidates} best unseen items join the "
+        "pool; λ and μ are chosen with w from the grids " + ", ".join(f"{lam:g}" for lam in cfg.lexical.weights)
+        + " and " + ", ".join(f"{mu:g}" for mu in cfg.lexical.coverage_weights)
+        + " (λ = μ = 0: no lexical signal, the model's own list)."),
         (f"- **Slices** (all measured on the train split): cold users have <= {cfg.cold_user_max_events} train "
         f"events; popular targets are above the {cfg.popular_item_quantile:.0%} quantile of the catalogue's train "
         "counts. Search only: *unseen query*, the query string was never a training search; *target never "
