@@ -245,12 +245,20 @@ class LossWeightsConfig:
 
 @dataclasses.dataclass(frozen=True)
 class HardNegativesConfig:
-    """(a) the m retrieved non-positives the ranker scores lowest, in a sequence-level contrastive loss."""
+    """(a) the m retrieved non-positives scored lowest (``candidate_score``), as retrieval negatives.
+
+    ``into``: ``contrastive``, a sequence-level contrastive loss of the target against them (a term of its
+    own, ``temperature`` and ``weight`` apply); ``sampled_softmax``, extra negatives inside the main
+    retrieval loss's sampled softmax at the context's target positions (train/losses.py), where they add
+    what uniform sampling misses: each is one more negative of one main-loss target, so ``temperature``
+    and ``weight`` do not apply. Needs ``train.retrieval_loss.softmax: sampled``.
+    """
 
     enabled: bool
     count: int  # m: too many overfit ML-1M in UniGRF's study
-    temperature: float  # of the softmax over [target, negatives] summed code log-probabilities
-    weight: float
+    into: Literal["contrastive", "sampled_softmax"]
+    temperature: float  # contrastive: of the softmax over [target, negatives] summed code log-probabilities
+    weight: float  # contrastive: see EnhancerConfig.target_weighting for what it is relative to
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,6 +289,26 @@ class RankingNegativesConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EnhancerWarmupConfig:
+    """When the enhancer starts: mining by a ranker near chance picks noise, so it waits for the ranker.
+
+    Both gates must pass; once passed the enhancer stays on (train/enhancer.py ``enhancer_ready``).
+    """
+
+    epochs: int  # completed training epochs before the enhancer's first step; 0 = from the start
+    # validation ranking AUC (val/ranking_auc) the last finished epoch must reach; None = no AUC gate
+    min_valid_auc: float | None
+
+    def problems(self) -> dict[str, str]:
+        found = {}
+        if self.epochs < 0:
+            found["epochs"] = f"must be >= 0, got {self.epochs}"
+        if self.min_valid_auc is not None and not 0.0 <= self.min_valid_auc <= 1.0:
+            found["min_valid_auc"] = f"must be null or in [0, 1], got {self.min_valid_auc}"
+        return found
+
+
+@dataclasses.dataclass(frozen=True)
 class EnhancerConfig:
     """UniGRF's ranking-driven enhancer (docs/design.md §4); every part switchable for ablation."""
 
@@ -288,10 +316,25 @@ class EnhancerConfig:
     every_n_steps: int  # N: the enhancer runs on every N-th training step
     contexts_per_step: int  # action positions sampled from the batch per enhancer step (its cost knob)
     top_k: int  # K candidates retrieved per context by trie-constrained beam search
+    warmup: EnhancerWarmupConfig
+    # How a part's term is scaled before its ``weight``: context_mean = the mean over the step's contexts
+    # (or targets) of that part, so the whole term weighs like a task's whole mean loss, ~100x one main-loss
+    # target per context; per_target = the sum over them divided by the main-loss targets of the task it
+    # joins in the batch, so one enhancer target weighs ``weight`` main-loss targets
+    target_weighting: Literal["context_mean", "per_target"]
+    # What (a) ranks candidates by, lowest first: ranking = P(<pos>) (the paper: high retrieval, low
+    # ranking); next_and_like = P(next) * P(<pos>), so a candidate likely to come next is not pushed down
+    # only because the ranker, which predicts "liked", dislikes it. (b)'s alpha test is P(<pos>) either way.
+    candidate_score: Literal["ranking", "next_and_like"]
     hard_negatives: HardNegativesConfig
     extra_targets: ExtraTargetsConfig
     distill: DistillConfig
     ranking_negatives: RankingNegativesConfig
+
+    @property
+    def feeds_sampled_softmax(self) -> bool:
+        """(a)'s hard negatives go into the main retrieval loss's sampled softmax (not a loss of their own)."""
+        return self.enabled and self.hard_negatives.enabled and self.hard_negatives.into == "sampled_softmax"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,6 +423,17 @@ class TrainConfig:
     trainer: TrainerConfig
     eval: QuickEvalConfig
     alignment: AlignmentConfig
+
+    def problems(self) -> dict[str, str]:
+        """Choices that only make sense together (each section checks its own values)."""
+        found = {}
+        if self.enhancer.feeds_sampled_softmax and self.retrieval_loss.softmax != "sampled":
+            found["enhancer.hard_negatives.into"] = (
+                "'sampled_softmax' needs train.retrieval_loss.softmax: sampled, got "
+                f"{self.retrieval_loss.softmax!r} (in a full softmax every item already is a negative); "
+                "set train.retrieval_loss.softmax: sampled or train.enhancer.hard_negatives.into: contrastive"
+            )
+        return found
 
 
 # --------------------------------------------------------------------------- baselines

@@ -126,3 +126,50 @@ def test_atomic_negatives_is_gone_from_the_model_section(raw):
     old["train"]["model"]["atomic_negatives"] = 64
     with pytest.raises(ConfigError, match=r"params\.train\.model: unknown key\(s\) atomic_negatives"):
         params_from_dict(old)
+
+
+def test_enhancer_defaults_keep_todays_enhancer_with_the_papers_parts_only(raw):
+    # off by default; turned on, the new knobs give the enhancer as it was, and (c), (d) (ours) stay off
+    enhancer = params_from_dict(raw).train.enhancer
+    assert not enhancer.enabled
+    assert (enhancer.warmup.epochs, enhancer.warmup.min_valid_auc) == (0, None)
+    assert (enhancer.target_weighting, enhancer.candidate_score, enhancer.hard_negatives.into) == (
+        "context_mean", "ranking", "contrastive")
+    assert enhancer.hard_negatives.enabled and enhancer.extra_targets.enabled
+    assert not enhancer.distill.enabled and not enhancer.ranking_negatives.enabled
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("warmup", "epochs"), -1, r"params\.train\.enhancer\.warmup\.epochs: must be >= 0, got -1"),
+    (("warmup", "min_valid_auc"), 1.5, r"params\.train\.enhancer\.warmup\.min_valid_auc: must be null or in \[0, 1\]"),
+    (("warmup", "min_valid_auc"), "high", r"params\.train\.enhancer\.warmup\.min_valid_auc: 'high' is not a valid"),
+    (("target_weighting",), "sum", r"params\.train\.enhancer\.target_weighting: 'sum' is not a valid choice"),
+    (("candidate_score",), "like", r"params\.train\.enhancer\.candidate_score: 'like' is not a valid choice"),
+    (("hard_negatives", "into"), "softmax", r"params\.train\.enhancer\.hard_negatives\.into: 'softmax' is not a valid"),
+])
+def test_enhancer_paper_form_knobs_refuse_bad_values_by_name(raw, path, value, message):
+    bad = copy.deepcopy(raw)
+    node = bad["train"]["enhancer"]
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError, match=message):
+        params_from_dict(bad)
+
+
+def test_hard_negatives_into_the_sampled_softmax_need_the_sampled_softmax(tmp_path, raw):
+    paper = copy.deepcopy(raw)
+    paper["train"]["enhancer"]["enabled"] = True
+    paper["train"]["enhancer"]["hard_negatives"]["into"] = "sampled_softmax"
+    both = (r"params\.train\.enhancer\.hard_negatives\.into: 'sampled_softmax' needs "
+            r"train\.retrieval_loss\.softmax: sampled, got 'full'")
+    with pytest.raises(ConfigError, match=both):
+        params_from_dict(paper)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": paper["train"]}))
+    with pytest.raises(ConfigError, match=both):
+        load_section("train", tmp_path / "params.yaml")
+    paper["train"]["retrieval_loss"]["softmax"] = "sampled"
+    assert params_from_dict(paper).train.enhancer.feeds_sampled_softmax
+    idle = copy.deepcopy(raw)  # the enhancer off: the choice is moot, nothing to refuse
+    idle["train"]["enhancer"]["hard_negatives"]["into"] = "sampled_softmax"
+    assert not params_from_dict(idle).train.enhancer.feeds_sampled_softmax

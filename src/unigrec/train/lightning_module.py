@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 from collections.abc import Mapping
 
@@ -22,12 +23,15 @@ from unigrec.model.batch import SequenceBatch
 from unigrec.model.decoding import IdSpace
 from unigrec.model.tokenizer import LOSS_GROUPS, RETRIEVAL_SEARCH
 from unigrec.model.transformer import GenerativeTransformer
-from unigrec.train.enhancer import RankingDrivenEnhancer
-from unigrec.train.losses import LossSpec, sequence_losses_and_states
+from unigrec.train.enhancer import RankingDrivenEnhancer, enhancer_ready
+from unigrec.train.losses import LossSpec, encode_batch, losses_from_states, sequence_losses_and_states
 from unigrec.train.weighter import TaskWeighter
 
 MONITOR = "val/ndcg"  # validation NDCG@k over the streams present (checkpoint + early stopping), see monitor_value
 RANKING_MONITOR = "val/ranking_auc"  # what a ranking-only model (retrieval weights 0) is selected on
+ENHANCER_GATE = "enhancer_gate"  # checkpoint key of the enhancer's warm-up state (a resumed run keeps it)
+
+log = logging.getLogger(__name__)
 
 
 def lr_factor(step: int, cfg: OptimConfig, total_steps: int) -> float:
@@ -82,6 +86,9 @@ class GenerativeRecModule(L.LightningModule):
         super().__init__()
         if weighter.n_losses != len(LOSS_GROUPS):
             raise ValueError(f"the weighter has {weighter.n_losses} loss terms, the loss {len(LOSS_GROUPS)}")
+        if enhancer is not None and enhancer.feeds_sampled_softmax and loss_spec.sampled_negatives is None:
+            raise ValueError("train.enhancer.hard_negatives.into: sampled_softmax needs "
+                             "train.retrieval_loss.softmax: sampled (in a full softmax every item already is a negative)")
         self.net = net
         self.loss_spec = loss_spec
         self.weighter = weighter
@@ -97,6 +104,9 @@ class GenerativeRecModule(L.LightningModule):
         self.register_buffer("_val_sums", torch.zeros(len(STREAMS), 3), persistent=False)
         self._val_scores: list[torch.Tensor] = []  # P(<pos>) of rec validation targets, and their labels
         self._val_labels: list[torch.Tensor] = []
+        # the enhancer's warm-up (train.enhancer.warmup): latched on once over; the last epoch's validation AUC
+        self._last_valid_auc: float | None = None
+        self._enhancer_on = enhancer is not None and enhancer_ready(0, None, enhancer.cfg.warmup)
 
     # ------------------------------------------------------------------ training
     def training_objective(
@@ -109,12 +119,25 @@ class GenerativeRecModule(L.LightningModule):
         ``sum(w_task * loss_task)`` of :func:`sequence_losses`, the plain joint loss. ``alignment``: a batch
         of the catalogue's one-event searches (train/alignment.py); its search-retrieval loss, times
         ``alignment_weight``, joins that task's, so the weighter balances the task as a whole.
+
+        One forward pass: the enhancer reuses its hidden states and cache. With ``hard_negatives.into:
+        sampled_softmax`` it mines before the task losses are taken from the same hidden states, so its hard
+        negatives join the retrieval loss's softmax (the plain task losses then include them); otherwise it
+        runs after them, as it always did, so the random draws and the gradient's summation order, hence
+        every number, stay what they were.
         """
-        losses, hidden, cache = sequence_losses_and_states(self.net, batch, self._loss_spec_on_device())
+        spec = self._loss_spec_on_device()
+        hidden, cache = encode_batch(self.net, batch)
+        enhance = self.enhancer is not None and self._enhancer_on and self.enhancer.active_at(int(self.global_step))
+        out = None
+        if enhance and self.enhancer.feeds_sampled_softmax:
+            out = self.enhancer(self.net, batch, hidden, cache, self._spaces_on_device())
+        losses = losses_from_states(self.net, batch, spec, hidden, out.softmax_negatives if out is not None else None)
+        if enhance and out is None:
+            out = self.enhancer(self.net, batch, hidden, cache, self._spaces_on_device())
         tasks = dict(losses)
         stats: dict[str, float] = {}
-        if self.enhancer is not None and self.enhancer.active_at(int(self.global_step)):
-            out = self.enhancer(self.net, batch, hidden, cache, self._spaces_on_device())
+        if out is not None:
             for name, extra in out.losses.items():
                 tasks[name] = tasks[name] + extra
             stats = out.stats
@@ -162,6 +185,39 @@ class GenerativeRecModule(L.LightningModule):
         # the norms cost one backward through the heads per task: only pay for them when they are logged
         every = self.trainer.log_every_n_steps if self._trainer is not None else 1
         return int(self.global_step) % max(every, 1) == 0
+
+    def on_train_epoch_start(self) -> None:
+        self.update_enhancer_gate(int(self.current_epoch), self._last_valid_auc)
+
+    def update_enhancer_gate(self, epoch: int, last_auc: float | None) -> bool:
+        """Switch the enhancer on once its warm-up is over (:func:`enhancer_ready`), and keep it on: whether
+        it runs from now. ``epoch``: training epochs completed; ``last_auc``: the last validation AUC."""
+        if self.enhancer is None or self._enhancer_on:
+            return self._enhancer_on
+        warmup = self.enhancer.cfg.warmup
+        if enhancer_ready(epoch, last_auc, warmup):
+            self._enhancer_on = True
+            log.info("enhancer on from epoch %d (train.enhancer.warmup: %d epochs, validation ranking AUC %s, "
+                     "needed %s)", epoch + 1, warmup.epochs, "n/a" if last_auc is None else f"{last_auc:.4f}",
+                     "none" if warmup.min_valid_auc is None else f"{warmup.min_valid_auc:g}")
+        return self._enhancer_on
+
+    def on_train_end(self) -> None:
+        if self.enhancer is not None and not self._enhancer_on:
+            # otherwise a run "with the enhancer" would read as a measurement of it
+            warmup = self.enhancer.cfg.warmup
+            log.warning("train.enhancer is enabled but never ran: its warm-up was not passed (%d epochs, validation "
+                        "ranking AUC %s needed, last %s)", warmup.epochs, warmup.min_valid_auc, self._last_valid_auc)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # a resumed run must not warm up again, nor lose the AUC that opened the gate
+        checkpoint[ENHANCER_GATE] = {"on": self._enhancer_on, "last_valid_auc": self._last_valid_auc}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        gate = checkpoint.get(ENHANCER_GATE)
+        if gate is not None:
+            self._enhancer_on = bool(gate["on"]) or self._enhancer_on
+            self._last_valid_auc = gate["last_valid_auc"]
 
     def on_train_epoch_end(self) -> None:
         # DWA with update_every: epoch steps here, on the epoch's loss ratios (a no-op in every other setting)
@@ -242,7 +298,10 @@ class GenerativeRecModule(L.LightningModule):
                 self.log(f"val/{name}_hr@{self.k}", hits / n, sync_dist=True)
                 self.log(f"val/{name}_ndcg@{self.k}", gains / n, prog_bar=True, sync_dist=True)
         self.log(MONITOR, monitor_value(sums, self.monitor_average), prog_bar=True, sync_dist=True)
-        self.log(RANKING_MONITOR, self._ranking_auc(), sync_dist=True)
+        ranking_auc = self._ranking_auc()
+        self.log(RANKING_MONITOR, ranking_auc, sync_dist=True)
+        if not self.trainer.sanity_checking:  # the sanity check's few batches say nothing about the ranker
+            self._last_valid_auc = float(ranking_auc)
 
     def _ranking_auc(self) -> torch.Tensor:
         """AUC of P(<pos>) on the epoch's rec validation targets, gathered over ranks (0.5 if undefined)."""

@@ -41,23 +41,59 @@ def sequence_losses_and_states(
     The enhancer scores retrieved candidates by extending this cache, so it adds no second encoding
     of the batch and its gradient flows through the same pass.
     """
-    hidden, cache = net.encode(batch.tokens, batch.valid, batch.query_refs, batch.query_vectors)
+    hidden, cache = encode_batch(net, batch)
+    return losses_from_states(net, batch, spec, hidden), hidden, cache
+
+
+def encode_batch(net: GenerativeTransformer, batch: SequenceBatch) -> tuple[torch.Tensor, PrefixCache]:
+    """The one teacher-forced forward pass: hidden states (B, T, d) and the key/value cache."""
+    return net.encode(batch.tokens, batch.valid, batch.query_refs, batch.query_vectors)
+
+
+def losses_from_states(
+    net: GenerativeTransformer,
+    batch: SequenceBatch,
+    spec: LossSpec,
+    hidden: torch.Tensor,
+    extra_negatives: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The task losses from the pass's hidden states: split from the pass so the enhancer can mine hard
+    negatives from the same pass before the retrieval loss is taken.
+
+    ``extra_negatives`` (B, T, m) token ids, -1 for none: more negatives for the sampled softmax of the
+    target at each position (:func:`sampled_softmax_loss`). Only the sampled softmax takes them: in the
+    full one every token of the slice already is a negative.
+    """
+    if extra_negatives is not None and spec.sampled_negatives is None:
+        raise ValueError("extra retrieval negatives need the sampled softmax (train.retrieval_loss.softmax: "
+                         "sampled); in the full softmax every item already is a negative")
     where = batch.groups >= 0
     h, targets, slots, groups = hidden[where], batch.targets[where], batch.slots[where], batch.groups[where]
+    extra = extra_negatives[where] if extra_negatives is not None else None
     losses: dict[str, torch.Tensor] = {}
     for group in (RETRIEVAL_REC, RETRIEVAL_SEARCH):
         sel = groups == group
         if spec.sampled_negatives is None:
             losses[LOSS_GROUPS[group]] = _restricted_ce(net, h[sel], targets[sel], spec.legal[slots[sel]], hidden)
         else:
-            losses[LOSS_GROUPS[group]] = _sampled_ce(net, h[sel], targets[sel], slots[sel], spec, hidden)
+            losses[LOSS_GROUPS[group]] = _sampled_ce(net, h[sel], targets[sel], slots[sel], spec, hidden,
+                                                     extra[sel] if extra is not None else None)
     sel = groups == RANKING
     if sel.any():
         labels = (targets[sel] == spec.pos_token).float()
         losses[LOSS_GROUPS[RANKING]] = F.binary_cross_entropy_with_logits(net.ranking_logit(h[sel]), labels)
     else:
         losses[LOSS_GROUPS[RANKING]] = _zero_like_graph(hidden)
-    return losses, hidden, cache
+    return losses
+
+
+def targets_per_group(groups: torch.Tensor) -> torch.Tensor:
+    """(len(LOSS_GROUPS),) how many targets each task's loss is the mean over, from a batch's ``groups``.
+
+    What an enhancer term divides by to weigh each of its targets like one main-loss target; a tensor, so
+    reading it costs no device sync.
+    """
+    return torch.bincount(groups[groups >= 0], minlength=len(LOSS_GROUPS))
 
 
 def _zero_like_graph(hidden: torch.Tensor) -> torch.Tensor:
@@ -83,16 +119,18 @@ def _sampled_ce(
     slots: torch.Tensor,
     spec: LossSpec,
     hidden: torch.Tensor,
+    extra_negatives: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`sampled_softmax_loss` with one draw of negatives per legal slice present (code level, or the
-    catalogue for atomic ids), shared by the positions that predict from it, on the net's logit form."""
+    catalogue for atomic ids), shared by the positions that predict from it, on the net's logit form;
+    ``extra_negatives`` (P, m), -1 for none, join the rows' softmaxes (the enhancer's hard negatives)."""
     if not h.shape[0]:
         return _zero_like_graph(hidden)
     present, which = torch.unique(slots, return_inverse=True)
     count = spec.sampled_negatives
     negatives = torch.stack([sample_legal_tokens(spec.legal[slot], count) for slot in present.tolist()])
     return sampled_softmax_loss(h, targets, net.token_embedding.weight, negatives, which,
-                                net.dims.logits_temperature, net.dims.logits_l2_normalise)
+                                net.dims.logits_temperature, net.dims.logits_l2_normalise, extra_negatives)
 
 
 def sample_legal_tokens(legal: torch.Tensor, count: int) -> torch.Tensor:

@@ -12,6 +12,7 @@ from support import synthetic_train_data as syn
 from unigrec.config import (
     DistillConfig,
     EnhancerConfig,
+    EnhancerWarmupConfig,
     ExtraTargetsConfig,
     HardNegativesConfig,
     ModelConfig,
@@ -85,7 +86,10 @@ def _enhancer_cfg(**parts: bool) -> EnhancerConfig:
     on = {name: parts.get(name, False) for name in ("hard", "extra", "distill", "ranking")}
     return EnhancerConfig(
         enabled=True, every_n_steps=1, contexts_per_step=12, top_k=8,
-        hard_negatives=HardNegativesConfig(enabled=on["hard"], count=3, temperature=1.0, weight=1.0),
+        warmup=EnhancerWarmupConfig(epochs=0, min_valid_auc=None), target_weighting="context_mean",
+        candidate_score="ranking",
+        hard_negatives=HardNegativesConfig(enabled=on["hard"], count=3, into="contrastive", temperature=1.0,
+                                           weight=1.0),
         extra_targets=ExtraTargetsConfig(enabled=on["extra"], alpha=0.5, weight=0.5),
         distill=DistillConfig(enabled=on["distill"], temperature=2.0, weight=1.0),
         ranking_negatives=RankingNegativesConfig(enabled=on["ranking"], count=3, weight=1.0),

@@ -16,6 +16,7 @@ from support import synthetic_train_data as syn
 from unigrec.config import (
     DistillConfig,
     EnhancerConfig,
+    EnhancerWarmupConfig,
     ExtraTargetsConfig,
     HardNegativesConfig,
     ModelConfig,
@@ -56,7 +57,9 @@ def _cfg(top_k: int = 8, contexts: int = 1000, hard: bool = False, extra: bool =
          ranking: bool = False, every: int = 1, weight: float = 1.0) -> EnhancerConfig:
     return EnhancerConfig(
         enabled=True, every_n_steps=every, contexts_per_step=contexts, top_k=top_k,
-        hard_negatives=HardNegativesConfig(enabled=hard, count=3, temperature=2.0, weight=weight),
+        warmup=EnhancerWarmupConfig(epochs=0, min_valid_auc=None), target_weighting="context_mean",
+        candidate_score="ranking",
+        hard_negatives=HardNegativesConfig(enabled=hard, count=3, into="contrastive", temperature=2.0, weight=weight),
         extra_targets=ExtraTargetsConfig(enabled=extra, alpha=0.5, weight=weight),
         distill=DistillConfig(enabled=distill, temperature=3.0, weight=weight),
         ranking_negatives=RankingNegativesConfig(enabled=ranking, count=3, weight=weight),
