@@ -41,7 +41,7 @@ def sequence_losses_and_states(
     The enhancer scores retrieved candidates by extending this cache, so it adds no second encoding
     of the batch and its gradient flows through the same pass.
     """
-    hidden, cache = net.encode(batch.tokens, batch.valid, batch.query_refs, batch.query_vectors)
+    hidden, cache = net.encode(batch.tokens, batch.valid, batch.query_refs, batch.query_vectors, batch.item_refs)
     where = batch.groups >= 0
     h, targets, slots, groups = hidden[where], batch.targets[where], batch.slots[where], batch.groups[where]
     losses: dict[str, torch.Tensor] = {}
