@@ -194,7 +194,9 @@ class IdentifiersConfig:
 class ModelConfig:
     """Shape of the one generative transformer (docs/design.md §4)."""
 
-    item_representation: Literal["semantic_ids", "atomic"]  # GenSAR codes, or UniGRF's one token per item
+    # GenSAR codes; UniGRF's one token per item; or hybrid: codes plus a learned per-item embedding at each
+    # event's last code for items with training events (decoding still over codes, docs/design.md §4)
+    item_representation: Literal["semantic_ids", "atomic", "hybrid"]
     d_model: int
     n_layers: int
     n_heads: int

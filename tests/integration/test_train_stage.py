@@ -157,6 +157,37 @@ def test_alignment_views_add_one_event_searches_for_every_catalogue_item(tmp_pat
     assert len(aligned) >= 1 and np.isfinite(aligned).all() and (aligned > 0).all()
 
 
+def test_hybrid_items_train_with_the_enhancer_and_keep_items_without_train_events_cold(tmp_path, query_cache):
+    """train.model.item_representation hybrid end to end: the per-item table learns for items with TRAIN
+    events only; an item whose every train event is dropped (its valid/test events kept) is cold, its row
+    exactly zero although the enhancer scores retrieved candidates and the alignment searches carry every
+    item; the saved model holds the mask and decodes."""
+    import pandas as pd
+
+    from unigrec.model.card import load_model
+
+    syn.write_project(tmp_path)
+    layout = Layout(tmp_path)
+    events = pd.read_parquet(layout.events)
+    cold_id = syn.item_ids()[-1]
+    assert ((events["item_id"] == cold_id) & (events["split"] != "train")).any()
+    events = events[(events["item_id"] != cold_id) | (events["split"] != "train")]
+    events.to_parquet(layout.events, index=False)
+    section = _train_section(query_cache, max_epochs=1)
+    section["model"]["item_representation"] = "hybrid"
+    section["enhancer"].update(enabled=True, every_n_steps=1)
+    section["alignment"].update(views=["text"], weight=1.0)
+    _run_single_threaded(build_section(TrainConfig, section, "train"), layout, query_cache)
+    loaded = load_model(layout.model_dir)
+    assert loaded.card["item_representation"] == "hybrid" and not loaded.net.dims.ranking_head
+    trained = set(events.loc[events["split"] == "train", "item_id"])
+    expected = [item in trained for item in loaded.items.item_ids]
+    assert loaded.net.item_has_events.tolist() == expected and not all(expected)
+    table = loaded.net.item_embedding.weight.detach()
+    cold = ~loaded.net.item_has_events
+    assert (table[cold] == 0).all() and (table[~cold] != 0).any(-1).all()
+
+
 def test_missing_inputs_fail_with_a_clear_error(tmp_path, query_cache):
     from unigrec.errors import ContractViolation
     from unigrec.stages.train import run

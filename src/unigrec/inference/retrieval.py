@@ -150,6 +150,7 @@ def select_rows(batch: SequenceBatch, rows: torch.Tensor) -> SequenceBatch:
         slots=batch.slots[rows],
         groups=batch.groups[rows],
         query_refs=batch.query_refs[rows],
+        item_refs=batch.item_refs[rows],
         query_vectors=batch.query_vectors,
     )
 
@@ -260,7 +261,8 @@ def decode_batch(
     """
     beam = max(beam_size, pool_k)
     # one encoding of the prompts serves the beam search and the candidates' scores
-    hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors)
+    hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors,
+                                prompts.item_refs)
     beam_items, beam_scores = beam_search_encoded(net, hidden[:, -1], prefix, space, beam, exclude=seen)
     items, scores, valid = unseen_first(beam_items, beam_scores, seen, beam)
     batch = items.shape[0]

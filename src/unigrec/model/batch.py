@@ -25,6 +25,7 @@ class SequenceBatch:
     slots: torch.Tensor  # (B, T) int64
     groups: torch.Tensor  # (B, T) int64
     query_refs: torch.Tensor  # (B, T) int64 row of the flattened soft-token table, -1 elsewhere
+    item_refs: torch.Tensor  # (B, T) int64 catalogue index at each event's last code, -1 elsewhere
     query_vectors: torch.Tensor  # (Q, query_dim) float32, Q >= 1
 
     def to(self, device: torch.device | str) -> SequenceBatch:
@@ -51,6 +52,7 @@ def collate_sequences(
     groups = np.full((n, t), NO_GROUP, dtype=np.int64)
     qids = np.full((n, t), -1, dtype=np.int64)
     qparts = np.full((n, t), -1, dtype=np.int64)
+    item_refs = np.full((n, t), -1, dtype=np.int64)
     for row, seq in enumerate(sequences):
         at = slice(t - len(seq), t) if pad_left else slice(0, len(seq))
         tokens[row, at] = seq.tokens
@@ -60,6 +62,7 @@ def collate_sequences(
         groups[row, at] = seq.groups
         qids[row, at] = seq.query_ids
         qparts[row, at] = seq.query_parts
+        item_refs[row, at] = seq.item_refs
     used = np.unique(qids[qids >= 0])
     local = np.full(int(qids.max()) + 2 if used.size else 1, -1, dtype=np.int64)
     local[used] = np.arange(used.size)
@@ -73,5 +76,6 @@ def collate_sequences(
         slots=torch.from_numpy(slots),
         groups=torch.from_numpy(groups),
         query_refs=torch.from_numpy(query_refs),
+        item_refs=torch.from_numpy(item_refs),
         query_vectors=torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)),
     )

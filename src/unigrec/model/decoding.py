@@ -108,7 +108,8 @@ def beam_search(
     with the mass of all its items, seen ones included, so with several levels the beam is a search
     over prefixes and not the exact top of the unseen items that it is for one-level (atomic) IDs.
     """
-    hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors)
+    hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors,
+                                prompts.item_refs)
     return beam_search_encoded(net, hidden[:, -1], prefix, space, beam_size, exclude)
 
 
@@ -159,7 +160,8 @@ def score_candidates(
 
     Each prompt is encoded once; all its C candidates' codes then run in one pass against the cache.
     """
-    hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors)
+    hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors,
+                                prompts.item_refs)
     retrieval, ranking_logit = candidate_code_scores(net, hidden[:, -1], prefix, candidates, space)
     return retrieval, torch.sigmoid(ranking_logit)
 
@@ -171,15 +173,26 @@ def candidate_code_scores(
 
     ``first_hidden`` is the context's last hidden state (it predicts the first code) and ``prefix`` its
     KV cache; every candidate's codes run in one batched pass against that cache. Differentiable: the
-    enhancer calls it inside training, :func:`score_candidates` under ``no_grad`` at inference.
+    enhancer calls it inside training, :func:`score_candidates` under ``no_grad`` at inference. Each
+    candidate's last code carries the candidate item, as in training (the hybrid form's item embedding
+    joins there; it reaches the ranking logit, never a code's log-probability).
     """
     n, c = items.shape
     codes = space.codes[items]  # (n, C, L)
     scores = level_log_probs(net, first_hidden, space, 0).gather(1, codes[..., 0])
     offsets = torch.as_tensor(space.offsets, device=codes.device)
-    out, _ = net.extend((codes + offsets).view(n * c, space.depth), prefix)
+    refs = last_code_items(items, space.depth)
+    out, _ = net.extend((codes + offsets).view(n * c, space.depth), prefix, item_refs=refs)
     out = out.view(n, c, space.depth, -1)
     for level in range(1, space.depth):
         logp = level_log_probs(net, out[:, :, level - 1], space, level)
         scores = scores + logp.gather(-1, codes[..., level : level + 1]).squeeze(-1)
     return scores, net.ranking_logit(out[:, :, -1])
+
+
+def last_code_items(items: torch.Tensor, depth: int) -> torch.Tensor:
+    """(n * C, depth) item refs of ``items`` (n, C) written as ``depth`` codes each: the item at its last
+    code, -1 at the others (what the serialiser writes for an event)."""
+    refs = torch.full((*items.shape, depth), -1, dtype=torch.long, device=items.device)
+    refs[..., -1] = items
+    return refs.view(-1, depth)

@@ -9,6 +9,9 @@ on the event's task and query but never on the item itself; each code then predi
 the last code predicts the action token (ranking). One forward pass over the sequence yields every
 retrieval and ranking target of the user. The behaviour token is the task prompt of its event: a single
 leading task token could not say which task each of the many targets in one merged sequence belongs to.
+
+Each event's last code also carries the item's catalogue index (``item_refs``): the hybrid form adds a
+learned per-item embedding there, the one position that predicts no code of its own item.
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ class TokenSequence:
     groups: np.ndarray  # loss group (LOSS_GROUPS index), NO_GROUP for none
     query_ids: np.ndarray  # query-table index at soft-token positions, -1 elsewhere
     query_parts: np.ndarray  # which of the query's soft tokens sits here, -1 elsewhere
+    # catalogue index of the event's item at its LAST code, -1 elsewhere: where the hybrid form adds the
+    # item's own embedding (docs/design.md §4); the other forms ignore it
+    item_refs: np.ndarray
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
@@ -112,11 +118,12 @@ class SequenceSerialiser:
 
     def _encode(self, events: EventSeq, with_targets: bool) -> tuple[list[int], ...]:
         tokens, targets, slots, groups, qids, qparts = [self._ids[BOS]], [IGNORE], [-1], [NO_GROUP], [-1], [-1]
+        refs = [-1]
+        parts = (tokens, targets, slots, groups, qids, qparts, refs)
         for item, is_search, label, query in zip(events.items, events.is_search, events.labels, events.queries):
             kind = id_kind(is_search)
             group = RETRIEVAL_SEARCH if is_search else RETRIEVAL_REC
             codes = self.item_tokens[kind][item]
-            parts = (tokens, targets, slots, groups, qids, qparts)
             self._append_prefix(parts, self._behaviour_prefix(bool(is_search), int(query)))
             # the behaviour token (last of the prefix) predicts the first code
             targets[-1], slots[-1], groups[-1] = int(codes[0]), self.vocab.code_slot(kind, 0), group
@@ -130,26 +137,27 @@ class SequenceSerialiser:
                     targets.append(int(codes[level + 1]))
                     slots.append(self.vocab.code_slot(kind, level + 1))
                     groups.append(group)
+                    refs.append(-1)
                 else:
                     targets.append(action)
                     slots.append(self.vocab.action_slot)
                     groups.append(RANKING)
+                    refs.append(int(item))
             tokens.append(action)
             targets.append(IGNORE)
             slots.append(-1)
             groups.append(NO_GROUP)
             qids.append(-1)
             qparts.append(-1)
+            refs.append(-1)
         if not with_targets:
-            targets = [IGNORE] * len(tokens)
-            slots = [-1] * len(tokens)
-            groups = [NO_GROUP] * len(tokens)
-        return tokens, targets, slots, groups, qids, qparts
+            parts = (tokens, [IGNORE] * len(tokens), [-1] * len(tokens), [NO_GROUP] * len(tokens), qids, qparts, refs)
+        return parts
 
     @staticmethod
     def _append_prefix(parts: tuple[list[int], ...], prefix: list[tuple[int, int, int]]) -> None:
-        """Append behaviour-prefix tokens (token, query id, query part), none of them a target."""
-        tokens, targets, slots, groups, qids, qparts = parts
+        """Append behaviour-prefix tokens (token, query id, query part), none of them a target or an item."""
+        tokens, targets, slots, groups, qids, qparts, refs = parts
         for token, qid, part in prefix:
             tokens.append(token)
             qids.append(qid)
@@ -157,6 +165,7 @@ class SequenceSerialiser:
             targets.append(IGNORE)
             slots.append(-1)
             groups.append(NO_GROUP)
+            refs.append(-1)
 
     @staticmethod
     def _pack(parts: tuple[list[int], ...]) -> TokenSequence:

@@ -40,6 +40,11 @@ class TransformerDims:
     # written before these fields load as the raw dot product at temperature 1, as those models trained.
     logits_l2_normalise: bool = False
     logits_temperature: float = 1.0
+    # Hybrid items (train.model.item_representation: hybrid): a learned embedding per catalogue item, added
+    # at each event's last code (see GenerativeTransformer._embed). Cards written before these fields load
+    # without one, as those models trained.
+    item_embedding: bool = False
+    n_items: int = 0  # rows of the per-item table (the catalogue); read only with item_embedding
 
 
 @dataclasses.dataclass
@@ -157,7 +162,8 @@ class Block(nn.Module):
 
 
 class GenerativeTransformer(nn.Module):
-    """Token + position embeddings, query soft tokens, causal blocks, tied output head."""
+    """Token + position embeddings, query soft tokens, causal blocks, tied output head; in the hybrid form
+    also a per-item embedding table and the mask of the items it holds an embedding for."""
 
     def __init__(self, dims: TransformerDims) -> None:
         super().__init__()
@@ -176,6 +182,16 @@ class GenerativeTransformer(nn.Module):
             nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1)) if dims.ranking_head else None
         )
         self.apply(_init_weights)
+        if dims.item_embedding:
+            if dims.n_items < 1:
+                raise ValueError("item_embedding needs the catalogue size n_items >= 1")
+            # Zeros, and made after the init above: a hybrid net starts as exactly the codes-only net of the
+            # same seed (same weights, same random stream), and an item whose row never gets a gradient
+            # (no training event in any window) stays served from its codes alone, never from init noise.
+            self.item_embedding = nn.Embedding.from_pretrained(torch.zeros(dims.n_items, d), freeze=False)
+            # Items with events in the TRAIN split (set by training, saved with the weights): any other
+            # item is cold, and its row is masked out so it is written by its codes alone.
+            self.register_buffer("item_has_events", torch.zeros(dims.n_items, dtype=torch.bool))
 
     # ------------------------------------------------------------------ embeddings
     def _embed(
@@ -184,6 +200,7 @@ class GenerativeTransformer(nn.Module):
         positions: torch.Tensor,
         query_refs: torch.Tensor | None,
         query_vectors: torch.Tensor | None,
+        item_refs: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if positions.max() >= self.dims.max_positions:
             raise ValueError(f"sequence longer than max_positions={self.dims.max_positions}")
@@ -194,7 +211,23 @@ class GenerativeTransformer(nn.Module):
             soft = self.query_projection(query_vectors).view(-1, self.dims.d_model)
             is_query = (query_refs >= 0).unsqueeze(-1)
             x = torch.where(is_query, soft[query_refs.clamp(min=0)], x)
+        if self.dims.item_embedding and item_refs is not None:
+            x = x + self._item_vectors(item_refs)
         return self.drop(x + self.position_embedding(positions))
+
+    def _item_vectors(self, item_refs: torch.Tensor) -> torch.Tensor:
+        """(..., d) the learned embedding of the item at each last-code position, zero elsewhere and for
+        cold items.
+
+        Only an event's LAST code carries it (``item_refs`` >= 0 there alone), the position that predicts
+        the action, never a code: no code of an item is predicted from a state that already knows the
+        item, so retrieval cannot read its answer; later events and the ranking read-out see the item
+        itself, not only the codes it may share with others. Beam search never feeds a last code.
+        """
+        ref = item_refs.clamp(min=0)
+        keep = (item_refs >= 0) & self.item_has_events[ref]
+        # the lookup runs even when nothing is kept, so the table takes part in every step (DDP)
+        return self.item_embedding(ref) * keep.unsqueeze(-1).to(self.item_embedding.weight.dtype)
 
     # ------------------------------------------------------------------ passes
     def encode(
@@ -203,15 +236,18 @@ class GenerativeTransformer(nn.Module):
         valid: torch.Tensor,
         query_refs: torch.Tensor | None = None,
         query_vectors: torch.Tensor | None = None,
+        item_refs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, PrefixCache]:
         """Run (B, T) padded sequences; returns final hidden states (B, T, d) and the cache.
 
         Prompts are left-padded (their last tokens line up); training batches may be right-padded, which
         needs no mask at all: causal attention alone keeps every real token off the padding after it.
+        ``item_refs`` (B, T): items at last codes (:class:`~unigrec.model.batch.SequenceBatch`), read by
+        the hybrid form only.
         """
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
         mask = None if _padding_only_at_the_end(valid) else _left_padding_mask(valid)
-        x = self._embed(tokens, positions, query_refs, query_vectors)
+        x = self._embed(tokens, positions, query_refs, query_vectors, item_refs)
         keys, values = [], []
         for block in self.blocks:
             x, k, v = block(x, mask)
@@ -221,14 +257,22 @@ class GenerativeTransformer(nn.Module):
         return self.norm(x), cache
 
     def extend(
-        self, tokens: torch.Tensor, prefix: PrefixCache, tail: TailCache | None = None
+        self,
+        tokens: torch.Tensor,
+        prefix: PrefixCache,
+        tail: TailCache | None = None,
+        item_refs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, TailCache]:
-        """Run (B*g, n) new tokens after each of the B cached prefixes (g continuations each)."""
+        """Run (B*g, n) new tokens after each of the B cached prefixes (g continuations each).
+
+        ``item_refs`` (B*g, n): the item where a new token is an item's last code (candidate scoring
+        feeds whole items), -1 elsewhere; None when no last code is fed (beam search).
+        """
         bg, n = tokens.shape
         b = prefix.valid.shape[0]
         start = prefix.next_position.repeat_interleave(bg // b) + (tail.length if tail else 0)
         positions = start[:, None] + torch.arange(n, device=tokens.device)
-        x = self._embed(tokens, positions, None, None)
+        x = self._embed(tokens, positions, None, None, item_refs)
         keys, values = [], []
         for i, block in enumerate(self.blocks):
             tk = tail.keys[i] if tail else None

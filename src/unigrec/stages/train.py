@@ -78,7 +78,7 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
             batch_size=runtime.batch_sizes.validation_prompts,
         )
     dims = transformer_dims(cfg.model, cfg.retrieval_loss, data.vocab, data.serialiser.max_length,
-                            data.query_table.shape[1])
+                            data.query_table.shape[1], data.items.n_items)
     card = model_card(dims, data.vocab, data.serialiser, cfg.model.item_representation)
     metrics = {
         "item_representation": cfg.model.item_representation,

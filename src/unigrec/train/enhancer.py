@@ -130,8 +130,9 @@ def context_prompts(batch: SequenceBatch, rows: torch.Tensor, positions: torch.T
     tokens = batch.tokens[rows].gather(1, src)
     valid = batch.valid[rows].gather(1, src) & inside
     refs = batch.query_refs[rows].gather(1, src).masked_fill(~inside, -1)
+    items = batch.item_refs[rows].gather(1, src).masked_fill(~inside, -1)
     first = int(torch.nonzero(valid.any(0)).min())  # drop columns that are padding in every prompt
-    tokens, valid, refs = tokens[:, first:], valid[:, first:], refs[:, first:]
+    tokens, valid, refs, items = tokens[:, first:], valid[:, first:], refs[:, first:], items[:, first:]
     return SequenceBatch(
         tokens=tokens,
         valid=valid,
@@ -139,6 +140,7 @@ def context_prompts(batch: SequenceBatch, rows: torch.Tensor, positions: torch.T
         slots=torch.full_like(tokens, -1),
         groups=torch.full_like(tokens, NO_GROUP),
         query_refs=refs,
+        item_refs=items,
         query_vectors=batch.query_vectors,
     )
 

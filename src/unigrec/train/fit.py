@@ -46,7 +46,7 @@ from unigrec.train.resume import (
     start_fresh,
     stash_metrics,
 )
-from unigrec.train.sequences import training_sequences
+from unigrec.train.sequences import items_with_train_events, training_sequences
 from unigrec.train.weighter import TaskWeighter
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,9 @@ class TrainingData:
     epoch_examples: list[PromptExample]  # capped validation prompts scored every epoch
     final_examples: list[PromptExample]  # validation prompts of the stage's metrics file
     popularity: dict[bool, np.ndarray]  # is_search -> every item, most frequent in train first
+    # (n_items,) bool: items with an event in the TRAIN split; the hybrid form's per-item embeddings are
+    # kept for these only (model.transformer.GenerativeTransformer._item_vectors)
+    items_with_events: np.ndarray
 
 
 @dataclasses.dataclass
@@ -135,6 +138,7 @@ def prepare_training_data(
         epoch_examples=cap_per_stream(valid, cfg.eval.epoch_users, cfg.seed),
         final_examples=cap_per_stream(valid, cfg.eval.final_users, cfg.seed),
         popularity=popularity_rankings(users, items.n_items),
+        items_with_events=items_with_train_events(users, items.n_items),
     )
 
 
@@ -164,8 +168,18 @@ def overweighted_targets(
 
 
 def transformer_dims(
-    cfg: ModelConfig, retrieval: RetrievalLossConfig, vocab: Vocabulary, max_positions: int, query_dim: int
+    cfg: ModelConfig,
+    retrieval: RetrievalLossConfig,
+    vocab: Vocabulary,
+    max_positions: int,
+    query_dim: int,
+    n_items: int = 0,
 ) -> TransformerDims:
+    """The network's shape; ``n_items`` (the catalogue size) sizes the hybrid form's per-item table and is
+    required for it alone."""
+    hybrid = cfg.item_representation == "hybrid"
+    if hybrid and n_items < 1:
+        raise ValueError("train.model.item_representation: hybrid needs the catalogue size (n_items >= 1)")
     l2_normalise, temperature = retrieval_logit_form(retrieval)
     return TransformerDims(
         vocab_size=vocab.size,
@@ -183,6 +197,8 @@ def transformer_dims(
         ranking_head=cfg.item_representation == "atomic",
         logits_l2_normalise=l2_normalise,
         logits_temperature=temperature,
+        item_embedding=hybrid,
+        n_items=n_items if hybrid else 0,
     )
 
 
@@ -316,8 +332,10 @@ def fit_generative_model(
         log.info("resuming the unfinished run in %s: epoch %d of %d was its last finished one", work_dir,
                  resumed_after + 1, cfg.trainer.max_epochs)
     dims = transformer_dims(cfg.model, cfg.retrieval_loss, data.vocab, data.serialiser.max_length,
-                            data.query_table.shape[1])
+                            data.query_table.shape[1], data.items.n_items)
     net = GenerativeTransformer(dims)
+    if dims.item_embedding:
+        net.item_has_events.copy_(torch.from_numpy(data.items_with_events))
     module = GenerativeRecModule(
         net=net,
         loss_spec=loss_spec(cfg.retrieval_loss, data.vocab),
@@ -388,4 +406,7 @@ def run_fingerprint(cfg: TrainConfig, data: TrainingData) -> str:
     arrays = [data.query_table, *(data.items.codes[kind] for kind in sorted(data.items.codes))]
     for seq in [*data.train_sequences, *data.alignment_sequences]:
         arrays += [seq.tokens, seq.targets, seq.slots, seq.groups, seq.query_ids, seq.query_parts]
+    if cfg.model.item_representation == "hybrid":
+        # the per-item mask is data the net trains with; the other forms' keys stay what they were
+        arrays += [data.items_with_events, *(seq.item_refs for seq in data.train_sequences)]
     return fingerprint(cfg, arrays)

@@ -29,3 +29,17 @@ def training_sequences(
         for end in ends:
             out.append(serialiser.training_sequence(user.events.take(train[max(end - size, 0) : end])))
     return out
+
+
+def items_with_train_events(users: Sequence[UserEvents], n_items: int) -> np.ndarray:
+    """(n_items,) bool: items with at least one TRAIN-split event (either stream, either label).
+
+    The hybrid form keeps a learned embedding only for these. Other paths reach an item's row too (the
+    alignment searches carry every catalogue item, the enhancer scores retrieved candidates), so without
+    this mask a cold item could get an embedding fitted to no event of its own; and an item seen only in
+    validation, test or gap events must stay cold, or the held-out data would decide who is cold.
+    """
+    out = np.zeros(n_items, dtype=bool)
+    for user in users:
+        out[user.events.items[user.splits == "train"]] = True
+    return out

@@ -71,7 +71,8 @@ def _hand_batch(tokens: list[list[int]], valid: list[list[bool]]) -> SequenceBat
     t = torch.tensor(tokens)
     return SequenceBatch(tokens=t, valid=torch.tensor(valid), targets=torch.full_like(t, IGNORE),
                          slots=torch.full_like(t, -1), groups=torch.full_like(t, NO_GROUP),
-                         query_refs=torch.arange(t.numel()).reshape(t.shape), query_vectors=torch.zeros(1, 4))
+                         query_refs=torch.arange(t.numel()).reshape(t.shape),
+                         item_refs=100 + torch.arange(t.numel()).reshape(t.shape), query_vectors=torch.zeros(1, 4))
 
 
 def _space_and_tokens():
@@ -101,6 +102,7 @@ def test_context_prompts_are_the_left_padded_prefixes_up_to_each_position():
     assert out.tokens.tolist() == [[9, 1, 2, 3], [9, 9, 9, 5]]  # width 4; row 1 shifted right by 2
     assert out.valid.tolist() == [[True] * 4, [False, False, True, True]]
     assert out.query_refs.tolist() == [[0, 1, 2, 3], [-1, -1, 5, 6]]
+    assert out.item_refs.tolist() == [[100, 101, 102, 103], [-1, -1, 105, 106]]  # the hybrid form's items too
     assert out.targets.tolist() == [[IGNORE] * 4] * 2
     assert out.slots.tolist() == [[-1] * 4] * 2 and out.groups.tolist() == [[NO_GROUP] * 4] * 2
     assert out.query_vectors is batch.query_vectors
@@ -110,6 +112,7 @@ def test_context_prompts_drop_columns_that_are_padding_in_every_prompt():
     batch = _hand_batch([[9, 1, 2, 3, 4]], [[False, True, True, True, True]])
     out = context_prompts(batch, torch.tensor([0]), torch.tensor([3]))
     assert out.tokens.tolist() == [[1, 2, 3]] and out.valid.tolist() == [[True, True, True]]
+    assert out.item_refs.tolist() == [[101, 102, 103]]
 
 
 def test_contrastive_loss_divides_by_the_temperature():
