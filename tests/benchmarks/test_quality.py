@@ -92,7 +92,8 @@ def test_a_probe_takes_rows_by_label_and_variants_add_keys(tmp_path: Path):
         quality.load_spec(probe)
 
 
-@pytest.mark.parametrize("name", ["ml1m.yaml", "ml1m-protocol.yaml", "ml100k.yaml", "ablation.yaml", "ml100k-hybrid.yaml"])
+@pytest.mark.parametrize("name", ["ml1m.yaml", "ml1m-protocol.yaml", "ml100k.yaml", "ablation.yaml", "ml100k-hybrid.yaml",
+                                  "ml1m-unigrf-ablation.yaml", "ml100k-coverage.yaml"])
 def test_every_row_of_the_shipped_specs_writes_real_params(name: str, tmp_path: Path):
     """A key renamed in params.yaml fails here, not hours into a benchmark when its row's turn comes."""
     spec = quality.load_spec(SPECS / name)
@@ -317,3 +318,25 @@ def test_the_protocol_columns_put_the_served_search_list_and_its_slices_beside_r
     own = quality.aggregate({"deterministic": baseline}, "protocol")
     assert own["unseen-query NDCG@10"] == (0.9, 0.0, 1)
     assert not any("served" in column for column in own), "a baseline has no served pipeline"
+
+
+def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: Path):
+    """Issue 39's arms differ only in the softmax, the weighter and the enhancer; every arm's params pass the
+    train section's checks (the enhancer feeding a full softmax is refused by name, hours into a run otherwise)."""
+    from unigrec.config import load_section
+
+    spec = quality.load_spec(SPECS / "ml1m-unigrf-ablation.yaml")
+    arms = {}
+    for row in spec.rows:
+        for part, overrides in quality.part_overrides(spec, row, 11).items():
+            params = _params(overrides, tmp_path, f"{len(arms)}-{part}")
+            train = load_section("train", tmp_path / f"{len(arms)}-{part}" / "params.yaml")
+            assert train.model.item_representation == "atomic" and train.model.d_model == 64
+            arms[(row.label, part)] = (train.retrieval_loss.softmax, train.weighter.mode, train.enhancer.enabled)
+            assert params["ingest"]["queries"]["search_fraction"] == 0.01
+    assert arms[("plain joint, full softmax", "model")] == ("full", "fixed", False)
+    assert arms[("plain joint, sampled softmax", "model")] == ("sampled", "fixed", False)
+    assert arms[("+ weighter (two-task DWA), sampled softmax", "model")] == ("sampled", "dwa", False)
+    assert arms[("+ enhancer (paper's form), sampled softmax", "model")] == ("sampled", "fixed", True)
+    assert arms[("UniGRF full (enhancer + weighter), sampled softmax", "model")] == ("sampled", "dwa", True)
+    assert arms[("UniGRF full, full softmax", "model")] == ("full", "dwa", True)
