@@ -7,11 +7,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from support import synthetic_train_data as syn
+from support.tiny_training import tiny_net, tiny_training
 
 from unigrec.config import (
     DistillConfig,
@@ -19,15 +19,13 @@ from unigrec.config import (
     EnhancerWarmupConfig,
     ExtraTargetsConfig,
     HardNegativesConfig,
-    ModelConfig,
     RankingNegativesConfig,
 )
-from unigrec.inference.prompts import group_user_events, query_table_texts
 from unigrec.inference.retrieval import id_spaces
-from unigrec.model.batch import SequenceBatch, collate_sequences
+from unigrec.model.batch import SequenceBatch
 from unigrec.model.decoding import beam_search, candidate_code_scores
 from unigrec.model.item_codes import item_codes_from_frame
-from unigrec.model.tokenizer import IGNORE, NO_GROUP, SequenceSerialiser
+from unigrec.model.tokenizer import IGNORE, NO_GROUP
 from unigrec.model.transformer import GenerativeTransformer
 from unigrec.model.vocabulary import PAD, POS, REC_ITEM, SRC_ITEM, Vocabulary
 from unigrec.train.enhancer import (
@@ -46,9 +44,7 @@ from unigrec.train.enhancer import (
     prefix_at,
     select_candidates,
 )
-from unigrec.train.fit import loss_spec, transformer_dims
 from unigrec.train.losses import sequence_losses_and_states
-from unigrec.train.sequences import training_sequences
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -189,21 +185,11 @@ class Toy:
 
 @pytest.fixture(scope="module")
 def toy() -> Toy:
-    cfg = ModelConfig(item_representation="semantic_ids", d_model=32, n_layers=2, n_heads=2, d_ff=64,
-                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2)
-    items = item_codes_from_frame(syn.ids_frame())
-    vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
-    events = syn.events_frame(n_users=4, min_events=6, max_events=8)
-    queries = query_table_texts(events)
-    ser = SequenceSerialiser(vocab, items, cfg.n_query_tokens, max_events=8)
-    seqs = training_sequences(group_user_events(events, items, queries), ser)
-    table = np.random.default_rng(0).normal(size=(max(len(queries), 1), 8)).astype(np.float32)
-    batch = collate_sequences(seqs, table, cfg.n_query_tokens, vocab.token(PAD))
-    torch.manual_seed(0)
-    dims = transformer_dims(cfg, syn.FULL_SOFTMAX, vocab, ser.max_length, table.shape[1])
-    net = GenerativeTransformer(dims).eval()
+    setup = tiny_training()
+    net, spec = tiny_net(setup, syn.FULL_SOFTMAX)
+    net, batch, vocab, items = net.eval(), setup.batch, setup.vocab, setup.items
     with torch.no_grad():
-        _, hidden, cache = sequence_losses_and_states(net, batch, loss_spec(syn.FULL_SOFTMAX, vocab))
+        _, hidden, cache = sequence_losses_and_states(net, batch, spec)
     tokens = EnhancerTokens({False: vocab.token(REC_ITEM), True: vocab.token(SRC_ITEM)}, vocab.token(POS))
     return Toy(net, batch, id_spaces(vocab, items), tokens, hidden, cache)
 

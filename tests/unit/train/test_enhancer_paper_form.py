@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-import numpy as np
 import pytest
 import torch
 from support import synthetic_train_data as syn
+from support.tiny_training import tiny_net, tiny_training
 
 from unigrec.config import (
     DistillConfig,
@@ -17,20 +17,17 @@ from unigrec.config import (
     EnhancerWarmupConfig,
     ExtraTargetsConfig,
     HardNegativesConfig,
-    ModelConfig,
     OptimConfig,
     RankingNegativesConfig,
     RetrievalLossConfig,
     WeighterConfig,
 )
-from unigrec.inference.prompts import group_user_events, query_table_texts
 from unigrec.inference.retrieval import id_spaces
-from unigrec.model.batch import SequenceBatch, collate_sequences
+from unigrec.model.batch import SequenceBatch
 from unigrec.model.decoding import beam_search, candidate_code_scores
-from unigrec.model.item_codes import item_codes_from_frame
-from unigrec.model.tokenizer import LOSS_GROUPS, RANKING, RETRIEVAL_REC, RETRIEVAL_SEARCH, SequenceSerialiser
+from unigrec.model.tokenizer import LOSS_GROUPS, RANKING, RETRIEVAL_REC, RETRIEVAL_SEARCH
 from unigrec.model.transformer import GenerativeTransformer
-from unigrec.model.vocabulary import PAD, POS, REC_ITEM, SRC_ITEM, Vocabulary
+from unigrec.model.vocabulary import POS, REC_ITEM, SRC_ITEM, Vocabulary
 from unigrec.train import enhancer as enhancer_module
 from unigrec.train import losses as losses_module
 from unigrec.train.enhancer import (
@@ -45,7 +42,6 @@ from unigrec.train.enhancer import (
     select_candidates,
     softmax_hard_negatives,
 )
-from unigrec.train.fit import loss_spec, transformer_dims
 from unigrec.train.lightning_module import ENHANCER_GATE, GenerativeRecModule
 from unigrec.train.losses import (
     encode_batch,
@@ -54,7 +50,6 @@ from unigrec.train.losses import (
     sequence_losses_and_states,
     targets_per_group,
 )
-from unigrec.train.sequences import training_sequences
 from unigrec.train.weighter import TaskWeighter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -89,20 +84,11 @@ class Toy:
 
 def _toy(retrieval: RetrievalLossConfig) -> Toy:
     """A 2-layer net (dropout off: every number reproducible) over 4 users' training sequences."""
-    cfg = ModelConfig(item_representation="semantic_ids", d_model=32, n_layers=2, n_heads=2, d_ff=64,
-                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2)
-    items = item_codes_from_frame(syn.ids_frame())
-    vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
-    events = syn.events_frame(n_users=4, min_events=6, max_events=8)
-    queries = query_table_texts(events)
-    ser = SequenceSerialiser(vocab, items, cfg.n_query_tokens, max_events=8)
-    seqs = training_sequences(group_user_events(events, items, queries), ser)
-    table = np.random.default_rng(0).normal(size=(max(len(queries), 1), 8)).astype(np.float32)
-    batch = collate_sequences(seqs, table, cfg.n_query_tokens, vocab.token(PAD))
-    torch.manual_seed(0)
-    net = GenerativeTransformer(transformer_dims(cfg, retrieval, vocab, ser.max_length, table.shape[1])).eval()
+    setup = tiny_training()
+    net, spec = tiny_net(setup, retrieval)
+    vocab = setup.vocab
     tokens = EnhancerTokens({False: vocab.token(REC_ITEM), True: vocab.token(SRC_ITEM)}, vocab.token(POS))
-    return Toy(vocab, net, batch, id_spaces(vocab, items), loss_spec(retrieval, vocab), tokens)
+    return Toy(vocab, net.eval(), setup.batch, id_spaces(vocab, setup.items), spec, tokens)
 
 
 @pytest.fixture(scope="module")

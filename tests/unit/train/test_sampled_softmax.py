@@ -12,19 +12,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 from support import synthetic_train_data as syn
+from support.tiny_training import tiny_net, tiny_training
 
-from unigrec.config import ModelConfig, RetrievalLossConfig
-from unigrec.inference.prompts import group_user_events, query_table_texts
-from unigrec.model.batch import SequenceBatch, collate_sequences
+from unigrec.config import RetrievalLossConfig
+from unigrec.model.batch import SequenceBatch
 from unigrec.model.decoding import build_id_space, level_log_probs
-from unigrec.model.item_codes import atomic_item_codes, item_codes_from_frame
-from unigrec.model.tokenizer import LOSS_GROUPS, RETRIEVAL_REC, RETRIEVAL_SEARCH, SequenceSerialiser
+from unigrec.model.tokenizer import LOSS_GROUPS, RETRIEVAL_REC, RETRIEVAL_SEARCH
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
-from unigrec.model.vocabulary import PAD, SEMANTIC, Vocabulary
+from unigrec.model.vocabulary import SEMANTIC, Vocabulary
 from unigrec.train import losses
-from unigrec.train.fit import loss_spec, transformer_dims
+from unigrec.train.fit import loss_spec
 from unigrec.train.losses import LossSpec, sample_legal_tokens, sampled_softmax_loss, sequence_losses
-from unigrec.train.sequences import training_sequences
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -111,22 +109,9 @@ def test_gradients_reach_the_hidden_state_and_every_scored_embedding():
 
 # --------------------------------------------------------------------------- on a tiny net
 def _tiny(representation: str, retrieval: RetrievalLossConfig, seed: int = 0):
-    cfg = ModelConfig(item_representation=representation, d_model=32, n_layers=1, n_heads=2, d_ff=64,
-                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2)
-    if representation == "atomic":
-        items, codebooks = atomic_item_codes(syn.item_ids())
-    else:
-        items, codebooks = item_codes_from_frame(syn.ids_frame()), syn.CODEBOOKS
-    vocab = Vocabulary.from_codebooks(codebooks)
-    events = syn.events_frame(n_users=4, min_events=6, max_events=8)
-    queries = query_table_texts(events)
-    ser = SequenceSerialiser(vocab, items, cfg.n_query_tokens, max_events=8)
-    seqs = training_sequences(group_user_events(events, items, queries), ser)
-    table = np.random.default_rng(0).normal(size=(max(len(queries), 1), 8)).astype(np.float32)
-    batch = collate_sequences(seqs, table, cfg.n_query_tokens, vocab.token(PAD))
-    torch.manual_seed(seed)
-    net = GenerativeTransformer(transformer_dims(cfg, retrieval, vocab, ser.max_length, table.shape[1]))
-    return net, batch, loss_spec(retrieval, vocab), vocab, items
+    setup = tiny_training(representation, n_layers=1)
+    net, spec = tiny_net(setup, retrieval, seed)
+    return net, setup.batch, spec, setup.vocab, setup.items
 
 
 def _retrieval_rows(net: GenerativeTransformer, batch: SequenceBatch, group: int):

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from support import synthetic_train_data as syn
+from support.tiny_training import tiny_net, tiny_training
 
-from unigrec.config import ModelConfig
 from unigrec.inference.prompts import group_user_events, query_table_texts
-from unigrec.model.batch import collate_sequences
-from unigrec.model.item_codes import atomic_item_codes, item_codes_from_frame
+from unigrec.model.item_codes import atomic_item_codes
 from unigrec.model.tokenizer import SequenceSerialiser
-from unigrec.model.transformer import GenerativeTransformer
-from unigrec.model.vocabulary import PAD, Vocabulary
-from unigrec.train.fit import loss_spec, overweighted_targets, targets_per_task, transformer_dims
+from unigrec.model.vocabulary import Vocabulary
+from unigrec.train.fit import overweighted_targets, targets_per_task
 from unigrec.train.losses import sequence_losses
 from unigrec.train.sequences import training_sequences
 
@@ -51,24 +48,11 @@ def test_overweighted_targets_flags_a_rare_task_until_its_weight_comes_down():
 
 @pytest.mark.parametrize("representation", ["semantic_ids", "atomic"])
 def test_overfits_one_small_batch(representation):
-    cfg = ModelConfig(item_representation=representation, d_model=64, n_layers=2, n_heads=2, d_ff=128,
-                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2)
     # atomic: the sampled softmax as train.model.atomic_negatives: 16 set it up (codes: the full softmax)
     retrieval = syn.OLD_ATOMIC_SAMPLED if representation == "atomic" else syn.FULL_SOFTMAX
-    if representation == "atomic":
-        items, codebooks = atomic_item_codes(syn.item_ids())
-    else:
-        items, codebooks = item_codes_from_frame(syn.ids_frame()), syn.CODEBOOKS
-    vocab = Vocabulary.from_codebooks(codebooks)
-    events = syn.events_frame(n_users=4, min_events=6, max_events=8)
-    queries = query_table_texts(events)
-    ser = SequenceSerialiser(vocab, items, cfg.n_query_tokens, max_events=8)
-    seqs = training_sequences(group_user_events(events, items, queries), ser)
-    table = np.random.default_rng(0).normal(size=(max(len(queries), 1), 8)).astype(np.float32)
-    batch = collate_sequences(seqs, table, cfg.n_query_tokens, vocab.token(PAD))
-    torch.manual_seed(0)
-    net = GenerativeTransformer(transformer_dims(cfg, retrieval, vocab, ser.max_length, table.shape[1]))
-    spec = loss_spec(retrieval, vocab)
+    setup = tiny_training(representation, d_model=64, d_ff=128)
+    net, spec = tiny_net(setup, retrieval)
+    batch = setup.batch
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     first = None
     for _ in range(300):

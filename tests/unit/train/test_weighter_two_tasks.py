@@ -15,17 +15,11 @@ import numpy as np
 import pytest
 import torch
 from support import synthetic_train_data as syn
+from support.tiny_training import tiny_net, tiny_training
 
-from unigrec.config import ConfigError, ModelConfig, OptimConfig, WeighterConfig, build_section
-from unigrec.inference.prompts import group_user_events, query_table_texts
+from unigrec.config import ConfigError, OptimConfig, WeighterConfig, build_section
 from unigrec.inference.retrieval import id_spaces
-from unigrec.model.batch import collate_sequences
-from unigrec.model.item_codes import item_codes_from_frame
-from unigrec.model.tokenizer import LOSS_GROUPS, RANKING, RETRIEVAL_REC, RETRIEVAL_SEARCH, SequenceSerialiser
-from unigrec.model.transformer import GenerativeTransformer
-from unigrec.model.vocabulary import PAD, Vocabulary
-from unigrec.train.fit import loss_spec, transformer_dims
-from unigrec.train.sequences import training_sequences
+from unigrec.model.tokenizer import LOSS_GROUPS, RANKING, RETRIEVAL_REC, RETRIEVAL_SEARCH
 from unigrec.train.weighter import (
     TWO_TASKS,
     TaskWeighter,
@@ -242,19 +236,9 @@ def test_config_refuses_unknown_tasks_and_cadences_with_the_keys_name():
 # ------------------------------------------------------------------ the module
 @pytest.fixture(scope="module")
 def toy():
-    cfg = ModelConfig(item_representation="semantic_ids", d_model=32, n_layers=2, n_heads=2, d_ff=64,
-                      dropout=0.0, attention_dropout=0.0, n_query_tokens=2)
-    items = item_codes_from_frame(syn.ids_frame())
-    vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
-    events = syn.events_frame(n_users=6, min_events=8, max_events=10)
-    queries = query_table_texts(events)
-    ser = SequenceSerialiser(vocab, items, cfg.n_query_tokens, max_events=10)
-    seqs = training_sequences(group_user_events(events, items, queries), ser)
-    table = np.random.default_rng(0).normal(size=(max(len(queries), 1), 8)).astype(np.float32)
-    batch = collate_sequences(seqs, table, cfg.n_query_tokens, vocab.token(PAD))
-    torch.manual_seed(0)
-    net = GenerativeTransformer(transformer_dims(cfg, syn.FULL_SOFTMAX, vocab, ser.max_length, table.shape[1]))
-    return net, batch, loss_spec(syn.FULL_SOFTMAX, vocab), id_spaces(vocab, items)
+    setup = tiny_training(n_users=6, events_per_user=(8, 10))
+    net, spec = tiny_net(setup, syn.FULL_SOFTMAX)
+    return net, setup.batch, spec, id_spaces(setup.vocab, setup.items)
 
 
 def _module(toy, weighter_cfg: WeighterConfig, base=(1.0, 1.0, 1.0), log_grad_norms: bool = False):
