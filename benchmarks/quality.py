@@ -160,6 +160,9 @@ class Spec:
     note: str = ""  # the dated note under docs/experiments/ that tells the block's story
     results: str = ""  # its results JSON under benchmarks/results/ (default: BLOCK.json)
     recorded: str = ""  # a removed script's results under benchmarks/results/: the block until ``results`` has runs
+    # a row's label: every other row gets Welch's t-test p-value against it on ``compare_columns``
+    compare_to: str | None = None
+    compare_columns: tuple[str, ...] = ()
 
 
 def load_spec(path: Path) -> Spec:
@@ -198,12 +201,19 @@ def load_spec(path: Path) -> Spec:
                 layout=raw.get("layout", "seeds"), columns=raw.get("columns", "test"),
                 published=raw.get("published"), notes=str(raw.get("notes", "")).strip(),
                 note=str(raw.get("note", "")), results=str(raw.get("results", f"{raw['block']}.json")),
-                recorded=str(raw.get("recorded", "")))
+                recorded=str(raw.get("recorded", "")), compare_to=raw.get("compare_to"),
+                compare_columns=tuple(raw.get("compare_columns") or ()))
     spec = dataclasses.replace(spec, experiments=tuple(spec.experiments), set=dict(spec.set))
     if spec.layout not in LAYOUTS or spec.columns not in COLUMNS:
         raise SystemExit(f"{path}: layout is one of {LAYOUTS}, columns one of {tuple(COLUMNS)}")
     if spec.layout == "comparison" and len(spec.seeds) != 1:
         raise SystemExit(f"{path}: a comparison block shows one run per row: give one seed")
+    if spec.compare_to is not None:
+        if spec.compare_to not in {r.label for r in spec.rows}:
+            raise SystemExit(f"{path}: compare_to {spec.compare_to!r} is not a row of the spec")
+        known = {c for c, _ in COLUMNS[spec.columns]}
+        if not spec.compare_columns or set(spec.compare_columns) - known:
+            raise SystemExit(f"{path}: compare_columns must name columns of {spec.columns!r}: {sorted(known)}")
     return spec
 
 
@@ -511,6 +521,23 @@ def aggregate(runs: dict[str, dict[str, Any]], columns: str = "test") -> dict[st
     return out
 
 
+def column_values(runs: dict[str, dict[str, Any]], columns: str, column: str) -> list[float]:
+    """One column's value in each of a row's runs (runs without it left out)."""
+    path = dict(COLUMNS[columns])[column]
+    return [float(v) for v in (dig(r, path) for r in runs.values()) if v is not None]
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided p-value of Welch's t-test (unequal variances) between two rows' per-seed values: the test
+    issue 39 asks for, since an arm and its reference need not vary alike. None where it is undefined
+    (fewer than two runs on a side, or no spread on either)."""
+    if len(a) < 2 or len(b) < 2 or (statistics.variance(a) == 0.0 and statistics.variance(b) == 0.0):
+        return None
+    from scipy import stats
+
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
 def cell(stat: tuple[float, float, int] | None) -> str:
     if stat is None:
         return "–"
@@ -587,8 +614,10 @@ def table(spec: Spec, runs: dict[str, Any], elsewhere: dict[str, str]) -> list[s
     lines = [wrap(f"{split} figures, full catalogue, seen items dropped; `rec 1+99`: the target among 99 "
                   "popularity-sampled negatives; AUC/GAUC: P(<pos>) of labelled recommendations; mean ± std over seeds."), "",
              "| method | seeds | " + " | ".join(c for c, _ in columns) + " | minutes per run |"
-             + "".join(f" {name} − UniGRF |" for name, _, _ in gaps if papers),
-             "|---|---|" + "---:|" * (len(columns) + 1 + 3 * bool(papers))]
+             + "".join(f" {name} − UniGRF |" for name, _, _ in gaps if papers)
+             + "".join(f" p, {c} |" for c in spec.compare_columns),
+             "|---|---|" + "---:|" * (len(columns) + 1 + 3 * bool(papers) + len(spec.compare_columns))]
+    reference = runs.get(spec.compare_to or "", {})
     for row in spec.rows:
         row_runs = runs.get(row.label, {})
         if row_runs:
@@ -596,9 +625,18 @@ def table(spec: Spec, runs: dict[str, Any], elsewhere: dict[str, str]) -> list[s
             minutes = statistics.fmean(r["seconds"] for r in row_runs.values()) / 60
             gap = [("–" if column not in stats else f"{stats[column][0] - papers['UniGRF'][key]:+.4f}")
                    for _, column, key in gaps if papers]
+            p_values = [
+                None if row.label == spec.compare_to else welch_p(
+                    column_values(row_runs, spec.columns, c), column_values(reference, spec.columns, c))
+                for c in spec.compare_columns
+            ]
             lines.append(f"| {row.label} | {', '.join(sorted(row_runs))} | "
                          + " | ".join(cell(stats.get(c)) for c, _ in columns)
-                         + f" | {minutes:.1f}{'†' * (row.label in elsewhere)} |" + "".join(f" {g} |" for g in gap))
+                         + f" | {minutes:.1f}{'†' * (row.label in elsewhere)} |" + "".join(f" {g} |" for g in gap)
+                         + "".join(" – |" if p is None else f" {p:.3f} |" for p in p_values))
+    if spec.compare_columns:
+        lines += ["", wrap(f"p: two-sided Welch's t-test of the row's per-seed values against \"{spec.compare_to}\" "
+                           "(unequal variances; – where undefined or for that row itself).")]
     if papers:
         quoted = ", ".join(f"{name} " + " / ".join(f"{v:.4f}" for v in fig.values()) for name, fig in papers.items())
         lines += ["", wrap(f"Gaps: each row's mean minus UniGRF's. Published on {spec.published} (full-catalogue "

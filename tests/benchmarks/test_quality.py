@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -340,3 +341,36 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
     assert arms[("+ enhancer (paper's form), sampled softmax", "model")] == ("sampled", "fixed", True)
     assert arms[("UniGRF full (enhancer + weighter), sampled softmax", "model")] == ("sampled", "dwa", True)
     assert arms[("UniGRF full, full softmax", "model")] == ("full", "dwa", True)
+
+
+def test_welch_p_is_the_unequal_variance_t_test_by_hand():
+    import math
+
+    from scipy import stats
+
+    a, b = [0.30, 0.32, 0.31], [0.28, 0.27, 0.29, 0.26]
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    t = (statistics.fmean(a) - statistics.fmean(b)) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
+    assert quality.welch_p(a, b) == pytest.approx(2 * stats.t.sf(abs(t), dof), rel=1e-9)
+    assert quality.welch_p([0.3], b) is None and quality.welch_p([0.3, 0.3], [0.2, 0.2]) is None
+
+
+def test_a_block_with_compare_to_shows_each_rows_p_value_against_the_reference(tmp_path: Path):
+    spec = quality.load_spec(_spec(tmp_path, [
+        {"label": "ref", "seed_key": "train.seed"}, {"label": "arm", "seed_key": "train.seed"},
+    ], compare_to="ref", compare_columns=["rec NDCG@10"]))
+
+    def run(ndcg: float) -> dict:
+        return {"date": "2026-12-04", "seconds": 60.0, "test": {"rec": {"full": {"ndcg@10": ndcg}}}}
+
+    runs = {"ref": {"1": run(0.10), "2": run(0.11), "3": run(0.12)},
+            "arm": {"1": run(0.14), "2": run(0.16), "3": run(0.15)}}
+    lines = quality.table(spec, runs, {})
+    arm = next(line for line in lines if line.startswith("| arm |"))
+    ref = next(line for line in lines if line.startswith("| ref |"))
+    p = quality.welch_p([0.14, 0.16, 0.15], [0.10, 0.11, 0.12])
+    assert arm.endswith(f" {p:.3f} |") and p < 0.05 and ref.endswith(" – |")
+    assert any(line.startswith("p: two-sided Welch") for line in lines)
+    with pytest.raises(SystemExit, match="compare_to"):
+        quality.load_spec(_spec(tmp_path, [{"label": "ref"}], compare_to="nobody", compare_columns=["rec NDCG@10"]))
