@@ -42,7 +42,9 @@ def _runtime(cache: Path, **overrides) -> RuntimeConfig:
 def _train_section(cache: Path, **trainer) -> dict:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
     raw.update(batch_size=8, max_events=20)
-    raw["model"].update(d_model=32, n_heads=2, d_ff=64, dropout=0.0)
+    # the dual codes (GenSAR's form): these tests read its ID spaces and identifier files; the default
+    # (atomic) form trains end to end in tests/integration/test_end_to_end.py and test_default_search.py
+    raw["model"].update(item_representation="semantic_ids", d_model=32, n_heads=2, d_ff=64, dropout=0.0)
     raw["optim"].update(warmup_steps=1)
     raw["trainer"].update({"max_epochs": 6, "log_every_n_steps": 1, **trainer})
     raw["eval"].update(epoch_users=12, beam_size=10)
