@@ -425,9 +425,8 @@ def export_run(root: Path, work: Path, spec: Spec, row: Row, seed: int | None, d
     ``dest`` itself, two are ``dest/retrieval`` and ``dest/ranking``. Returns the files written."""
     import pandas as pd
 
-    from unigrec.inference.prompts import query_table_texts
-    from unigrec.stages.train import inputs
-    from unigrec.text_encoder import embedding_cache_file
+    from unigrec.stages.train import inputs, query_texts
+    from unigrec.text_encoder import embed_texts, embedding_cache_file
 
     if row.baseline is not None:
         raise SystemExit(f"--export: row {row.label!r} is a baseline: it is fitted where quality.py runs")
@@ -439,12 +438,16 @@ def export_run(root: Path, work: Path, spec: Spec, row: Row, seed: int | None, d
         here, there = (work, dest) if len(parts) == 1 else (work / name, dest / name)
         prepare_part(root, here, overrides, work)
         layout, params = Layout(here), here / PARAMS_FILE
-        runtime = load_section("runtime", params)
-        files = [path for path, _ in inputs(load_section("train", params), layout)]
-        texts = list(query_table_texts(pd.read_parquet(layout.events)))
-        files.append(embedding_cache_file(texts, layout.resolve(runtime.cache_dir)))
+        runtime, train = load_section("runtime", params), load_section("train", params)
+        files = [path for path, _ in inputs(train, layout)]
+        # the query vectors travel too (embedded here if not cached yet): the other machine may lack the
+        # text encoder's weights, and a GPU machine has no registry to fetch them from
+        texts = list(query_texts(train, pd.read_parquet(layout.events), pd.read_parquet(layout.items))[0])
+        cache_dir = layout.resolve(runtime.cache_dir)
+        embed_texts(texts, batch_size=runtime.batch_sizes.text_encoding, cache_dir=cache_dir, show_progress=False)
+        files.append(embedding_cache_file(texts, cache_dir))
         for path in [*files, here / PARAMS_FILE]:
-            if path.exists():  # no cached query vectors: the other machine embeds the queries itself
+            if path.exists():
                 target = there / path.relative_to(here)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 written.append(Path(shutil.copy2(path, target)))

@@ -253,11 +253,14 @@ def test_a_two_stage_run_trained_elsewhere_and_adopted_scores_as_one_trained_her
         assert quality.main([*argv, "--results", str(away_results), "--export", f"two-stage@1={dest}"]) == 0
     assert sorted(p.name for p in away.iterdir()) == ["ranking", "retrieval"]
     assert not any(p.is_symlink() for p in away.rglob("*")), "copies, so the folder can travel"
+    assert len(list(away.glob("*/.cache/**/minilm-*.npy"))) == 2, "the query vectors travel with each part"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
     proc = subprocess.run([str(ROOT / "benchmarks" / "train_exported.sh"), "--accelerator", "cpu", "--out", "out",
                            str(elsewhere)], check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
+    for part in ("retrieval", "ranking"):  # a machine without the encoder's weights trains all the same
+        assert "cache hit" in (tmp_path / "out" / f"ts_{part}.log").read_text()
     with tarfile.open(tmp_path / "out" / "ts.tgz") as pack:
         assert {"ts/retrieval/models/generative/model.pt", "ts/ranking/metrics/train.json"} <= set(pack.getnames())
         pack.extractall(away.parent, filter="data")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unigrec.atomic import stage_outputs, write_json
 from unigrec.config import RuntimeConfig, TrainConfig
 from unigrec.paths import Layout, require_inputs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +29,30 @@ def inputs(cfg: TrainConfig, layout: Layout) -> list[tuple[Path, str]]:
     return files
 
 
+def query_texts(cfg: TrainConfig, events: pd.DataFrame, items: pd.DataFrame) -> tuple[tuple[str, ...], list]:
+    """The texts of the stage's query table, in its order, and the catalogue-alignment pairs they include.
+
+    Named once so that the vectors a project is shipped with (``benchmarks/quality.py --export`` copies the
+    cache file of exactly these texts) are the ones the stage looks up: a machine without the text encoder's
+    weights then trains without embedding anything. The alignment queries are rows after the events' own, so
+    an event's query index does not move."""
+    from unigrec.inference.prompts import query_table_texts
+    from unigrec.train.alignment import alignment_pairs
+
+    alignment = alignment_pairs(items, cfg.alignment.views) if cfg.alignment.views else []
+    events_queries = query_table_texts(events)
+    return (*events_queries, *sorted({q for _, q in alignment} - set(events_queries))), alignment
+
+
 def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, Any]:
     import pandas as pd
 
-    from unigrec.inference.prompts import query_table_texts
     from unigrec.inference.retrieval import id_spaces
     from unigrec.model.card import model_card, save_model
     from unigrec.model.item_codes import atomic_item_codes, load_item_codes
     from unigrec.model.vocabulary import PAD
     from unigrec.text_encoder import embed_texts
     from unigrec.threads import torch_threads
-    from unigrec.train.alignment import alignment_pairs
     from unigrec.train.curves import epoch_curve, write_curve, write_task_weights_plot
     from unigrec.train.datamodule import PromptCollator
     from unigrec.train.fit import fit_generative_model, prepare_training_data, transformer_dims
@@ -50,17 +66,14 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
         items, codebooks = atomic_item_codes(catalogue["item_id"].astype(str).tolist())
     else:
         items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
-    alignment = alignment_pairs(pd.read_parquet(layout.items), cfg.alignment.views) if cfg.alignment.views else []
-    # the alignment queries are rows after the events' own: an event's query index does not move
-    events_queries = query_table_texts(events)
-    query_texts = (*events_queries, *sorted({q for _, q in alignment} - set(events_queries)))
+    texts, alignment = query_texts(cfg, events, pd.read_parquet(layout.items))
     query_table = embed_texts(
-        list(query_texts),
+        list(texts),
         batch_size=runtime.batch_sizes.text_encoding,
         cache_dir=layout.resolve(runtime.cache_dir),
         show_progress=False,
     )
-    data = prepare_training_data(cfg, events, items, codebooks, query_texts, query_table, alignment)
+    data = prepare_training_data(cfg, events, items, codebooks, texts, query_table, alignment)
     with torch_threads(runtime.torch_threads.train):
         result = fit_generative_model(cfg, data, layout.train_work_dir, runtime)
         if not result.is_global_zero:
