@@ -105,8 +105,10 @@ COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("ranking AUC", ("test", "ranking", "auc")),
     ),
     # Issue 41: does the served search list fit the query? Engagement beside relevance (graded from item
-    # metadata) on the test searches and on the typed-query set, by how the query was typed.
+    # metadata) on the test searches and on the typed-query set, by how the query was typed. A baseline has
+    # one list (its own); the model's own list is what it retrieves, before re-ranking and lexical fusion.
     "relevance": (
+        ("search NDCG@10, own list", ("test", "search", "full", "ndcg@10")),
         ("search served NDCG@10", ("test", "pipeline", "search", "ndcg@10")),
         ("test searches relevance P@10", ("test", "relevance", "test_searches", "p@10")),
         ("typed P@10", ("test", "relevance", "typed_queries", "all", "p@10")),

@@ -287,3 +287,22 @@ def _popularity_relevance_by_hand(layout) -> dict[str, float]:
         ndcg.append(dcg / best)
         precision.append(sum(grade[i] == 2 for i in top) / 10)
     return {"n": len(ndcg), "ndcg@10": float(np.mean(ndcg)), "p@10": float(np.mean(precision))}
+
+
+def test_baselines_alone_are_judged_for_relevance_as_in_the_full_evaluation(evaluated):
+    """What benchmark tables use for a baseline row (``evaluate_baselines``) carries the same relevance
+    figures as the stage's own evaluation of that baseline, so a served model and BM25 stand side by side."""
+    from unigrec.config import load_section
+    from unigrec.evaluate.evaluation import evaluate_baselines
+    from unigrec.evaluate.inputs import load_test_inputs
+
+    layout, _ = evaluated
+    stage = json.loads(layout.evaluate_metrics.read_text())["baselines"]["popularity"]["relevance"]
+    cfg = dataclasses.replace(evaluate_cfg(), baselines=("popularity",))
+    alone = evaluate_baselines(cfg, load_test_inputs(evaluate_runtime(), layout),
+                               load_section("baselines", layout.root / "params.yaml"), evaluate_runtime(), layout)
+    relevance = alone["popularity"]["relevance"]
+    for part in ("test_searches", "unseen_forms"):
+        got = relevance[part] if part == "test_searches" else relevance["typed_queries"]["all"]
+        want = stage[part] if part == "test_searches" else stage["typed_queries"]["all"]
+        assert got["n"] > 0 and got == pytest.approx(want)

@@ -284,15 +284,22 @@ def evaluate_baselines(
 ) -> dict[str, Any]:
     """Test metrics of ``cfg.baselines`` alone, on the cases and rules of :func:`evaluate_test_split`.
 
-    For benchmarks that repeat a seeded baseline without re-scoring the model each time.
+    For benchmarks that repeat a seeded baseline without re-scoring the model each time. A search baseline
+    is judged for relevance as in the full evaluation, so a benchmark table can set the served model's
+    relevance beside BM25's from the same judgments.
     """
+    from unigrec.evaluate.relevance import relevance_inputs
+
     check_settings(cfg)
     cases = held_out_cases(data.events, SPLIT)
     if not cases:
         raise ContractViolation(f"the events table has no {SPLIT} events to evaluate")
     masks = case_slices(cfg, cases, data.events, data.items)
     lists = candidate_lists(cases, data.candidates)
-    ranks = score_baselines(cfg, baselines_cfg, runtime, layout, data.events, data.items, cases, lists, {})
+    relevance = relevance_inputs(cfg.relevance, data.items, data.events)
+    ranks = score_baselines(
+        cfg, baselines_cfg, runtime, layout, data.events, data.items, cases, lists, {}, relevance
+    )
     return {name: method_metrics(r, masks, cfg) for name, r in ranks.items()}
 
 
