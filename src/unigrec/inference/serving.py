@@ -107,7 +107,10 @@ class Recommender:
         with np.load(bundle / QUERIES_FILE) as data:
             self._query_texts = [str(t) for t in data["texts"]]
             self._query_vectors = data["vectors"].astype(np.float32)
+        self._query_index = {t: i for i, t in enumerate(self._query_texts)}  # a history's queries are all here
         self._histories = self._group_histories(pd.read_parquet(bundle / HISTORIES_FILE))
+        # each known user's serialised history, made at their first request (see _context)
+        self._contexts: dict[str, tuple[Any, list[int]]] = {}
         self._spaces = id_spaces(model.vocab, model.items)
         self._item_ids = np.asarray(model.items.item_ids, dtype=object)
 
@@ -166,7 +169,6 @@ class Recommender:
         """
         from unigrec.inference.retrieval import STREAMS, stream_batches
         from unigrec.model.batch import collate_sequences
-        from unigrec.model.tokenizer import EventSeq
         from unigrec.model.vocabulary import PAD
 
         if k < 1:
@@ -188,20 +190,16 @@ class Recommender:
         if any(kind == "search" and not q.strip() for kind, q in zip(kinds, queries)):
             raise UnigrecError("a search request needs a non-empty query")
         texts, table = self._query_table([q for kind, q in zip(kinds, queries) if kind == "search"])
-        lookup = {t: i for i, t in enumerate(texts)}
+        # request queries the bundle lacks were appended after its own, so known indices never move
+        new_queries = {t: len(self._query_texts) + j for j, t in enumerate(texts[len(self._query_texts):])}
 
         prompts, seen = [], []
         for user, kind, query in zip(requests["user_id"].astype(str), kinds, queries):
-            history = self._histories.get(user)
-            if history is None:
-                events = EventSeq(np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0, np.int64))
-                seen.append([])
-            else:
-                q_idx = np.array([lookup[q] if q is not None else -1 for q in history.queries], dtype=np.int64)
-                events = EventSeq(history.items, history.is_search, history.labels, q_idx)
-                seen.append(history.items.tolist())
+            context, items_seen = self._context(user)
+            seen.append(items_seen)
             is_search = kind == "search"
-            prompts.append(self.model.serialiser.prompt(events, is_search, lookup[query] if is_search else -1))
+            query_index = self._query_index.get(query, new_queries.get(query, -1)) if is_search else -1
+            prompts.append(self.model.serialiser.prompt_after(context, is_search, query_index))
 
         rows: list[dict[str, Any]] = []
         pad = self.model.vocab.token(PAD)
@@ -245,11 +243,29 @@ class Recommender:
             ]
         return out
 
+    def _context(self, user: str) -> tuple[Any, list[int]]:
+        """The user's serialised history (:meth:`SequenceSerialiser.context_tokens`) and the items they
+        have seen. A known user's is kept: histories are fixed while a model serves, and serialising one
+        was the largest part of a one-request call. An unknown user gets the empty (cold-start) context,
+        never kept, so requests for made-up ids cannot grow the cache."""
+        from unigrec.model.tokenizer import EventSeq
+
+        cached = self._contexts.get(user)
+        if cached is not None:
+            return cached
+        history = self._histories.get(user)
+        if history is None:
+            empty = np.zeros(0, np.int64)
+            return self.model.serialiser.context_tokens(EventSeq(empty, np.zeros(0, bool), empty, empty)), []
+        q_idx = np.array([-1 if q is None else self._query_index[q] for q in history.queries], dtype=np.int64)
+        events = EventSeq(history.items, history.is_search, history.labels, q_idx)
+        cached = self._contexts[user] = (self.model.serialiser.context_tokens(events), history.items.tolist())
+        return cached
+
     def _query_table(self, request_queries: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """History query vectors from the bundle, plus MiniLM vectors of request queries not among them
         (the encoder is only loaded when a request brings a new query)."""
-        known = set(self._query_texts)
-        new = sorted({q for q in request_queries if q not in known})
+        new = sorted({q for q in request_queries if q not in self._query_index})
         if not new:
             return self._query_texts, self._query_vectors
         from unigrec.text_encoder import embed_texts

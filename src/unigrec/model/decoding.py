@@ -89,6 +89,18 @@ def open_codes(trie: PrefixTrie, nodes: torch.Tensor, exhausted: torch.Tensor | 
     return real & ~found
 
 
+def single_level_open(trie: PrefixTrie, exclude: torch.Tensor) -> torch.Tensor:
+    """(B, width) bool: the root's codes that name an item ``exclude`` (B, n_items) does not mark.
+
+    What :func:`open_codes` gives at the root of a one-level trie (atomic IDs: each code is an item),
+    without the exhaustion bookkeeping deeper tries need: a leaf is open exactly when its item is not
+    excluded, so one gather answers it. A served request decodes one level only, and this is most of
+    its masking cost saved."""
+    children = trie.step(torch.zeros(1, dtype=torch.long, device=exclude.device), torch.arange(trie.width))
+    real = children >= 0
+    return real & ~exclude[:, trie.leaf_item[children.clamp(min=0)]]
+
+
 @torch.no_grad()
 def beam_search(
     net: GenerativeTransformer,
@@ -129,8 +141,12 @@ def beam_search_encoded(
     b = last_hidden.shape[0]
     root = torch.zeros(b, dtype=torch.long, device=last_hidden.device)
     logp = level_log_probs(net, last_hidden, space, 0)
-    exhausted = exhausted_nodes(trie, exclude) if exclude is not None else None
-    logp = logp.masked_fill(~open_codes(trie, root[:, None], exhausted)[:, 0], float("-inf"))
+    if exclude is not None and space.depth == 1:
+        exhausted = None  # no deeper level to look up
+        logp = logp.masked_fill(~single_level_open(trie, exclude), float("-inf"))
+    else:
+        exhausted = exhausted_nodes(trie, exclude) if exclude is not None else None
+        logp = logp.masked_fill(~open_codes(trie, root[:, None], exhausted)[:, 0], float("-inf"))
     scores, codes = logp.topk(min(beam_size, trie.width), dim=-1)  # (B, k)
     nodes = trie.step(root[:, None].expand_as(codes), codes)
     nodes = nodes.masked_fill(torch.isinf(scores), -1)

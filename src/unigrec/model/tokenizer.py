@@ -181,6 +181,21 @@ class SequenceSerialiser:
 
         The model's output at the last position is the distribution of the target's first code.
         """
-        parts = self._encode(context.most_recent(self.max_events), False)
+        return self.prompt_after(self.context_tokens(context), is_search, query)
+
+    def context_tokens(self, context: EventSeq) -> TokenSequence:
+        """The first part of :meth:`prompt`: BOS and the most recent ``max_events`` events, no targets.
+
+        A server keeps it per user, since a user's history is fixed while a model serves, and every
+        request then only appends its behaviour prefix (:meth:`prompt_after`): serialising the history
+        was the largest part of a one-request call's handling."""
+        return self._pack(self._encode(context.most_recent(self.max_events), False))
+
+    def prompt_after(self, context: TokenSequence, is_search: bool, query: int = -1) -> TokenSequence:
+        """:meth:`context_tokens` + the target event's behaviour prefix: the prompt :meth:`prompt` makes."""
+        parts: tuple[list[int], ...] = tuple([] for _ in dataclasses.fields(TokenSequence))
         self._append_prefix(parts, self._behaviour_prefix(bool(is_search), int(query)))
-        return self._pack(parts)
+        tail = self._pack(parts)
+        return TokenSequence(*(
+            np.concatenate([getattr(context, f.name), getattr(tail, f.name)]) for f in dataclasses.fields(TokenSequence)
+        ))

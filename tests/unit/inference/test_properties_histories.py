@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.history_rule import HELD_OUT, event_rows, held_out_rows, later_training_rows, visible_history
@@ -80,15 +81,25 @@ def test_every_prompt_holds_exactly_the_history_the_rule_allows(events, split, m
 
 
 class _RecordingSerialiser(SequenceSerialiser):
-    """Records the events and request of every prompt it builds."""
+    """Records the events of every context it serialises and the request of every prompt it completes
+    (a server serialises a known user's history once and completes a prompt per request)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.requests: list[tuple[EventSeq, bool, int]] = []
+        self.contexts: list[EventSeq] = []
+        self.completed: list[tuple[bool, int]] = []
 
-    def prompt(self, context: EventSeq, is_search: bool, query: int = -1):
-        self.requests.append((context, is_search, query))
-        return super().prompt(context, is_search, query)
+    def context_tokens(self, context: EventSeq):
+        self.contexts.append(context)
+        return super().context_tokens(context)
+
+    def prompt_after(self, context, is_search: bool, query: int = -1):
+        self.completed.append((is_search, query))
+        return super().prompt_after(context, is_search, query)
+
+    @property
+    def requests(self) -> list[tuple[EventSeq, bool, int]]:
+        return [(c, s, q) for c, (s, q) in zip(self.contexts, self.completed, strict=True)]
 
 
 def _recommender(events: pd.DataFrame, folder: Path, serialiser: SequenceSerialiser):
@@ -140,3 +151,23 @@ def test_a_served_prompt_holds_the_users_whole_recorded_history_and_nothing_else
         assert is_search == (kinds[i] == "search")
         assert query == (texts.index(requests["query"][i]) if is_search else -1)
         assert sorted(ITEMS[it] for it in decoded[i]) == sorted(r["item_id"] for r in history)
+
+
+def test_a_known_users_history_is_serialised_once_and_a_strangers_never_kept(tmp_path: Path):
+    """Repeated requests get the same prompts (so the same answers) from the kept context; requests for
+    made-up users are served cold each time and leave nothing behind."""
+    serialiser = _serialiser(max_events=50, cls=_RecordingSerialiser)
+    events = pd.DataFrame({
+        "user_id": ["u0", "u0", "u1"], "item_id": [ITEMS[0], ITEMS[1], ITEMS[2]], "kind": ["rec", "rec", "rec"],
+        "query": [None, None, None], "label": [1, 0, 1], "split": ["train", "train", "train"], "order": [0, 1, 0],
+        "timestamp": [0, 1, 0],
+    })
+    recommender, _ = _recommender(events, tmp_path, serialiser)
+    requests = pd.DataFrame({"user_id": ["u0", "stranger", "u0"], "kind": ["rec", "rec", "rec"]})
+    prompts = []
+    recommender._rank = lambda batch, kind, reqs, seen, k, queries: prompts.append(batch.tokens.clone()) or []
+    recommender.predict(requests, k=2)
+    recommender.predict(requests, k=2)
+    assert len(serialiser.contexts) == 3, "u0 once, the stranger at each of its two requests"
+    assert set(recommender._contexts) == {"u0"}
+    assert torch.equal(prompts[0], prompts[1])

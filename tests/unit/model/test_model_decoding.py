@@ -8,7 +8,14 @@ import torch
 from support import synthetic_train_data as syn
 
 from unigrec.model.batch import collate_sequences
-from unigrec.model.decoding import beam_search, build_id_space, exhausted_nodes, score_candidates
+from unigrec.model.decoding import (
+    beam_search,
+    build_id_space,
+    exhausted_nodes,
+    open_codes,
+    score_candidates,
+    single_level_open,
+)
 from unigrec.model.item_codes import atomic_item_codes, item_codes_from_frame
 from unigrec.model.tokenizer import EventSeq, SequenceSerialiser
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
@@ -155,6 +162,18 @@ def test_exhausted_nodes_are_the_prefixes_with_every_item_excluded():
             under = (trie.item_path == node).any(1)
             assert ((row * trie.n_nodes + node) in keys) == bool(exclude[row, under].all()), (row, node)
     assert exhausted_nodes(trie, torch.zeros_like(exclude)).numel() == 0
+
+
+def test_a_one_level_trie_opens_exactly_the_codes_of_unexcluded_items():
+    """The atomic form's shortcut gives the general exhaustion mask's answer at the root."""
+    vocab, items, _, _ = _setup(11, atomic=True)
+    trie = build_id_space(vocab, items, SEMANTIC).trie
+    exclude = torch.as_tensor(np.random.default_rng(11).random((4, items.n_items)) < 0.5)
+    exclude[3] = True
+    root = torch.zeros(4, 1, dtype=torch.long)
+    general = open_codes(trie, root, exhausted_nodes(trie, exclude))[:, 0]
+    assert (single_level_open(trie, exclude) == general).all()
+    assert not single_level_open(trie, exclude)[3].any()
 
 
 def test_right_padded_batch_matches_left_padded_one():
