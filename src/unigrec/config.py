@@ -21,11 +21,13 @@ from unigrec.errors import UnigrecError
 PARAMS_FILE = "params.yaml"
 
 
-class ParamsLoader(yaml.SafeLoader):
+class ParamsLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """PyYAML's safe loader reading floats as YAML 1.2 does, as DVC (ruamel) does.
 
     YAML 1.1 wants a dot in an exponent float, so ``1e-05``, which DVC's own writer (``dvc exp run -S``,
-    ``unigrec run --set``) puts down for small values, would otherwise come back as a string.
+    ``unigrec run --set``) puts down for small values, would otherwise come back as a string. The libyaml
+    parser where PyYAML has it (the wheels do): a CLI call reads the params file several times, and the
+    pure-Python parser took ~14 ms a read against ~2 ms.
     """
 
 
