@@ -75,16 +75,18 @@ CUTOFF = 10  # HR@10 / NDCG@10: the cut-off of every full-catalogue row it sits 
 MONITOR = f"ndcg@{CUTOFF}"  # what early stopping maximises on the validation cases
 PADDING = 0  # item index 0 pads a sequence; catalogue items are 1..n
 WRAP = 110  # prose lines of the block, as the other blocks wrap them
-# Our rows on the same data, read from their results files (file, row label): the rows a reference of this
-# kind is set beside. Keyed by --label; a label without an entry shows the library's rows alone.
-OUR_ROWS: dict[str, tuple[tuple[str, str], ...]] = {
+# Our rows on the same data, read from their results files: (file, row label, what the row is). Keyed by
+# --label; a label without an entry shows the library's rows alone.
+OUR_ROWS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "ml-100k": (
-        ("ml100k-35.json", "SASRec+ (full-softmax CE)"),
-        ("ml100k-35.json", "popularity"),
-        ("ml100k-atomic-epochs.json", "unigrec, atomic IDs, up to 30 epochs"),
-        ("ml100k-35.json", "unigrec (default params)"),
+        ("ml100k-35.json", "SASRec+ (full-softmax CE)", "our SASRec, full-softmax CE, 200 items, 40 epochs"),
+        ("ml100k-atomic-epochs.json", "unigrec, atomic IDs, up to 30 epochs", "the unified model, today's default"),
+        ("ml100k-35.json", "unigrec (default params)", "the unified model, dual IDs, 8 epochs (the default then)"),
+        ("ml100k-35.json", "popularity", "popularity"),
     ),
-    "ml-1m-1pct": (("ml1m-1pct-41.json", "unigrec (default params)"),),
+    "ml-1m-1pct": (
+        ("ml1m-1pct-41.json", "unigrec (default params)", "the unified model, today's default (trained on a GPU)"),
+    ),
 }
 
 
@@ -299,14 +301,15 @@ def mean_std(values: Sequence[float]) -> str:
 
 
 def our_rows(label: str, results_dir: Path) -> list[tuple[str, str, list[float], list[float]]]:
-    """(row, file, HR@10 per seed, NDCG@10 per seed) of our stored rows for ``label``'s data."""
+    """(what the row is, file, HR@10 per seed, NDCG@10 per seed) of our stored rows for ``label``'s data."""
     out = []
-    for name, row in OUR_ROWS.get(label, ()):
+    for name, row, what in OUR_ROWS.get(label, ()):
         path = results_dir / name
         runs = json.loads(path.read_text(encoding="utf-8")).get("runs", {}).get(row, {}) if path.exists() else {}
         full = [r["test"][STREAM]["full"] for r in runs.values() if STREAM in r.get("test", {})]
         if full:
-            out.append((row, name, [f[f"hr@{CUTOFF}"] for f in full], [f[f"ndcg@{CUTOFF}"] for f in full]))
+            hr, ndcg = ([f[f"{m}@{CUTOFF}"] for f in full] for m in ("hr", "ndcg"))
+            out.append((f"{what} (row {row!r})", name, hr, ndcg))
     return out
 
 
@@ -316,8 +319,8 @@ NOTES = (
     "The library model is given exactly what our evaluation gives every method: the same training events "
     "(train split, both streams), the same history per test case (our leak-free rule: earlier train, gap and "
     "valid events of both streams), the whole catalogue with the history's items dropped. Our rows' figures are "
-    "read from their results files (their blocks name the commands); they were made from the same data params "
-    "(the default ml-100k, time-consistent split). The two metric rows grade the same top-10 lists."
+    "read from their results files (their blocks name the commands); their specs made their data with the same "
+    "data params as the root here. The two metric rows grade the same top-10 lists."
 )
 
 
