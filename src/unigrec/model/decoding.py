@@ -96,7 +96,8 @@ def single_level_open(trie: PrefixTrie, exclude: torch.Tensor) -> torch.Tensor:
     without the exhaustion bookkeeping deeper tries need: a leaf is open exactly when its item is not
     excluded, so one gather answers it. A served request decodes one level only, and this is most of
     its masking cost saved."""
-    children = trie.step(torch.zeros(1, dtype=torch.long, device=exclude.device), torch.arange(trie.width))
+    device = exclude.device
+    children = trie.step(torch.zeros(1, dtype=torch.long, device=device), torch.arange(trie.width, device=device))
     real = children >= 0
     return real & ~exclude[:, trie.leaf_item[children.clamp(min=0)]]
 
