@@ -648,6 +648,16 @@ class RuntimeConfig:
     mlflow_tracking_uri: str  # only for train_logger: mlflow
     torch_threads: StageThreadsConfig
     batch_sizes: BatchSizesConfig
+    # users whose encoded history a serving process keeps (unigrec.inference.user_states); memory only,
+    # written into the serving bundle by the evaluate stage as the served batch size is; 0 = none kept
+    cached_histories: int
+
+    def problems(self) -> dict[str, str]:
+        """Key -> what is wrong with its value; :func:`build_section` refuses the section naming each."""
+        found = {}
+        if self.cached_histories < 0:
+            found["cached_histories"] = f"must be >= 0, got {self.cached_histories}"
+        return found
 
 
 # --------------------------------------------------------------------------- all

@@ -178,7 +178,7 @@ def test_predict_refuses_a_huge_k_before_decoding(project, monkeypatch):
     from unigrec.inference import retrieval
     from unigrec.inference.serving import load_recommender
 
-    monkeypatch.setattr(retrieval, "decode_batch", _no_decoding)
+    monkeypatch.setattr(retrieval, "decode_encoded", _no_decoding)
     requests = pd.DataFrame({"user_id": ["u001"], "kind": ["rec"], "query": [""]})
     limited = load_recommender(project.model_dir, max_k=MAX_K)
     with pytest.raises(UnigrecError, match=f"k must be at most {MAX_K}"):

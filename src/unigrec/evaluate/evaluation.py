@@ -344,7 +344,7 @@ def evaluate_test_split(
     grouped = group_user_events(events, model.items, data.query_texts)
     index = model.items.index()
     settings = DecodeSettings(cfg.beam_size, runtime.batch_sizes.evaluation_prompts, cfg.pipeline_k,
-                              lexical=lexical_settings(cfg))
+                              lexical=lexical_settings(cfg), cached_histories=runtime.cached_histories)
     lexical = lexical_index(settings, model, items)
     valid = score_validation(model, grouped, events, query_table, settings, ranker, lexical)
     fusion = tune_fusion_weights(cfg, settings, valid)

@@ -17,7 +17,7 @@ once:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ from unigrec.model.decoding import (
 )
 from unigrec.model.item_codes import ItemCodes
 from unigrec.model.tokenizer import id_kind
-from unigrec.model.transformer import GenerativeTransformer
+from unigrec.model.transformer import GenerativeTransformer, PrefixCache
 from unigrec.model.vocabulary import Vocabulary
 
 STREAMS = {False: "rec", True: "search"}  # is_search -> request kind
@@ -98,6 +98,9 @@ class DecodeSettings:
     # request kind -> μ of μ * term coverage, chosen with λ and w (absent in bundles written before it: 0)
     coverage_weights: dict[str, float] = dataclasses.field(default_factory=dict)
     lexical: LexicalSettings | None = None  # the BM25 index and candidates; None in bundles written before it
+    # users whose encoded history a server keeps (runtime.cached_histories; memory only, outputs unchanged);
+    # bundles written before it keep none
+    cached_histories: int = 0
 
     def weight(self, kind: str) -> float:
         return float(self.fusion_weights.get(kind, 0.0))
@@ -259,11 +262,34 @@ def decode_batch(
     ``ranker``: a second network whose P(<pos>) replaces ``net``'s, i.e. the two-stage system the unified
     model is compared with; None = the one model does both jobs.
     """
-    beam = max(beam_size, pool_k)
     # one encoding of the prompts serves the beam search and the candidates' scores
     hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors,
                                 prompts.item_refs)
-    beam_items, beam_scores = beam_search_encoded(net, hidden[:, -1], prefix, space, beam, exclude=seen)
+    rank_with = None if ranker is None else (lambda scored: ranking_probs(ranker, prompts, space, scored)[1])
+    return decode_encoded(net, hidden[:, -1], prefix, space, seen, beam_size, pool_k, candidates, rank_pool,
+                          rank_with, extra)
+
+
+@torch.no_grad()
+def decode_encoded(
+    net: GenerativeTransformer,
+    last_hidden: torch.Tensor,
+    prefix: PrefixCache,
+    space: IdSpace,
+    seen: torch.Tensor,
+    beam_size: int,
+    pool_k: int,
+    candidates: torch.Tensor | None = None,
+    rank_pool: bool = True,
+    rank_with: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    extra: torch.Tensor | None = None,
+) -> DecodedBatch:
+    """:func:`decode_batch` after the prompts are encoded: ``last_hidden`` (B, d) and ``prefix`` are what
+    ``net.encode`` gives for them, or what a server assembles from users' stored histories
+    (:func:`~unigrec.inference.user_states.encode_after`). ``rank_with``: P(<pos>) of (B, C) items from
+    another ranker (the two-stage system); None = ``net``'s own ranking head."""
+    beam = max(beam_size, pool_k)
+    beam_items, beam_scores = beam_search_encoded(net, last_hidden, prefix, space, beam, exclude=seen)
     items, scores, valid = unseen_first(beam_items, beam_scores, seen, beam)
     batch = items.shape[0]
     given = candidates if candidates is not None else torch.zeros((batch, 0), dtype=torch.long)
@@ -276,10 +302,10 @@ def decode_batch(
     logp = probs = torch.zeros(scored.shape, dtype=torch.float32)
     if scored.shape[1]:
         # ranking_probs / score_candidates on the encoding above (-1 entries scored as item 0, masked later)
-        logp, logit = candidate_code_scores(net, hidden[:, -1], prefix, scored.clamp(min=0), space)
+        logp, logit = candidate_code_scores(net, last_hidden, prefix, scored.clamp(min=0), space)
         probs = torch.sigmoid(logit)
-        if ranker is not None:
-            _, probs = ranking_probs(ranker, prompts, space, scored)
+        if rank_with is not None:
+            probs = rank_with(scored)
     end = scored.shape[1] - n_extra
 
     def as_numpy(t: torch.Tensor) -> np.ndarray:

@@ -111,6 +111,12 @@ class Recommender:
         self._histories = self._group_histories(pd.read_parquet(bundle / HISTORIES_FILE))
         # each known user's serialised history, made at their first request (see _context)
         self._contexts: dict[str, tuple[Any, list[int]]] = {}
+        # and its encoding (the transformer's keys/values), for the most recently served users: a request
+        # then encodes only its own few tokens (see _encode, unigrec.inference.user_states)
+        from unigrec.inference.user_states import ContextStates
+
+        self._states = ContextStates(self.settings.cached_histories)
+        self._stranger: Any = None  # the one encoding every user without history shares
         self._spaces = id_spaces(model.vocab, model.items)
         self._item_ids = np.asarray(model.items.item_ids, dtype=object)
 
@@ -193,33 +199,63 @@ class Recommender:
         # request queries the bundle lacks were appended after its own, so known indices never move
         new_queries = {t: len(self._query_texts) + j for j, t in enumerate(texts[len(self._query_texts):])}
 
-        prompts, seen = [], []
-        for user, kind, query in zip(requests["user_id"].astype(str), kinds, queries):
-            context, items_seen = self._context(user)
-            seen.append(items_seen)
+        users = requests["user_id"].astype(str).tolist()
+        contexts = [self._context(user) for user in users]
+        suffixes = []
+        for kind, query in zip(kinds, queries):
             is_search = kind == "search"
             query_index = self._query_index.get(query, new_queries.get(query, -1)) if is_search else -1
-            prompts.append(self.model.serialiser.prompt_after(context, is_search, query_index))
+            # what the request appends to the user's history (its prompt is history + this)
+            suffixes.append(self.model.serialiser.behaviour_tokens(is_search, query_index))
 
         rows: list[dict[str, Any]] = []
         pad = self.model.vocab.token(PAD)
         n_query_tokens = self.model.serialiser.n_query_tokens
         for is_search, chunk in stream_batches([kind == "search" for kind in kinds], self.settings.batch_size):
-            batch = collate_sequences([prompts[i] for i in chunk], table, n_query_tokens, pad)
-            rows += self._rank(batch, STREAMS[is_search], chunk, [seen[i] for i in chunk], k,
+            encoded = self._encode(users, contexts, suffixes, chunk, lambda rows: collate_sequences(
+                rows, table, n_query_tokens, pad))
+            rows += self._rank(encoded, STREAMS[is_search], chunk, [contexts[i][1] for i in chunk], k,
                                [queries[i] for i in chunk])
         return _result_frame(rows)
 
+    def _encode(
+        self, users: list[str], contexts: list[tuple[Any, list[int]]], suffixes: list[Any], chunk: list[int],
+        collate: Any,
+    ) -> tuple[Any, Any]:
+        """The last hidden states and cache of the ``chunk``'s prompts (each user's history + the request's
+        own tokens), as one pass over the whole prompts gives them.
+
+        When every user's encoded history is kept (or is the strangers' shared one), only the requests' own
+        tokens run, after it (:func:`~unigrec.inference.user_states.encode_after`). Otherwise the whole
+        prompts run in one pass, as evaluation encodes them, and the histories' part of it is kept for next
+        time (known users up to ``cached_histories``; users without history share one, so made-up ids cannot
+        grow what is kept)."""
+        from unigrec.inference.user_states import encode_after, encode_keeping_histories
+
+        kept = [self._states.get(users[i]) if self.knows_user(users[i]) else self._stranger for i in chunk]
+        if all(state is not None for state in kept):
+            return encode_after(self.model.net, kept, collate([suffixes[i] for i in chunk]))
+        whole = collate([contexts[i][0].then(suffixes[i]) for i in chunk])
+        last_hidden, prefix, fresh = encode_keeping_histories(self.model.net, whole, [len(contexts[i][0]) for i in chunk])
+        for i, state, had in zip(chunk, fresh, kept, strict=True):
+            if had is None:
+                if self.knows_user(users[i]):
+                    self._states.put(users[i], state)
+                else:
+                    self._stranger = state
+        return last_hidden, prefix
+
     def _rank(
-        self, batch: Any, kind: str, requests: list[int], seen: list[list[int]], k: int, queries: list[str]
+        self, encoded: tuple[Any, Any], kind: str, requests: list[int], seen: list[list[int]], k: int,
+        queries: list[str],
     ) -> list[dict[str, Any]]:
-        """The evaluated pipeline (:mod:`unigrec.inference.retrieval`) on one batch of same-kind requests:
-        retrieve ``max(k, pipeline_k)`` unseen items (joined by BM25's best unseen ones where the kind has
-        a lexical weight), re-rank them by the kind's fused score, keep ``k``."""
+        """The evaluated pipeline (:mod:`unigrec.inference.retrieval`) on one batch of same-kind requests,
+        given encoded (:meth:`_encode`): retrieve ``max(k, pipeline_k)`` unseen items (joined by BM25's best
+        unseen ones where the kind has a lexical weight), re-rank them by the kind's fused score, keep ``k``."""
         import torch
 
         from unigrec.inference.lexical import BM25_FEATURE, top_unseen
-        from unigrec.inference.retrieval import decode_batch, seen_mask
+        from unigrec.inference.retrieval import decode_encoded, seen_mask
 
         weight, lexical = self.settings.weight(kind), self.settings.lexical_for(kind)
         mask = seen_mask(seen, self.model.items.n_items)
@@ -228,8 +264,9 @@ class Recommender:
             features = self._lexical.features(queries, coverage=lexical.coverage > 0.0)
             bm25 = features[..., BM25_FEATURE]
             extra = torch.as_tensor(top_unseen(bm25, mask.numpy(), self.settings.lexical.candidates))
-        decoded = decode_batch(
-            self.model.net, batch, self._spaces[kind == "search"], mask,
+        last_hidden, prefix = encoded
+        decoded = decode_encoded(
+            self.model.net, last_hidden, prefix, self._spaces[kind == "search"], mask,
             self.settings.beam_size, max(k, self.settings.pipeline_k), rank_pool=weight > 0.0, extra=extra,
         )
         items, scores, valid = decoded.reranked_pool(weight, features, lexical)

@@ -82,6 +82,12 @@ class TokenSequence:
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
 
+    def then(self, after: TokenSequence) -> TokenSequence:
+        """This sequence followed by ``after``."""
+        return TokenSequence(*(
+            np.concatenate([getattr(self, f.name), getattr(after, f.name)]) for f in dataclasses.fields(TokenSequence)
+        ))
+
 
 class SequenceSerialiser:
     """Turns :class:`EventSeq` into :class:`TokenSequence` for one vocabulary and item catalogue."""
@@ -191,11 +197,14 @@ class SequenceSerialiser:
         was the largest part of a one-request call's handling."""
         return self._pack(self._encode(context.most_recent(self.max_events), False))
 
-    def prompt_after(self, context: TokenSequence, is_search: bool, query: int = -1) -> TokenSequence:
-        """:meth:`context_tokens` + the target event's behaviour prefix: the prompt :meth:`prompt` makes."""
+    def behaviour_tokens(self, is_search: bool, query: int = -1) -> TokenSequence:
+        """The part of :meth:`prompt_after` that follows the history: the target event's behaviour prefix
+        (its task token, and a search's query soft tokens). Every request of one kind has one length of it,
+        which a server that keeps users' encoded histories relies on (:mod:`unigrec.inference.user_states`)."""
         parts: tuple[list[int], ...] = tuple([] for _ in dataclasses.fields(TokenSequence))
         self._append_prefix(parts, self._behaviour_prefix(bool(is_search), int(query)))
-        tail = self._pack(parts)
-        return TokenSequence(*(
-            np.concatenate([getattr(context, f.name), getattr(tail, f.name)]) for f in dataclasses.fields(TokenSequence)
-        ))
+        return self._pack(parts)
+
+    def prompt_after(self, context: TokenSequence, is_search: bool, query: int = -1) -> TokenSequence:
+        """:meth:`context_tokens` + the target event's behaviour prefix: the prompt :meth:`prompt` makes."""
+        return context.then(self.behaviour_tokens(is_search, query))

@@ -122,6 +122,27 @@ class CausalSelfAttention(nn.Module):
         bg, h, n, dh = q.shape
         b = prefix_k.shape[0]
         g = bg // b
+        if g == 1:
+            # one continuation per prefix (a served request after a kept history): the fused kernel over the
+            # prefix and the new tokens together, a handful of ops where the general path below runs ~20
+            t_all = k.shape[2]
+            causal = torch.ones(n, t_all, dtype=torch.bool, device=x.device).tril(diagonal=t_all - n)
+            visible = torch.cat([prefix_valid[:, None, None, :].expand(b, 1, n, -1),
+                                 causal.expand(b, 1, n, t_all)], dim=-1)
+            y = F.scaled_dot_product_attention(q, torch.cat([prefix_k, k], dim=2), torch.cat([prefix_v, v], dim=2),
+                                               attn_mask=visible)
+            return self._merge(y), k, v
+        if n == 1 and tail_k is None:
+            # g continuations of one new token each (candidate items, a first beam level): each attends to the
+            # shared prefix and to itself only, i.e. one fused attention per prefix whose g queries see the
+            # prefix plus the diagonal of their own keys; no (B*g)-wide copy of the prefix is made
+            t = prefix_k.shape[2]
+            per_prefix = lambda z: z.view(b, g, h, dh).transpose(1, 2)
+            own = torch.eye(g, dtype=torch.bool, device=x.device).expand(b, 1, g, g)
+            visible = torch.cat([prefix_valid[:, None, None, :].expand(b, 1, g, t), own], dim=-1)
+            y = F.scaled_dot_product_attention(per_prefix(q), torch.cat([prefix_k, per_prefix(k)], dim=2),
+                                               torch.cat([prefix_v, per_prefix(v)], dim=2), attn_mask=visible)
+            return self._merge(y.transpose(1, 2).reshape(bg, h, 1, dh)), k, v
         scale = 1.0 / math.sqrt(dh)
         qg = q.view(b, g, h, n, dh)
         s_prefix = torch.einsum("bghnd,bhtd->bghnt", qg, prefix_k) * scale
@@ -262,17 +283,21 @@ class GenerativeTransformer(nn.Module):
         prefix: PrefixCache,
         tail: TailCache | None = None,
         item_refs: torch.Tensor | None = None,
+        query_refs: torch.Tensor | None = None,
+        query_vectors: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, TailCache]:
         """Run (B*g, n) new tokens after each of the B cached prefixes (g continuations each).
 
         ``item_refs`` (B*g, n): the item where a new token is an item's last code (candidate scoring
-        feeds whole items), -1 elsewhere; None when no last code is fed (beam search).
+        feeds whole items), -1 elsewhere; None when no last code is fed (beam search). ``query_refs`` /
+        ``query_vectors``: soft query tokens among the new ones, as in :meth:`encode` (a served request's
+        behaviour prefix after a user's stored history, :mod:`unigrec.inference.user_states`).
         """
         bg, n = tokens.shape
         b = prefix.valid.shape[0]
         start = prefix.next_position.repeat_interleave(bg // b) + (tail.length if tail else 0)
         positions = start[:, None] + torch.arange(n, device=tokens.device)
-        x = self._embed(tokens, positions, None, None, item_refs)
+        x = self._embed(tokens, positions, query_refs, query_vectors, item_refs)
         keys, values = [], []
         for i, block in enumerate(self.blocks):
             tk = tail.keys[i] if tail else None

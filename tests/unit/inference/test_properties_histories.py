@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.history_rule import HELD_OUT, event_rows, held_out_rows, later_training_rows, visible_history
@@ -81,8 +80,8 @@ def test_every_prompt_holds_exactly_the_history_the_rule_allows(events, split, m
 
 
 class _RecordingSerialiser(SequenceSerialiser):
-    """Records the events of every context it serialises and the request of every prompt it completes
-    (a server serialises a known user's history once and completes a prompt per request)."""
+    """Records the events of every context it serialises and the request of every behaviour prefix it
+    writes (a server serialises a known user's history once and writes a request's prefix per request)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -93,9 +92,9 @@ class _RecordingSerialiser(SequenceSerialiser):
         self.contexts.append(context)
         return super().context_tokens(context)
 
-    def prompt_after(self, context, is_search: bool, query: int = -1):
+    def behaviour_tokens(self, is_search: bool, query: int = -1):
         self.completed.append((is_search, query))
-        return super().prompt_after(context, is_search, query)
+        return super().behaviour_tokens(is_search, query)
 
     @property
     def requests(self) -> list[tuple[EventSeq, bool, int]]:
@@ -103,8 +102,9 @@ class _RecordingSerialiser(SequenceSerialiser):
 
 
 def _recommender(events: pd.DataFrame, folder: Path, serialiser: SequenceSerialiser):
-    """A Recommender over the bundle the evaluate stage would write for ``events``; decoding is stubbed
-    (recorded), so what is checked is the prompt and seen set it hands to decoding."""
+    """A Recommender over the bundle the evaluate stage would write for ``events``; encoding and decoding
+    are stubbed (recorded: "encoded" is the whole serialised prompt, history + request prefix), so what is
+    checked is the prompt and seen set it hands to decoding."""
     from unigrec.inference.retrieval import DecodeSettings
     from unigrec.inference.serving import Recommender, write_serving_bundle
 
@@ -116,10 +116,12 @@ def _recommender(events: pd.DataFrame, folder: Path, serialiser: SequenceSeriali
     recommender = Recommender(model, folder)
     decoded: dict[int, list[int]] = {}
 
-    def record(batch, kind, requests, seen, k, queries):
+    def record(encoded, kind, requests, seen, k, queries):
         decoded.update(zip(requests, seen, strict=True))
         return []
 
+    recommender._encode = lambda users, contexts, suffixes, chunk, collate: [
+        contexts[i][0].then(suffixes[i]) for i in chunk]
     recommender._rank = record
     return recommender, decoded
 
@@ -165,9 +167,15 @@ def test_a_known_users_history_is_serialised_once_and_a_strangers_never_kept(tmp
     recommender, _ = _recommender(events, tmp_path, serialiser)
     requests = pd.DataFrame({"user_id": ["u0", "stranger", "u0"], "kind": ["rec", "rec", "rec"]})
     prompts = []
-    recommender._rank = lambda batch, kind, reqs, seen, k, queries: prompts.append(batch.tokens.clone()) or []
+
+    def record(whole, kind, reqs, seen, k, queries):
+        prompts.append([p.tokens for p in whole])
+        return []
+
+    recommender._rank = record
     recommender.predict(requests, k=2)
     recommender.predict(requests, k=2)
     assert len(serialiser.contexts) == 3, "u0 once, the stranger at each of its two requests"
     assert set(recommender._contexts) == {"u0"}
-    assert torch.equal(prompts[0], prompts[1])
+    for first, second in zip(prompts[0], prompts[1], strict=True):
+        np.testing.assert_array_equal(first, second)

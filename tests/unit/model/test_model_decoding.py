@@ -194,3 +194,29 @@ def test_right_padded_batch_matches_left_padded_one():
     h_right, _ = net.encode(right.tokens, right.valid, right.query_refs, right.query_vectors)
     torch.testing.assert_close(h_right[right.valid], h_left[left.valid], rtol=1e-4, atol=1e-4)
     assert (right.targets[right.valid] == left.targets[left.valid]).all()
+
+
+@pytest.mark.parametrize(("group", "n_new", "with_tail"), [(1, 1, False), (1, 2, False), (4, 1, False), (4, 2, False),
+                                                           (4, 1, True), (1, 1, True)])
+def test_every_extension_path_matches_full_forward_passes(group, n_new, with_tail):
+    """extend has a fused path for one continuation per prefix and one for single new tokens of several
+    (candidate items, a first beam level), beside the general one: each continuation's hidden states must
+    be those of one full pass over its whole sequence (left-padded prompts of different lengths)."""
+    vocab, items, net, batch = _setup(8)
+    _, cache = net.encode(batch.tokens, batch.valid, batch.query_refs, batch.query_vectors)
+    space = build_id_space(vocab, items, SEMANTIC)
+    b = len(batch)
+    picked = torch.randint(items.n_items, (b * group,), generator=torch.Generator().manual_seed(8))
+    codes = space.codes[picked] + torch.tensor(space.offsets)  # (B*g, 3) each continuation's code tokens
+    done = 1 if with_tail else 0  # tokens already appended (the tail cache) before the new ones
+    tail = net.extend(codes[:, :done], cache)[1] if with_tail else None
+    got, _ = net.extend(codes[:, done:done + n_new], cache, tail)
+
+    appended = codes[:, :done + n_new]
+    full, _ = net.encode(
+        torch.cat([batch.tokens.repeat_interleave(group, 0), appended], 1),
+        torch.cat([batch.valid.repeat_interleave(group, 0), torch.ones_like(appended, dtype=torch.bool)], 1),
+        torch.cat([batch.query_refs.repeat_interleave(group, 0), torch.full_like(appended, -1)], 1),
+        batch.query_vectors,
+    )
+    torch.testing.assert_close(got, full[:, -n_new:], rtol=1e-4, atol=1e-4)
