@@ -164,3 +164,12 @@ def test_a_body_within_the_limit_still_reaches_the_endpoint_after_the_check():
     model = FakeModel()
     got = _client(model).post("/search", json={"query": "caf\u00e9 film"})
     assert got.status_code == 200 and model.calls[0][0][0]["query"] == "café film"
+
+
+def test_a_body_sent_in_chunks_within_the_limit_reaches_the_endpoint_whole():
+    """The gate reads a chunked body (no content-length) piece by piece and hands all of it on."""
+    model = FakeModel()
+    parts = [b'{"query": "caf\xc3', b'\xa9 film", "k": 2}']  # "\u00e9" split across the two chunks
+    got = _client(model).post("/search", content=iter(parts), headers={"content-type": "application/json"})
+    assert got.status_code == 200 and len(got.json()["items"]) == 2
+    assert model.calls == [([{"user_id": "", "kind": "search", "query": "caf\u00e9 film"}], 2)]
