@@ -134,7 +134,10 @@ def test_three_tasks_gives_exactly_the_weights_of_before(base, mode):
     w = TaskWeighter(_cfg(mode, "three", temperature=0.5, update_every=2, loss_smoothing=0.6), base)
     for losses, norms in zip(LOSSES, NORMS, strict=True):
         w.update(_f64(*losses), _f64(*norms))
-    assert w.weights.tolist() == BEFORE[(base, mode)]
+    # float64 to 1e-12: the figures were recorded on one CPU, and another's vector kernels may round the
+    # last bit of a reduction differently (0.7064130471556074 vs ...075 seen on 2026-12-04); a real change of
+    # the rule moves them by far more
+    np.testing.assert_allclose(w.weights.tolist(), BEFORE[(base, mode)], rtol=1e-12, atol=0)
     assert torch.equal(w.task_weights, w.weights) and w.task_names == LOSS_GROUPS
 
 
