@@ -414,9 +414,10 @@ class TrainConfig:
     seed: int
     max_events: int  # most recent events kept per user (training sequence and prompt context)
     train_windows: Literal["latest", "all"]  # latest: one sequence per user; all: every max_events window
-    # Warn when one target of a task outweighs one of the most frequent task's by more than this factor
-    # (the per-task mean's blind spot with sparse search logs; see fit.overweighted_targets).
-    rare_task_warning_ratio: float
+    # Each task's loss is the mean over its own targets, so a rare task's target weighs (weight / its
+    # targets) against the commonest task's: a rare task's loss weight is lowered so that one of its targets
+    # weighs at most this many times one of the commonest task's (fit.capped_loss_weights); null = as given
+    max_target_weight_ratio: float | None
     batch_size: int  # users per training step
     model: ModelConfig
     retrieval_loss: RetrievalLossConfig
@@ -431,6 +432,8 @@ class TrainConfig:
     def problems(self) -> dict[str, str]:
         """Choices that only make sense together (each section checks its own values)."""
         found = {}
+        if self.max_target_weight_ratio is not None and not self.max_target_weight_ratio >= 1:
+            found["max_target_weight_ratio"] = f"must be null or >= 1, got {self.max_target_weight_ratio}"
         if self.enhancer.feeds_sampled_softmax and self.retrieval_loss.softmax != "sampled":
             found["enhancer.hard_negatives.into"] = (
                 "'sampled_softmax' needs train.retrieval_loss.softmax: sampled, got "

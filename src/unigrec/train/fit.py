@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from unigrec.config import ModelConfig, RetrievalLossConfig, RuntimeConfig, TrainConfig, TrainerConfig
+from unigrec.config import (
+    LossWeightsConfig,
+    ModelConfig,
+    RetrievalLossConfig,
+    RuntimeConfig,
+    TrainConfig,
+    TrainerConfig,
+)
 from unigrec.inference.prompts import (
     PromptExample,
     UserEvents,
@@ -68,6 +75,9 @@ class TrainingData:
     # (n_items,) bool: items with an event in the TRAIN split; the hybrid form's per-item embeddings are
     # kept for these only (model.transformer.GenerativeTransformer._item_vectors)
     items_with_events: np.ndarray
+    # the task loss weights training uses: train.loss_weights with a rare task's lowered
+    # (capped_loss_weights); fit_generative_model trains with these
+    loss_weights: LossWeightsConfig
 
 
 @dataclasses.dataclass
@@ -112,20 +122,19 @@ def prepare_training_data(
         len(users), len(train), sum(counts.values()), len(valid),
     )
     # Each task's loss is the mean over its own targets in the batch, so a task with few targets (sparse
-    # search logs) gives each of them a far larger weight and a noisy gradient that can slow the others
-    # down (docs/experiments/2026-12-03-ml1m-protocol-seeds.md); the per-batch counts tell a user when to
-    # lower its loss weight.
+    # search logs) gives each of them a far larger weight and a noisy gradient that slows the others down
+    # (docs/experiments/2026-12-04-ml1m-default-recipe.md): its weight is lowered to a bound.
     per_batch = cfg.batch_size / max(len(train), 1)
     log.info("targets per batch of %d sequences (each task's loss is the mean over its own): %s", cfg.batch_size,
              ", ".join(f"{task} {n * per_batch:,.1f}" for task, n in counts.items()))
     weights = dataclasses.asdict(cfg.loss_weights)
-    for task, (ratio, common) in overweighted_targets(counts, weights, cfg.rare_task_warning_ratio).items():
-        log.warning(
-            "task %s has %.1f targets per batch against %s's %.1f, so each of its targets weighs %.0fx one of "
-            "%s's (above train.rare_task_warning_ratio, %g); if the other tasks learn slowly, lower "
-            "train.loss_weights.%s (README, 'When one task is rare').",
-            task, counts[task] * per_batch, common, counts[common] * per_batch, ratio, common,
-            cfg.rare_task_warning_ratio, task,
+    capped = capped_loss_weights(weights, counts, cfg.max_target_weight_ratio)
+    for task, (ratio, common) in overweighted_targets(counts, weights, cfg.max_target_weight_ratio).items():
+        log.info(
+            "task %s has %.1f targets per batch against %s's %.1f: at weight %g each of its targets would weigh "
+            "%.0fx one of %s's; trained at weight %.4g, %gx (train.max_target_weight_ratio)",
+            task, counts[task] * per_batch, common, counts[common] * per_batch, weights[task], ratio, common,
+            capped[task], cfg.max_target_weight_ratio,
         )
     return TrainingData(
         vocab=vocab,
@@ -139,6 +148,7 @@ def prepare_training_data(
         final_examples=cap_per_stream(valid, cfg.eval.final_users, cfg.seed),
         popularity=popularity_rankings(users, items.n_items),
         items_with_events=items_with_train_events(users, items.n_items),
+        loss_weights=LossWeightsConfig(**capped),
     )
 
 
@@ -149,8 +159,27 @@ def targets_per_task(sequences: list[TokenSequence]) -> dict[str, int]:
     return {task: int(n) for task, n in zip(LOSS_GROUPS, counts, strict=True)}
 
 
+def capped_loss_weights(
+    weights: dict[str, float], counts: dict[str, int], max_ratio: float | None
+) -> dict[str, float]:
+    """``weights`` with each rare task's lowered so that one of its targets weighs exactly ``max_ratio``
+    times one of the most frequent active task's (None: unchanged); tasks within the bound keep theirs.
+
+    Why a bound on the ratio and not a fixed weight: the ratio is what hurts (ML-1M with 1% searches:
+    one search target weighed ~190x one recommendation target at weight 1; test rec NDCG@10 0.057 against
+    0.145 at weight 0.1, ~19x), and it depends on the search share of the data: with ml-100k's 25% searches
+    it is ~7x at weight 1, where a fixed 0.1 would starve search instead.
+    """
+    out = dict(weights)
+    if max_ratio is None:
+        return out
+    for task, (ratio, _) in overweighted_targets(counts, weights, max_ratio).items():
+        out[task] = weights[task] * max_ratio / ratio
+    return out
+
+
 def overweighted_targets(
-    counts: dict[str, int], weights: dict[str, float], max_ratio: float
+    counts: dict[str, int], weights: dict[str, float], max_ratio: float | None
 ) -> dict[str, tuple[float, str]]:
     """Tasks whose single target outweighs one of the most frequent task's by more than ``max_ratio``.
 
@@ -159,7 +188,7 @@ def overweighted_targets(
     tasks are ignored. Ratios from the sequences' counts are the expected per-batch ones.
     """
     active = {task: n for task, n in counts.items() if n > 0 and weights.get(task, 0.0) > 0}
-    if len(active) < 2:
+    if len(active) < 2 or max_ratio is None:
         return {}
     common = max(active, key=active.__getitem__)
     per_target = {task: weights[task] / n for task, n in active.items()}
@@ -314,6 +343,7 @@ def fit_generative_model(
     from unigrec.train.datamodule import SplitDataModule
     from unigrec.train.lightning_module import GenerativeRecModule
 
+    cfg = dataclasses.replace(cfg, loss_weights=data.loss_weights)  # a rare task's weight lowered
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     work_dir = Path(work_dir)
     metrics_csv = work_dir / "csv" / "version_0" / "metrics.csv"

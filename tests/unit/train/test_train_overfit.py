@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 from support import synthetic_train_data as syn
@@ -11,7 +14,7 @@ from unigrec.inference.prompts import group_user_events, query_table_texts
 from unigrec.model.item_codes import atomic_item_codes
 from unigrec.model.tokenizer import SequenceSerialiser
 from unigrec.model.vocabulary import Vocabulary
-from unigrec.train.fit import overweighted_targets, targets_per_task
+from unigrec.train.fit import capped_loss_weights, overweighted_targets, targets_per_task
 from unigrec.train.losses import sequence_losses
 from unigrec.train.sequences import training_sequences
 
@@ -44,6 +47,45 @@ def test_overweighted_targets_flags_a_rare_task_until_its_weight_comes_down():
     assert overweighted_targets(counts, {**ones, "retrieval_search": 0.0}, max_ratio=50) == {}  # switched off
     assert overweighted_targets({**counts, "retrieval_search": 0}, ones, max_ratio=50) == {}  # no searches
     assert overweighted_targets({"retrieval_rec": 10, "ranking": 0}, ones, max_ratio=1) == {}  # one task
+
+
+def test_a_rare_tasks_weight_is_lowered_to_the_bound_and_a_common_enough_one_is_left_alone():
+    ones = {"retrieval_rec": 1.0, "retrieval_search": 1.0, "ranking": 1.0}
+    # ML-1M with 1% searches (per-batch counts x10): one search target weighed ~221x one ranking target
+    rare = {"retrieval_rec": 23_993, "retrieval_search": 109, "ranking": 24_102}
+    capped = capped_loss_weights(ones, rare, max_ratio=20)
+    assert capped["retrieval_rec"] == 1.0 and capped["ranking"] == 1.0
+    assert capped["retrieval_search"] == pytest.approx(20 * 109 / 24_102)
+    ratio = (capped["retrieval_search"] / 109) / (capped["ranking"] / 24_102)
+    assert ratio == pytest.approx(20)  # exactly at the bound, not below it
+    assert overweighted_targets(rare, capped, max_ratio=20 * (1 + 1e-9)) == {}
+    # ml-100k's 25% searches (1,105 / 172 / 1,277 a batch): ~7x, within the bound, so the same loss as before
+    assert capped_loss_weights(ones, {"retrieval_rec": 1105, "retrieval_search": 172, "ranking": 1277}, 20) == ones
+    # a weight given lower than the bound needs is kept; no bound keeps everything
+    assert capped_loss_weights({**ones, "retrieval_search": 0.01}, rare, 20)["retrieval_search"] == 0.01
+    assert capped_loss_weights(ones, rare, None) == ones
+
+
+def test_training_data_carries_the_capped_weights(caplog):
+    from support import synthetic_train_data as syn
+
+    from unigrec.config import load_section
+    from unigrec.inference.prompts import query_table_texts
+    from unigrec.model.item_codes import atomic_item_codes
+    from unigrec.train.fit import prepare_training_data
+
+    cfg = dataclasses.replace(load_section("train", "params.yaml"), max_target_weight_ratio=1.5)
+    items, codebooks = atomic_item_codes(syn.item_ids())
+    events = syn.events_frame(n_users=6)
+    texts = list(query_table_texts(events))
+    table = np.zeros((max(len(texts), 1), 8), dtype=np.float32)
+    with caplog.at_level("INFO", logger="unigrec.train.fit"):
+        data = prepare_training_data(cfg, events, items, codebooks, texts, table)
+    counts = targets_per_task(data.train_sequences)
+    expected = capped_loss_weights(dataclasses.asdict(cfg.loss_weights), counts, 1.5)
+    assert dataclasses.asdict(data.loss_weights) == expected
+    assert expected["retrieval_search"] < cfg.loss_weights.retrieval_search  # the synthetic searches are rarer
+    assert "train.max_target_weight_ratio" in caplog.text
 
 
 @pytest.mark.parametrize("representation", ["semantic_ids", "atomic"])
