@@ -66,28 +66,22 @@ def new_query_texts(bundle: Path, count: int) -> list[str]:
     return np.random.default_rng(REQUEST_SEED).choice(titles, count, replace=False).tolist()
 
 
-def served_prompts(recommender: Any, requests: list[dict[str, Any]], k: int) -> tuple[list, Any]:
-    """One untimed ``predict`` over ``requests`` of one kind, recording the prompts it collated (it imports
-    ``collate_sequences`` at call time, so a pass-through wrapper sees every batch without copying its
-    prompt building); returns them in request order and a collate that batches them the same way."""
-    from unittest import mock
+def whole_prompts(recommender: Any, requests: list[dict[str, Any]]) -> tuple[list, Any]:
+    """The whole prompts (the user's history + the request's behaviour prefix) that ``requests`` stand for,
+    as the serialiser writes them, and a collate that batches them as ``predict`` batches prompts: what the
+    one-pass bound encodes. (``predict`` itself encodes a known user's history once and keeps it, so per
+    request it runs only the prefix: see ``unigrec.inference.user_states``.) Queries must be the bundle's."""
+    from unigrec.model.batch import collate_sequences
+    from unigrec.model.vocabulary import PAD
 
-    import pandas as pd
-
-    import unigrec.model.batch as batch_module
-
-    original, calls = batch_module.collate_sequences, []
-
-    def recording(sequences, *rest):
-        calls.append((list(sequences), rest))
-        return original(sequences, *rest)
-
-    with mock.patch.object(batch_module, "collate_sequences", recording):
-        recommender.predict(pd.DataFrame(requests), k)
-    prompts = [p for sequences, _ in calls for p in sequences]
-    if len(prompts) != len(requests):
-        raise RuntimeError(f"recorded {len(prompts)} prompts for {len(requests)} requests")
-    return prompts, lambda rows: original(rows, *calls[0][1])
+    serialiser = recommender.model.serialiser
+    prompts = []
+    for request in requests:
+        is_search = request["kind"] == "search"
+        query = recommender._query_index[request["query"]] if is_search else -1
+        prompts.append(serialiser.prompt_after(recommender._context(request["user_id"])[0], is_search, query))
+    pad = recommender.model.vocab.token(PAD)
+    return prompts, lambda rows: collate_sequences(rows, recommender._query_vectors, serialiser.n_query_tokens, pad)
 
 
 # ----------------------------------------------------------------------------- latencies
@@ -106,9 +100,10 @@ def serving_latencies(root: Path, rec: Any, events: Any, args: argparse.Namespac
     """Rec and known-query search at batch 1 and 64 with their bounds; new-query search at batch 1."""
     import pandas as pd
 
-    from benchmarks.timing import latency, one_pass_topk, percentiles
+    from benchmarks.timing import Arm, interleaved_latency, one_pass_topk, percentiles
     from unigrec.inference.retrieval import id_spaces
     from unigrec.inference.serving import find_bundle
+    from unigrec.inference.user_states import ContextStates
     from unigrec.paths import Layout
     from unigrec.text_encoder import embed_texts, load_text_encoder
 
@@ -121,13 +116,33 @@ def serving_latencies(root: Path, rec: Any, events: Any, args: argparse.Namespac
         out["pools"][kind] = len(pool)
         if len(pool) < needed:
             raise SystemExit(f"{len(pool)} held-out {kind} requests, {needed} needed: lower the repeats")
-        prompts, collate = served_prompts(rec, pool[:needed], args.k)
+        prompts, collate = whole_prompts(rec, pool[:needed])
+        # untimed: the service has served these users before, so it keeps their encoded histories (the
+        # "no history kept" arms time a user's first request)
+        rec.predict(pd.DataFrame(pool[:needed]), args.k)
         width = spaces[kind == "search"].sizes[0]
-        bound = lambda batch, width=width: one_pass_topk(rec.model.net, batch, args.k, width)
-        out[name] = {f"batch_{size}": {
-            "predict": predict_latency(rec, pool[:needed], size, repeats, args.k),
-            "bound": latency(bound, prompts, collate, size, repeats) | {"device": "cpu"}}
-            for size, repeats in ((1, args.batch1_repeats), (BATCHED, args.batch64_repeats))}
+
+        def nothing_kept(frame: Any) -> Any:
+            kept, rec._states = rec._states, ContextStates(0)
+            try:
+                return rec.predict(frame, args.k)
+            finally:
+                rec._states = kept
+
+        arms = {}
+        for size, repeats in ((1, args.batch1_repeats), (BATCHED, args.batch64_repeats)):
+            starts = [i * size for i in range(repeats)]
+            frames = [pd.DataFrame(pool[i: i + size]) for i in starts]
+            # every arm in as many blocks as batch 64 has calls: one batch-64 call, then a few batch-1 ones
+            block = max(1, repeats // args.batch64_repeats)
+            arms[(size, "predict")] = Arm(lambda frame: rec.predict(frame, args.k), frames, size, block)
+            arms[(size, "predict_nothing_kept")] = Arm(nothing_kept, frames, size, block)
+            arms[(size, "bound")] = Arm(lambda batch, width=width: one_pass_topk(rec.model.net, batch, args.k, width),
+                                        [collate(prompts[i: i + size]) for i in starts], size, block)
+        timed = interleaved_latency(arms)
+        out[name] = {f"batch_{size}": {what: timed[(size, what)] | ({"device": "cpu"} if what == "bound" else {})
+                                       for what in ("predict", "predict_nothing_kept", "bound")}
+                     for size in (1, BATCHED)}
     # Known queries are the bundle's history queries: none of the calls above may have loaded MiniLM.
     out["minilm_loaded_by_known_queries"] = load_text_encoder.cache_info().currsize > 0
     repeats = args.batch1_repeats
@@ -157,7 +172,7 @@ def cpu_breakdown(recommender: Any, requests: list[dict[str, Any]], repeats: int
 
     import pandas as pd
 
-    from unigrec.inference import retrieval
+    from unigrec.inference import retrieval, user_states
     from unigrec.model import decoding
     from unigrec.model.transformer import GenerativeTransformer
 
@@ -176,9 +191,10 @@ def cpu_breakdown(recommender: Any, requests: list[dict[str, Any]], repeats: int
         return mock.patch.object(owner, name, wrapper)
 
     frames = [pd.DataFrame([r]) for r in requests[: repeats + WARMUP]]
-    patches = [timed(GenerativeTransformer, "encode", "encode"), timed(retrieval, "beam_search_encoded", "beam"),
+    patches = [timed(GenerativeTransformer, "encode", "history"), timed(user_states, "encode_after", "encode"),
+               timed(retrieval, "beam_search_encoded", "beam"),
                timed(decoding, "open_codes", "trie"), timed(decoding, "exhausted_nodes", "trie"),
-               timed(retrieval, "candidate_code_scores", "pool"), timed(retrieval, "decode_batch", "decode")]
+               timed(retrieval, "candidate_code_scores", "pool"), timed(retrieval, "decode_encoded", "decode")]
     with contextlib.ExitStack() as stack:
         for patch in patches:
             stack.enter_context(patch)
@@ -193,12 +209,13 @@ def cpu_breakdown(recommender: Any, requests: list[dict[str, Any]], repeats: int
     total_ms = total * 1000.0 / repeats
     decode = per.get("decode", 0.0)
     return {name: round(value, 2) for name, value in {
+        "history_encoding": per.get("history", 0.0),
         "prompt_encoding": per.get("encode", 0.0),
         "beam_search": per.get("beam", 0.0),
         "of_which_trie_masks": per.get("trie", 0.0),
         "pool_scoring": per.get("pool", 0.0),
-        "decode_other": decode - per.get("encode", 0.0) - per.get("beam", 0.0) - per.get("pool", 0.0),
-        "request_handling": total_ms - decode,
+        "decode_other": decode - per.get("beam", 0.0) - per.get("pool", 0.0),
+        "request_handling": total_ms - decode - per.get("encode", 0.0) - per.get("history", 0.0),
         "total": total_ms,
     }.items()}
 
@@ -207,7 +224,8 @@ def cpu_breakdown(recommender: Any, requests: list[dict[str, Any]], repeats: int
 def http_against_in_process(root: Path, recommender: Any, requests: list[dict[str, Any]], args: argparse.Namespace,
                             log: Path) -> dict[str, Any]:
     """``unigrec serve --model-dir`` (the model the in-process figures load) on a loopback port: each rec
-    request once in process and once as ``POST /recommend``, alternating, so both see the same load;
+    request once in process and once as ``POST /recommend``, alternating, so both see the same load, after
+    one untimed round that lets both keep these users' histories;
     also ``POST /batch`` of 64 against ``predict`` of the same 64. Answers are checked to match."""
     import numpy as np
     import pandas as pd
@@ -222,6 +240,11 @@ def http_against_in_process(root: Path, recommender: Any, requests: list[dict[st
     extra = ["--model-dir", str(Layout(root).model_dir)]
     with served(root, extra, threads=args.threads, log=log) as (port, _):
         client = Client(port)
+        # untimed: each side has served these users before (the in-process model served them above), so
+        # both answer from a kept history; otherwise the service would pay each user's first request alone
+        for request in chosen:
+            client.call("POST", "/recommend", {"user_id": request["user_id"], "k": args.k})
+            recommender.predict(pd.DataFrame([request]), args.k)
         for i, request in enumerate(chosen):
             body = {"user_id": request["user_id"], "k": args.k}
             t0 = time.perf_counter()
@@ -329,8 +352,12 @@ def render(r: dict[str, Any]) -> str:
          f"{r['machine'].get('cpus', '?')} CPUs: wall times include waiting for a core, CPU times do not  "),
         (f"`Recommender.predict(requests, k={s['k']})`: beam {s['beam_size']}, pool {s['pipeline_k']}, chunks of "
          f"{s['batch_size']}, fusion weights {s['fusion_weights']}  "),
-        (f"Requests: {lat['pools']['rec']} rec, {lat['pools']['search']} search (held out); bound: one forward pass + "
-         f"top-{s['k']}; [notes]({NOTES})"), "",
+        (f"Requests: {lat['pools']['rec']} rec, {lat['pools']['search']} search (held out); bound: one forward pass "
+         f"over the whole prompt (history + request) + top-{s['k']}. `predict` keeps each served user's encoded "
+         f"history (up to {s.get('cached_histories', 0)} users) and runs only the request's tokens after it; the "
+         f"\"no history kept\" rows encode the whole history on every call (a user's first request). The calls of "
+         f"`predict`, of the bound and at both batch sizes are interleaved (in blocks of a few calls), so each ratio "
+         f"compares figures taken over the same stretch of machine time. [notes]({NOTES})"), "",
         "| target (issue 40) | measured, wall | measured, CPU | goal | met |", "|---|---:|---:|---:|---|"]
     for what, wall, cpu_figure, goal, met in targets(r):
         lines.append(f"| {what} | {wall} | {cpu_figure} | {goal} | {'-' if met is None else 'yes' if met else 'no'} |")
@@ -339,9 +366,13 @@ def render(r: dict[str, Any]) -> str:
          "| bound CPU ms | p50 predict / bound |"), "|---|---:|---|---:|---:|---|---:|---:|"]
     for key, label in (("rec", "rec"), ("search_known_query", "search, known query (no MiniLM)")):
         for size, row in lat[key].items():
-            p, b = row["predict"], row["bound"]
-            lines.append(f"| {label} | {size.split('_')[1]} | {cell(p)} | {cpu(p)} | {p['requests_per_s']} | {cell(b)} "
-                         f"| {cpu(b)} | {p['p50_ms'] / b['p50_ms']:.1f}x |")
+            b = row["bound"]
+            for variant, note in (("predict", ""), ("predict_nothing_kept", ", no history kept")):
+                if variant not in row:  # results written before histories were kept
+                    continue
+                p = row[variant]
+                lines.append(f"| {label}{note} | {size.split('_')[1]} | {cell(p)} | {cpu(p)} | {p['requests_per_s']} "
+                             f"| {cell(b)} | {cpu(b)} | {p['p50_ms'] / b['p50_ms']:.1f}x |")
     new = lat["search_new_query"]
     p, enc = new["batch_1"]["predict"], new["batch_1"]["minilm_encode_one_text"]
     bound = lat["search_known_query"]["batch_1"]["bound"]
@@ -351,8 +382,9 @@ def render(r: dict[str, Any]) -> str:
         (f"First new-query call (loads MiniLM): {new['first_call_ms_incl_minilm_load']} ms. Known queries loaded "
          f"MiniLM: {'yes' if lat['minilm_loaded_by_known_queries'] else 'no'}.")]
     parts = r.get("cpu_breakdown_batch_1")
-    if parts and all(parts.values()):
-        labels = (("prompt_encoding", "prompt encoding (the bound's forward pass)"),
+    if parts and all(parts.values()) and "history_encoding" in parts["rec"]:
+        labels = (("history_encoding", "history encoding (a user's first request; kept after it)"),
+                  ("prompt_encoding", "prompt encoding (the request's tokens after the kept history)"),
                   ("beam_search", "beam search over the remaining ID levels"),
                   ("of_which_trie_masks", "... of which trie masks"),
                   ("pool_scoring", "pool scoring, P(<pos>) of the pool (where the fusion weight > 0)"),

@@ -98,6 +98,52 @@ def latency(fn, prompts: list, collate, batch_size: int, repeats: int) -> dict[s
 
 
 @dataclasses.dataclass(frozen=True)
+class Arm:
+    """One thing :func:`interleaved_latency` times: ``fn`` called once per prepared input of ``inputs``
+    (the first is also the untimed warm-up), each call serving ``size`` requests, ``block`` calls in a row."""
+
+    fn: Callable[[Any], Any]
+    inputs: list[Any]
+    size: int
+    block: int = 1
+
+
+def interleaved_latency(arms: dict[Any, Arm]) -> dict[Any, dict[str, float]]:
+    """:func:`latency`'s figures for several arms whose calls are interleaved: each arm's calls, in blocks
+    of ``Arm.block`` in a row, are spread evenly over the same rounds, so every arm sees the same stretch
+    of machine time.
+
+    Why: on a shared virtual machine the speed of a core drifts over seconds (the same call's CPU time
+    moved by 2x between runs minutes apart), and a ratio of two figures timed one after the other (a
+    call against its bound, batch 64 against batch 1) then measures the drift as much as the code. Blocks:
+    a small call right after a large one finds its caches cold, which single calls would make every
+    small call pay.
+    """
+    for arm in arms.values():
+        arm.fn(arm.inputs[0])  # warm-up
+    blocks = {name: -(-len(arm.inputs) // arm.block) for name, arm in arms.items()}
+    rounds = max(blocks.values())
+    walls: dict[Any, list[float]] = {name: [] for name in arms}
+    cpus: dict[Any, list[float]] = {name: [] for name in arms}
+    for r in range(rounds):
+        for name, arm in arms.items():
+            for j in (j for j in range(blocks[name]) if j * rounds // blocks[name] == r):  # this round's blocks
+                for i in range(j * arm.block, min((j + 1) * arm.block, len(arm.inputs))):
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    arm.fn(arm.inputs[i])
+                    walls[name].append(time.perf_counter() - t0)
+                    cpus[name].append(time.process_time() - c0)
+    out = {}
+    for name, arm in arms.items():
+        figures = percentiles(walls[name])
+        figures["cpu_p50_ms"] = round(float(np.median(cpus[name])) * 1000.0, 2)
+        figures["batches"] = len(walls[name])
+        figures["requests_per_s"] = round(arm.size / float(np.median(walls[name])), 1)
+        out[name] = figures
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingSetup:
     """What a training measurement needs from a project: its train config, data, network dims and loss."""
 
