@@ -94,7 +94,8 @@ def test_a_probe_takes_rows_by_label_and_variants_add_keys(tmp_path: Path):
 
 
 @pytest.mark.parametrize("name", ["ml1m.yaml", "ml1m-protocol.yaml", "ml100k.yaml", "ablation.yaml", "ml100k-hybrid.yaml",
-                                  "ml1m-unigrf-ablation.yaml", "ml100k-coverage.yaml", "ml1m-1pct-41.yaml"])
+                                  "ml1m-unigrf-ablation.yaml", "ml100k-coverage.yaml", "ml1m-1pct-41.yaml",
+                                  "ml1m-1pct-default-recipe.yaml", "ml100k-default-candidate.yaml"])
 def test_every_row_of_the_shipped_specs_writes_real_params(name: str, tmp_path: Path):
     """A key renamed in params.yaml fails here, not hours into a benchmark when its row's turn comes."""
     spec = quality.load_spec(SPECS / name)
