@@ -7,12 +7,13 @@ so they can be computed once per user and reused: a request then runs its few pr
 stored history (:meth:`GenerativeTransformer.extend <unigrec.model.transformer.GenerativeTransformer.extend>`)
 instead of one pass over the whole prompt, which was a third of a one-request call and the part batching
 could not cheapen on a CPU. A user's first request is encoded in one pass over the whole prompt, as
-evaluation does, and the history's part of that pass is what is kept (:func:`encode_keeping_histories`). The result is the same attention over the same keys, values and positions as
-one pass over the whole prompt (equal up to float summation order: tested).
+evaluation does, and the history's part of that pass is what is kept (:func:`encode_keeping_histories`).
+The result is the same attention over the same keys, values and positions as one pass over the whole
+prompt (equal up to float summation order: tested).
 
 Memory is what this trades: per user ``2 x layers x length x d_model`` floats (~0.2 MB for ml-100k's
-default model at 50 events), so :class:`ContextStates` keeps at most ``serving.cached_histories`` users,
-least recently served out first.
+default model at 50 events), so :class:`ContextStates` keeps at most ``runtime.cached_histories`` users,
+least recently served out first. Not thread-safe: the service decodes one request batch at a time.
 """
 
 from __future__ import annotations

@@ -137,7 +137,10 @@ class CausalSelfAttention(nn.Module):
             # shared prefix and to itself only, i.e. one fused attention per prefix whose g queries see the
             # prefix plus the diagonal of their own keys; no (B*g)-wide copy of the prefix is made
             t = prefix_k.shape[2]
-            per_prefix = lambda z: z.view(b, g, h, dh).transpose(1, 2)
+
+            def per_prefix(z: torch.Tensor) -> torch.Tensor:  # (B*g, H, 1, dh) -> (B, H, g, dh)
+                return z.view(b, g, h, dh).transpose(1, 2)
+
             own = torch.eye(g, dtype=torch.bool, device=x.device).expand(b, 1, g, g)
             visible = torch.cat([prefix_valid[:, None, None, :].expand(b, 1, g, t), own], dim=-1)
             y = F.scaled_dot_product_attention(per_prefix(q), torch.cat([prefix_k, per_prefix(k)], dim=2),
