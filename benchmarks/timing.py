@@ -85,15 +85,24 @@ def latency(fn, prompts: list, collate, batch_size: int, repeats: int) -> dict[s
     starts = list(range(0, max(len(prompts) - batch_size, 0) + 1, batch_size))[:repeats]
     fn(collate(prompts[:batch_size]))  # warm-up
     for start in starts:
-        batch = collate(prompts[start : start + batch_size])
-        c0, t0 = time.process_time(), time.perf_counter()
-        fn(batch)
-        samples.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    out = percentiles(samples)
-    out["cpu_p50_ms"] = round(float(np.median(cpu)) * 1000.0, 2)
-    out["batches"] = len(samples)
-    out["requests_per_s"] = round(batch_size / float(np.median(samples)), 1)
+        _timed_call(fn, collate(prompts[start : start + batch_size]), samples, cpu)
+    return _call_figures(samples, cpu, batch_size)
+
+
+def _timed_call(fn: Callable[[Any], Any], argument: Any, walls: list[float], cpus: list[float]) -> None:
+    """Call ``fn(argument)`` once, appending its wall and process CPU seconds."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn(argument)
+    walls.append(time.perf_counter() - t0)
+    cpus.append(time.process_time() - c0)
+
+
+def _call_figures(walls: list[float], cpus: list[float], requests_per_call: int) -> dict[str, float]:
+    """p50/p95 wall ms, median CPU ms, call count and requests/s (at the median call) of timed calls."""
+    out = percentiles(walls)
+    out["cpu_p50_ms"] = round(float(np.median(cpus)) * 1000.0, 2)
+    out["batches"] = len(walls)
+    out["requests_per_s"] = round(requests_per_call / float(np.median(walls)), 1)
     return out
 
 
@@ -129,18 +138,8 @@ def interleaved_latency(arms: dict[Any, Arm]) -> dict[Any, dict[str, float]]:
         for name, arm in arms.items():
             for j in (j for j in range(blocks[name]) if j * rounds // blocks[name] == r):  # this round's blocks
                 for i in range(j * arm.block, min((j + 1) * arm.block, len(arm.inputs))):
-                    c0, t0 = time.process_time(), time.perf_counter()
-                    arm.fn(arm.inputs[i])
-                    walls[name].append(time.perf_counter() - t0)
-                    cpus[name].append(time.process_time() - c0)
-    out = {}
-    for name, arm in arms.items():
-        figures = percentiles(walls[name])
-        figures["cpu_p50_ms"] = round(float(np.median(cpus[name])) * 1000.0, 2)
-        figures["batches"] = len(walls[name])
-        figures["requests_per_s"] = round(arm.size / float(np.median(walls[name])), 1)
-        out[name] = figures
-    return out
+                    _timed_call(arm.fn, arm.inputs[i], walls[name], cpus[name])
+    return {name: _call_figures(walls[name], cpus[name], arm.size) for name, arm in arms.items()}
 
 
 @dataclasses.dataclass(frozen=True)
