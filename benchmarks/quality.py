@@ -117,6 +117,20 @@ COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("typed one typo", ("test", "relevance", "typed_queries", "by_variant", "misspelled", "p@10")),
         ("typed unseen forms", ("test", "relevance", "typed_queries", "unseen_forms", "p@10")),
     ),
+    # Issue 37 item 6: items whose training events were removed on purpose (split.cold_items) as targets, where
+    # only an item's text (its codes, BM25 fusion) can place it; beside the whole test set.
+    "cold_items": (
+        ("rec HR@10", ("test", "rec", "full", "hr@10")), ("rec NDCG@10", ("test", "rec", "full", "ndcg@10")),
+        ("cold-item rec cases", ("test", "slices", "target_no_train_events", "rec", "n")),
+        ("cold-item rec HR@50", ("test", "slices", "target_no_train_events", "rec", "full", "hr@50")),
+        ("cold-item rec NDCG@10", ("test", "slices", "target_no_train_events", "rec", "full", "ndcg@10")),
+        ("search served NDCG@10", ("test", "pipeline", "search", "ndcg@10")),
+        ("cold-item search cases", ("test", "slices", "target_no_train_events", "search", "n")),
+        ("cold-item search NDCG@10", ("test", "slices", "target_no_train_events", "search", "full", "ndcg@10")),
+        ("cold-item search served NDCG@10",
+         ("test", "pipeline", "search", "slices", "target_no_train_events", "ndcg@10")),
+        ("ranking AUC", ("test", "ranking", "auc")),
+    ),
     "validation": (
         ("rec HR@10", ("validation", "rec", "hr@10")), ("rec NDCG@10", ("validation", "rec", "ndcg@10")),
         ("search HR@10", ("validation", "search", "hr@10")),

@@ -137,6 +137,9 @@ class SplitConfig:
     min_events: int  # a user needs this many events in a stream to give a valid and a test event
     n_negatives: int  # negatives per candidate list (GenSAR's 1+99 protocol: 99)
     popularity_smoothing: float  # added to every item's train count before popularity sampling
+    # share of the items with a held-out event whose TRAINING events are removed (seeded by ``seed``), so
+    # the evaluation's cold-item slice shows what text buys for items no model saw trained; 0 = none
+    cold_items: float
     seed: int
     bm25: BM25Config
 

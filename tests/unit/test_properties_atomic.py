@@ -242,7 +242,7 @@ def test_a_killed_split_stage_leaves_all_its_outputs_from_one_run(tmp_path):
     from unigrec.stages import split
 
     cfg = SplitConfig(protocol="time_consistent", holdout_window=4, min_events=3, n_negatives=3,
-                      popularity_smoothing=1.0, seed=0, bm25=BM25Config(1.5, 0.75, 5))
+                      popularity_smoothing=1.0, cold_items=0.0, seed=0, bm25=BM25Config(1.5, 0.75, 5))
     layout = Layout(tmp_path)
     _split_project(tmp_path, n_users=3)
     split.run(cfg, layout)  # the last good run

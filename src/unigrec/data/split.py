@@ -106,6 +106,29 @@ def assign_time_consistent(events: pd.DataFrame, min_events: int, holdout_window
     return _with_split(events, valid, test, gap)
 
 
+def make_items_cold(events: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, list[str]]:
+    """Drop every TRAINING event of a seeded ``fraction`` of the items that have a held-out event.
+
+    A probe, not a cleaning step: those items then reach evaluation with no training signal at all, as a
+    newly listed item does, so the report's cold-item slice shows what an item's text buys (codes, BM25
+    fusion) where an ID learnt from events has nothing. Only items with a held-out event are drawn (a cold
+    item nobody is evaluated on would only cost training data). Held-out and gap events stay: they are
+    never trained on, and they are a user's recent past at evaluation. ``order`` is renumbered per user so
+    it stays a dense 0-based position. Returns the events and the cold item ids (sorted).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"split.cold_items must be in [0, 1), not {fraction}")
+    held_items = np.sort(events.loc[events["split"].isin(HELD_OUT_SPLITS), "item_id"].astype(str).unique())
+    n_cold = round(fraction * len(held_items))
+    if n_cold == 0:
+        return events, []
+    cold = np.random.default_rng(seed).choice(held_items, size=n_cold, replace=False)
+    drop = events["item_id"].astype(str).isin(set(cold)).to_numpy() & (events["split"] == "train").to_numpy()
+    out = events.loc[~drop].reset_index(drop=True)
+    out["order"] = out.groupby("user_id", sort=False).cumcount().astype("int64")
+    return out, sorted(cold.tolist())
+
+
 def _stream_pairs(events: pd.DataFrame, min_events: int) -> tuple[np.ndarray, np.ndarray]:
     """Masks of each (user, stream)'s second-to-last and last event, for streams of >= ``min_events``."""
     if min_events < 3:

@@ -15,7 +15,7 @@ from unigrec.atomic import stage_outputs, write_json
 from unigrec.config import RuntimeConfig, SplitConfig
 from unigrec.data.negatives import BM25Negatives, popularity_weights, sample_popularity_negatives
 from unigrec.data.queries import query_overlap
-from unigrec.data.split import HELD_OUT_SPLITS, KINDS, assign_split, merge_streams
+from unigrec.data.split import HELD_OUT_SPLITS, KINDS, assign_split, make_items_cold, merge_streams
 from unigrec.data.split_card import render_split_card
 from unigrec.errors import UnigrecError
 from unigrec.logs import progress
@@ -68,12 +68,17 @@ def build_candidates(events: pd.DataFrame, items: pd.DataFrame, cfg: SplitConfig
     return frame
 
 
-def split_summary(events: pd.DataFrame, candidates: pd.DataFrame) -> dict[str, Any]:
-    """Counts per stream and split, the events lost to the gap (neither trained on nor evaluated) and,
-    per stream, the share of users with a held-out pair: what the time-consistent window costs."""
+def split_summary(
+    events: pd.DataFrame, candidates: pd.DataFrame, cold_items: list[str] | None = None
+) -> dict[str, Any]:
+    """Counts per stream and split, the events lost to the gap (neither trained on nor evaluated),
+    per stream the share of users with a held-out pair (what the time-consistent window costs), and the
+    items made cold on purpose (``split.cold_items``) with the test cases that target one."""
     counts = events.groupby(["kind", "split"]).size()
     users = events["user_id"].nunique()
     held = events[events["split"] == "test"]
+    cold = set(cold_items or ())
+    targets_cold = held["item_id"].astype(str).isin(cold)
     return {
         "events": len(events),
         "users": int(users),
@@ -85,6 +90,10 @@ def split_summary(events: pd.DataFrame, candidates: pd.DataFrame) -> dict[str, A
         },
         "candidate_lists": len(candidates),
         "queries": query_overlap(events),  # held-out query strings seen in training (issue 35, split card)
+        "cold_items": {
+            "items": len(cold),
+            "test_cases": {kind: int((targets_cold & (held["kind"] == kind)).sum()) for kind in KINDS},
+        },
     }
 
 
@@ -96,8 +105,12 @@ def run(cfg: SplitConfig, layout: Layout, runtime: RuntimeConfig | None = None) 
     log.info("split: %d interactions, %d searches, %d items", len(interactions), len(searches), len(items))
 
     events = assign_split(merge_streams(interactions, searches), cfg.min_events, cfg.protocol, cfg.holdout_window)
+    events, cold = make_items_cold(events, cfg.cold_items, cfg.seed)
+    if cold:
+        log.info("split: %d items made cold (split.cold_items %.3g): their training events removed", len(cold),
+                 cfg.cold_items)
     candidates = build_candidates(events, items, cfg)
-    summary = split_summary(events, candidates)
+    summary = split_summary(events, candidates, cold)
 
     with stage_outputs(layout.root, "split", dirs=[layout.split_dir], files=[layout.split_metrics]) as out:
         tmp = out[layout.split_dir]

@@ -66,7 +66,7 @@ def test_build_candidates_one_list_per_heldout_event():
                          "timestamp": [20, 21, 22]})
     ev = assign_leave_one_out(merge_streams(inter, srch), min_events=3)
     cfg = SplitConfig(protocol="per_stream", holdout_window=None, min_events=3, n_negatives=99,
-                      popularity_smoothing=1.0, seed=1,
+                      popularity_smoothing=1.0, cold_items=0.0, seed=1,
                       bm25=BM25Config(k1=1.5, b=0.75, pool=200))
     cands = build_candidates(ev, items, cfg)
     assert len(cands) == (ev.split != "train").sum() == 6

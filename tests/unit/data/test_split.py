@@ -120,7 +120,7 @@ def test_candidate_lists_and_summary_follow_the_held_out_events_not_the_gap():
     items = pd.DataFrame({"item_id": [*ev["item_id"], *(f"x{k}" for k in range(20))]})
     items["text"] = items["item_id"].map(lambda i: f"{i} q")
     cfg = SplitConfig(protocol="time_consistent", holdout_window=None, min_events=3, n_negatives=5,
-                      popularity_smoothing=1.0, seed=0, bm25=BM25Config(1.5, 0.75, 20))
+                      popularity_smoothing=1.0, cold_items=0.0, seed=0, bm25=BM25Config(1.5, 0.75, 20))
     cands = build_candidates(ev, items, cfg)
     assert sorted(zip(cands["item_id"], cands["split"], strict=True)) == [
         ("r8", "valid"), ("r9", "test"), ("s1", "valid"), ("s2", "test")]
@@ -131,3 +131,40 @@ def test_candidate_lists_and_summary_follow_the_held_out_events_not_the_gap():
     assert summary["users_with_held_out"] == {"rec": 1.0, "search": 1.0}
     window = assign_split(_early_last_search_user(), min_events=3, protocol="time_consistent", holdout_window=4)
     assert split_summary(window, cands)["users_with_held_out"] == {"rec": 1.0, "search": 0.0}
+
+
+def _shared_items_events() -> pd.DataFrame:
+    """Ten users over twelve items, each item rated by several users: most items have a held-out event."""
+    rows = [(f"u{u}", f"i{(u + k) % 12}", k, 5.0, 1) for u in range(10) for k in range(8)]
+    return assign_split(merge_streams(interactions_frame(rows), searches_frame([])), min_events=3,
+                        protocol="per_stream", holdout_window=None)
+
+
+def test_cold_items_lose_their_training_events_and_nothing_else():
+    from unigrec.data.split import HELD_OUT_SPLITS, make_items_cold
+
+    ev = _shared_items_events()
+    out, cold = make_items_cold(ev, 0.25, seed=3)
+    held_items = set(ev.loc[ev["split"].isin(HELD_OUT_SPLITS), "item_id"])
+    assert len(cold) == round(0.25 * len(held_items)) > 0 and set(cold) <= held_items
+    assert not (out["item_id"].isin(cold) & (out["split"] == "train")).any()
+    # every held-out event and every training event of a warm item is kept, in the same order per user
+    kept = ev[~(ev["item_id"].isin(cold) & (ev["split"] == "train"))]
+    assert out[["user_id", "item_id", "split"]].values.tolist() == kept[["user_id", "item_id", "split"]].values.tolist()
+    assert (out.groupby("user_id")["order"].apply(lambda o: o.tolist() == list(range(len(o))))).all()
+    assert make_items_cold(ev, 0.25, seed=3)[1] == cold  # seeded
+    unchanged, none = make_items_cold(ev, 0.0, seed=3)
+    assert unchanged is ev and none == []
+    with pytest.raises(ValueError, match="cold_items"):
+        make_items_cold(ev, 1.0, seed=3)
+
+
+def test_split_summary_counts_the_test_cases_of_cold_items():
+    from unigrec.data.split import make_items_cold
+    from unigrec.stages.split import split_summary
+
+    ev, cold = make_items_cold(_shared_items_events(), 0.25, seed=3)
+    test = ev[ev["split"] == "test"]
+    summary = split_summary(ev, pd.DataFrame(), cold)["cold_items"]
+    assert summary["test_cases"]["rec"] > 0
+    assert summary == {"items": len(cold), "test_cases": {"rec": int(test["item_id"].isin(cold).sum()), "search": 0}}

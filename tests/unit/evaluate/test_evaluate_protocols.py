@@ -111,10 +111,14 @@ def test_search_slices_are_measured_on_training_searches_only():
     masks = search_slice_masks(queries, targets, events)
     assert masks["unseen_query"].tolist() == [False, False, True, True, True, False, False]  # exact string
     assert masks["target_never_searched"].tolist() == [False, True, True, False, True, True, False]
-    assert masks["target_no_train_events"].tolist() == [False, False, True, False, True, True, False]
-    # a target with no training event was never a training search target either
-    assert not (masks["target_no_train_events"] & ~masks["target_never_searched"]).any()
     assert SLICE_STREAMS["unseen_query"] == ("search",) and SLICE_STREAMS["cold_users"] == ("rec", "search")
+    # cold items (no training event in either stream) are a slice of both streams: the rec case of v too
+    users = ["u1"] * len(targets)
+    cold = slice_masks(users, targets, queries, events, ["x", "y", "z", "w", "v"], 2, 0.5)["target_no_train_events"]
+    assert cold.tolist() == [False, False, True, False, True, True, True]
+    # a target with no training event was never a training search target either
+    assert not (cold & np.array([q is not None for q in queries]) & ~masks["target_never_searched"]).any()
+    assert SLICE_STREAMS["target_no_train_events"] == ("rec", "search")
 
 
 def test_comparison_table_rows_and_best_values():
