@@ -144,6 +144,7 @@ def test_sasrec_learns_a_repeated_pattern(loss):
         lr=0.01,
         l2=0.0,
         seed=0,
+        accelerator="auto",  # the CPU here; a CUDA device where torch sees one
     )
     model = SASRecBaseline(cfg, score_batch_size=4).fit(events_frame(rows), ITEMS)
     contexts = [
@@ -161,6 +162,23 @@ def test_sasrec_learns_a_repeated_pattern(loss):
     # seeded: a second fit gives the same scores
     again = SASRecBaseline(cfg, score_batch_size=4).fit(events_frame(rows), ITEMS)
     np.testing.assert_allclose(again.catalogue_scores(contexts), model.catalogue_scores(contexts), rtol=1e-5)
+
+
+def test_sasrec_device_follows_the_accelerator_and_refuses_a_missing_gpu(monkeypatch):
+    import torch
+
+    from unigrec.errors import UnigrecError
+    from unigrec.evaluate.baselines.sasrec import torch_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert torch_device("cpu") == torch_device("auto") == torch.device("cpu")
+    with pytest.raises(UnigrecError, match="no CUDA device"):
+        torch_device("gpu")
+    with pytest.raises(UnigrecError, match="cpu, gpu or auto"):
+        torch_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert torch_device("gpu") == torch_device("auto") == torch.device("cuda")
+    assert torch_device("cpu") == torch.device("cpu")
 
 
 # --------------------------------------------------------------------------- text search

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from unigrec.config import SASRecConfig
+from unigrec.errors import UnigrecError
 from unigrec.evaluate.baselines.base import CatalogueScorer
 from unigrec.evaluate.baselines.context import KINDS, EvalContext
 from unigrec.evaluate.baselines.sasrec_net import SASRecNet
@@ -55,6 +56,20 @@ def sample_negatives(
     return negatives
 
 
+def torch_device(accelerator: str) -> torch.device:
+    """The device ``baselines.sasrec.accelerator`` names: ``cpu``; ``gpu`` (refused where torch sees no CUDA
+    device, rather than training for an hour on the CPU unasked); ``auto`` (CUDA when there is one)."""
+    if accelerator == "cpu":
+        return torch.device("cpu")
+    if accelerator not in ("gpu", "auto"):
+        raise UnigrecError(f"baselines.sasrec.accelerator must be cpu, gpu or auto, not {accelerator!r}")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if accelerator == "gpu":
+        raise UnigrecError("baselines.sasrec.accelerator is gpu but torch sees no CUDA device: set cpu or auto")
+    return torch.device("cpu")
+
+
 class SASRecBaseline(CatalogueScorer):
     name = "sasrec"
     tasks = KINDS  # ID-only: a search request is answered from the history, ignoring its query
@@ -63,9 +78,11 @@ class SASRecBaseline(CatalogueScorer):
         super().__init__(score_batch_size)
         self.cfg = cfg
         self.net: SASRecNet | None = None
+        self.device = torch.device("cpu")
 
     def fit(self, train_events: pd.DataFrame, items: pd.DataFrame) -> Self:
         cfg = self.cfg
+        self.device = device = torch_device(cfg.accelerator)
         self._set_catalogue(items)
         n_items = len(self.item_ids)
         # Inputs are items 0..n-2 of the latest max_len+1 window, targets items 1..n-1.
@@ -84,7 +101,7 @@ class SASRecBaseline(CatalogueScorer):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             generator = torch.Generator().manual_seed(cfg.seed)
-            net = SASRecNet(n_items, cfg.max_len, cfg.hidden, cfg.n_blocks, cfg.n_heads, cfg.dropout)
+            net = SASRecNet(n_items, cfg.max_len, cfg.hidden, cfg.n_blocks, cfg.n_heads, cfg.dropout).to(device)
             optimiser = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.l2)
             net.train()
             epochs = progress(range(cfg.epochs), desc="sasrec epochs", leave=False)
@@ -93,8 +110,9 @@ class SASRecBaseline(CatalogueScorer):
                 total, batches = 0.0, 0
                 for start in range(0, len(order), cfg.batch_size):
                     rows = order[start : start + cfg.batch_size]
-                    states = net(inputs[rows])
-                    loss = self._loss(net, states, targets[rows], seen[rows], generator)
+                    # the data and the sampling stay on the CPU (one seeded generator on any device)
+                    states = net(inputs[rows].to(device))
+                    loss = self._loss(net, states, targets[rows].to(device), seen[rows], generator)
                     optimiser.zero_grad()
                     loss.backward()
                     optimiser.step()
@@ -118,7 +136,7 @@ class SASRecBaseline(CatalogueScorer):
         if self.cfg.loss == "ce":
             logits = net.catalogue_logits(states[mask])
             return torch.nn.functional.cross_entropy(logits, pos[mask] - 1)
-        neg = sample_negatives(pos, seen, len(self.item_ids), generator)
+        neg = sample_negatives(pos.cpu(), seen, len(self.item_ids), generator).to(pos.device)
         pos_logits = net.item_logits(states, pos)[mask]
         neg_logits = net.item_logits(states, neg)[mask]
         bce = torch.nn.functional.binary_cross_entropy_with_logits
@@ -132,5 +150,5 @@ class SASRecBaseline(CatalogueScorer):
         histories = [
             [self._index[e.item_id] + 1 for e in c.history if e.item_id in self._index] for c in contexts
         ]
-        states = self.net(torch.from_numpy(left_pad(histories, self.cfg.max_len)))
-        return self.net.catalogue_logits(states[:, -1]).numpy()
+        states = self.net(torch.from_numpy(left_pad(histories, self.cfg.max_len)).to(self.device))
+        return self.net.catalogue_logits(states[:, -1]).cpu().numpy()
