@@ -120,10 +120,11 @@ COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     # Issue 37 item 6: items whose training events were removed on purpose (split.cold_items) as targets, where
     # only an item's text (its codes, BM25 fusion) can place it; beside the whole test set.
     "cold_items": (
-        ("rec HR@10", ("test", "rec", "full", "hr@10")), ("rec NDCG@10", ("test", "rec", "full", "ndcg@10")),
+        ("rec NDCG@10", ("test", "rec", "full", "ndcg@10")),
         ("cold-item rec cases", ("test", "slices", "target_no_train_events", "rec", "n")),
         ("cold-item rec HR@50", ("test", "slices", "target_no_train_events", "rec", "full", "hr@50")),
         ("cold-item rec NDCG@10", ("test", "slices", "target_no_train_events", "rec", "full", "ndcg@10")),
+        ("search NDCG@10", ("test", "search", "full", "ndcg@10")),
         ("search served NDCG@10", ("test", "pipeline", "search", "ndcg@10")),
         ("cold-item search cases", ("test", "slices", "target_no_train_events", "search", "n")),
         ("cold-item search NDCG@10", ("test", "slices", "target_no_train_events", "search", "full", "ndcg@10")),
@@ -557,10 +558,13 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def cell(stat: tuple[float, float, int] | None) -> str:
+def cell(stat: tuple[float, float, int] | None, count: bool = False) -> str:
+    """A column's mean ± std over seeds; a count of cases (``count``) as a whole number where no seed differs."""
     if stat is None:
         return "–"
     mean, std, n = stat
+    if count and std == 0.0:
+        return f"{mean:.0f}"
     return f"{mean:.4f}" if n == 1 else f"{mean:.4f} ± {std:.4f}"
 
 
@@ -627,7 +631,7 @@ def table(spec: Spec, runs: dict[str, Any], elsewhere: dict[str, str]) -> list[s
     """The seeds layout: a row per spec row, mean +- std per column, and the gap of each mean to UniGRF's
     published figures where the spec names them."""
     columns = COLUMNS[spec.columns]
-    split = "Test" if spec.columns in ("test", "protocol", "relevance") else "Validation (the train stage's report; no test data read)"
+    split = "Validation (the train stage's report; no test data read)" if spec.columns == "validation" else "Test"
     papers = PUBLISHED.get(str(spec.published), {})
     gaps = [("HR@10", "rec HR@10", "hr@10"), ("NDCG@10", "rec NDCG@10", "ndcg@10"), ("AUC", "ranking AUC", "auc")]
     lines = [wrap(f"{split} figures, full catalogue, seen items dropped; `rec 1+99`: the target among 99 "
@@ -650,7 +654,7 @@ def table(spec: Spec, runs: dict[str, Any], elsewhere: dict[str, str]) -> list[s
                 for c in spec.compare_columns
             ]
             lines.append(f"| {row.label} | {', '.join(sorted(row_runs))} | "
-                         + " | ".join(cell(stats.get(c)) for c, _ in columns)
+                         + " | ".join(cell(stats.get(c), count=path[-1] == "n") for c, path in columns)
                          + f" | {minutes:.1f}{'†' * (row.label in elsewhere)} |" + "".join(f" {g} |" for g in gap)
                          + "".join(" – |" if p is None else f" {p:.3f} |" for p in p_values))
     if spec.compare_columns:

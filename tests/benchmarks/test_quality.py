@@ -378,3 +378,17 @@ def test_a_block_with_compare_to_shows_each_rows_p_value_against_the_reference(t
     assert any(line.startswith("p: two-sided Welch") for line in lines)
     with pytest.raises(SystemExit, match="compare_to"):
         quality.load_spec(_spec(tmp_path, [{"label": "ref"}], compare_to="nobody", compare_columns=["rec NDCG@10"]))
+
+
+def test_a_cold_item_block_is_test_figures_with_its_case_counts_as_whole_numbers(tmp_path: Path):
+    spec = quality.load_spec(_spec(tmp_path, [{"label": "model", "seed_key": "train.seed"}], columns="cold_items"))
+
+    def run(ndcg: float) -> dict:
+        cold = {"rec": {"n": 49, "full": {"ndcg@10": 0.0, "hr@50": 0.0}}}
+        return {"date": "2026-12-04", "seconds": 60.0,
+                "test": {"rec": {"full": {"ndcg@10": ndcg}}, "slices": {"target_no_train_events": cold}}}
+
+    lines = quality.table(spec, {"model": {"1": run(0.10), "2": run(0.12)}}, {})
+    assert lines[0].startswith("Test figures")
+    model = next(line for line in lines if line.startswith("| model |"))
+    assert model.startswith("| model | 1, 2 | 0.1100 ± 0.0141 | 49 | 0.0000 ± 0.0000 | 0.0000 ± 0.0000 |")
