@@ -63,9 +63,11 @@ def test_stage_writes_every_output(evaluated):
         s = test["slices"]
         assert s["cold_users"][stream]["n"] + s["warm_users"][stream]["n"] == 24
         assert s["popular_items"][stream]["n"] + s["long_tail_items"][stream]["n"] == 24
-    # the search slices: search cases only, nested (no training event at all -> never a search target)
-    for name in ("unseen_query", "target_never_searched", "target_no_train_events"):
+    # the search slices: search cases only, nested (no training event at all -> never a search target);
+    # cold items (no training event) are a slice of both streams
+    for name in ("unseen_query", "target_never_searched"):
         assert set(s[name]) == {"search"} and set(metrics["baselines"]["popularity"]["slices"][name]) == {"search"}
+    assert set(s["target_no_train_events"]) == {"rec", "search"}
     assert s["target_no_train_events"]["search"]["n"] <= s["target_never_searched"]["search"]["n"] <= 24
     # the served pipeline per slice, on the same cases (the report's served column)
     for stream in ("rec", "search"):
