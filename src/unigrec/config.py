@@ -463,7 +463,7 @@ class SASRecConfig:
     l2: float  # Adam weight decay
     seed: int
     # where it trains and scores: gpu needs a CUDA device; auto takes one when torch sees it (scores are
-    # copied back to the CPU either way). ML-1M with 200-event contexts: ~40 minutes a fit on 2 CPUs
+    # copied back to the CPU either way). ML-1M with 200-event contexts: an estimated hour a fit on 2 CPUs
     accelerator: Literal["cpu", "gpu", "auto"]
 
 
