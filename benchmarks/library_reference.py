@@ -149,7 +149,7 @@ def sample_negatives(positives: np.ndarray, trained: Sequence[Sequence[int]], n_
                      rng: np.random.Generator) -> np.ndarray:
     """One item per position that the row's user never trained on (padding positions get one too: the
     adapter leaves them out of the loss)."""
-    from unigrec.evaluate.baselines.sasrec import sample_negatives as ours
+    from unigrec.sasrec.training import sample_negatives as ours
 
     seen = torch.zeros(len(trained), n_items + 1, dtype=torch.bool)
     for row, items in enumerate(trained):

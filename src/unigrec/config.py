@@ -147,9 +147,13 @@ class SplitConfig:
 # --------------------------------------------------------------------------- identifiers
 @dataclasses.dataclass(frozen=True)
 class CollaborativeConfig:
-    """BPR matrix factorisation trained on the training split; its item factors are the collaborative input."""
+    """The collaborative input of the IDs: item vectors of a model trained on the training split only, either
+    BPR matrix factorisation's item factors or a sequential model's item embeddings (GenSAR's choice)."""
 
-    dim: int  # item/user factor width
+    # bpr: BPR-MF (seconds of CPU, order-blind) | sasrec: the item embeddings of SASRec+ (the `sasrec` block),
+    # trained on the same events in timeline order, as GenSAR builds its collaborative half from UniSAR's
+    source: Literal["bpr", "sasrec"]
+    dim: int  # BPR: item/user factor width (sasrec: the vectors are `sasrec.hidden` wide)
     epochs: int  # passes over the training interactions
     batch_size: int
     lr: float
@@ -157,6 +161,13 @@ class CollaborativeConfig:
     include_negatives: bool  # treat label-0 training events (watched but disliked) as co-consumption too
     eval_users: int  # users sampled for the validation HR@k sanity check (a diagnostic, not a target)
     eval_k: int
+    sasrec: SASRecConfig  # source sasrec: its recipe (the baseline's dataclass; its own values, so tuning the
+    # evaluate stage's baseline does not rebuild the IDs and retrain the model)
+
+    @property
+    def width(self) -> int:
+        """Width of the vectors the source gives the quantiser."""
+        return self.sasrec.hidden if self.source == "sasrec" else self.dim
 
 
 @dataclasses.dataclass(frozen=True)

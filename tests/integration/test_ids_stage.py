@@ -127,6 +127,23 @@ def test_collaborative_vectors_ignore_validation_and_test_events(stage_run):
     assert np.array_equal(a.item_vectors, b.item_vectors)
 
 
+def test_sequential_source_gives_the_collaborative_half(tmp_path):
+    """source sasrec: the collaborative input is SASRec's item embedding table (its width), its validation
+    HR@k is in the metrics beside popularity, and the IDs are built and collision-free as with BPR."""
+    layout, items, _ = make_project(tmp_path)
+    base = tiny_config()
+    sasrec = dataclasses.replace(base.collaborative.sasrec, hidden=12, n_blocks=1, epochs=3, max_len=20)
+    cfg = dataclasses.replace(base, collaborative=dataclasses.replace(base.collaborative, source="sasrec",
+                                                                      sasrec=sasrec))
+    summary = run(cfg, layout, runtime_config())
+    assert summary["collaborative_collisions_final"] == 0
+    assert np.load(layout.item_embeddings)["collaborative"].shape == (len(items), 12)
+    figures = json.loads(layout.identifiers_metrics.read_text())["collaborative_model"]
+    assert figures["source"] == "sasrec" and figures["valid_users"] == 20
+    assert 0 <= figures["sasrec_valid_hr@10"] <= 1 and 0 <= figures["popularity_valid_hr@10"] <= 1
+    assert len(assign_ids_for_embeddings(np.load(layout.item_embeddings)["semantic"][:2], layout.ids_dir)) == 2
+
+
 @pytest.mark.parametrize("mode, prefix", [("semantic_only", "sem"), ("collaborative_only", "col")])
 def test_single_source_modes_use_one_id_for_both_tasks(stage_run, mode, prefix, tmp_path):
     _, items, events, _ = stage_run

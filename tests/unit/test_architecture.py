@@ -22,6 +22,7 @@ PACKAGE = SRC / "unigrec"
 # modules may import each other. Nothing imports upwards, so a floor can be read without the ones above.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("", "errors", "logs", "atomic", "config", "paths", "figures", "threads", "text_encoder"),
+    ("sasrec",),  # plain torch SASRec: the IDs' sequential source and the evaluation's baseline train it
     ("data", "contracts", "ids"),
     ("model",),
     ("inference",),

@@ -17,12 +17,18 @@ import torch
 from unigrec.config import BatchSizesConfig, IdentifiersConfig
 from unigrec.errors import ContractViolation
 from unigrec.ids.artefacts import CodeLayout, build_code_layout, id_sources, quantised_level_names
-from unigrec.ids.collaborative import fit_collaborative, validation_hit_rates
+from unigrec.ids.collaborative import (
+    CollaborativeVectors,
+    bpr_scores,
+    fit_collaborative,
+    validation_hit_rates,
+)
 from unigrec.ids.collisions import collision_rate, dedup_tokens, rebalance_last_level
 from unigrec.ids.kmeans import squared_distances
 from unigrec.ids.quality import code_counts, squared_error_sum, total_variance, usage_stats
 from unigrec.ids.ridge import LinearMap, fit_ridge
 from unigrec.ids.rqvae import DualRQVAE, QuantiserShape
+from unigrec.ids.sequential import fit_sequential
 from unigrec.ids.train_rqvae import encode_in_chunks, train_rqvae
 from unigrec.text_encoder import embed_texts
 
@@ -66,7 +72,7 @@ def quantiser_inputs(mode: str, semantic: np.ndarray, collaborative: np.ndarray)
 
 def quantiser_shape(mode: str, cfg: IdentifiersConfig, semantic_dim: int) -> QuantiserShape:
     rq = cfg.rqvae
-    dims = {"semantic": semantic_dim, "collaborative": cfg.collaborative.dim}
+    dims = {"semantic": semantic_dim, "collaborative": cfg.collaborative.width}
     single = len(id_sources(mode)) == 1
     return QuantiserShape(
         input_dims={s: dims[s] for s in id_sources(mode)},
@@ -103,31 +109,49 @@ def reconstruction_report(
 
 
 def embed_catalogue(
-    items: pd.DataFrame, events: pd.DataFrame, cfg: IdentifiersConfig, text_batch_size: int,
+    items: pd.DataFrame, events: pd.DataFrame, cfg: IdentifiersConfig, batches: BatchSizesConfig,
     cache_dir: Path | None, generator: torch.Generator, show_progress: bool,
 ) -> tuple[np.ndarray, np.ndarray, LinearMap, dict[str, Any]]:
     """Semantic vectors, collaborative vectors (ridge-filled for items with no training events), the map.
 
-    In ``semantic_only`` mode nothing reads the collaborative half, so BPR-MF (most of the stage's time
-    on a real catalogue: ~440 of ~490 s on ML-1M) is not fitted: the vectors and the map are zero-width.
+    In ``semantic_only`` mode nothing reads the collaborative half, so its model (most of the stage's time
+    on a real catalogue: ~440 of ~490 s for BPR-MF on ML-1M) is not fitted: the vectors and the map are
+    zero-width.
     """
     item_ids = items["item_id"].astype(str).tolist()
-    semantic = embed_texts(item_texts(items), text_batch_size, cache_dir, show_progress)
+    semantic = embed_texts(item_texts(items), batches.text_encoding, cache_dir, show_progress)
     if "collaborative" not in id_sources(cfg.mode):
         log.info("collaborative: not fitted (identifiers.mode %s encodes text only)", cfg.mode)
         unused = LinearMap(np.zeros((semantic.shape[1], 0), np.float32), np.zeros(0, np.float32))
         return semantic, np.zeros((len(item_ids), 0), np.float32), unused, {}
-    bpr = fit_collaborative(events, item_ids, cfg.collaborative, generator, show_progress)
-    text_map = fit_ridge(semantic[bpr.warm], bpr.item_vectors[bpr.warm], cfg.ridge_lambda)
-    collaborative = np.where(bpr.warm[:, None], bpr.item_vectors, text_map(semantic)).astype(np.float32)
+    source = collaborative_source(items, events, cfg, batches, generator, show_progress)
+    warm = source.warm
+    text_map = fit_ridge(semantic[warm], source.item_vectors[warm], cfg.ridge_lambda)
+    collaborative = np.where(warm[:, None], source.item_vectors, text_map(semantic)).astype(np.float32)
+    log.info("collaborative: %s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                            for k, v in source.figures.items()))
+    return semantic, collaborative, text_map, source.figures
+
+
+def collaborative_source(
+    items: pd.DataFrame, events: pd.DataFrame, cfg: IdentifiersConfig, batches: BatchSizesConfig,
+    generator: torch.Generator, show_progress: bool,
+) -> CollaborativeVectors:
+    """Item vectors of ``identifiers.collaborative.source`` fitted on the training split, which items had
+    training events (the others' rows are untrained), and the source's figures (its validation HR@k)."""
+    collab = cfg.collaborative
+    item_ids = items["item_id"].astype(str).tolist()
+    if collab.source == "sasrec":
+        return fit_sequential(events, item_ids, collab, batches.baseline_contexts, generator)
+    bpr = fit_collaborative(events, item_ids, collab, generator, show_progress)
     figures: dict[str, Any] = {
+        "source": "bpr",
         "items_without_training_events": int((~bpr.warm).sum()),
         "bpr_training_users": len(bpr.user_index),
     }
-    figures |= validation_hit_rates(bpr, events, item_ids, cfg.collaborative.eval_k,
-                                    cfg.collaborative.eval_users, generator)
-    log.info("collaborative: %s", ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
-    return semantic, collaborative, text_map, figures
+    figures |= validation_hit_rates("bpr", bpr_scores(bpr), bpr.user_index, events, item_ids, collab.eval_k,
+                                    collab.eval_users, generator, batches.baseline_contexts)
+    return CollaborativeVectors(bpr.item_vectors, bpr.warm, figures)
 
 
 def resolve_collisions(
@@ -200,7 +224,7 @@ def build_identifiers(
     generator = torch.Generator().manual_seed(cfg.seed)
     item_ids = items["item_id"].astype(str).tolist()
     semantic, collaborative, text_map, collab_figures = embed_catalogue(
-        items, events, cfg, batches.text_encoding, cache_dir, generator, show_progress)
+        items, events, cfg, batches, cache_dir, generator, show_progress)
 
     inputs = quantiser_inputs(cfg.mode, semantic, collaborative)
     model = DualRQVAE(quantiser_shape(cfg.mode, cfg, semantic.shape[1]))

@@ -1,15 +1,19 @@
-"""Collaborative item embeddings: BPR matrix factorisation on the training split only.
+"""Collaborative item embeddings: BPR matrix factorisation on the training split only (the default source;
+the sequential one is :mod:`unigrec.ids.sequential`), and the validation HR@k every source reports.
 
-Why BPR-MF rather than SASRec: the identifiers only need item vectors in which items consumed by the
-same users lie close together; order within a history is modelled later by the generative model
-itself. BPR is seconds of CPU on MovieLens, has one loss and no sequence plumbing, and scales linearly
-with the number of training events. Its quality is checked by a validation HR@k next to popularity.
+Why BPR-MF is the default source: the identifiers need item vectors in which items consumed by the same
+users lie close together, and order within a history is modelled later by the generative model itself. BPR
+is seconds of CPU on MovieLens, has one loss and no sequence plumbing, and scales linearly with the number
+of training events. GenSAR's own choice, a sequential model's item embeddings, is ``source: sasrec``.
+Either source's quality is checked by a validation HR@k next to popularity.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +24,15 @@ from unigrec.errors import UnigrecError
 from unigrec.logs import progress
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class CollaborativeVectors:
+    """What a collaborative source gives the quantiser, whichever model made it."""
+
+    item_vectors: np.ndarray  # (n_items, width), catalogue order; rows of items without events are untrained
+    warm: np.ndarray  # (n_items,) bool: item has at least one training event
+    figures: dict[str, Any]  # the source's own quality (validation HR@k beside popularity), for the metrics
 
 
 @dataclasses.dataclass
@@ -132,37 +145,50 @@ def fit_collaborative(
     )
 
 
-def validation_hit_rates(
-    model: BPRModel, events: pd.DataFrame, item_ids: list[str], k: int, eval_users: int,
-    generator: torch.Generator,
-) -> dict[str, float]:
-    """HR@k of BPR and of popularity on validation rec events (full catalogue, train items excluded).
+# (users) -> (len(users), n_items) scores of every catalogue item: a fitted source's recommendation for them
+UserScorer = Callable[[Sequence[str]], np.ndarray]
 
-    A diagnostic: if BPR does not clearly beat popularity, its vectors carry little collaborative signal.
+
+def bpr_scores(model: BPRModel) -> UserScorer:
+    """BPR's score of every item for each user: the factors' dot product plus the item bias."""
+    def score(users: Sequence[str]) -> np.ndarray:
+        rows = [model.user_index[u] for u in users]
+        return model.user_vectors[rows] @ model.item_vectors.T + model.item_bias
+    return score
+
+
+def validation_hit_rates(
+    name: str, scores: UserScorer, known_users: Collection[str], events: pd.DataFrame, item_ids: list[str],
+    k: int, eval_users: int, generator: torch.Generator, chunk: int,
+) -> dict[str, float]:
+    """HR@k of a source (``scores``) and of popularity on each sampled user's first validation rec event
+    (full catalogue, the user's training items excluded), ``chunk`` users scored at once.
+
+    A diagnostic: if the source does not clearly beat popularity, its vectors carry little collaborative
+    signal. Only users the source knows (``known_users``: it saw their training events) are sampled.
     """
     item_index = {item: i for i, item in enumerate(item_ids)}
     valid = events[(events["split"] == "valid") & (events["kind"] == "rec")]
-    valid = valid[valid["user_id"].astype(str).isin(model.user_index) & valid["item_id"].isin(item_index)]
+    valid = valid[valid["user_id"].astype(str).isin(set(known_users)) & valid["item_id"].isin(item_index)]
     if valid.empty:
         return {}
-    valid = valid.drop_duplicates("user_id")
+    valid = valid.sort_values(["user_id", "order"], kind="mergesort").drop_duplicates("user_id")
     if len(valid) > eval_users:
         pick = torch.randperm(len(valid), generator=generator)[:eval_users].sort().values.numpy()
         valid = valid.iloc[pick]
     train = events[(events["split"] == "train") & events["item_id"].isin(item_index)]
     popularity = np.bincount(train["item_id"].map(item_index), minlength=len(item_ids)).astype(np.float32)
     seen = train.groupby(train["user_id"].astype(str))["item_id"].agg(lambda s: [item_index[i] for i in s])
-    u = valid["user_id"].astype(str).map(model.user_index).to_numpy()
+    users = valid["user_id"].astype(str).tolist()
     targets = valid["item_id"].map(item_index).to_numpy()
-    hits = {"bpr": 0, "popularity": 0}
-    # One user at a time: a (users x catalogue) score matrix would not fit for large catalogues.
-    for row, user in enumerate(valid["user_id"].astype(str)):
-        history = seen.get(user, [])
-        bpr = model.user_vectors[u[row]] @ model.item_vectors.T + model.item_bias
-        for name, scores in (("bpr", bpr), ("popularity", popularity)):
-            target_score = scores[targets[row]]
-            s = scores.copy()
-            s[history] = -np.inf  # already-consumed items are not recommended again
-            hits[name] += int((s > target_score).sum() < k)
-    n = len(valid)
-    return {f"{name}_valid_hr@{k}": hits[name] / n for name in hits} | {"valid_users": n}
+    hits = {name: 0, "popularity": 0}
+    # A chunk of users at a time: a (users x catalogue) score matrix would not fit for large catalogues.
+    for start in range(0, len(users), chunk):
+        block = scores(users[start : start + chunk])
+        for offset, user in enumerate(users[start : start + chunk]):
+            history, target = seen.get(user, []), targets[start + offset]
+            for method, row in ((name, block[offset]), ("popularity", popularity)):
+                s = np.array(row, dtype=np.float64)
+                s[history] = -np.inf  # already-consumed items are not recommended again
+                hits[method] += int((s > s[target]).sum() < k)
+    return {f"{method}_valid_hr@{k}": hits[method] / len(users) for method in hits} | {"valid_users": len(users)}

@@ -168,17 +168,18 @@ def test_sasrec_device_follows_the_accelerator_and_refuses_a_missing_gpu(monkeyp
     import torch
 
     from unigrec.errors import UnigrecError
-    from unigrec.evaluate.baselines.sasrec import torch_device
+    from unigrec.sasrec.training import torch_device
 
+    key = "baselines.sasrec.accelerator"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert torch_device("cpu") == torch_device("auto") == torch.device("cpu")
-    with pytest.raises(UnigrecError, match="no CUDA device"):
-        torch_device("gpu")
+    assert torch_device("cpu", key) == torch_device("auto", key) == torch.device("cpu")
+    with pytest.raises(UnigrecError, match=r"baselines\.sasrec\.accelerator is gpu .*no CUDA device"):
+        torch_device("gpu", key)
     with pytest.raises(UnigrecError, match="cpu, gpu or auto"):
-        torch_device("tpu")
+        torch_device("tpu", key)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert torch_device("gpu") == torch_device("auto") == torch.device("cuda")
-    assert torch_device("cpu") == torch.device("cpu")
+    assert torch_device("gpu", key) == torch_device("auto", key) == torch.device("cuda")
+    assert torch_device("cpu", key) == torch.device("cpu")
 
 
 # --------------------------------------------------------------------------- text search

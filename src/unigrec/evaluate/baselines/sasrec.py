@@ -1,12 +1,9 @@
-"""SASRec baseline: ID-based next-item model trained here on the TRAIN split, either as in the paper
-(``bce``: the true next item against one uniformly sampled non-interacted item per position) or with
-the full-catalogue softmax (``ce``), which Klenitskiy & Vasilev (RecSys'23, "SASRec+") and the HSTU
-authors' sampled-softmax SASRec found far stronger: the published ML-1M SASRec figures are of that kind."""
+"""SASRec baseline: the ID-based next-item model of :mod:`unigrec.sasrec`, trained here on the TRAIN split
+(``baselines.sasrec``: the paper's sampled BCE or SASRec+'s full-catalogue softmax) and scoring the whole
+catalogue from a context's history."""
 
 from __future__ import annotations
 
-import itertools
-import logging
 from collections.abc import Sequence
 from typing import Self
 
@@ -15,59 +12,10 @@ import pandas as pd
 import torch
 
 from unigrec.config import SASRecConfig
-from unigrec.errors import UnigrecError
 from unigrec.evaluate.baselines.base import CatalogueScorer
 from unigrec.evaluate.baselines.context import KINDS, EvalContext
-from unigrec.evaluate.baselines.sasrec_net import SASRecNet
-from unigrec.logs import progress
-
-log = logging.getLogger(__name__)
-
-
-def left_pad(sequences: Sequence[Sequence[int]], length: int) -> np.ndarray:
-    """(len(sequences), length) int64 of each sequence's last ``length`` entries, zeros in front."""
-    out = np.zeros((len(sequences), length), dtype=np.int64)
-    for row, seq in enumerate(sequences):
-        tail = list(seq)[-length:]
-        if tail:
-            out[row, length - len(tail) :] = tail
-    return out
-
-
-def user_item_sequences(train_events: pd.DataFrame, index: dict[str, int]) -> list[np.ndarray]:
-    """Each user's training items in timeline order, as 1-based indices (both streams: an engagement
-    found by search is as much a consumption signal as a recommended one)."""
-    frame = train_events.sort_values(["user_id", "order"], kind="mergesort")
-    codes = frame["item_id"].astype(str).map(index).to_numpy(dtype=np.int64) + 1
-    users = frame["user_id"].astype(str).to_numpy()
-    bounds = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
-    return [codes[a:b] for a, b in itertools.pairwise(bounds)]
-
-
-def sample_negatives(
-    positives: torch.Tensor, seen: torch.Tensor, n_items: int, generator: torch.Generator
-) -> torch.Tensor:
-    """One uniform item per position that the row's user never interacted with (``seen``: (B, n_items+1))."""
-    negatives = torch.randint(1, n_items + 1, positives.shape, generator=generator)
-    clash = seen.gather(1, negatives)
-    while clash.any():  # rejection sampling: users see a small share of the catalogue, so this is short
-        negatives[clash] = torch.randint(1, n_items + 1, (int(clash.sum()),), generator=generator)
-        clash = seen.gather(1, negatives)
-    return negatives
-
-
-def torch_device(accelerator: str) -> torch.device:
-    """The device ``baselines.sasrec.accelerator`` names: ``cpu``; ``gpu`` (refused where torch sees no CUDA
-    device, rather than training for an hour on the CPU unasked); ``auto`` (CUDA when there is one)."""
-    if accelerator == "cpu":
-        return torch.device("cpu")
-    if accelerator not in ("gpu", "auto"):
-        raise UnigrecError(f"baselines.sasrec.accelerator must be cpu, gpu or auto, not {accelerator!r}")
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if accelerator == "gpu":
-        raise UnigrecError("baselines.sasrec.accelerator is gpu but torch sees no CUDA device: set cpu or auto")
-    return torch.device("cpu")
+from unigrec.sasrec.net import SASRecNet
+from unigrec.sasrec.training import last_states, torch_device, train_sasrec, user_item_sequences
 
 
 class SASRecBaseline(CatalogueScorer):
@@ -81,66 +29,11 @@ class SASRecBaseline(CatalogueScorer):
         self.device = torch.device("cpu")
 
     def fit(self, train_events: pd.DataFrame, items: pd.DataFrame) -> Self:
-        cfg = self.cfg
-        self.device = device = torch_device(cfg.accelerator)
+        self.device = torch_device(self.cfg.accelerator, "baselines.sasrec.accelerator")
         self._set_catalogue(items)
-        n_items = len(self.item_ids)
-        # Inputs are items 0..n-2 of the latest max_len+1 window, targets items 1..n-1.
-        windows = [seq[-(cfg.max_len + 1) :] for seq in user_item_sequences(train_events, self._index)]
-        windows = [w for w in windows if len(w) >= 2]
-        if not windows:
-            raise ValueError("sasrec: no user has two training events to learn a transition from")
-        inputs = torch.from_numpy(left_pad([w[:-1] for w in windows], cfg.max_len))
-        targets = torch.from_numpy(left_pad([w[1:] for w in windows], cfg.max_len))
-        seen = torch.zeros(len(windows), n_items + 1, dtype=torch.bool)
-        for row, w in enumerate(windows):
-            seen[row, torch.from_numpy(w)] = True
-        seen[:, 0] = True  # never draw padding as a negative
-
-        # fork_rng: seeding must not change the random state of whoever called us.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            generator = torch.Generator().manual_seed(cfg.seed)
-            net = SASRecNet(n_items, cfg.max_len, cfg.hidden, cfg.n_blocks, cfg.n_heads, cfg.dropout).to(device)
-            optimiser = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.l2)
-            net.train()
-            epochs = progress(range(cfg.epochs), desc="sasrec epochs", leave=False)
-            for epoch in epochs:
-                order = torch.randperm(len(windows), generator=generator)
-                total, batches = 0.0, 0
-                for start in range(0, len(order), cfg.batch_size):
-                    rows = order[start : start + cfg.batch_size]
-                    # the data and the sampling stay on the CPU (one seeded generator on any device)
-                    states = net(inputs[rows].to(device))
-                    loss = self._loss(net, states, targets[rows].to(device), seen[rows], generator)
-                    optimiser.zero_grad()
-                    loss.backward()
-                    optimiser.step()
-                    total, batches = total + loss.item(), batches + 1
-                epochs.set_postfix(loss=f"{total / batches:.4f}")
-                log.debug("sasrec epoch %d: loss %.4f", epoch, total / batches)
-        log.info(
-            "sasrec: trained %d epochs on %d user sequences, last loss %.4f",
-            cfg.epochs,
-            len(windows),
-            total / batches,
-        )
-        self.net = net.eval()
+        sequences = list(user_item_sequences(train_events, self._index).values())
+        self.net = train_sasrec(sequences, len(self.item_ids), self.cfg, self.device)
         return self
-
-    def _loss(
-        self, net: SASRecNet, states: torch.Tensor, pos: torch.Tensor, seen: torch.Tensor, generator: torch.Generator
-    ) -> torch.Tensor:
-        """Mean loss over the real (non-padding) positions of one batch."""
-        mask = pos != 0
-        if self.cfg.loss == "ce":
-            logits = net.catalogue_logits(states[mask])
-            return torch.nn.functional.cross_entropy(logits, pos[mask] - 1)
-        neg = sample_negatives(pos.cpu(), seen, len(self.item_ids), generator).to(pos.device)
-        pos_logits = net.item_logits(states, pos)[mask]
-        neg_logits = net.item_logits(states, neg)[mask]
-        bce = torch.nn.functional.binary_cross_entropy_with_logits
-        return bce(pos_logits, torch.ones_like(pos_logits)) + bce(neg_logits, torch.zeros_like(neg_logits))
 
     @torch.no_grad()
     def _score_batch(self, contexts: Sequence[EvalContext]) -> np.ndarray:
@@ -150,5 +43,5 @@ class SASRecBaseline(CatalogueScorer):
         histories = [
             [self._index[e.item_id] + 1 for e in c.history if e.item_id in self._index] for c in contexts
         ]
-        states = self.net(torch.from_numpy(left_pad(histories, self.cfg.max_len)).to(self.device))
-        return self.net.catalogue_logits(states[:, -1]).cpu().numpy()
+        states = last_states(self.net, histories, self.cfg.max_len, self.device)
+        return self.net.catalogue_logits(states).cpu().numpy()
