@@ -198,6 +198,9 @@ class CollisionConfig:
 @dataclasses.dataclass(frozen=True)
 class IdentifiersConfig:
     mode: Literal["dual", "semantic_only", "collaborative_only"]
+    # rqvae: GenSAR's, MLP encoders trained with the codebooks | rqkmeans: GRID's residual k-means on a PCA
+    # projection (closed form); both use the rqvae block's levels and sizes
+    quantiser: Literal["rqvae", "rqkmeans"]
     seed: int
     ridge_lambda: float  # text -> collaborative map for items without training events (cold start)
     collaborative: CollaborativeConfig

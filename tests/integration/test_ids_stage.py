@@ -144,6 +144,18 @@ def test_sequential_source_gives_the_collaborative_half(tmp_path):
     assert len(assign_ids_for_embeddings(np.load(layout.item_embeddings)["semantic"][:2], layout.ids_dir)) == 2
 
 
+def test_rqkmeans_quantiser_builds_collision_free_ids_and_encodes_new_items(tmp_path):
+    layout, _, _ = make_project(tmp_path)
+    summary = run(tiny_config(quantiser="rqkmeans"), layout, runtime_config())
+    assert summary["semantic_collisions_final"] == 0 and summary["collaborative_collisions_final"] == 0
+    metrics = json.loads(layout.identifiers_metrics.read_text())
+    assert metrics["quantiser"] == "rqkmeans"
+    assert 0 <= metrics["reconstruction_nearest_codes"]["semantic"]["fraction_unexplained"] < 1
+    # the saved quantiser (one linear map per source) reloads and codes items it has not seen
+    new = assign_ids_for_embeddings(np.load(layout.item_embeddings)["semantic"][:3], layout.ids_dir)
+    assert len(new) == 3
+
+
 @pytest.mark.parametrize("mode, prefix", [("semantic_only", "sem"), ("collaborative_only", "col")])
 def test_single_source_modes_use_one_id_for_both_tasks(stage_run, mode, prefix, tmp_path):
     _, items, events, _ = stage_run

@@ -1,4 +1,4 @@
-"""Build both identifiers for a catalogue: embeddings -> RQ-VAE -> Sinkhorn -> dedup, with quality figures.
+"""Build both identifiers for a catalogue: embeddings -> RQ-VAE or RQ-KMeans -> Sinkhorn -> dedup, with figures.
 
 The stage wraps this with file reading and atomic writing; tests and the benchmark call it directly.
 """
@@ -27,6 +27,7 @@ from unigrec.ids.collisions import collision_rate, dedup_tokens, rebalance_last_
 from unigrec.ids.kmeans import squared_distances
 from unigrec.ids.quality import code_counts, squared_error_sum, total_variance, usage_stats
 from unigrec.ids.ridge import LinearMap, fit_ridge
+from unigrec.ids.rqkmeans import fit_rqkmeans
 from unigrec.ids.rqvae import DualRQVAE, QuantiserShape
 from unigrec.ids.sequential import fit_sequential
 from unigrec.ids.train_rqvae import encode_in_chunks, train_rqvae
@@ -77,7 +78,8 @@ def quantiser_shape(mode: str, cfg: IdentifiersConfig, semantic_dim: int) -> Qua
     return QuantiserShape(
         input_dims={s: dims[s] for s in id_sources(mode)},
         latent_dim=rq.latent_dim,
-        hidden_dims=tuple(rq.hidden_dims),
+        # RQ-KMeans is the same module with one linear map per encoder and decoder (its PCA projection)
+        hidden_dims=() if cfg.quantiser == "rqkmeans" else tuple(rq.hidden_dims),
         # Single-source IDs keep the same length: the shared levels become the source's first levels.
         shared_levels=0 if single else rq.shared_levels,
         shared_codebook_size=rq.shared_codebook_size,
@@ -228,7 +230,10 @@ def build_identifiers(
 
     inputs = quantiser_inputs(cfg.mode, semantic, collaborative)
     model = DualRQVAE(quantiser_shape(cfg.mode, cfg, semantic.shape[1]))
-    losses = train_rqvae(model, inputs, cfg.rqvae, generator, show_progress)
+    if cfg.quantiser == "rqkmeans":
+        losses = fit_rqkmeans(model, inputs, cfg.rqvae.kmeans_iters, generator)
+    else:
+        losses = train_rqvae(model, inputs, cfg.rqvae, generator, show_progress)
     codes, residuals = encode_in_chunks(model, inputs, batches.rqvae_inference)
     ids, kind_figures, balanced_codes = assign_ids(model, codes, residuals, cfg.mode, cfg, show_progress)
 
@@ -245,9 +250,10 @@ def build_identifiers(
     chunk = batches.rqvae_inference
     metrics = {
         "mode": cfg.mode,
+        "quantiser": cfg.quantiser,
         "n_items": len(item_ids),
         "collaborative_model": collab_figures,
-        "rqvae_final_losses": losses,
+        "quantiser_final_losses": losses,
         "reconstruction_nearest_codes": reconstruction_report(model, inputs, codes, chunk),
         "reconstruction_final_ids": reconstruction_report(model, inputs, balanced_codes, chunk),
         "semantic_id": kind_figures["semantic"],
