@@ -164,6 +164,12 @@ class CollaborativeConfig:
     sasrec: SASRecConfig  # source sasrec: its recipe (the baseline's dataclass; its own values, so tuning the
     # evaluate stage's baseline does not rebuild the IDs and retrain the model)
 
+    def problems(self) -> dict[str, str]:
+        found = {}
+        if self.sasrec.patience is not None:
+            found["sasrec.patience"] = "must be null: the IDs' source trains its fixed number of epochs"
+        return found
+
     @property
     def width(self) -> int:
         """Width of the vectors the source gives the quantiser."""
@@ -479,6 +485,19 @@ class SASRecConfig:
     # where it trains and scores: gpu needs a CUDA device; auto takes one when torch sees it (scores are
     # copied back to the CPU either way). ML-1M with 200-event contexts: an estimated hour a fit on 2 CPUs
     accelerator: Literal["cpu", "gpu", "auto"]
+    # early stopping (the published SASRec+ recipe: patience 10, up to 100 epochs): stop once this many
+    # epochs in a row did not beat the best validation NDCG@monitor_k, and keep the best epoch's weights;
+    # null = train all `epochs` with no validation pass
+    patience: int | None
+    monitor_k: int
+
+    def problems(self) -> dict[str, str]:
+        found = {}
+        if self.patience is not None and self.patience < 1:
+            found["patience"] = f"must be null or >= 1, got {self.patience}"
+        if self.monitor_k < 1:
+            found["monitor_k"] = f"must be >= 1, got {self.monitor_k}"
+        return found
 
 
 @dataclasses.dataclass(frozen=True)

@@ -173,3 +173,16 @@ def test_hard_negatives_into_the_sampled_softmax_need_the_sampled_softmax(tmp_pa
     idle = copy.deepcopy(raw)  # the enhancer off: the choice is moot, nothing to refuse
     idle["train"]["enhancer"]["hard_negatives"]["into"] = "sampled_softmax"
     assert not params_from_dict(idle).train.enhancer.feeds_sampled_softmax
+
+
+def test_sasrec_early_stopping_refuses_bad_values_by_name(raw):
+    bad = copy.deepcopy(raw)
+    bad["baselines"]["sasrec"].update(patience=0, monitor_k=0)
+    with pytest.raises(ConfigError, match=r"baselines\.sasrec\.patience: must be null or >= 1, got 0; "
+                                          r"params\.baselines\.sasrec\.monitor_k: must be >= 1"):
+        params_from_dict(bad)
+    # the IDs' sequential source trains fixed epochs: it has no validation monitor to stop on
+    ids = copy.deepcopy(raw)
+    ids["identifiers"]["collaborative"]["sasrec"]["patience"] = 10
+    with pytest.raises(ConfigError, match=r"identifiers\.collaborative\.sasrec\.patience: must be null"):
+        params_from_dict(ids)

@@ -205,6 +205,7 @@ def _baseline_ranks(
     runtime: RuntimeConfig,
     layout: Layout,
     train_events: pd.DataFrame,
+    validation: Sequence[HeldOutCase],
     items: pd.DataFrame,
     cases: Sequence[HeldOutCase],
     lists: Sequence[Sequence[str]],
@@ -216,7 +217,8 @@ def _baseline_ranks(
     from unigrec.evaluate.baselines import build_baseline
     from unigrec.evaluate.relevance import method_relevance
 
-    method = build_baseline(name, baselines_cfg, runtime, layout, reading).fit(train_events, items)
+    method = build_baseline(name, baselines_cfg, runtime, layout, reading)
+    method = method.use_validation(validation).fit(train_events, items)
     out = MethodRanks({}, {}, {})
     for stream in method.tasks:
         idx = rows[stream]
@@ -261,13 +263,15 @@ def score_baselines(
     """Fit each of ``cfg.baselines`` on the train split and rank ``cases``; wall time into ``seconds``.
     With ``relevance``, a search method's lists are also judged (its ``relevance`` figures)."""
     train_events = events[events["split"] == "train"]
+    # a baseline may choose its epoch on these (SASRec's early stopping), never on the cases it is graded on
+    validation = held_out_cases(events, TUNING_SPLIT)
     rows = _stream_rows(cases)
     list_length = max(cfg.full_hr_cutoffs + cfg.full_ndcg_cutoffs + (cfg.curve_max_k,))
     out = {}
     for name in cfg.baselines:
         started = time.perf_counter()
         out[name] = _baseline_ranks(
-            name, baselines_cfg, runtime, layout, train_events, items, cases, lists, rows, list_length,
+            name, baselines_cfg, runtime, layout, train_events, validation, items, cases, lists, rows, list_length,
             cfg.relevance.reading, relevance,
         )
         seconds[name] = time.perf_counter() - started

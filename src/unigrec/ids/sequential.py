@@ -44,7 +44,7 @@ def fit_sequential(
     device = torch_device(cfg.sasrec.accelerator, "identifiers.collaborative.sasrec.accelerator")
     log.info("collaborative: SASRec on %d training events of %d users, %d items", len(train), len(history),
              len(item_ids))
-    net = train_sasrec(sequences, len(item_ids), cfg.sasrec, device)
+    net, _ = train_sasrec(sequences, len(item_ids), cfg.sasrec, device)
     # Row 0 is padding; rows 1..n are the catalogue in ``item_ids`` order.
     vectors = net.item_embedding.weight[1:].detach().cpu().numpy().astype(np.float32)
     warm = np.zeros(len(item_ids), dtype=bool)

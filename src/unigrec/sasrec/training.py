@@ -5,9 +5,10 @@ found far stronger: the published ML-1M SASRec figures are of that kind."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -84,9 +85,28 @@ def sasrec_loss(
     return bce(pos_logits, torch.ones_like(pos_logits)) + bce(neg_logits, torch.zeros_like(neg_logits))
 
 
-def train_sasrec(sequences: Sequence[np.ndarray], n_items: int, cfg: SASRecConfig, device: torch.device) -> SASRecNet:
+@dataclasses.dataclass
+class TrainingRecord:
+    """How a fit went: epochs run, the epoch whose weights were kept, the validation figure per epoch."""
+
+    epochs_run: int
+    best_epoch: int  # 1-based; the last epoch when nothing was monitored
+    monitor: list[float]  # validation NDCG per epoch ([] without early stopping)
+
+
+def train_sasrec(
+    sequences: Sequence[np.ndarray], n_items: int, cfg: SASRecConfig, device: torch.device,
+    monitor: Callable[[SASRecNet], float] | None = None,
+) -> tuple[SASRecNet, TrainingRecord]:
     """Fit SASRec on each sequence's latest ``max_len + 1`` items (1-based item indices) and return it in
-    eval mode. Seeded by ``cfg.seed`` without touching the caller's random state."""
+    eval mode. Seeded by ``cfg.seed`` without touching the caller's random state.
+
+    With ``cfg.patience`` and a ``monitor`` (the net in eval mode -> a validation figure, higher is better),
+    training stops once ``patience`` epochs in a row did not beat the best figure, and the best epoch's
+    weights are returned: the published SASRec+ recipe, and the way the unified model chooses its epoch."""
+    if cfg.patience is not None and monitor is None:
+        raise ValueError("sasrec: patience is set but no validation monitor was given")
+    early_stopping = cfg.patience is not None and monitor is not None
     # Inputs are items 0..n-2 of the latest max_len+1 window, targets items 1..n-1.
     windows = [seq[-(cfg.max_len + 1) :] for seq in sequences]
     windows = [w for w in windows if len(w) >= 2]
@@ -99,15 +119,17 @@ def train_sasrec(sequences: Sequence[np.ndarray], n_items: int, cfg: SASRecConfi
         seen[row, torch.from_numpy(w)] = True
     seen[:, 0] = True  # never draw padding as a negative
 
+    record = TrainingRecord(0, 0, [])
+    best_state: dict[str, torch.Tensor] | None = None
     # fork_rng: seeding must not change the random state of whoever called us.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         generator = torch.Generator().manual_seed(cfg.seed)
         net = SASRecNet(n_items, cfg.max_len, cfg.hidden, cfg.n_blocks, cfg.n_heads, cfg.dropout).to(device)
         optimiser = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.l2)
-        net.train()
         epochs = progress(range(cfg.epochs), desc="sasrec epochs", leave=False)
         for epoch in epochs:
+            net.train()
             order = torch.randperm(len(windows), generator=generator)
             total, batches = 0.0, 0
             for start in range(0, len(order), cfg.batch_size):
@@ -119,11 +141,28 @@ def train_sasrec(sequences: Sequence[np.ndarray], n_items: int, cfg: SASRecConfi
                 loss.backward()
                 optimiser.step()
                 total, batches = total + loss.item(), batches + 1
-            epochs.set_postfix(loss=f"{total / batches:.4f}")
-            log.debug("sasrec epoch %d: loss %.4f", epoch, total / batches)
-    log.info("sasrec: trained %d epochs on %d user sequences, last loss %.4f", cfg.epochs, len(windows),
-             total / batches)
-    return net.eval()
+            record.epochs_run = record.best_epoch = epoch + 1
+            if not early_stopping:
+                epochs.set_postfix(loss=f"{total / batches:.4f}")
+                log.debug("sasrec epoch %d: loss %.4f", epoch + 1, total / batches)
+                continue
+            assert monitor is not None and cfg.patience is not None  # early_stopping says so
+            figure = monitor(net.eval())
+            record.monitor.append(figure)
+            best = int(np.argmax(record.monitor))  # the first of equal figures: the earlier epoch
+            record.best_epoch = best + 1
+            if best == epoch:
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            epochs.set_postfix(loss=f"{total / batches:.4f}", valid=f"{figure:.4f}")
+            log.info("sasrec epoch %d: loss %.4f, validation NDCG@%d %.4f", epoch + 1, total / batches,
+                     cfg.monitor_k, figure)
+            if epoch - best >= cfg.patience:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    log.info("sasrec: %d epochs on %d user sequences, last loss %.4f; weights of epoch %d kept",
+             record.epochs_run, len(windows), total / batches, record.best_epoch)
+    return net.eval(), record
 
 
 @torch.no_grad()

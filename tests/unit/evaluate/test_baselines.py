@@ -145,6 +145,8 @@ def test_sasrec_learns_a_repeated_pattern(loss):
         l2=0.0,
         seed=0,
         accelerator="auto",  # the CPU here; a CUDA device where torch sees one
+        patience=None,
+        monitor_k=3,
     )
     model = SASRecBaseline(cfg, score_batch_size=4).fit(events_frame(rows), ITEMS)
     contexts = [
@@ -162,6 +164,38 @@ def test_sasrec_learns_a_repeated_pattern(loss):
     # seeded: a second fit gives the same scores
     again = SASRecBaseline(cfg, score_batch_size=4).fit(events_frame(rows), ITEMS)
     np.testing.assert_allclose(again.catalogue_scores(contexts), model.catalogue_scores(contexts), rtol=1e-5)
+
+
+def test_sasrec_stops_on_validation_and_keeps_the_best_epoch():
+    import dataclasses
+
+    from unigrec.errors import UnigrecError
+    from unigrec.evaluate.baselines.sasrec import SASRecBaseline
+
+    cycle = "abcdefgh" * 2
+    rows = []
+    for u in range(48):  # the cycle walks of the test above; each user's next step is a validation case
+        start, length = u % 8, 3 + (u // 8) % 3
+        walk = cycle[start : start + length + 1]
+        rows += [rec(f"u{u}", item, t) for t, item in enumerate(walk[:-1])]
+        rows.append(rec(f"u{u}", walk[-1], len(walk) - 1, split="valid"))
+    events = events_frame(rows)
+    train = events[events["split"] == "train"]
+    cfg = SASRecConfig(max_len=10, hidden=16, n_blocks=1, n_heads=1, dropout=0.0, loss="ce", epochs=200,
+                       batch_size=8, lr=0.01, l2=0.0, seed=0, accelerator="cpu", patience=3, monitor_k=3)
+    with pytest.raises(UnigrecError, match="no validation"):
+        SASRecBaseline(cfg, 4).fit(train, ITEMS)
+    model = SASRecBaseline(cfg, 4).use_validation(held_out_cases(events, "valid")).fit(train, ITEMS)
+    record = model.record
+    assert record is not None and len(record.monitor) == record.epochs_run
+    # the walks are learnt to NDCG 1 long before 200 epochs: it stops `patience` epochs after the best
+    assert record.epochs_run == record.best_epoch + 3 < 200
+    assert max(record.monitor) == record.monitor[record.best_epoch - 1] > 0.9
+    # the weights kept are the best epoch's: its validation figure again
+    assert model._validation_ndcg(model.net) == pytest.approx(record.monitor[record.best_epoch - 1])
+    # without patience the same fit runs every epoch and scores no validation
+    fixed = SASRecBaseline(dataclasses.replace(cfg, patience=None, epochs=5), 4).fit(train, ITEMS)
+    assert fixed.record is not None and (fixed.record.epochs_run, fixed.record.monitor) == (5, [])
 
 
 def test_sasrec_device_follows_the_accelerator_and_refuses_a_missing_gpu(monkeypatch):

@@ -10,7 +10,7 @@ from typing import ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from unigrec.evaluate.baselines.context import EvalContext
+from unigrec.evaluate.baselines.context import EvalContext, HeldOutCase
 from unigrec.logs import progress
 
 
@@ -33,6 +33,12 @@ class CatalogueScorer(abc.ABC):
     @abc.abstractmethod
     def _score_batch(self, contexts: Sequence[EvalContext]) -> np.ndarray:
         """(len(contexts), n_items) scores, columns in :attr:`item_ids` order."""
+
+    def use_validation(self, cases: Sequence[HeldOutCase]) -> Self:
+        """Hand the method the validation cases, before :meth:`fit`, to choose its epoch by (never test
+        cases). Methods with nothing to choose ignore them."""
+        del cases
+        return self
 
     # ------------------------------------------------------------------ shared
     def _set_catalogue(self, items: pd.DataFrame) -> None:

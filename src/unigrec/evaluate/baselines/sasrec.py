@@ -12,10 +12,19 @@ import pandas as pd
 import torch
 
 from unigrec.config import SASRecConfig
+from unigrec.errors import UnigrecError
 from unigrec.evaluate.baselines.base import CatalogueScorer
-from unigrec.evaluate.baselines.context import KINDS, EvalContext
+from unigrec.evaluate.baselines.context import KINDS, EvalContext, HeldOutCase
+from unigrec.evaluate.metrics import ndcg_at_k
+from unigrec.evaluate.protocols import list_ranks
 from unigrec.sasrec.net import SASRecNet
-from unigrec.sasrec.training import last_states, torch_device, train_sasrec, user_item_sequences
+from unigrec.sasrec.training import (
+    TrainingRecord,
+    last_states,
+    torch_device,
+    train_sasrec,
+    user_item_sequences,
+)
 
 
 class SASRecBaseline(CatalogueScorer):
@@ -27,13 +36,34 @@ class SASRecBaseline(CatalogueScorer):
         self.cfg = cfg
         self.net: SASRecNet | None = None
         self.device = torch.device("cpu")
+        self.validation: list[HeldOutCase] = []
+        self.record: TrainingRecord | None = None
+
+    def use_validation(self, cases: Sequence[HeldOutCase]) -> Self:
+        """Recommendation cases among ``cases``: with ``patience`` set, each epoch's NDCG@monitor_k on them
+        decides when training stops and which epoch's weights are kept."""
+        self.validation = [c for c in cases if c.context.kind == "rec"]
+        return self
 
     def fit(self, train_events: pd.DataFrame, items: pd.DataFrame) -> Self:
         self.device = torch_device(self.cfg.accelerator, "baselines.sasrec.accelerator")
         self._set_catalogue(items)
         sequences = list(user_item_sequences(train_events, self._index).values())
-        self.net = train_sasrec(sequences, len(self.item_ids), self.cfg, self.device)
+        monitor = None
+        if self.cfg.patience is not None:
+            if not self.validation:
+                raise UnigrecError("baselines.sasrec.patience is set but there are no validation "
+                                   "recommendation cases to stop on: set it to null")
+            monitor = self._validation_ndcg
+        self.net, self.record = train_sasrec(sequences, len(self.item_ids), self.cfg, self.device, monitor)
         return self
+
+    def _validation_ndcg(self, net: SASRecNet) -> float:
+        """NDCG@monitor_k of ``net`` on the validation cases, by the evaluation's own full-catalogue rule."""
+        self.net = net
+        k = self.cfg.monitor_k
+        lists = self.top_k([c.context for c in self.validation], k, exclude_history=True)
+        return ndcg_at_k(list_ranks(lists, [c.target for c in self.validation]), k)
 
     @torch.no_grad()
     def _score_batch(self, contexts: Sequence[EvalContext]) -> np.ndarray:

@@ -1,0 +1,35 @@
+"""SASRec's training loop: early stopping on a validation figure keeps the best epoch's weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from unigrec.config import SASRecConfig
+from unigrec.sasrec.training import train_sasrec
+
+SEQUENCES = [np.array([1 + (s + t) % 6 for t in range(5)]) for s in range(12)]
+CFG = SASRecConfig(max_len=6, hidden=8, n_blocks=1, n_heads=1, dropout=0.0, loss="ce", epochs=20, batch_size=4,
+                   lr=0.01, l2=0.0, seed=0, accelerator="cpu", patience=2, monitor_k=3)
+
+
+def test_stops_patience_epochs_after_the_best_and_returns_its_weights():
+    figures = iter([0.1, 0.3, 0.2, 0.3, 0.1, 0.9])  # best at epoch 2; epoch 4 only ties it
+    snapshots = []
+
+    def monitor(net):
+        assert not net.training  # scored in eval mode (no dropout)
+        snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
+        return next(figures)
+
+    net, record = train_sasrec(SEQUENCES, 6, CFG, torch.device("cpu"), monitor)
+    assert (record.epochs_run, record.best_epoch, record.monitor) == (4, 2, [0.1, 0.3, 0.2, 0.3])
+    kept = net.state_dict()
+    assert all(torch.equal(kept[k], snapshots[1][k]) for k in kept)
+    assert not all(torch.equal(kept[k], snapshots[3][k]) for k in kept)  # not simply the last epoch
+
+
+def test_patience_without_a_monitor_is_refused():
+    with pytest.raises(ValueError, match="no validation monitor"):
+        train_sasrec(SEQUENCES, 6, CFG, torch.device("cpu"))
