@@ -259,12 +259,15 @@ def score_baselines(
     lists: Sequence[Sequence[str]],
     seconds: dict[str, float],
     relevance: RelevanceInputs | None = None,
+    validation: Sequence[HeldOutCase] | None = None,
 ) -> dict[str, MethodRanks]:
     """Fit each of ``cfg.baselines`` on the train split and rank ``cases``; wall time into ``seconds``.
-    With ``relevance``, a search method's lists are also judged (its ``relevance`` figures)."""
+    With ``relevance``, a search method's lists are also judged (its ``relevance`` figures). ``validation``:
+    the ``TUNING_SPLIT`` cases when the caller already has them (built from ``events`` otherwise)."""
     train_events = events[events["split"] == "train"]
     # a baseline may choose its epoch on these (SASRec's early stopping), never on the cases it is graded on
-    validation = held_out_cases(events, TUNING_SPLIT)
+    if validation is None:
+        validation = held_out_cases(events, TUNING_SPLIT)
     rows = _stream_rows(cases)
     list_length = max(cfg.full_hr_cutoffs + cfg.full_ndcg_cutoffs + (cfg.curve_max_k,))
     out = {}
@@ -448,7 +451,7 @@ def evaluate_test_split(
         if baselines_cfg is None:
             raise ContractViolation("params.evaluate.baselines names baselines but no baselines section was given")
         baseline_ranks = score_baselines(
-            cfg, baselines_cfg, runtime, layout, events, items, cases, lists, seconds, relevance
+            cfg, baselines_cfg, runtime, layout, events, items, cases, lists, seconds, relevance, valid.cases
         )
         methods.update(baseline_ranks)
         baseline_metrics = {name: method_metrics(ranks, masks, cfg) for name, ranks in baseline_ranks.items()}

@@ -25,7 +25,7 @@ import torch
 from unigrec.config import CollaborativeConfig
 from unigrec.errors import UnigrecError
 from unigrec.ids.collaborative import CollaborativeVectors, validation_hit_rates
-from unigrec.sasrec.training import last_states, torch_device, train_sasrec, user_item_sequences
+from unigrec.sasrec.training import catalogue_scores, torch_device, train_sasrec, user_item_sequences
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,8 @@ def fit_sequential(
     warm = np.zeros(len(item_ids), dtype=bool)
     warm[np.concatenate(sequences) - 1] = True
 
-    @torch.no_grad()
     def scores(batch: Sequence[str]) -> np.ndarray:
-        states = last_states(net, [history[u] for u in batch], cfg.sasrec.max_len, device)
-        return net.catalogue_logits(states).cpu().numpy()
+        return catalogue_scores(net, [history[u] for u in batch], cfg.sasrec.max_len, device)
 
     figures: dict[str, Any] = {
         "source": "sasrec",

@@ -166,6 +166,9 @@ def train_sasrec(
 
 
 @torch.no_grad()
-def last_states(net: SASRecNet, histories: Sequence[Sequence[int]], max_len: int, device: torch.device) -> torch.Tensor:
-    """(len(histories), hidden) state after each history's last item (1-based item indices)."""
-    return net(torch.from_numpy(left_pad(histories, max_len)).to(device))[:, -1]
+def catalogue_scores(net: SASRecNet, histories: Sequence[Sequence[int]], max_len: int,
+                     device: torch.device) -> np.ndarray:
+    """(len(histories), n_items) scores of every catalogue item after each history (1-based item indices):
+    the next-item logits both the baseline and the sequential identifier source rank by."""
+    states = net(torch.from_numpy(left_pad(histories, max_len)).to(device))[:, -1]
+    return net.catalogue_logits(states).cpu().numpy()

@@ -20,7 +20,7 @@ from unigrec.evaluate.protocols import list_ranks
 from unigrec.sasrec.net import SASRecNet
 from unigrec.sasrec.training import (
     TrainingRecord,
-    last_states,
+    catalogue_scores,
     torch_device,
     train_sasrec,
     user_item_sequences,
@@ -65,7 +65,6 @@ class SASRecBaseline(CatalogueScorer):
         lists = self.top_k([c.context for c in self.validation], k, exclude_history=True)
         return ndcg_at_k(list_ranks(lists, [c.target for c in self.validation]), k)
 
-    @torch.no_grad()
     def _score_batch(self, contexts: Sequence[EvalContext]) -> np.ndarray:
         if self.net is None:
             raise RuntimeError("sasrec: fit() did not finish; nothing to score with")
@@ -73,5 +72,4 @@ class SASRecBaseline(CatalogueScorer):
         histories = [
             [self._index[e.item_id] + 1 for e in c.history if e.item_id in self._index] for c in contexts
         ]
-        states = last_states(self.net, histories, self.cfg.max_len, self.device)
-        return self.net.catalogue_logits(states).cpu().numpy()
+        return catalogue_scores(self.net, histories, self.cfg.max_len, self.device)
