@@ -187,7 +187,7 @@ class RealPositions(torch.nn.Module):
 
 
 def top_lists(model: Any, histories: Sequence[Sequence[int]], n_items: int, max_len: int, k: int,
-              batch: int) -> np.ndarray:
+              batch: int, device: str = "cpu") -> np.ndarray:
     """(cases, k) item indices (1-based) of each history's top ``k`` over the catalogue, the history's own
     items and padding dropped (our full-catalogue rule), highest score first."""
     import torch
@@ -200,12 +200,12 @@ def top_lists(model: Any, histories: Sequence[Sequence[int]], n_items: int, max_
         for start in range(0, len(histories), batch):
             rows = list(histories[start:start + batch])
             # the library squeezes the batch axis away at one row: score a lone row with a copy of itself
-            seq = torch.from_numpy(right_pad(rows + rows[:1] if len(rows) == 1 else rows, max_len))
+            seq = torch.from_numpy(right_pad(rows + rows[:1] if len(rows) == 1 else rows, max_len)).to(device)
             scores = model({"seq": seq})[: len(rows)] @ table.T
             scores[:, PADDING] = -torch.inf
             for row, history in enumerate(rows):
                 scores[row, list(history)] = -torch.inf
-            out.append(torch.topk(scores, k, dim=1).indices.numpy())
+            out.append(torch.topk(scores, k, dim=1).indices.cpu().numpy())
     model.mode = None
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
@@ -254,11 +254,11 @@ def train_and_score(export: Path, item_ids: Sequence[str], cfg: argparse.Namespa
     rng = np.random.default_rng(seed)
     model = build_model(n_items, cfg)
     trainer = MatchTrainer(RealPositions(model), mode=1, optimizer_params={"lr": cfg.lr, "weight_decay": cfg.l2,
-                                                             "betas": (0.9, 0.98)}, device="cpu")
+                                                             "betas": (0.9, 0.98)}, device=cfg.device)
     stopper = EarlyStopper(patience=cfg.patience)
 
     def lists_of(s: str) -> list[list[str]]:
-        top = top_lists(model, histories[s], n_items, cfg.max_len, CUTOFF, cfg.batch_size)
+        top = top_lists(model, histories[s], n_items, cfg.max_len, CUTOFF, cfg.batch_size, cfg.device)
         return [list(catalogue[row]) for row in top]
 
     curve = []
@@ -288,6 +288,7 @@ def train_and_score(export: Path, item_ids: Sequence[str], cfg: argparse.Namespa
         f"valid_{MONITOR}": best[f"valid_{MONITOR}"],
         "curve": curve,
         "seconds": round(time.perf_counter() - started, 1),
+        "device": cfg.device,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
     }
 
@@ -357,10 +358,12 @@ def render(results: Mapping[str, Any], results_dir: Path) -> str:
         per = list(run["seeds"].values())
         gap = max(abs(r["ours"][m] - r["library"][m]) for r in per for m in r["ours"])
         dates = ", ".join(sorted({r["date"] for r in per}))
+        devices = sorted({r.get("device", "cpu") for r in per})  # runs before --device trained on the CPU
+        trained_on = "" if devices == ["cpu"] else f", trained on {', '.join(devices)}"
         lines += [
             f"**{label}.** Commands: `python benchmarks/prepare_root.py ROOT {run['prepare']}` (once), then  ",
             f"`{run['command']}`  ",
-            (f"Machine: {machine_id(run['machine'])} (torch threads {run['machine']['torch_threads']}); "
+            (f"Machine: {machine_id(run['machine'])} (torch threads {run['machine']['torch_threads']}{trained_on}); "
              f"runs dated {dates}; [notes]({NOTE})"), "",
             textwrap.fill(settings_line(run), WRAP), "",
             *table(label, run, results_dir), "",
@@ -393,6 +396,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--l2", type=float, default=0.0, help="Adam weight decay (default: 0)")
     p.add_argument("--batch-size", type=int, default=128, help="users a batch (default: 128)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--device", default="cpu",
+                   help="where the library trains and scores: cpu (default) or cuda[:N] (ML-1M is ~40 min a seed "
+                        "on 2 CPUs); the figures do not depend on it beyond run-to-run noise")
     add_block_arguments(p, str(ROOT / "benchmarks" / "results" / "library_reference.json"),
                         str(ROOT / "BENCHMARKS.md"))
     return p.parse_args(argv)

@@ -88,3 +88,8 @@ def test_one_epoch_on_a_tiny_project_writes_results_and_block(tmp_path: Path) ->
     block = markdown.read_text()
     assert "<!-- library-reference:start -->" in block and "--root ROOT" in block
     assert str(tmp_path) not in block  # no path of this workspace in a shared file
+    assert seed["device"] == "cpu" and "trained on" not in block
+    # a seed trained off the CPU (--device cuda) says so on the block's machine line
+    stored = json.loads(results.read_text())
+    stored["runs"]["tiny"]["seeds"]["3"]["device"] = "cuda:0"
+    assert "trained on cuda:0" in ref.render(stored, results.parent)
