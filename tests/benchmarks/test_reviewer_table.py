@@ -5,6 +5,8 @@ seeds is flagged, and a spec that hides its split's facts or mislabels a grader 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -82,7 +84,16 @@ def test_a_section_of_ours_must_state_its_facts(results: Path, tmp_path: Path) -
         render(results, tmp_path, [{"label": "ours", "results": "block-a.json", "row": "model"}], facts=None)
 
 
-def test_the_project_spec_renders_from_the_stored_results() -> None:
-    block = rt.render(rt.load(rt.ROOT / "benchmarks" / "specs" / "ml1m-reviewer.yaml"))
-    assert "| UniGRF | 0.3219 | 0.1765 | 0.7932 |" in block
-    assert block.count("**Ours") == 2
+def test_benchmarks_md_holds_the_table_as_the_stored_results_render_it(tmp_path: Path) -> None:
+    """A block other blocks' runs feed: re-render it (the command in its header) whenever they add runs."""
+    markdown = tmp_path / "BENCHMARKS.md"
+    shutil.copy(rt.ROOT / "BENCHMARKS.md", markdown)
+    spec = rt.ROOT / "benchmarks" / "specs" / "ml1m-reviewer.yaml"
+    assert rt.main(["--spec", str(spec), "--benchmarks-file", str(markdown)]) == 0
+    name = rt.load(spec)["block"]
+    assert block_of(markdown.read_text(), name) == block_of((rt.ROOT / "BENCHMARKS.md").read_text(), name)
+    assert "| UniGRF | 0.3219 | 0.1765 | 0.7932 |" in block_of(markdown.read_text(), name)
+
+
+def block_of(text: str, name: str) -> str:
+    return re.search(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", text, re.DOTALL).group(0)
