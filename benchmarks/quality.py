@@ -531,13 +531,19 @@ def dig(record: Any, path: Sequence[str]) -> float | None:
     return float(record)
 
 
+def summary(values: Sequence[float]) -> tuple[float, float, int] | None:
+    """(mean, sample std, n) of a row's per-seed values (std 0 for one value); None for none."""
+    if not values:
+        return None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values)
+
+
 def aggregate(runs: dict[str, dict[str, Any]], columns: str = "test") -> dict[str, tuple[float, float, int]]:
     """Column -> (mean, sample std, n) over a row's runs; columns no run has are left out."""
     out = {}
     for column, path in COLUMNS[columns]:
-        values = [v for v in (dig(r, path) for r in runs.values()) if v is not None]
-        if values:
-            out[column] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
+        if stat := summary([v for v in (dig(r, path) for r in runs.values()) if v is not None]):
+            out[column] = stat
     return out
 
 

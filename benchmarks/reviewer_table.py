@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,12 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
 from benchmarks.markdown_block import write_block
-from benchmarks.quality import cell, wrap
+from benchmarks.quality import cell, dig, summary, wrap
 
 RESULTS = ROOT / "benchmarks" / "results"
 LIBRARY_RESULTS = "library_reference.json"
 METRICS = ("hr@10", "ndcg@10", "auc")
-QUALITY_PATHS = {"hr@10": ("rec", "full", "hr@10"), "ndcg@10": ("rec", "full", "ndcg@10"), "auc": ("ranking", "auc")}
+QUALITY_PATHS = {"hr@10": ("test", "rec", "full", "hr@10"), "ndcg@10": ("test", "rec", "full", "ndcg@10"),
+                 "auc": ("test", "ranking", "auc")}
 MIN_SEEDS = 3  # a row of ours with fewer seeds is flagged: the issue asks mean ± std over 3
 
 
@@ -60,9 +60,9 @@ def quality_row(results_dir: Path, name: str, row: str) -> Figures:
                                    f" --rows \"{row}\"`)")
     values: dict[str, list[float]] = {}
     for metric, keys in QUALITY_PATHS.items():
-        found = [_dig(run.get("test", {}), keys) for run in runs.values()]
+        found = [dig(run, keys) for run in runs.values()]
         if all(v is not None for v in found):
-            values[metric] = [float(v) for v in found]  # type: ignore[arg-type]
+            values[metric] = found  # type: ignore[assignment]
     return Figures(values, tuple(sorted(runs)))
 
 
@@ -78,14 +78,6 @@ def library_row(results_dir: Path, label: str, graded_by: str) -> Figures:
                    tuple(sorted(per)))
 
 
-def _dig(record: Mapping[str, Any], keys: Sequence[str]) -> Any:
-    for key in keys:
-        if not isinstance(record, Mapping) or record.get(key) is None:
-            return None
-        record = record[key]
-    return record
-
-
 def figures_of(raw: Mapping[str, Any], results_dir: Path) -> Figures:
     if "results" in raw:
         return quality_row(results_dir, str(raw["results"]), str(raw["row"]))
@@ -98,18 +90,12 @@ def figures_of(raw: Mapping[str, Any], results_dir: Path) -> Figures:
     return published(raw)
 
 
-def stat(values: Sequence[float]) -> tuple[float, float, int] | None:
-    if not values:
-        return None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values)
-
-
 def table_lines(rows: Sequence[Mapping[str, Any]], results_dir: Path, ours: bool) -> list[str]:
     head = "| row | rec HR@10 | rec NDCG@10 | ranking AUC | " + ("seeds | from |" if ours else "source |")
     lines = [head, "|---|---:|---:|---:|" + ("---|---|" if ours else "---|")]
     for raw in rows:
         fig = figures_of(raw, results_dir)
-        cells = " | ".join(cell(stat(fig.values.get(m, []))) for m in METRICS)
+        cells = " | ".join(cell(summary(fig.values.get(m, []))) for m in METRICS)
         if not ours:
             lines.append(f"| {raw['label']} | {cells} | {raw.get('source', '')} |")
             continue
