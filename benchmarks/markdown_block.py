@@ -19,6 +19,15 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
+def read_block(text: str, name: str) -> str:
+    """Block ``name`` of ``text``, markers included (a KeyError names a block the text lacks): what a test
+    compares when it checks that a block re-renders from its stored results as the file holds it."""
+    start, end = markers(name)
+    if start not in text or end not in text:
+        raise KeyError(f"no block {name!r}")
+    return start + text.split(start, 1)[1].split(end, 1)[0] + end
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     """``text`` with block ``name`` holding ``body`` (without markers); appended when the block is absent."""
     start, end = markers(name)

@@ -16,12 +16,9 @@ from benchmarks import (
     scale_bench,
     serving_bench,
 )
+from benchmarks.markdown_block import read_block
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _block(text: str, name: str) -> str:
-    return re.search(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", text, re.DOTALL).group(0)
 
 
 @pytest.mark.parametrize(("name", "render"), [
@@ -42,13 +39,13 @@ def test_each_block_re_renders_from_its_stored_results_as_benchmarks_md_holds_it
     markdown = tmp_path / "BENCHMARKS.md"
     shutil.copy(ROOT / "BENCHMARKS.md", markdown)
     assert render(markdown) == 0
-    assert _block(markdown.read_text(), name) == _block((ROOT / "BENCHMARKS.md").read_text(), name)
+    assert read_block(markdown.read_text(), name) == read_block((ROOT / "BENCHMARKS.md").read_text(), name)
 
 
 def test_no_block_prints_a_path_outside_the_checkout_and_every_link_resolves():
     text = (ROOT / "BENCHMARKS.md").read_text()
     for block in re.findall(r"<!-- ([\w-]+):start -->", text):
-        body = _block(text, block)
+        body = read_block(text, block)
         assert not re.search(r"(^|[\s`=(])(/work|/tmp|/home|\.\./)", body), f"{block}: a workspace path"
     for target in re.findall(r"\]\(([^)#]+)\)", text):
         assert (ROOT / target).exists(), f"BENCHMARKS.md links {target}, which does not exist"

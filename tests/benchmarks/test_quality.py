@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import yaml
 from support.evaluate_project import tiny_project
 
 from benchmarks import quality
+from benchmarks.markdown_block import read_block
 from unigrec.paths import Layout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,10 +200,6 @@ def test_the_block_says_which_rows_and_seeds_are_still_to_run_and_where_runs_tra
     assert "v1098" not in text and "/work" not in text.split("Commands:")[1].split("Machine:")[0]
 
 
-def _block(text: str, name: str) -> str:
-    return re.search(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", text, re.DOTALL).group(0)
-
-
 @pytest.mark.parametrize("spec, block", [("ml1m.yaml", "ml1m-seeds"), ("ml1m-protocol.yaml", "ml1m-protocol"),
                                          ("ml100k.yaml", "compare"), ("ablation.yaml", "ablation")])
 def test_each_block_re_renders_from_its_stored_results_as_benchmarks_md_holds_it(tmp_path: Path, spec, block):
@@ -211,7 +207,7 @@ def test_each_block_re_renders_from_its_stored_results_as_benchmarks_md_holds_it
     markdown = tmp_path / "BENCHMARKS.md"
     markdown.write_text("<!-- ablation:start -->\nold\n<!-- ablation:end -->\n")  # every block from scratch
     assert quality.main(["--spec", str(SPECS / spec), "--render", "--benchmarks-file", str(markdown)]) == 0
-    assert _block(markdown.read_text(), block) == _block((ROOT / "BENCHMARKS.md").read_text(), block)
+    assert read_block(markdown.read_text(), block) == read_block((ROOT / "BENCHMARKS.md").read_text(), block)
 
 
 def test_the_published_figures_stand_beside_every_row_as_its_gap_to_unigrf():

@@ -5,7 +5,6 @@ seeds is flagged, and a spec that hides its split's facts or mislabels a grader 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 import yaml
 
 from benchmarks import reviewer_table as rt
+from benchmarks.markdown_block import read_block
 
 
 def run(hr: float, ndcg: float, auc: float | None = None) -> dict:
@@ -91,9 +91,5 @@ def test_benchmarks_md_holds_the_table_as_the_stored_results_render_it(tmp_path:
     spec = rt.ROOT / "benchmarks" / "specs" / "ml1m-reviewer.yaml"
     assert rt.main(["--spec", str(spec), "--benchmarks-file", str(markdown)]) == 0
     name = rt.load(spec)["block"]
-    assert block_of(markdown.read_text(), name) == block_of((rt.ROOT / "BENCHMARKS.md").read_text(), name)
-    assert "| UniGRF | 0.3219 | 0.1765 | 0.7932 |" in block_of(markdown.read_text(), name)
-
-
-def block_of(text: str, name: str) -> str:
-    return re.search(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", text, re.DOTALL).group(0)
+    assert read_block(markdown.read_text(), name) == read_block((rt.ROOT / "BENCHMARKS.md").read_text(), name)
+    assert "| UniGRF | 0.3219 | 0.1765 | 0.7932 |" in read_block(markdown.read_text(), name)
