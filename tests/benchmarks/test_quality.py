@@ -200,6 +200,21 @@ def test_the_block_says_which_rows_and_seeds_are_still_to_run_and_where_runs_tra
     assert "v1098" not in text and "/work" not in text.split("Commands:")[1].split("Machine:")[0]
 
 
+def test_a_row_screened_on_its_own_seeds_is_run_on_them_and_owes_no_others(tmp_path: Path):
+    spec = quality.load_spec(_spec(tmp_path, [{"label": "model", "seed_key": "train.seed"},
+                                              {"label": "screened", "seed_key": "train.seed", "seeds": [1]},
+                                              {"label": "variant", "from": "screened", "set": {"a": 1}},
+                                              {"label": "wider", "from": "model", "seeds": [1, 2]}],
+                                   seeds=[1, 2, 3]))
+    by = {r.label: r for r in spec.rows}
+    assert quality.planned_seeds(spec, by["model"]) == [1, 2, 3]
+    assert quality.planned_seeds(spec, by["screened"]) == [1] == quality.planned_seeds(spec, by["variant"])
+    assert quality.planned_seeds(spec, by["wider"]) == [1, 2]
+    assert quality.planned_seeds(spec, by["screened"], [2, 3]) == [2, 3], "the command line's seeds come first"
+    run = {"date": "2026-11-30", "seconds": 60.0, "test": {"rec": {"full": {"hr@10": 0.25}}}}
+    results = {"machine": "2 CPUs", "runs": {label: {"1": run} for label in by}}
+    assert "Seeds still to run: model (2, 3); wider (2)." in quality.render(spec, results)
+
 @pytest.mark.parametrize("spec, block", [("ml1m.yaml", "ml1m-seeds"), ("ml1m-protocol.yaml", "ml1m-protocol"),
                                          ("ml100k.yaml", "compare"), ("ablation.yaml", "ablation")])
 def test_each_block_re_renders_from_its_stored_results_as_benchmarks_md_holds_it(tmp_path: Path, spec, block):
