@@ -14,7 +14,8 @@ made with the same ones: its header gives the ``benchmarks/prepare_root.py`` com
 - ``from: LABEL`` is an earlier row with its own label and more ``set`` keys; a bare label is a row of
   the spec named by ``rows_from``.
 
-A row with ``seed_key`` runs once per seed (the seed goes into that key), one without is deterministic.
+A row with ``seed_key`` runs once per seed (the seed goes into that key), one without is deterministic;
+a row's own ``seeds`` replace the spec's for it (a row screened on one seed owes no others).
 Every (row, seed) run is kept in the results JSON as soon as it ends, so a benchmark can be run a row or
 a seed at a time, stopped and resumed; the block is re-rendered from everything the JSON holds (runs not
 trained here in one go are marked, and ``--render`` prints how each came to be, for the spec's ``note``).
