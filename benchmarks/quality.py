@@ -696,7 +696,8 @@ def provenance(record: dict[str, Any], here: str) -> list[str]:
         if training.get("device", "cpu") != "cpu":
             notes.append(f"{whose}trained on {training['device']}")
         if training.get("resumed_after_epoch") is not None:
-            notes.append(f"{whose}resumed after epoch {training['resumed_after_epoch']}")
+            # the metrics file counts epochs from 0 (metrics.csv's); a reader counts from 1, as the train log does
+            notes.append(f"{whose}resumed after epoch {training['resumed_after_epoch'] + 1}")
     if "adopted_from" in record:
         notes.append("evaluated here (--adopt)")
     return notes + ([record["note"]] if record.get("note") else [])
