@@ -1,13 +1,16 @@
-"""SASRec's training loop: early stopping on a validation figure keeps the best epoch's weights."""
+"""SASRec's training loop: early stopping on a validation figure keeps the best epoch's weights; the windows it
+trains on."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
 import torch
 
 from unigrec.config import SASRecConfig
-from unigrec.sasrec.training import train_sasrec
+from unigrec.sasrec.training import train_sasrec, training_windows
 
 SEQUENCES = [np.array([1 + (s + t) % 6 for t in range(5)]) for s in range(12)]
 CFG = SASRecConfig(max_len=6, hidden=8, n_blocks=1, n_heads=1, dropout=0.0, loss="ce", epochs=20, batch_size=4,
@@ -33,3 +36,19 @@ def test_stops_patience_epochs_after_the_best_and_returns_its_weights():
 def test_patience_without_a_monitor_is_refused():
     with pytest.raises(ValueError, match="no validation monitor"):
         train_sasrec(SEQUENCES, 6, CFG, torch.device("cpu"))
+
+
+def _transitions(windows):
+    return sorted((int(a), int(b)) for w in windows for a, b in itertools.pairwise(w))
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 5, 6, 7, 13])
+def test_all_windows_train_every_transition_once_and_latest_only_the_last_window(length):
+    seq = np.arange(100, 100 + length)
+    every = training_windows([seq], 5, "all")
+    assert _transitions(every) == _transitions([seq]), "each transition exactly once"
+    assert all(2 <= len(w) <= 6 for w in every), "a window holds at most max_len + 1 items"
+    latest = training_windows([seq], 5, "latest")
+    assert [w.tolist() for w in latest] == ([seq[-6:].tolist()] if length >= 2 else [])
+    with pytest.raises(ValueError, match="'latest' or 'all'"):
+        training_windows([seq], 5, "every")

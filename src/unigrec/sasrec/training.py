@@ -94,12 +94,29 @@ class TrainingRecord:
     monitor: list[float]  # validation NDCG per epoch ([] without early stopping)
 
 
+def training_windows(sequences: Sequence[np.ndarray], max_len: int, mode: str) -> list[np.ndarray]:
+    """The ``max_len + 1``-item windows SASRec trains on (each gives ``max_len`` transitions).
+
+    ``latest``: each sequence's last window, as the published SASRec trains (a history longer than the
+    window teaches nothing from its older part). ``all``: the whole sequence cut into windows counted back
+    from its last item, consecutive windows sharing one item, so every transition is trained once, as the
+    unified model's ``train.train_windows: all`` does; short contexts then cost reading, not training data.
+    Windows of fewer than two items hold no transition and are dropped."""
+    if mode not in ("latest", "all"):
+        raise ValueError(f"train_windows must be 'latest' or 'all', not {mode!r}")
+    out = []
+    for seq in sequences:
+        ends = range(len(seq), 1, -max_len) if mode == "all" else [len(seq)]
+        out.extend(seq[max(end - max_len - 1, 0) : end] for end in ends)
+    return [w for w in out if len(w) >= 2]
+
+
 def train_sasrec(
     sequences: Sequence[np.ndarray], n_items: int, cfg: SASRecConfig, device: torch.device,
     monitor: Callable[[SASRecNet], float] | None = None,
 ) -> tuple[SASRecNet, TrainingRecord]:
-    """Fit SASRec on each sequence's latest ``max_len + 1`` items (1-based item indices) and return it in
-    eval mode. Seeded by ``cfg.seed`` without touching the caller's random state.
+    """Fit SASRec on each sequence's ``max_len + 1``-item windows (:func:`training_windows`; 1-based item
+    indices) and return it in eval mode. Seeded by ``cfg.seed`` without touching the caller's random state.
 
     With ``cfg.patience`` and a ``monitor`` (the net in eval mode -> a validation figure, higher is better),
     training stops once ``patience`` epochs in a row did not beat the best figure, and the best epoch's
@@ -107,9 +124,8 @@ def train_sasrec(
     if cfg.patience is not None and monitor is None:
         raise ValueError("sasrec: patience is set but no validation monitor was given")
     early_stopping = cfg.patience is not None and monitor is not None
-    # Inputs are items 0..n-2 of the latest max_len+1 window, targets items 1..n-1.
-    windows = [seq[-(cfg.max_len + 1) :] for seq in sequences]
-    windows = [w for w in windows if len(w) >= 2]
+    # Inputs are items 0..n-2 of each max_len+1 window, targets items 1..n-1.
+    windows = training_windows(sequences, cfg.max_len, cfg.train_windows)
     if not windows:
         raise ValueError("sasrec: no user has two training events to learn a transition from")
     inputs = torch.from_numpy(left_pad([w[:-1] for w in windows], cfg.max_len))
