@@ -14,7 +14,8 @@ made with the same ones: its header gives the ``benchmarks/prepare_root.py`` com
 - ``from: LABEL`` is an earlier row with its own label and more ``set`` keys; a bare label is a row of
   the spec named by ``rows_from``.
 
-A row with ``seed_key`` runs once per seed (the seed goes into that key), one without is deterministic.
+A row with ``seed_key`` runs once per seed (the seed goes into that key), one without is deterministic;
+a row's own ``seeds`` replace the spec's for it (a row screened on one seed owes no others).
 Every (row, seed) run is kept in the results JSON as soon as it ends, so a benchmark can be run a row or
 a seed at a time, stopped and resumed; the block is re-rendered from everything the JSON holds (runs not
 trained here in one go are marked, and ``--render`` prints how each came to be, for the spec's ``note``).
@@ -73,7 +74,7 @@ from unigrec.paths import Layout
 
 log = logging.getLogger("benchmarks.quality")
 
-ROW_KEYS = {"label", "experiments", "set", "seed_key", "baseline", "ranker"}
+ROW_KEYS = {"label", "experiments", "set", "seed_key", "baseline", "ranker", "seeds"}
 LAYOUTS = ("seeds", "comparison")
 DATA_SECTIONS = ("ingest", "split")  # what the root's data was made with; a row must agree on them
 LINKED = ("data/canonical", "data/split")
@@ -158,6 +159,8 @@ class Row:
     seed_key: str | None = None  # the params key the seed goes into; None = deterministic, run once
     baseline: str | None = None  # a baseline of the evaluate stage, fitted instead of the model
     ranker: tuple[str, ...] | None = None  # overlays of a second model re-ranking the first's list
+    # the seeds the row is planned for when they are not the spec's (a row screened on one seed); None = the spec's
+    seeds: tuple[int, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,16 +202,18 @@ def load_spec(path: Path) -> Spec:
         if isinstance(r, str):
             rows.append(named(r))
         elif "from" in r:
-            if set(r) - {"label", "from", "set"}:
-                raise SystemExit(f"{path}: row {r.get('label')!r} is a variant (from:): label and set only")
+            if set(r) - {"label", "from", "set", "seeds"}:
+                raise SystemExit(f"{path}: row {r.get('label')!r} is a variant (from:): label, set and seeds only")
             parent = named(str(r["from"]))
-            rows.append(dataclasses.replace(parent, label=str(r["label"]), set={**parent.set, **(r.get("set") or {})}))
+            rows.append(dataclasses.replace(parent, label=str(r["label"]), set={**parent.set, **(r.get("set") or {})},
+                                            seeds=row_seeds(r) or parent.seeds))
         else:
             if set(r) - ROW_KEYS:
                 raise SystemExit(f"{path}: row {r.get('label')!r}: unknown keys {sorted(set(r) - ROW_KEYS)}")
             ranker = r.get("ranker")
             rows.append(Row(str(r["label"]), tuple(r.get("experiments") or ()), dict(r.get("set") or {}),
-                            r.get("seed_key"), r.get("baseline"), None if ranker is None else tuple(ranker)))
+                            r.get("seed_key"), r.get("baseline"), None if ranker is None else tuple(ranker),
+                            row_seeds(r)))
     if len({r.label for r in rows}) != len(rows):
         raise SystemExit(f"{path}: row labels must be unique")
     inherit = {f: getattr(base, f) for f in ("experiments", "set", "until")} if base else {}
@@ -234,9 +239,16 @@ def load_spec(path: Path) -> Spec:
     return spec
 
 
+def row_seeds(raw: dict[str, Any]) -> tuple[int, ...] | None:
+    """A spec row's own ``seeds`` (a row screened on fewer seeds than the spec's), or None."""
+    return tuple(int(s) for s in raw["seeds"]) if raw.get("seeds") else None
+
+
 # ---------------------------------------------------------------------------------------------- params
-def run_seeds(row: Row, wanted: Sequence[int]) -> list[int | None]:
-    return list(wanted) if row.seed_key is not None else [None]
+def planned_seeds(spec: Spec, row: Row, asked: Sequence[int] | None = None) -> list[int | None]:
+    """The seeds a run of ``row`` trains: those asked on the command line, else the row's own, else the
+    spec's; the block's "Seeds still to run" line is these minus the runs stored."""
+    return list(asked or row.seeds or spec.seeds) if row.seed_key is not None else [None]
 
 
 def seed_name(seed: int | None) -> str:
@@ -605,7 +617,7 @@ def render(spec: Spec, results: dict[str, Any]) -> str:
     not_run, short = [], []
     for row in spec.rows:
         done = runs.get(row.label, {})
-        todo = [name for name in map(seed_name, run_seeds(row, spec.seeds)) if name not in done]
+        todo = [name for name in map(seed_name, planned_seeds(spec, row)) if name not in done]
         if not done:
             not_run.append(row.label)
         elif todo:
@@ -684,7 +696,8 @@ def provenance(record: dict[str, Any], here: str) -> list[str]:
         if training.get("device", "cpu") != "cpu":
             notes.append(f"{whose}trained on {training['device']}")
         if training.get("resumed_after_epoch") is not None:
-            notes.append(f"{whose}resumed after epoch {training['resumed_after_epoch']}")
+            # the metrics file counts epochs from 0 (metrics.csv's); a reader counts from 1, as the train log does
+            notes.append(f"{whose}resumed after epoch {training['resumed_after_epoch'] + 1}")
     if "adopted_from" in record:
         notes.append("evaluated here (--adopt)")
     return notes + ([record["note"]] if record.get("note") else [])
@@ -786,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
         results.setdefault("machine", f"{hardware()}{LOAD_NOTE} {os.getloadavg()[0]:.1f}")
         results.setdefault("n_negatives", load_section("split", root / PARAMS_FILE).n_negatives)
         results.setdefault("pipeline_k", load_section("evaluate", ROOT / PARAMS_FILE).pipeline_k)
-        todo = [(row, seed, None) for row in ([] if args.adopt else rows) for seed in run_seeds(row, args.seeds or spec.seeds)]
+        todo = [(row, seed, None) for row in ([] if args.adopt else rows) for seed in planned_seeds(spec, row, args.seeds)]
         todo += [parse_run_arg(spec, arg, "--adopt") for arg in args.adopt]
         for row, seed, project in todo:
             done = results.setdefault("runs", {}).setdefault(row.label, {})

@@ -437,6 +437,10 @@ class TrainConfig:
     seed: int
     max_events: int  # most recent events kept per user (training sequence and prompt context)
     train_windows: Literal["latest", "all"]  # latest: one sequence per user; all: every max_events window
+    # each search event's <src_query> token (history and task read, query not yet) also predicts its item as
+    # a recommendation target: a next-item model learns from every event, the rec task otherwise only from
+    # recommendation events (the alignment searches never: they have no history)
+    rec_targets_at_searches: bool
     # Each task's loss is the mean over its own targets, so a rare task's target weighs (weight / its
     # targets) against the commonest task's: a rare task's loss weight is lowered so that one of its targets
     # weighs at most this many times one of the commonest task's (fit.capped_loss_weights); null = as given

@@ -185,7 +185,7 @@ def test_the_block_says_which_rows_and_seeds_are_still_to_run_and_where_runs_tra
                                    seeds=[1, 2, 3]))
     here = "2 CPUs, Linux-6.18.44-fc-v782-x86_64-with-glibc2.36, torch 2.13.0+cpu (2 threads)"
     run = {"date": "2026-11-30", "seconds": 60.0, "test": {"rec": {"full": {"hr@10": 0.25}}}}
-    gpu = {**run, "adopted_from": "/x", "training": {"device": "cuda: NVIDIA H200", "resumed_after_epoch": 18}}
+    gpu = {**run, "adopted_from": "/x", "training": {"device": "cuda: NVIDIA H200", "resumed_after_epoch": 18}}  # 0-based
     other = {**run, "machine": here.replace("v782", "v1098")}
     results = {"machine": f"{here}; 1-minute load average at start 0.3",
                "runs": {"model": {"1": gpu, "3": other}, "popularity": {"deterministic": {**run, "machine": here}}}}
@@ -195,10 +195,25 @@ def test_the_block_says_which_rows_and_seeds_are_still_to_run_and_where_runs_tra
     assert "Seeds still to run: model (2)." in text
     assert "| 1.0† |" in text and "| 1.0 |" in text, "the minutes of runs not trained here in one go are marked"
     assert quality.trained_elsewhere(spec, results) == {"model": (
-        "seed 1: trained on cuda: NVIDIA H200, resumed after epoch 18, evaluated here (--adopt); seed 3: ran on v1098")
+        "seed 1: trained on cuda: NVIDIA H200, resumed after epoch 19, evaluated here (--adopt); seed 3: ran on v1098")
     }, "the block's own machine is not a note; the list is printed for the notes, not put in the block"
     assert "v1098" not in text and "/work" not in text.split("Commands:")[1].split("Machine:")[0]
 
+
+def test_a_row_screened_on_its_own_seeds_is_run_on_them_and_owes_no_others(tmp_path: Path):
+    spec = quality.load_spec(_spec(tmp_path, [{"label": "model", "seed_key": "train.seed"},
+                                              {"label": "screened", "seed_key": "train.seed", "seeds": [1]},
+                                              {"label": "variant", "from": "screened", "set": {"a": 1}},
+                                              {"label": "wider", "from": "model", "seeds": [1, 2]}],
+                                   seeds=[1, 2, 3]))
+    by = {r.label: r for r in spec.rows}
+    assert quality.planned_seeds(spec, by["model"]) == [1, 2, 3]
+    assert quality.planned_seeds(spec, by["screened"]) == [1] == quality.planned_seeds(spec, by["variant"])
+    assert quality.planned_seeds(spec, by["wider"]) == [1, 2]
+    assert quality.planned_seeds(spec, by["screened"], [2, 3]) == [2, 3], "the command line's seeds come first"
+    run = {"date": "2026-11-30", "seconds": 60.0, "test": {"rec": {"full": {"hr@10": 0.25}}}}
+    results = {"machine": "2 CPUs", "runs": {label: {"1": run} for label in by}}
+    assert "Seeds still to run: model (2, 3); wider (2)." in quality.render(spec, results)
 
 @pytest.mark.parametrize("spec, block", [("ml1m.yaml", "ml1m-seeds"), ("ml1m-protocol.yaml", "ml1m-protocol"),
                                          ("ml100k.yaml", "compare"), ("ablation.yaml", "ablation")])

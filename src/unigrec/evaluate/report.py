@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from unigrec.atomic import atomic_file
-from unigrec.config import EvaluateConfig
+from unigrec.config import BaselinesConfig, EvaluateConfig
 from unigrec.evaluate.baselines.context import KINDS
 from unigrec.evaluate.comparison import MODEL_LABEL, comparison_markdown, method_blocks, relevance_markdown
 from unigrec.evaluate.slices import SLICE_NAMES, SLICE_STREAMS
@@ -192,14 +192,39 @@ def _f(value: Any) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.4f}"
 
 
+def baseline_recipes(cfg: BaselinesConfig, names: Sequence[str]) -> str:
+    """The report's line on how the trained baselines among ``names`` were fitted, from their params.
+
+    A reader compares the model with SASRec and takes "beats SASRec" at face value; whether that SASRec
+    stopped on validation, as its published recipe does, or ran a fixed number of epochs (the quick recipe
+    that keeps `make run` short) decides what the comparison is worth, so the report says which it was."""
+    parts = []
+    if "sasrec" in names:
+        s = cfg.sasrec
+        loss = "full-catalogue cross-entropy (SASRec+)" if s.loss == "ce" else "one sampled negative, BCE (the paper's)"
+        stopping = (f"up to {s.epochs} epochs, stopped {s.patience} epochs after the best validation NDCG@"
+                    f"{s.monitor_k}, that epoch kept (the published recipe)" if s.patience is not None else
+                    f"{s.epochs} fixed epochs, no early stopping on validation: a quick recipe, weaker than the "
+                    "published one (`--experiment sasrec-published`)")
+        parts.append(f"`sasrec`: the last {s.max_len} events, width {s.hidden}, {s.n_blocks} blocks, {s.n_heads} "
+                     f"head(s), dropout {s.dropout:g}, {loss}, lr {s.lr:g}, batch {s.batch_size}, {stopping}")
+    if any(name.startswith("bm25") for name in names):
+        parts.append(f"`bm25`: k1 {cfg.bm25.k1:g}, b {cfg.bm25.b:g} over the item text")
+    if not parts:
+        return ""
+    return "- **Baselines as trained here** (params `baselines`): " + "; ".join(parts) + "."
+
+
 def report_markdown(
     metrics: Mapping[str, Any],
     cfg: EvaluateConfig,
     n_cases: Mapping[str, int],
     n_negatives: int,
     figures: Mapping[str, str],
+    baselines: BaselinesConfig | None = None,
 ) -> str:
-    """The human report; ``figures`` maps figure name -> path relative to the report.
+    """The human report; ``figures`` maps figure name -> path relative to the report; ``baselines``: their
+    params, for the line that says how they were trained (none when no baseline was asked for).
 
     A function of the metrics and params only (no wall-clock times, which go to the log and the stage's
     summary): re-running evaluate on the same inputs rewrites the same bytes, so `dvc status` stays clean."""
@@ -207,6 +232,7 @@ def report_markdown(
     k = cfg.pipeline_ndcg_cutoff
     slice_k = min(cfg.full_ndcg_cutoffs)
     ranking = test["ranking"]
+    recipes = baseline_recipes(baselines, cfg.baselines) if baselines else ""
     lines = [
         "# Evaluation on the test split",
         "",
@@ -248,6 +274,7 @@ def report_markdown(
         "query form the generator makes from the catalogue with at least "
         f"{cfg.relevance.typed_queries.min_relevant} fully relevant items, typed five ways (as generated, "
         "reordered, cased, other spellings, one typo) for seeded users, each judged by the form it types."),
+        *([recipes] if recipes else []),
         "",
         "## Model vs baselines",
         "",

@@ -122,7 +122,7 @@ class SequenceSerialiser:
         soft = [(self._ids[QUERY], int(query), j) for j in range(self.n_query_tokens)]
         return [(self._ids[SRC_QUERY], -1, -1), *soft, (self._ids[SRC_ITEM], -1, -1)]
 
-    def _encode(self, events: EventSeq, with_targets: bool) -> tuple[list[int], ...]:
+    def _encode(self, events: EventSeq, with_targets: bool, rec_at_searches: bool = False) -> tuple[list[int], ...]:
         tokens, targets, slots, groups, qids, qparts = [self._ids[BOS]], [IGNORE], [-1], [NO_GROUP], [-1], [-1]
         refs = [-1]
         parts = (tokens, targets, slots, groups, qids, qparts, refs)
@@ -130,7 +130,15 @@ class SequenceSerialiser:
             kind = id_kind(is_search)
             group = RETRIEVAL_SEARCH if is_search else RETRIEVAL_REC
             codes = self.item_tokens[kind][item]
+            search_token = len(tokens)
             self._append_prefix(parts, self._behaviour_prefix(bool(is_search), int(query)))
+            if is_search and rec_at_searches:
+                # <src_query> has read the history and the task, not the query: from there the item is a
+                # recommendation target (its collaborative first code), as a next-item model trains on every
+                # event; without it the searched events, a quarter of the positives, never teach what comes next
+                targets[search_token] = int(self.item_tokens[COLLABORATIVE][item][0])
+                slots[search_token] = self.vocab.code_slot(COLLABORATIVE, 0)
+                groups[search_token] = RETRIEVAL_REC
             # the behaviour token (last of the prefix) predicts the first code
             targets[-1], slots[-1], groups[-1] = int(codes[0]), self.vocab.code_slot(kind, 0), group
             action = self._ids[POS] if label else self._ids[NEG]
@@ -178,9 +186,12 @@ class SequenceSerialiser:
         return TokenSequence(*(np.asarray(p, dtype=np.int64) for p in parts))
 
     # ------------------------------------------------------------------ public
-    def training_sequence(self, history: EventSeq) -> TokenSequence:
-        """All targets of the user's most recent ``max_events`` events, teacher-forced."""
-        return self._pack(self._encode(history.most_recent(self.max_events), with_targets=True))
+    def training_sequence(self, history: EventSeq, rec_at_searches: bool = False) -> TokenSequence:
+        """All targets of the user's most recent ``max_events`` events, teacher-forced.
+
+        ``rec_at_searches``: each search event's ``<src_query>`` token also predicts its item as a
+        recommendation target (``train.rec_targets_at_searches``)."""
+        return self._pack(self._encode(history.most_recent(self.max_events), True, rec_at_searches))
 
     def prompt(self, context: EventSeq, is_search: bool, query: int = -1) -> TokenSequence:
         """Context (most recent ``max_events``) + the target event's behaviour prefix, no targets.

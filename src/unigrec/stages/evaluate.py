@@ -46,7 +46,8 @@ def run(cfg: EvaluateConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str
                                (f"NDCG@{slice_cutoff} by slice", "slices_png"))
         }
         out[layout.evaluation_report].write_text(
-            report_markdown(metrics, cfg, result.n_cases, result.n_negatives, figures), encoding="utf-8"
+            report_markdown(metrics, cfg, result.n_cases, result.n_negatives, figures, baselines_cfg),
+            encoding="utf-8"
         )
         write_serving_bundle(out[layout.serving_dir], data.events, data.items, data.query_texts,
                              data.query_table, result.settings)

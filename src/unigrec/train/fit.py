@@ -109,7 +109,7 @@ def prepare_training_data(
     vocab = Vocabulary.from_codebooks(codebooks)
     serialiser = SequenceSerialiser(vocab, items, cfg.model.n_query_tokens, cfg.max_events)
     users = group_user_events(events, items, query_texts)
-    train = training_sequences(users, serialiser, cfg.train_windows)
+    train = training_sequences(users, serialiser, cfg.train_windows, cfg.rec_targets_at_searches)
     query_index = {q: i for i, q in enumerate(query_texts)}
     aligned = alignment_sequences(indexed_pairs(alignment, items.index(), query_index), serialiser)
     if aligned:

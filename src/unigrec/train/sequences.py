@@ -11,13 +11,15 @@ from unigrec.model.tokenizer import SequenceSerialiser, TokenSequence
 
 
 def training_sequences(
-    users: Sequence[UserEvents], serialiser: SequenceSerialiser, windows: str = "latest"
+    users: Sequence[UserEvents], serialiser: SequenceSerialiser, windows: str = "latest",
+    rec_at_searches: bool = False,
 ) -> list[TokenSequence]:
     """Teacher-forced sequences of the users' TRAIN events.
 
     ``latest``: one sequence per user, the most recent ``max_events`` events. ``all``: the whole train
     history cut into consecutive ``max_events`` windows counted back from the latest event, so long
-    histories contribute all their events instead of only the last window.
+    histories contribute all their events instead of only the last window. ``rec_at_searches``: see
+    :meth:`SequenceSerialiser.training_sequence`.
     """
     if windows not in ("latest", "all"):
         raise ValueError(f"windows must be 'latest' or 'all', not {windows!r}")
@@ -27,7 +29,8 @@ def training_sequences(
         train = np.flatnonzero(user.splits == "train")
         ends = range(train.size, 0, -size) if windows == "all" else [train.size] if train.size else []
         for end in ends:
-            out.append(serialiser.training_sequence(user.events.take(train[max(end - size, 0) : end])))
+            window = user.events.take(train[max(end - size, 0) : end])
+            out.append(serialiser.training_sequence(window, rec_at_searches))
     return out
 
 

@@ -57,6 +57,25 @@ def test_event_layout_and_targets():
     assert len(seq) <= ser.max_length
 
 
+def test_rec_targets_at_searches_put_the_searched_item_at_src_query_as_a_rec_target_and_nothing_else():
+    ser = SequenceSerialiser(VOCAB, ITEMS, n_query_tokens=2, max_events=10)
+    events = _events([3, 7], [False, True], [0, 1], [-1, 5])
+    plain, extra = ser.training_sequence(events), ser.training_sequence(events, rec_at_searches=True)
+    assert extra.tokens.tolist() == plain.tokens.tolist(), "the sequence the model reads is unchanged"
+    at = 6  # <src_query>: after <bos> and the 5 tokens of the rec event
+    assert extra.tokens[at] == VOCAB.token("<src_query>")
+    first = ITEMS.codes[COLLABORATIVE][7][0] + VOCAB.level(COLLABORATIVE, 0).offset
+    assert (extra.targets[at], extra.slots[at], extra.groups[at]) == (
+        first, VOCAB.code_slot(COLLABORATIVE, 0), RETRIEVAL_REC), "the collaborative first code, as rec writes it"
+    others = np.arange(len(plain)) != at
+    for field in ("targets", "slots", "groups", "query_ids", "item_refs"):
+        assert (getattr(extra, field)[others] == getattr(plain, field)[others]).all(), field
+    assert VOCAB.legal_mask()[extra.slots[at], extra.targets[at]]
+    rec_only = _events([3, 4], [False, False], [1, 1], [-1, -1])
+    assert (ser.training_sequence(rec_only, rec_at_searches=True).targets
+            == ser.training_sequence(rec_only).targets).all(), "rec events: nothing to add"
+
+
 def test_truncation_keeps_the_most_recent_events():
     ser = SequenceSerialiser(VOCAB, ITEMS, n_query_tokens=2, max_events=3)
     seq = ser.training_sequence(_events([1, 2, 3, 4, 5], [False] * 5, [1] * 5, [-1] * 5))

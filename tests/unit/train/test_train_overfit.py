@@ -88,6 +88,31 @@ def test_training_data_carries_the_capped_weights(caplog):
     assert "train.max_target_weight_ratio" in caplog.text
 
 
+
+def test_rec_targets_at_searches_add_one_rec_target_per_training_search_and_none_to_alignment():
+    from support import synthetic_train_data as syn
+
+    from unigrec.config import load_section
+    from unigrec.inference.prompts import query_table_texts
+    from unigrec.model.item_codes import atomic_item_codes
+    from unigrec.train.fit import prepare_training_data
+
+    base = load_section("train", "params.yaml")
+    items, codebooks = atomic_item_codes(syn.item_ids())
+    events = syn.events_frame(n_users=6)
+    texts = list(query_table_texts(events)) + ["an alignment query"]
+    table = np.zeros((len(texts), 8), dtype=np.float32)
+    alignment = [(items.item_ids[0], "an alignment query")]
+    off, on = (prepare_training_data(dataclasses.replace(base, rec_targets_at_searches=flag), events, items,
+                                     codebooks, texts, table, alignment) for flag in (False, True))
+    before, after = targets_per_task(off.train_sequences), targets_per_task(on.train_sequences)
+    searches = int(((events["split"] == "train") & (events["kind"] == "search")).sum())
+    assert searches > 0
+    assert after["retrieval_rec"] - before["retrieval_rec"] == searches
+    assert {k: after[k] for k in ("retrieval_search", "ranking")} == {
+        k: before[k] for k in ("retrieval_search", "ranking")}
+    assert [a.targets.tolist() for a in on.alignment_sequences] == [a.targets.tolist() for a in off.alignment_sequences]
+
 @pytest.mark.parametrize("representation", ["semantic_ids", "atomic"])
 def test_overfits_one_small_batch(representation):
     # atomic: the sampled softmax as train.model.atomic_negatives: 16 set it up (codes: the full softmax)

@@ -1,0 +1,27 @@
+"""The report says how its trained baselines were fitted: a "beats SASRec" means little without it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from unigrec.config import load_section
+from unigrec.evaluate.report import baseline_recipes
+
+BASELINES = load_section("baselines", "params.yaml")
+
+
+def test_a_fixed_epoch_sasrec_is_named_as_the_quick_recipe_and_an_early_stopped_one_as_the_published():
+    fixed = dataclasses.replace(BASELINES.sasrec, patience=None, epochs=40, max_len=50, hidden=64)
+    line = baseline_recipes(dataclasses.replace(BASELINES, sasrec=fixed), ["popularity", "sasrec"])
+    assert "the last 50 events, width 64" in line
+    assert "40 fixed epochs, no early stopping" in line and "sasrec-published" in line
+    published = dataclasses.replace(fixed, patience=10, epochs=100, hidden=128)
+    line = baseline_recipes(dataclasses.replace(BASELINES, sasrec=published), ["sasrec"])
+    assert "width 128" in line and "up to 100 epochs, stopped 10 epochs after the best validation NDCG@10" in line
+    assert "no early stopping" not in line
+
+
+def test_only_the_baselines_asked_for_are_described():
+    assert "`bm25`: k1 1.5, b 0.75" in baseline_recipes(BASELINES, ["bm25_read"])
+    assert "sasrec" not in baseline_recipes(BASELINES, ["bm25"])
+    assert baseline_recipes(BASELINES, ["popularity", "dense"]) == ""
