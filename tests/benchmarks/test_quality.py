@@ -89,7 +89,7 @@ def test_a_probe_takes_rows_by_label_and_variants_add_keys(tmp_path: Path):
     assert spec.rows[2].set == {"train.seed": 2, "a.b": 1} and spec.rows[2].experiments == ("atomic-ids",)
     probe.write_text(yaml.safe_dump({"title": "P", "block": "p", "seeds": [1], "rows_from": base.name,
                                      "rows": [{"label": "m2", "from": "m", "seed_key": "x"}]}))
-    with pytest.raises(SystemExit, match="label and set only"):
+    with pytest.raises(SystemExit, match="label, set and seeds only"):
         quality.load_spec(probe)
 
 
