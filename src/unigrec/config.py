@@ -496,7 +496,7 @@ class SASRecConfig:
     monitor_k: int
     # latest: each user's last max_len+1 events (the published recipe); all: every window of the history, so
     # a short max_len still trains on every transition (the unified model's train.train_windows: all)
-    train_windows: Literal["latest", "all"] = "latest"
+    train_windows: Literal["latest", "all"]
 
     def problems(self) -> dict[str, str]:
         found = {}

@@ -215,6 +215,7 @@ def test_a_row_screened_on_its_own_seeds_is_run_on_them_and_owes_no_others(tmp_p
     results = {"machine": "2 CPUs", "runs": {label: {"1": run} for label in by}}
     assert "Seeds still to run: model (2, 3); wider (2)." in quality.render(spec, results)
 
+
 @pytest.mark.parametrize("spec, block", [("ml1m.yaml", "ml1m-seeds"), ("ml1m-protocol.yaml", "ml1m-protocol"),
                                          ("ml100k.yaml", "compare"), ("ablation.yaml", "ablation")])
 def test_each_block_re_renders_from_its_stored_results_as_benchmarks_md_holds_it(tmp_path: Path, spec, block):

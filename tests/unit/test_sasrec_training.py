@@ -14,7 +14,8 @@ from unigrec.sasrec.training import train_sasrec, training_windows
 
 SEQUENCES = [np.array([1 + (s + t) % 6 for t in range(5)]) for s in range(12)]
 CFG = SASRecConfig(max_len=6, hidden=8, n_blocks=1, n_heads=1, dropout=0.0, loss="ce", epochs=20, batch_size=4,
-                   lr=0.01, l2=0.0, seed=0, accelerator="cpu", patience=2, monitor_k=3)
+                   lr=0.01, l2=0.0, seed=0, accelerator="cpu", patience=2, monitor_k=3,
+                   train_windows="latest")
 
 
 def test_stops_patience_epochs_after_the_best_and_returns_its_weights():

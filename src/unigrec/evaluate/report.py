@@ -206,7 +206,9 @@ def baseline_recipes(cfg: BaselinesConfig, names: Sequence[str]) -> str:
                     f"{s.monitor_k}, that epoch kept (the published recipe)" if s.patience is not None else
                     f"{s.epochs} fixed epochs, no early stopping on validation: a quick recipe, weaker than the "
                     "published one (`--experiment sasrec-published`)")
-        parts.append(f"`sasrec`: the last {s.max_len} events, width {s.hidden}, {s.n_blocks} blocks, {s.n_heads} "
+        windows = (f"trained on each user's last {s.max_len + 1}" if s.train_windows == "latest" else
+                   "trained on every window of each history")
+        parts.append(f"`sasrec`: the last {s.max_len} events ({windows}), width {s.hidden}, {s.n_blocks} blocks, {s.n_heads} "
                      f"head(s), dropout {s.dropout:g}, {loss}, lr {s.lr:g}, batch {s.batch_size}, {stopping}")
     if any(name.startswith("bm25") for name in names):
         parts.append(f"`bm25`: k1 {cfg.bm25.k1:g}, b {cfg.bm25.b:g} over the item text")

@@ -147,6 +147,7 @@ def test_sasrec_learns_a_repeated_pattern(loss):
         accelerator="auto",  # the CPU here; a CUDA device where torch sees one
         patience=None,
         monitor_k=3,
+        train_windows="latest",
     )
     model = SASRecBaseline(cfg, score_batch_size=4).fit(events_frame(rows), ITEMS)
     contexts = [
@@ -182,7 +183,8 @@ def test_sasrec_stops_on_validation_and_keeps_the_best_epoch():
     events = events_frame(rows)
     train = events[events["split"] == "train"]
     cfg = SASRecConfig(max_len=10, hidden=16, n_blocks=1, n_heads=1, dropout=0.0, loss="ce", epochs=200,
-                       batch_size=8, lr=0.01, l2=0.0, seed=0, accelerator="cpu", patience=3, monitor_k=3)
+                       batch_size=8, lr=0.01, l2=0.0, seed=0, accelerator="cpu", patience=3, monitor_k=3,
+                       train_windows="latest")
     with pytest.raises(UnigrecError, match="no validation"):
         SASRecBaseline(cfg, 4).fit(train, ITEMS)
     model = SASRecBaseline(cfg, 4).use_validation(held_out_cases(events, "valid")).fit(train, ITEMS)

@@ -13,12 +13,14 @@ BASELINES = load_section("baselines", "params.yaml")
 def test_a_fixed_epoch_sasrec_is_named_as_the_quick_recipe_and_an_early_stopped_one_as_the_published():
     fixed = dataclasses.replace(BASELINES.sasrec, patience=None, epochs=40, max_len=50, hidden=64)
     line = baseline_recipes(dataclasses.replace(BASELINES, sasrec=fixed), ["popularity", "sasrec"])
-    assert "the last 50 events, width 64" in line
+    assert "the last 50 events (trained on each user's last 51), width 64" in line
     assert "40 fixed epochs, no early stopping" in line and "sasrec-published" in line
     published = dataclasses.replace(fixed, patience=10, epochs=100, hidden=128)
     line = baseline_recipes(dataclasses.replace(BASELINES, sasrec=published), ["sasrec"])
     assert "width 128" in line and "up to 100 epochs, stopped 10 epochs after the best validation NDCG@10" in line
     assert "no early stopping" not in line
+    every = dataclasses.replace(published, train_windows="all")
+    assert "(trained on every window of each history)" in baseline_recipes(dataclasses.replace(BASELINES, sasrec=every), ["sasrec"])
 
 
 def test_only_the_baselines_asked_for_are_described():

@@ -33,7 +33,8 @@ def walks(seed: int = 0) -> pd.DataFrame:
 
 def config(**sasrec) -> CollaborativeConfig:
     net = SASRecConfig(max_len=STEPS, hidden=16, n_blocks=1, n_heads=1, dropout=0.0, loss="ce", epochs=40,
-                       batch_size=16, lr=0.01, l2=0.0, seed=0, accelerator="cpu", patience=None, monitor_k=10)
+                       batch_size=16, lr=0.01, l2=0.0, seed=0, accelerator="cpu", patience=None, monitor_k=10,
+                       train_windows="latest")
     return CollaborativeConfig(source="sasrec", dim=8, epochs=1, batch_size=64, lr=0.01, l2=0.0,
                                include_negatives=True, eval_users=100, eval_k=3,
                                sasrec=dataclasses.replace(net, **sasrec))
