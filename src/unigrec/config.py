@@ -229,6 +229,10 @@ class ModelConfig:
     dropout: float  # on embeddings and residual branches
     attention_dropout: float  # on attention probabilities; costs a (B, H, T, T) random mask per layer
     n_query_tokens: int  # soft tokens projected from a query's MiniLM sentence vector
+    # gpt2: every weight N(0, 0.02), token embeddings read as they are. scaled (Vaswani et al., SASRec):
+    # token and position embeddings N(0, 1/d_model), token embeddings x sqrt(d_model) on input, so an item
+    # enters at unit variance and the tied output head starts with unit-variance logits
+    embedding_init: Literal["gpt2", "scaled"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -419,8 +423,9 @@ class QuickEvalConfig:
     beam_size: int
     k: int  # HR@k / NDCG@k cut-off
     # How the per-epoch monitor (checkpoint choice, early stopping) averages the streams' NDCG@k:
-    # streams = each stream once; prompts = each validation prompt once (see lightning_module.monitor_value)
-    monitor_average: Literal["streams", "prompts"]
+    # streams = each stream once; prompts = each validation prompt once; rec = the recommendation stream
+    # alone (see lightning_module.monitor_value)
+    monitor_average: Literal["streams", "prompts", "rec"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,6 +45,8 @@ class TransformerDims:
     # without one, as those models trained.
     item_embedding: bool = False
     n_items: int = 0  # rows of the per-item table (the catalogue); read only with item_embedding
+    # train.model.embedding_init. Cards written before this field load as gpt2, as those models trained.
+    embedding_init: str = "gpt2"
 
 
 @dataclasses.dataclass
@@ -206,6 +208,14 @@ class GenerativeTransformer(nn.Module):
             nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1)) if dims.ranking_head else None
         )
         self.apply(_init_weights)
+        if dims.embedding_init not in EMBEDDING_INITS:
+            raise ValueError(f"embedding_init must be one of {EMBEDDING_INITS}, got {dims.embedding_init!r}")
+        # A plain float, not a buffer: it follows from the card's dims, so saved weights load unchanged
+        self.input_scale = 1.0
+        if dims.embedding_init == "scaled":
+            nn.init.normal_(self.token_embedding.weight, std=d**-0.5)
+            nn.init.normal_(self.position_embedding.weight, std=d**-0.5)
+            self.input_scale = math.sqrt(d)
         if dims.item_embedding:
             if dims.n_items < 1:
                 raise ValueError("item_embedding needs the catalogue size n_items >= 1")
@@ -229,6 +239,8 @@ class GenerativeTransformer(nn.Module):
         if positions.max() >= self.dims.max_positions:
             raise ValueError(f"sequence longer than max_positions={self.dims.max_positions}")
         x = self.token_embedding(tokens)
+        if self.input_scale != 1.0:
+            x = x * self.input_scale
         if query_vectors is not None and query_refs is not None:
             # Always route through the projection (even when no position uses it) so every parameter
             # takes part in every step: DDP requires it without find_unused_parameters.
@@ -345,6 +357,9 @@ def _left_padding_mask(valid: torch.Tensor) -> torch.Tensor:
     visible = ((causal & valid[:, None, :]) | eye).unsqueeze(1)
     # additive float, not boolean: on CPU that takes SDPA's fused kernel instead of the math path
     return torch.zeros(visible.shape, device=valid.device).masked_fill(~visible, float("-inf"))
+
+
+EMBEDDING_INITS = ("gpt2", "scaled")
 
 
 def _init_weights(module: nn.Module) -> None:

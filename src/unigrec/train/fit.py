@@ -228,6 +228,7 @@ def transformer_dims(
         logits_temperature=temperature,
         item_embedding=hybrid,
         n_items=n_items if hybrid else 0,
+        embedding_init=cfg.embedding_init,
     )
 
 

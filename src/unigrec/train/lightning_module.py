@@ -54,18 +54,21 @@ def monitor_value(sums: torch.Tensor, average: str) -> torch.Tensor:
 
     ``streams`` averages the streams' NDCG@k, so each task weighs the same whatever its traffic;
     ``prompts`` divides the NDCG sum by the prompt count, so a stream weighs by its scored prompts and a
-    small, noisy one (a few hundred searches) cannot pick the checkpoint on its own. Streams without
-    prompts are left out; none at all gives 0.
+    small, noisy one (a few hundred searches) cannot pick the checkpoint on its own. ``rec`` is the
+    recommendation stream's NDCG@k alone (row 0): the checkpoint of the best recommender, which is what
+    SASRec-style baselines are stopped on. Streams without prompts are left out; none at all gives 0.
     """
+    if average == "rec":
+        sums = sums[:1]
     present = sums[:, 0] > 0
     if not bool(present.any()):
         return torch.zeros((), dtype=sums.dtype, device=sums.device)
     n, gains = sums[present, 0], sums[present, 2]
     if average == "streams":
         return (gains / n).mean()
-    if average == "prompts":
+    if average in ("prompts", "rec"):
         return gains.sum() / n.sum()
-    raise ValueError(f"monitor average must be 'streams' or 'prompts', not {average!r}")
+    raise ValueError(f"monitor average must be 'streams', 'prompts' or 'rec', not {average!r}")
 
 
 class GenerativeRecModule(L.LightningModule):

@@ -1,10 +1,11 @@
-"""The validation monitor that picks the checkpoint and stops early: streams vs prompts averaging."""
+"""The validation monitor that picks the checkpoint and stops early: streams, prompts or rec alone."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from unigrec.inference.retrieval import STREAMS
 from unigrec.train.lightning_module import monitor_value
 
 
@@ -39,6 +40,15 @@ def test_streams_without_prompts_are_left_out():
     for average in ("streams", "prompts"):
         assert monitor_value(sums, average).item() == pytest.approx(0.25)
         assert monitor_value(_sums((0, 0.0), (0, 0.0)), average).item() == 0.0
+
+
+def test_rec_reads_the_recommendation_stream_alone():
+    # row 0 is the rec stream (inference.retrieval.STREAMS' order): search cannot move it either way
+    assert list(STREAMS.values())[0] == "rec"
+    low, high = _sums((1000, 0.17), (465, 0.38)), _sums((1000, 0.17), (465, 0.43))
+    assert monitor_value(low, "rec").item() == pytest.approx(0.17)
+    assert monitor_value(high, "rec").item() == pytest.approx(0.17)
+    assert monitor_value(_sums((0, 0.0), (200, 0.25)), "rec").item() == 0.0
 
 
 def test_an_unknown_average_is_refused():
