@@ -44,7 +44,7 @@ def test_streams_without_prompts_are_left_out():
 
 def test_rec_reads_the_recommendation_stream_alone():
     # row 0 is the rec stream (inference.retrieval.STREAMS' order): search cannot move it either way
-    assert list(STREAMS.values())[0] == "rec"
+    assert next(iter(STREAMS.values())) == "rec"
     low, high = _sums((1000, 0.17), (465, 0.38)), _sums((1000, 0.17), (465, 0.43))
     assert monitor_value(low, "rec").item() == pytest.approx(0.17)
     assert monitor_value(high, "rec").item() == pytest.approx(0.17)
