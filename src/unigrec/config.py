@@ -233,6 +233,9 @@ class ModelConfig:
     # token and position embeddings N(0, 1/d_model), token embeddings x sqrt(d_model) on input, so an item
     # enters at unit variance and the tied output head starts with unit-variance logits
     embedding_init: Literal["gpt2", "scaled"]
+    # learned: an absolute position embedding per token slot; rotary: RoPE on queries and keys, so attention
+    # sees how far back each token is wherever the window starts
+    positions: Literal["learned", "rotary"]
 
 
 @dataclasses.dataclass(frozen=True)

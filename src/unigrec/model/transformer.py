@@ -47,6 +47,9 @@ class TransformerDims:
     n_items: int = 0  # rows of the per-item table (the catalogue); read only with item_embedding
     # train.model.embedding_init. Cards written before this field load as gpt2, as those models trained.
     embedding_init: str = "gpt2"
+    # train.model.positions: learned absolute embeddings, or rotary (RoPE: queries and keys rotated by their
+    # position, so attention reads how far back a token is). Cards written before this field load as learned.
+    positions: str = "learned"
 
 
 @dataclasses.dataclass
@@ -75,8 +78,38 @@ class TailCache:
         return TailCache([k[rows] for k in self.keys], [v[rows] for v in self.values])
 
 
+ROTARY_BASE = 10_000.0  # RoPE's wavelength base (Su et al.): the slowest pair turns once in ~60,000 positions
+
+
+class RotaryPositions(nn.Module):
+    """RoPE (Su et al., 2021): each pair of a head's channels rotated by an angle proportional to the position,
+    so a query-key dot product depends on the two positions only through their difference.
+
+    Learned absolute embeddings must learn "the event just before" separately for every position of a
+    150-token window; rotations give every position that relation at once. Keys are cached rotated, so
+    extending a cached prefix needs only the new tokens' positions.
+    """
+
+    def __init__(self, head_dim: int, max_positions: int, base: float = ROTARY_BASE) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary positions need an even head width, got {head_dim}")
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        angles = torch.outer(torch.arange(max_positions, dtype=torch.float32), inv_freq)  # (P, dh/2)
+        # not saved with the weights: a pure function of the dims
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, H, T, dh) rotated by ``positions`` (B, T)."""
+        cos = self.cos[positions].unsqueeze(1).to(x.dtype)  # (B, 1, T, dh/2)
+        sin = self.sin[positions].unsqueeze(1).to(x.dtype)
+        x1, x2 = x[..., 0::2], x[..., 1::2]
+        return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
 class CausalSelfAttention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+    def __init__(self, d_model: int, n_heads: int, dropout: float, rotary: RotaryPositions | None = None) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
@@ -85,10 +118,17 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
         self.dropout = dropout
+        self.rotary = rotary  # one table shared by every layer (None: positions come from embeddings)
 
-    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _split(
+        self, x: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, t, _ = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.rotary is not None:
+            if positions is None:
+                raise ValueError("rotary attention needs the tokens' positions")
+            q, k = self.rotary(q, positions), self.rotary(k, positions)
         return q, k, v
 
     def _merge(self, y: torch.Tensor) -> torch.Tensor:
@@ -96,10 +136,11 @@ class CausalSelfAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim))
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None
+        self, x: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``mask`` None means plain causal attention (no padding before any real token)."""
-        q, k, v = self._split(x)
+        """``mask`` None means plain causal attention (no padding before any real token); ``positions``
+        (B, T) are read by rotary attention only."""
+        q, k, v = self._split(x, positions)
         p = self.dropout if self.training else 0.0
         if mask is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
@@ -116,8 +157,9 @@ class CausalSelfAttention(nn.Module):
         prefix_valid: torch.Tensor,
         tail_k: torch.Tensor | None,
         tail_v: torch.Tensor | None,
+        positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        q, k, v = self._split(x)  # (B*g, H, n, dh)
+        q, k, v = self._split(x, positions)  # (B*g, H, n, dh); the cached keys are rotated already
         if tail_k is not None:
             k = torch.cat([tail_k, k], dim=2)
             v = torch.cat([tail_v, v], dim=2)
@@ -166,23 +208,33 @@ class CausalSelfAttention(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block."""
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attention_dropout: float) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        dropout: float,
+        attention_dropout: float,
+        rotary: RotaryPositions | None = None,
+    ) -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(d_model)
-        self.attn = CausalSelfAttention(d_model, n_heads, attention_dropout)
+        self.attn = CausalSelfAttention(d_model, n_heads, attention_dropout, rotary)
         self.ln2 = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
         self.drop = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None
+        self, x: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        a, k, v = self.attn(self.ln1(x), mask)
+        a, k, v = self.attn(self.ln1(x), mask, positions)
         x = x + self.drop(a)
         return x + self.drop(self.mlp(self.ln2(x))), k, v
 
-    def extend(self, x: torch.Tensor, *cache: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        a, k, v = self.attn.extend(self.ln1(x), *cache)
+    def extend(
+        self, x: torch.Tensor, *cache: torch.Tensor | None, positions: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        a, k, v = self.attn.extend(self.ln1(x), *cache, positions=positions)
         x = x + a
         return x + self.mlp(self.ln2(x)), k, v
 
@@ -196,11 +248,16 @@ class GenerativeTransformer(nn.Module):
         self.dims = dims
         d = dims.d_model
         self.token_embedding = nn.Embedding(dims.vocab_size, d)
-        self.position_embedding = nn.Embedding(dims.max_positions, d)
+        if dims.positions not in POSITION_KINDS:
+            raise ValueError(f"positions must be one of {POSITION_KINDS}, got {dims.positions!r}")
+        # rotary: no table at all, so every parameter still takes part in every step (DDP)
+        rotary = RotaryPositions(d // dims.n_heads, dims.max_positions) if dims.positions == "rotary" else None
+        self.position_embedding = nn.Embedding(dims.max_positions, d) if rotary is None else None
         # One sentence vector -> n soft tokens; richer than one token, far shorter than the text itself.
         self.query_projection = nn.Linear(dims.query_dim, dims.n_query_tokens * d)
         self.blocks = nn.ModuleList(
-            Block(d, dims.n_heads, dims.d_ff, dims.dropout, dims.attention_dropout) for _ in range(dims.n_layers)
+            Block(d, dims.n_heads, dims.d_ff, dims.dropout, dims.attention_dropout, rotary)
+            for _ in range(dims.n_layers)
         )
         self.norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(dims.dropout)
@@ -214,7 +271,8 @@ class GenerativeTransformer(nn.Module):
         self.input_scale = 1.0
         if dims.embedding_init == "scaled":
             nn.init.normal_(self.token_embedding.weight, std=d**-0.5)
-            nn.init.normal_(self.position_embedding.weight, std=d**-0.5)
+            if self.position_embedding is not None:
+                nn.init.normal_(self.position_embedding.weight, std=d**-0.5)
             self.input_scale = math.sqrt(d)
         if dims.item_embedding:
             if dims.n_items < 1:
@@ -249,7 +307,9 @@ class GenerativeTransformer(nn.Module):
             x = torch.where(is_query, soft[query_refs.clamp(min=0)], x)
         if self.dims.item_embedding and item_refs is not None:
             x = x + self._item_vectors(item_refs)
-        return self.drop(x + self.position_embedding(positions))
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(positions)
+        return self.drop(x)
 
     def _item_vectors(self, item_refs: torch.Tensor) -> torch.Tensor:
         """(..., d) the learned embedding of the item at each last-code position, zero elsewhere and for
@@ -286,7 +346,7 @@ class GenerativeTransformer(nn.Module):
         x = self._embed(tokens, positions, query_refs, query_vectors, item_refs)
         keys, values = [], []
         for block in self.blocks:
-            x, k, v = block(x, mask)
+            x, k, v = block(x, mask, positions)
             keys.append(k)
             values.append(v)
         cache = PrefixCache(keys, values, valid, valid.long().sum(1))
@@ -317,7 +377,7 @@ class GenerativeTransformer(nn.Module):
         for i, block in enumerate(self.blocks):
             tk = tail.keys[i] if tail else None
             tv = tail.values[i] if tail else None
-            x, k, v = block.extend(x, prefix.keys[i], prefix.values[i], prefix.valid, tk, tv)
+            x, k, v = block.extend(x, prefix.keys[i], prefix.values[i], prefix.valid, tk, tv, positions=positions)
             keys.append(k)
             values.append(v)
         return self.norm(x), TailCache(keys, values)
@@ -360,6 +420,7 @@ def _left_padding_mask(valid: torch.Tensor) -> torch.Tensor:
 
 
 EMBEDDING_INITS = ("gpt2", "scaled")
+POSITION_KINDS = ("learned", "rotary")
 
 
 def _init_weights(module: nn.Module) -> None:

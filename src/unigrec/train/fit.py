@@ -229,6 +229,7 @@ def transformer_dims(
         item_embedding=hybrid,
         n_items=n_items if hybrid else 0,
         embedding_init=cfg.embedding_init,
+        positions=cfg.positions,
     )
 
 
