@@ -247,9 +247,11 @@ class GenerativeTransformer(nn.Module):
         super().__init__()
         self.dims = dims
         d = dims.d_model
-        self.token_embedding = nn.Embedding(dims.vocab_size, d)
         if dims.positions not in POSITION_KINDS:
             raise ValueError(f"positions must be one of {POSITION_KINDS}, got {dims.positions!r}")
+        if dims.embedding_init not in EMBEDDING_INITS:
+            raise ValueError(f"embedding_init must be one of {EMBEDDING_INITS}, got {dims.embedding_init!r}")
+        self.token_embedding = nn.Embedding(dims.vocab_size, d)
         # rotary: no table at all, so every parameter still takes part in every step (DDP)
         rotary = RotaryPositions(d // dims.n_heads, dims.max_positions) if dims.positions == "rotary" else None
         self.position_embedding = nn.Embedding(dims.max_positions, d) if rotary is None else None
@@ -265,8 +267,6 @@ class GenerativeTransformer(nn.Module):
             nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1)) if dims.ranking_head else None
         )
         self.apply(_init_weights)
-        if dims.embedding_init not in EMBEDDING_INITS:
-            raise ValueError(f"embedding_init must be one of {EMBEDDING_INITS}, got {dims.embedding_init!r}")
         # A plain float, not a buffer: it follows from the card's dims, so saved weights load unchanged
         self.input_scale = 1.0
         if dims.embedding_init == "scaled":

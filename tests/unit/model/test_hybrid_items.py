@@ -36,7 +36,7 @@ SPREAD = 0.5  # weight std of the random nets: peaked distributions, so a change
 def _model_cfg(representation: str) -> ModelConfig:
     return ModelConfig(item_representation=representation, d_model=D_MODEL, n_layers=2, n_heads=2, d_ff=64,
                        dropout=0.0, attention_dropout=0.0, n_query_tokens=N_QUERY_TOKENS,
-                      embedding_init="gpt2", positions="learned")
+                       embedding_init="gpt2", positions="learned")
 
 
 @dataclasses.dataclass
