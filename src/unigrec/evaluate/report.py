@@ -203,7 +203,7 @@ def baseline_recipes(cfg: BaselinesConfig, names: Sequence[str]) -> str:
         s = cfg.sasrec
         loss = "full-catalogue cross-entropy (SASRec+)" if s.loss == "ce" else "one sampled negative, BCE (the paper's)"
         stopping = (f"up to {s.epochs} epochs, stopped {s.patience} epochs after the best validation NDCG@"
-                    f"{s.monitor_k}, that epoch kept (the published recipe)" if s.patience is not None else
+                    f"{s.monitor_k}, that epoch kept (the published stopping rule)" if s.patience is not None else
                     f"{s.epochs} fixed epochs, no early stopping on validation: a quick recipe, weaker than the "
                     "published one (`--experiment sasrec-published`)")
         windows = (f"trained on each user's last {s.max_len + 1}" if s.train_windows == "latest" else

@@ -11,7 +11,8 @@ BASELINES = load_section("baselines", "params.yaml")
 
 
 def test_a_fixed_epoch_sasrec_is_named_as_the_quick_recipe_and_an_early_stopped_one_as_the_published():
-    fixed = dataclasses.replace(BASELINES.sasrec, patience=None, epochs=40, max_len=50, hidden=64)
+    fixed = dataclasses.replace(BASELINES.sasrec, patience=None, epochs=40, max_len=50, hidden=64,
+                                train_windows="latest")
     line = baseline_recipes(dataclasses.replace(BASELINES, sasrec=fixed), ["popularity", "sasrec"])
     assert "the last 50 events (trained on each user's last 51), width 64" in line
     assert "40 fixed epochs, no early stopping" in line and "sasrec-published" in line
