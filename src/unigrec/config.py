@@ -236,6 +236,10 @@ class ModelConfig:
     # learned: an absolute position embedding per token slot; rotary: RoPE on queries and keys, so attention
     # sees how far back each token is wherever the window starts
     positions: Literal["learned", "rotary"]
+    # how an event is written (model/tokenizer.py): behaviour_item_action: <rec_item> codes <pos|neg>;
+    # behaviour_item: no action token; item: a recommendation event is its codes alone, each event's last
+    # code predicting the next one's first (SASRec's layout; recommendation only)
+    event_layout: Literal["behaviour_item_action", "behaviour_item", "item"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -469,6 +473,11 @@ class TrainConfig:
         found = {}
         if self.max_target_weight_ratio is not None and not self.max_target_weight_ratio >= 1:
             found["max_target_weight_ratio"] = f"must be null or >= 1, got {self.max_target_weight_ratio}"
+        if self.model.event_layout == "item" and self.loss_weights.ranking > 0:
+            found["model.event_layout"] = (
+                "'item' writes a recommendation event as its codes alone, so the item's position predicts the "
+                "next item instead of its own action: it needs train.loss_weights.ranking: 0"
+            )
         if self.enhancer.feeds_sampled_softmax and self.retrieval_loss.softmax != "sampled":
             found["enhancer.hard_negatives.into"] = (
                 "'sampled_softmax' needs train.retrieval_loss.softmax: sampled, got "

@@ -43,7 +43,7 @@ def tiny_training(
     """Synthetic users' training sequences (``events_per_user`` min, max) for a ``representation`` net."""
     cfg = ModelConfig(item_representation=representation, d_model=d_model, n_layers=n_layers, n_heads=2, d_ff=d_ff,
                       dropout=0.0, attention_dropout=0.0, n_query_tokens=2,
-                      embedding_init="gpt2", positions="learned")
+                      embedding_init="gpt2", positions="learned", event_layout="behaviour_item_action")
     if representation == "atomic":
         items, codebooks = atomic_item_codes(syn.item_ids())
     else:

@@ -12,6 +12,13 @@ leading task token could not say which task each of the many targets in one merg
 
 Each event's last code also carries the item's catalogue index (``item_refs``): the hybrid form adds a
 learned per-item embedding there, the one position that predicts no code of its own item.
+
+``layout`` (``train.model.event_layout``) shortens a recommendation event, to measure what its three
+tokens cost against a next-item model that predicts from the item's own position (SASRec):
+``behaviour_item`` writes no action token after any event (the item still predicts its action, but the
+action never enters the input); ``item`` also drops the ``<rec_item>`` token, so a recommendation event
+is its codes alone and the previous event's last code predicts its first code (SASRec's layout; the
+ranking target at that position gives way to it, so it is a recommendation-only layout).
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ IGNORE = -100  # target of positions that predict nothing (torch's cross-entropy
 LOSS_GROUPS: tuple[str, ...] = ("retrieval_rec", "retrieval_search", "ranking")
 RETRIEVAL_REC, RETRIEVAL_SEARCH, RANKING = range(len(LOSS_GROUPS))
 NO_GROUP = -1
+# how an event is written (train.model.event_layout; module docstring): the default first
+EVENT_LAYOUTS: tuple[str, ...] = ("behaviour_item_action", "behaviour_item", "item")
 
 
 def id_kind(is_search: bool) -> str:
@@ -92,9 +101,21 @@ class TokenSequence:
 class SequenceSerialiser:
     """Turns :class:`EventSeq` into :class:`TokenSequence` for one vocabulary and item catalogue."""
 
-    def __init__(self, vocab: Vocabulary, items: ItemCodes, n_query_tokens: int, max_events: int) -> None:
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        items: ItemCodes,
+        n_query_tokens: int,
+        max_events: int,
+        layout: str = EVENT_LAYOUTS[0],
+    ) -> None:
         if max_events < 1:
             raise ValueError("max_events must be >= 1")
+        if layout not in EVENT_LAYOUTS:
+            raise ValueError(f"event layout must be one of {', '.join(EVENT_LAYOUTS)}, got {layout!r}")
+        self.layout = layout
+        self.action_tokens = layout == "behaviour_item_action"
+        self.rec_prefix = layout != "item"
         self.vocab = vocab
         self.items = items
         self.n_query_tokens = int(n_query_tokens)
@@ -105,8 +126,8 @@ class SequenceSerialiser:
     # ------------------------------------------------------------------ sizes
     def event_length(self, is_search: bool) -> int:
         kind = id_kind(is_search)
-        prefix = 2 + self.n_query_tokens if is_search else 1
-        return prefix + self.vocab.n_levels(kind) + 1
+        prefix = 2 + self.n_query_tokens if is_search else int(self.rec_prefix)
+        return prefix + self.vocab.n_levels(kind) + int(self.action_tokens)
 
     @property
     def max_length(self) -> int:
@@ -118,7 +139,7 @@ class SequenceSerialiser:
     def _behaviour_prefix(self, is_search: bool, query: int) -> list[tuple[int, int, int]]:
         """(token, query_id, query_part) of the tokens written before an event's codes."""
         if not is_search:
-            return [(self._ids[REC_ITEM], -1, -1)]
+            return [(self._ids[REC_ITEM], -1, -1)] if self.rec_prefix else []
         soft = [(self._ids[QUERY], int(query), j) for j in range(self.n_query_tokens)]
         return [(self._ids[SRC_QUERY], -1, -1), *soft, (self._ids[SRC_ITEM], -1, -1)]
 
@@ -139,7 +160,8 @@ class SequenceSerialiser:
                 targets[search_token] = int(self.item_tokens[COLLABORATIVE][item][0])
                 slots[search_token] = self.vocab.code_slot(COLLABORATIVE, 0)
                 groups[search_token] = RETRIEVAL_REC
-            # the behaviour token (last of the prefix) predicts the first code
+            # the behaviour token (last of the prefix; in the `item` layout the token before a recommendation
+            # event: <bos> or the previous event's last code) predicts the first code
             targets[-1], slots[-1], groups[-1] = int(codes[0]), self.vocab.code_slot(kind, 0), group
             action = self._ids[POS] if label else self._ids[NEG]
             n_levels = len(codes)
@@ -157,6 +179,8 @@ class SequenceSerialiser:
                     slots.append(self.vocab.action_slot)
                     groups.append(RANKING)
                     refs.append(int(item))
+            if not self.action_tokens:
+                continue
             tokens.append(action)
             targets.append(IGNORE)
             slots.append(-1)

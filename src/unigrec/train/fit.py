@@ -107,7 +107,7 @@ def prepare_training_data(
     """Everything training reads. ``alignment``: (item_id, query) pairs (:func:`alignment_pairs`); their
     queries must be rows of ``query_texts`` / ``query_table``, after the events' own."""
     vocab = Vocabulary.from_codebooks(codebooks)
-    serialiser = SequenceSerialiser(vocab, items, cfg.model.n_query_tokens, cfg.max_events)
+    serialiser = SequenceSerialiser(vocab, items, cfg.model.n_query_tokens, cfg.max_events, cfg.model.event_layout)
     users = group_user_events(events, items, query_texts)
     train = training_sequences(users, serialiser, cfg.train_windows, cfg.rec_targets_at_searches)
     query_index = {q: i for i, q in enumerate(query_texts)}
