@@ -238,7 +238,7 @@ class ModelConfig:
     positions: Literal["learned", "rotary"]
     # how an event is written (model/tokenizer.py): behaviour_item_action: <rec_item> codes <pos|neg>;
     # behaviour_item: no action token; item: a recommendation event is its codes alone, each event's last
-    # code predicting the next one's first (SASRec's layout; recommendation only)
+    # code predicting the next one's first (SASRec's layout) as well as its own action
     event_layout: Literal["behaviour_item_action", "behaviour_item", "item"]
 
 
@@ -473,10 +473,10 @@ class TrainConfig:
         found = {}
         if self.max_target_weight_ratio is not None and not self.max_target_weight_ratio >= 1:
             found["max_target_weight_ratio"] = f"must be null or >= 1, got {self.max_target_weight_ratio}"
-        if self.model.event_layout == "item" and self.loss_weights.ranking > 0:
+        if self.model.event_layout == "item" and self.enhancer.enabled:
             found["model.event_layout"] = (
-                "'item' writes a recommendation event as its codes alone, so the item's position predicts the "
-                "next item instead of its own action: it needs train.loss_weights.ranking: 0"
+                "'item' makes an item's last code predict the next item too, and the enhancer mines at the "
+                "positions that predict an action alone: set train.enhancer.enabled: false or another layout"
             )
         if self.enhancer.feeds_sampled_softmax and self.retrieval_loss.softmax != "sampled":
             found["enhancer.hard_negatives.into"] = (

@@ -175,13 +175,13 @@ def test_hard_negatives_into_the_sampled_softmax_need_the_sampled_softmax(tmp_pa
     assert not params_from_dict(idle).train.enhancer.feeds_sampled_softmax
 
 
-def test_item_event_layout_needs_ranking_off(raw):
+def test_item_event_layout_refuses_the_enhancer(raw):
     item = copy.deepcopy(raw)
     item["train"]["model"]["event_layout"] = "item"
-    with pytest.raises(ConfigError, match=r"train\.model\.event_layout: 'item' .* needs train\.loss_weights\.ranking: 0"):
+    assert params_from_dict(item).train.model.event_layout == "item", "ranking stays on: it has its own channel"
+    item["train"]["enhancer"]["enabled"] = True
+    with pytest.raises(ConfigError, match=r"train\.model\.event_layout: 'item' .* train\.enhancer\.enabled: false"):
         params_from_dict(item)
-    item["train"]["loss_weights"]["ranking"] = 0.0
-    assert params_from_dict(item).train.model.event_layout == "item"
 
 
 def test_sasrec_early_stopping_refuses_bad_values_by_name(raw):

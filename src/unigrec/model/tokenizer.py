@@ -17,8 +17,9 @@ learned per-item embedding there, the one position that predicts no code of its 
 tokens cost against a next-item model that predicts from the item's own position (SASRec):
 ``behaviour_item`` writes no action token after any event (the item still predicts its action, but the
 action never enters the input); ``item`` also drops the ``<rec_item>`` token, so a recommendation event
-is its codes alone and the previous event's last code predicts its first code (SASRec's layout; the
-ranking target at that position gives way to it, so it is a recommendation-only layout).
+is its codes alone and the previous event's last code predicts its first code (SASRec's layout). That
+position then has two targets: the next item's first code (``targets``) and its own item's action
+(``actions``, the ranking label every layout also writes there), read by two heads of the same state.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ class TokenSequence:
     # catalogue index of the event's item at its LAST code, -1 elsewhere: where the hybrid form adds the
     # item's own embedding (docs/design.md §4); the other forms ignore it
     item_refs: np.ndarray
+    # the event's action (1 = positive, 0 = not) at its LAST code, -1 elsewhere and in prompts: the ranking
+    # label. Its own channel because in the `item` layout that position's target is the next item's code
+    actions: np.ndarray
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
@@ -145,8 +149,8 @@ class SequenceSerialiser:
 
     def _encode(self, events: EventSeq, with_targets: bool, rec_at_searches: bool = False) -> tuple[list[int], ...]:
         tokens, targets, slots, groups, qids, qparts = [self._ids[BOS]], [IGNORE], [-1], [NO_GROUP], [-1], [-1]
-        refs = [-1]
-        parts = (tokens, targets, slots, groups, qids, qparts, refs)
+        refs, acts = [-1], [-1]
+        parts = (tokens, targets, slots, groups, qids, qparts, refs, acts)
         for item, is_search, label, query in zip(events.items, events.is_search, events.labels, events.queries):
             kind = id_kind(is_search)
             group = RETRIEVAL_SEARCH if is_search else RETRIEVAL_REC
@@ -174,11 +178,13 @@ class SequenceSerialiser:
                     slots.append(self.vocab.code_slot(kind, level + 1))
                     groups.append(group)
                     refs.append(-1)
+                    acts.append(-1)
                 else:
                     targets.append(action)
                     slots.append(self.vocab.action_slot)
                     groups.append(RANKING)
                     refs.append(int(item))
+                    acts.append(int(bool(label)))
             if not self.action_tokens:
                 continue
             tokens.append(action)
@@ -188,14 +194,16 @@ class SequenceSerialiser:
             qids.append(-1)
             qparts.append(-1)
             refs.append(-1)
+            acts.append(-1)
         if not with_targets:
-            parts = (tokens, [IGNORE] * len(tokens), [-1] * len(tokens), [NO_GROUP] * len(tokens), qids, qparts, refs)
+            n = len(tokens)
+            parts = (tokens, [IGNORE] * n, [-1] * n, [NO_GROUP] * n, qids, qparts, refs, [-1] * n)
         return parts
 
     @staticmethod
     def _append_prefix(parts: tuple[list[int], ...], prefix: list[tuple[int, int, int]]) -> None:
         """Append behaviour-prefix tokens (token, query id, query part), none of them a target or an item."""
-        tokens, targets, slots, groups, qids, qparts, refs = parts
+        tokens, targets, slots, groups, qids, qparts, refs, acts = parts
         for token, qid, part in prefix:
             tokens.append(token)
             qids.append(qid)
@@ -204,6 +212,7 @@ class SequenceSerialiser:
             slots.append(-1)
             groups.append(NO_GROUP)
             refs.append(-1)
+            acts.append(-1)
 
     @staticmethod
     def _pack(parts: tuple[list[int], ...]) -> TokenSequence:

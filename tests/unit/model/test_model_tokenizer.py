@@ -51,6 +51,10 @@ def test_event_layout_and_targets():
     assert seq.groups[9:14].tolist() == [RETRIEVAL_SEARCH] * 3 + [RANKING, NO_GROUP]
     assert seq.query_ids.tolist() == [-1] * 7 + [5, 5] + [-1] * 5
     assert seq.query_parts[7:9].tolist() == [0, 1]
+    # the ranking label at each event's last code, the same positions and labels as the <pos|neg> targets
+    assert np.flatnonzero(seq.actions >= 0).tolist() == np.flatnonzero(seq.groups == RANKING).tolist() == [4, 12]
+    assert seq.actions[[4, 12]].tolist() == [0, 1]
+    assert (ser.prompt(_events([3], [False], [1], [-1]), is_search=False).actions == -1).all(), "prompts: none"
     legal = VOCAB.legal_mask()
     for pos in np.flatnonzero(seq.targets != IGNORE):
         assert legal[seq.slots[pos], seq.targets[pos]], "every target lies in its position's legal slice"
@@ -80,6 +84,8 @@ def test_item_layout_makes_each_rec_items_last_code_predict_the_next_items_first
     assert seq.targets[0] == first[0] and seq.targets[n] == second[0]
     assert seq.groups[0] == seq.groups[n] == RETRIEVAL_REC
     assert seq.targets[-1] == VOCAB.token("<neg>") and seq.groups[-1] == RANKING, "the last item keeps its action"
+    # ... and every item's last code keeps its ranking label in its own channel, the first's too
+    assert seq.actions.tolist() == [-1] * n + [1] + [-1] * (n - 1) + [0]
     prompt = ser.prompt(_events([3], [False], [1], [-1]), is_search=False)
     assert prompt.tokens.tolist() == [VOCAB.token("<bos>"), *first], "a rec prompt ends at the last item"
 
