@@ -236,6 +236,10 @@ class ModelConfig:
     # learned: an absolute position embedding per token slot; rotary: RoPE on queries and keys, so attention
     # sees how far back each token is wherever the window starts
     positions: Literal["learned", "rotary"]
+    # how an event is written (model/tokenizer.py): behaviour_item_action: <rec_item> codes <pos|neg>;
+    # behaviour_item: no action token; item: a recommendation event is its codes alone, each event's last
+    # code predicting the next one's first (SASRec's layout) as well as its own action
+    event_layout: Literal["behaviour_item_action", "behaviour_item", "item"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -469,6 +473,11 @@ class TrainConfig:
         found = {}
         if self.max_target_weight_ratio is not None and not self.max_target_weight_ratio >= 1:
             found["max_target_weight_ratio"] = f"must be null or >= 1, got {self.max_target_weight_ratio}"
+        if self.model.event_layout == "item" and self.enhancer.enabled:
+            found["model.event_layout"] = (
+                "'item' makes an item's last code predict the next item too, and the enhancer mines at the "
+                "positions that predict an action alone: set train.enhancer.enabled: false or another layout"
+            )
         if self.enhancer.feeds_sampled_softmax and self.retrieval_loss.softmax != "sampled":
             found["enhancer.hard_negatives.into"] = (
                 "'sampled_softmax' needs train.retrieval_loss.softmax: sampled, got "

@@ -39,11 +39,12 @@ def tiny_training(
     d_ff: int = 64,
     n_users: int = 4,
     events_per_user: tuple[int, int] = (6, 8),
+    event_layout: str = "behaviour_item_action",
 ) -> TinyTraining:
     """Synthetic users' training sequences (``events_per_user`` min, max) for a ``representation`` net."""
     cfg = ModelConfig(item_representation=representation, d_model=d_model, n_layers=n_layers, n_heads=2, d_ff=d_ff,
                       dropout=0.0, attention_dropout=0.0, n_query_tokens=2,
-                      embedding_init="gpt2", positions="learned")
+                      embedding_init="gpt2", positions="learned", event_layout=event_layout)
     if representation == "atomic":
         items, codebooks = atomic_item_codes(syn.item_ids())
     else:
@@ -52,7 +53,7 @@ def tiny_training(
     low, high = events_per_user
     events = syn.events_frame(n_users=n_users, min_events=low, max_events=high)
     queries = query_table_texts(events)
-    ser = SequenceSerialiser(vocab, items, cfg.n_query_tokens, max_events=high)
+    ser = SequenceSerialiser(vocab, items, cfg.n_query_tokens, max_events=high, layout=event_layout)
     seqs = training_sequences(group_user_events(events, items, queries), ser)
     table = np.random.default_rng(0).normal(size=(max(len(queries), 1), QUERY_DIM)).astype(np.float32)
     batch = collate_sequences(seqs, table, cfg.n_query_tokens, vocab.token(PAD))

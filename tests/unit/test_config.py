@@ -175,6 +175,15 @@ def test_hard_negatives_into_the_sampled_softmax_need_the_sampled_softmax(tmp_pa
     assert not params_from_dict(idle).train.enhancer.feeds_sampled_softmax
 
 
+def test_item_event_layout_refuses_the_enhancer(raw):
+    item = copy.deepcopy(raw)
+    item["train"]["model"]["event_layout"] = "item"
+    assert params_from_dict(item).train.model.event_layout == "item", "ranking stays on: it has its own channel"
+    item["train"]["enhancer"]["enabled"] = True
+    with pytest.raises(ConfigError, match=r"train\.model\.event_layout: 'item' .* train\.enhancer\.enabled: false"):
+        params_from_dict(item)
+
+
 def test_sasrec_early_stopping_refuses_bad_values_by_name(raw):
     bad = copy.deepcopy(raw)
     bad["baselines"]["sasrec"].update(patience=0, monitor_k=0)

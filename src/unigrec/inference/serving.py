@@ -233,7 +233,9 @@ class Recommender:
         from unigrec.inference.user_states import encode_after, encode_keeping_histories
 
         kept = [self._states.get(users[i]) if self.knows_user(users[i]) else self._stranger for i in chunk]
-        if all(state is not None for state in kept):
+        # a kept history holds keys and values, not its last hidden state: a request with no tokens of its own
+        # (a recommendation in the `item` event layout, where the last item predicts the next) runs whole
+        if all(state is not None for state in kept) and all(len(suffixes[i]) for i in chunk):
             return encode_after(self.model.net, kept, collate([suffixes[i] for i in chunk]))
         whole = collate([contexts[i][0].then(suffixes[i]) for i in chunk])
         last_hidden, prefix, fresh = encode_keeping_histories(self.model.net, whole, [len(contexts[i][0]) for i in chunk])

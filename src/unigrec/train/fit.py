@@ -34,7 +34,7 @@ from unigrec.inference.prompts import (
 from unigrec.inference.retrieval import id_spaces
 from unigrec.logs import bar_on_stderr
 from unigrec.model.item_codes import ItemCodes
-from unigrec.model.tokenizer import LOSS_GROUPS, SequenceSerialiser, TokenSequence
+from unigrec.model.tokenizer import LOSS_GROUPS, RANKING, SequenceSerialiser, TokenSequence
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
 from unigrec.model.vocabulary import NEG, PAD, POS, REC_ITEM, SRC_ITEM, Vocabulary
 from unigrec.train.alignment import alignment_sequences, indexed_pairs
@@ -107,7 +107,7 @@ def prepare_training_data(
     """Everything training reads. ``alignment``: (item_id, query) pairs (:func:`alignment_pairs`); their
     queries must be rows of ``query_texts`` / ``query_table``, after the events' own."""
     vocab = Vocabulary.from_codebooks(codebooks)
-    serialiser = SequenceSerialiser(vocab, items, cfg.model.n_query_tokens, cfg.max_events)
+    serialiser = SequenceSerialiser(vocab, items, cfg.model.n_query_tokens, cfg.max_events, cfg.model.event_layout)
     users = group_user_events(events, items, query_texts)
     train = training_sequences(users, serialiser, cfg.train_windows, cfg.rec_targets_at_searches)
     query_index = {q: i for i, q in enumerate(query_texts)}
@@ -156,6 +156,8 @@ def targets_per_task(sequences: list[TokenSequence]) -> dict[str, int]:
     """Training targets of each loss group (LOSS_GROUPS order) over ``sequences``."""
     groups = np.concatenate([s.groups[s.groups >= 0] for s in sequences]) if sequences else np.zeros(0, np.int64)
     counts = np.bincount(groups, minlength=len(LOSS_GROUPS))
+    # ranking's targets are the action labels (an item's last code in the `item` layout is also a retrieval target)
+    counts[RANKING] = sum(int((s.actions >= 0).sum()) for s in sequences)
     return {task: int(n) for task, n in zip(LOSS_GROUPS, counts, strict=True)}
 
 

@@ -78,10 +78,16 @@ def losses_from_states(
         else:
             losses[LOSS_GROUPS[group]] = _sampled_ce(net, h[sel], targets[sel], slots[sel], spec, hidden,
                                                      extra[sel] if extra is not None else None)
-    sel = groups == RANKING
-    if sel.any():
+    # the ranking label lives in its own channel where the batch has one (every training batch): in the
+    # `item` event layout an item's last code also predicts the next item, so its target is not <pos|neg>
+    if batch.actions is not None:
+        sel, ranked = batch.actions >= 0, hidden
+        labels = batch.actions[sel].float()
+    else:
+        sel, ranked = groups == RANKING, h
         labels = (targets[sel] == spec.pos_token).float()
-        losses[LOSS_GROUPS[RANKING]] = F.binary_cross_entropy_with_logits(net.ranking_logit(h[sel]), labels)
+    if sel.any():
+        losses[LOSS_GROUPS[RANKING]] = F.binary_cross_entropy_with_logits(net.ranking_logit(ranked[sel]), labels)
     else:
         losses[LOSS_GROUPS[RANKING]] = _zero_like_graph(hidden)
     return losses

@@ -142,7 +142,7 @@ def test_the_store_keeps_the_most_recently_used_up_to_its_capacity():
         ContextStates(-1)
 
 
-def _recommender(folder: Path, cached: int):
+def _recommender(folder: Path, cached: int, event_layout: str | None = None):
     from support import synthetic_train_data as syn
     from support.tiny_net import tiny_network
 
@@ -154,6 +154,11 @@ def _recommender(folder: Path, cached: int):
 
     items = item_codes_from_frame(syn.ids_frame(3))
     net, serialiser = tiny_network(Vocabulary.from_codebooks(syn.CODEBOOKS), items, seed=5)
+    if event_layout is not None:
+        from unigrec.model.tokenizer import SequenceSerialiser
+
+        serialiser = SequenceSerialiser(serialiser.vocab, items, serialiser.n_query_tokens, serialiser.max_events,
+                                        event_layout)
     events = syn.events_frame(n_users=6)
     texts = list(query_table_texts(events))
     catalogue = pd.DataFrame({"item_id": syn.item_ids(), "title": syn.item_ids()})
@@ -190,6 +195,21 @@ def test_a_server_keeps_at_most_cached_histories_users_and_no_stranger(tmp_path)
     assert len(none._states) == 0
     assert served[["request", "rank", "item_id"]].equals(first[["request", "rank", "item_id"]])
     np.testing.assert_allclose(served["score"], first["score"], rtol=1e-5, atol=1e-5)
+
+
+def test_item_layout_recommendations_have_no_tokens_of_their_own_and_run_whole_with_the_same_lists(tmp_path):
+    # the last item predicts the next: a rec request appends nothing to the kept history, so it runs whole
+    kept, texts = _recommender(tmp_path / "kept", cached=4, event_layout="item")
+    none, _ = _recommender(tmp_path / "none", cached=0, event_layout="item")
+    assert len(kept.model.serialiser.behaviour_tokens(False)) == 0
+    requests = pd.DataFrame({"user_id": ["u000", "u001", "u000", "made-up"], "kind": ["rec", "search", "rec", "rec"],
+                             "query": [None, texts[0], None, None]})
+    first = kept.predict(requests, k=5)
+    assert len(kept._states) == 2 and (first.groupby("request").size() == 5).all()
+    again = kept.predict(requests, k=5)  # histories kept now: searches run after them, recommendations whole
+    for served in (again, none.predict(requests, k=5)):
+        assert served[["request", "rank", "item_id"]].equals(first[["request", "rank", "item_id"]])
+        np.testing.assert_allclose(served["score"], first["score"], rtol=1e-5, atol=1e-5)
 
 
 def test_bundles_written_before_the_setting_keep_no_history_and_the_param_is_checked(tmp_path):

@@ -36,7 +36,7 @@ SPREAD = 0.5  # weight std of the random nets: peaked distributions, so a change
 def _model_cfg(representation: str) -> ModelConfig:
     return ModelConfig(item_representation=representation, d_model=D_MODEL, n_layers=2, n_heads=2, d_ff=64,
                        dropout=0.0, attention_dropout=0.0, n_query_tokens=N_QUERY_TOKENS,
-                       embedding_init="gpt2", positions="learned")
+                       embedding_init="gpt2", positions="learned", event_layout="behaviour_item_action")
 
 
 @dataclasses.dataclass
@@ -305,6 +305,18 @@ def test_a_hybrid_model_card_round_trips_with_its_table_and_mask(tmp_path):
     # a card written before the hybrid fields existed loads as a codes-only net
     old = {k: v for k, v in card["dims"].items() if k not in ("item_embedding", "n_items")}
     assert not TransformerDims(**old).item_embedding
+
+
+def test_the_event_layout_round_trips_through_the_card_and_an_old_card_loads_the_default(tmp_path):
+    s = _setup()
+    short = SequenceSerialiser(s.vocab, s.items, N_QUERY_TOKENS, MAX_EVENTS, layout="behaviour_item")
+    net = _net(s, "semantic_ids")
+    card = model_card(net.dims, s.vocab, short, "semantic_ids")
+    save_model(tmp_path / "new", net, s.items, card)
+    assert load_model(tmp_path / "new").serialiser.layout == "behaviour_item"
+    del card["event_layout"]  # as written before layouts existed
+    save_model(tmp_path / "old", net, s.items, card)
+    assert load_model(tmp_path / "old").serialiser.layout == "behaviour_item_action"
 
 
 def test_a_tiny_hybrid_run_learns_and_leaves_cold_rows_at_zero():

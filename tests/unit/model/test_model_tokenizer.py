@@ -51,10 +51,48 @@ def test_event_layout_and_targets():
     assert seq.groups[9:14].tolist() == [RETRIEVAL_SEARCH] * 3 + [RANKING, NO_GROUP]
     assert seq.query_ids.tolist() == [-1] * 7 + [5, 5] + [-1] * 5
     assert seq.query_parts[7:9].tolist() == [0, 1]
+    # the ranking label at each event's last code, the same positions and labels as the <pos|neg> targets
+    assert np.flatnonzero(seq.actions >= 0).tolist() == np.flatnonzero(seq.groups == RANKING).tolist() == [4, 12]
+    assert seq.actions[[4, 12]].tolist() == [0, 1]
+    assert (ser.prompt(_events([3], [False], [1], [-1]), is_search=False).actions == -1).all(), "prompts: none"
     legal = VOCAB.legal_mask()
     for pos in np.flatnonzero(seq.targets != IGNORE):
         assert legal[seq.slots[pos], seq.targets[pos]], "every target lies in its position's legal slice"
     assert len(seq) <= ser.max_length
+
+
+def test_behaviour_item_layout_writes_no_action_token_and_keeps_every_target():
+    full = SequenceSerialiser(VOCAB, ITEMS, n_query_tokens=2, max_events=10)
+    short = SequenceSerialiser(VOCAB, ITEMS, n_query_tokens=2, max_events=10, layout="behaviour_item")
+    events = _events([3, 7], [False, True], [0, 1], [-1, 5])
+    a, b = full.training_sequence(events), short.training_sequence(events)
+    kept = ~np.isin(a.tokens, [VOCAB.token("<pos>"), VOCAB.token("<neg>")])
+    for field in ("tokens", "targets", "slots", "groups", "query_ids", "item_refs"):
+        assert getattr(b, field).tolist() == getattr(a, field)[kept].tolist(), field
+    assert short.event_length(False) == full.event_length(False) - 1
+    assert len(b) <= short.max_length
+
+
+def test_item_layout_makes_each_rec_items_last_code_predict_the_next_items_first_code():
+    ser = SequenceSerialiser(VOCAB, ITEMS, n_query_tokens=2, max_events=10, layout="item")
+    seq = ser.training_sequence(_events([3, 4], [False, False], [1, 0], [-1, -1]))
+    first = ITEMS.codes[COLLABORATIVE][3] + VOCAB.level_offsets(COLLABORATIVE)
+    second = ITEMS.codes[COLLABORATIVE][4] + VOCAB.level_offsets(COLLABORATIVE)
+    assert seq.tokens.tolist() == [VOCAB.token("<bos>"), *first, *second], "no behaviour or action tokens"
+    n = len(first)
+    # <bos> -> first item's first code; its last code -> the second item's first code (not its own action)
+    assert seq.targets[0] == first[0] and seq.targets[n] == second[0]
+    assert seq.groups[0] == seq.groups[n] == RETRIEVAL_REC
+    assert seq.targets[-1] == VOCAB.token("<neg>") and seq.groups[-1] == RANKING, "the last item keeps its action"
+    # ... and every item's last code keeps its ranking label in its own channel, the first's too
+    assert seq.actions.tolist() == [-1] * n + [1] + [-1] * (n - 1) + [0]
+    prompt = ser.prompt(_events([3], [False], [1], [-1]), is_search=False)
+    assert prompt.tokens.tolist() == [VOCAB.token("<bos>"), *first], "a rec prompt ends at the last item"
+
+
+def test_unknown_event_layout_is_refused():
+    with pytest.raises(ValueError, match="event layout"):
+        SequenceSerialiser(VOCAB, ITEMS, n_query_tokens=2, max_events=10, layout="tokens")
 
 
 def test_rec_targets_at_searches_put_the_searched_item_at_src_query_as_a_rec_target_and_nothing_else():

@@ -113,7 +113,7 @@ def test_the_alignment_loss_joins_search_retrieval_times_its_weight_and_nothing_
     items, vocab, ser = _toy()
     cfg = ModelConfig(item_representation="semantic_ids", d_model=32, n_layers=2, n_heads=2, d_ff=64,
                       dropout=0.0, attention_dropout=0.0, n_query_tokens=2,
-                      embedding_init="gpt2", positions="learned")
+                      embedding_init="gpt2", positions="learned", event_layout="behaviour_item_action")
     events = syn.events_frame(n_users=6, min_events=8, max_events=MAX_EVENTS)
     queries = query_table_texts(events)
     table = np.random.default_rng(0).normal(size=(len(queries) + 1, 8)).astype(np.float32)

@@ -66,7 +66,7 @@ class Toy:
 def toy() -> Toy:
     cfg = ModelConfig(item_representation="semantic_ids", d_model=32, n_layers=2, n_heads=2, d_ff=64,
                       dropout=0.1, attention_dropout=0.1, n_query_tokens=2,
-                      embedding_init="gpt2", positions="learned")
+                      embedding_init="gpt2", positions="learned", event_layout="behaviour_item_action")
     items = item_codes_from_frame(syn.ids_frame())
     vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
     events = syn.events_frame(n_users=6, min_events=8, max_events=MAX_EVENTS)

@@ -113,11 +113,38 @@ def test_rec_targets_at_searches_add_one_rec_target_per_training_search_and_none
         k: before[k] for k in ("retrieval_search", "ranking")}
     assert [a.targets.tolist() for a in on.alignment_sequences] == [a.targets.tolist() for a in off.alignment_sequences]
 
-@pytest.mark.parametrize("representation", ["semantic_ids", "atomic"])
-def test_overfits_one_small_batch(representation):
-    # atomic: the sampled softmax as train.model.atomic_negatives: 16 set it up (codes: the full softmax)
+def test_the_ranking_loss_from_the_action_channel_is_the_loss_from_the_pos_neg_targets():
+    # in the default layout both say the same thing at the same positions; only `item` needs the channel
+    setup = tiny_training("semantic_ids")
+    net, spec = tiny_net(setup, syn.FULL_SOFTMAX)
+    net.eval()
+    with torch.no_grad():
+        channel = sequence_losses(net, setup.batch, spec)
+        targets = sequence_losses(net, dataclasses.replace(setup.batch, actions=None), spec)
+    assert channel["ranking"].item() > 0
+    for name in channel:
+        assert channel[name].item() == pytest.approx(targets[name].item(), rel=1e-6), name
+
+
+def test_the_item_layout_keeps_every_ranking_label_and_every_rec_target():
+    items, codebooks = atomic_item_codes(syn.item_ids())
+    events = syn.events_frame(n_users=4, min_events=6, max_events=8)
+    users = group_user_events(events, items, query_table_texts(events))
+    vocab = Vocabulary.from_codebooks(codebooks)
+    full, item = (targets_per_task(training_sequences(users, SequenceSerialiser(vocab, items, 2, 8, layout)))
+                  for layout in ("behaviour_item_action", "item"))
+    assert item == full, "the same targets, written at fewer positions"
+
+
+@pytest.mark.parametrize("representation,event_layout", [
+    ("semantic_ids", "behaviour_item_action"), ("atomic", "behaviour_item_action"),
+    ("semantic_ids", "item"), ("atomic", "item"),
+])
+def test_overfits_one_small_batch(representation, event_layout):
+    # atomic: the sampled softmax as train.model.atomic_negatives: 16 set it up (codes: the full softmax).
+    # item: an item's last code predicts the next item and its own action, both learnable from one state
     retrieval = syn.OLD_ATOMIC_SAMPLED if representation == "atomic" else syn.FULL_SOFTMAX
-    setup = tiny_training(representation, d_model=64, d_ff=128)
+    setup = tiny_training(representation, d_model=64, d_ff=128, event_layout=event_layout)
     net, spec = tiny_net(setup, retrieval)
     batch = setup.batch
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
