@@ -154,6 +154,7 @@ def select_rows(batch: SequenceBatch, rows: torch.Tensor) -> SequenceBatch:
         groups=batch.groups[rows],
         query_refs=batch.query_refs[rows],
         item_refs=batch.item_refs[rows],
+        actions=batch.actions[rows],
         query_vectors=batch.query_vectors,
     )
 

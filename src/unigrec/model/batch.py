@@ -26,16 +26,13 @@ class SequenceBatch:
     groups: torch.Tensor  # (B, T) int64
     query_refs: torch.Tensor  # (B, T) int64 row of the flattened soft-token table, -1 elsewhere
     item_refs: torch.Tensor  # (B, T) int64 catalogue index at each event's last code, -1 elsewhere
+    # (B, T) int64 ranking label at each event's last code, -1 elsewhere and in prompts (TokenSequence.actions):
+    # what the ranking loss reads
+    actions: torch.Tensor
     query_vectors: torch.Tensor  # (Q, query_dim) float32, Q >= 1
-    # (B, T) int64 ranking label at each event's last code, -1 elsewhere (TokenSequence.actions); None in
-    # batches made without it (prompts, the enhancer's candidates): the loss then reads <pos|neg> targets
-    actions: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> SequenceBatch:
-        return SequenceBatch(**{
-            f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
-            for f in dataclasses.fields(self)
-        })
+        return SequenceBatch(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
@@ -85,6 +82,6 @@ def collate_sequences(
         groups=torch.from_numpy(groups),
         query_refs=torch.from_numpy(query_refs),
         item_refs=torch.from_numpy(item_refs),
-        query_vectors=torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)),
         actions=torch.from_numpy(actions),
+        query_vectors=torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)),
     )

@@ -141,6 +141,7 @@ def context_prompts(batch: SequenceBatch, rows: torch.Tensor, positions: torch.T
         groups=torch.full_like(tokens, NO_GROUP),
         query_refs=refs,
         item_refs=items,
+        actions=torch.full_like(tokens, -1),
         query_vectors=batch.query_vectors,
     )
 

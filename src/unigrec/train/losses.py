@@ -22,7 +22,6 @@ class LossSpec:
     """What the loss needs besides the network and the batch."""
 
     legal: torch.Tensor  # (n_slots, vocab) bool, from Vocabulary.legal_mask()
-    pos_token: int
     # None: the full softmax, each retrieval target against its whole legal slice; a number: the sampled
     # softmax against that many tokens drawn from the slice (:func:`sampled_softmax_loss`)
     sampled_negatives: int | None
@@ -78,16 +77,12 @@ def losses_from_states(
         else:
             losses[LOSS_GROUPS[group]] = _sampled_ce(net, h[sel], targets[sel], slots[sel], spec, hidden,
                                                      extra[sel] if extra is not None else None)
-    # the ranking label lives in its own channel where the batch has one (every training batch): in the
-    # `item` event layout an item's last code also predicts the next item, so its target is not <pos|neg>
-    if batch.actions is not None:
-        sel, ranked = batch.actions >= 0, hidden
-        labels = batch.actions[sel].float()
-    else:
-        sel, ranked = groups == RANKING, h
-        labels = (targets[sel] == spec.pos_token).float()
+    # the ranking label has its own channel: in the `item` event layout an item's last code also predicts the
+    # next item, so its target is not <pos|neg> (in the other layouts both say the same at the same positions)
+    sel = batch.actions >= 0
     if sel.any():
-        losses[LOSS_GROUPS[RANKING]] = F.binary_cross_entropy_with_logits(net.ranking_logit(ranked[sel]), labels)
+        labels = batch.actions[sel].float()
+        losses[LOSS_GROUPS[RANKING]] = F.binary_cross_entropy_with_logits(net.ranking_logit(hidden[sel]), labels)
     else:
         losses[LOSS_GROUPS[RANKING]] = _zero_like_graph(hidden)
     return losses

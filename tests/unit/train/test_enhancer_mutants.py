@@ -68,7 +68,8 @@ def _hand_batch(tokens: list[list[int]], valid: list[list[bool]]) -> SequenceBat
     return SequenceBatch(tokens=t, valid=torch.tensor(valid), targets=torch.full_like(t, IGNORE),
                          slots=torch.full_like(t, -1), groups=torch.full_like(t, NO_GROUP),
                          query_refs=torch.arange(t.numel()).reshape(t.shape),
-                         item_refs=100 + torch.arange(t.numel()).reshape(t.shape), query_vectors=torch.zeros(1, 4))
+                         item_refs=100 + torch.arange(t.numel()).reshape(t.shape), actions=torch.full_like(t, -1),
+                         query_vectors=torch.zeros(1, 4))
 
 
 def _space_and_tokens():
