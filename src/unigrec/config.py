@@ -240,6 +240,10 @@ class ModelConfig:
     # behaviour_item: no action token; item: a recommendation event is its codes alone, each event's last
     # code predicting the next one's first (SASRec's layout) as well as its own action
     event_layout: Literal["behaviour_item_action", "behaviour_item", "item"]
+    # true: the token after each event's last code adds a learned embedding of that event's action, so a layout
+    # without action tokens still reads what the user liked (the 3-token layout's <pos|neg> tokens carry it and
+    # refuse this). The default lets configs written before the key load as those models trained
+    past_action_input: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -477,6 +481,11 @@ class TrainConfig:
             found["model.event_layout"] = (
                 "'item' makes an item's last code predict the next item too, and the enhancer mines at the "
                 "positions that predict an action alone: set train.enhancer.enabled: false or another layout"
+            )
+        if self.model.past_action_input and self.model.event_layout == "behaviour_item_action":
+            found["model.past_action_input"] = (
+                "the 'behaviour_item_action' layout already writes each action as a token: set "
+                "train.model.past_action_input: false or a layout without action tokens"
             )
         if self.enhancer.feeds_sampled_softmax and self.retrieval_loss.softmax != "sampled":
             found["enhancer.hard_negatives.into"] = (

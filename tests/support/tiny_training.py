@@ -40,11 +40,13 @@ def tiny_training(
     n_users: int = 4,
     events_per_user: tuple[int, int] = (6, 8),
     event_layout: str = "behaviour_item_action",
+    past_action_input: bool = False,
 ) -> TinyTraining:
     """Synthetic users' training sequences (``events_per_user`` min, max) for a ``representation`` net."""
     cfg = ModelConfig(item_representation=representation, d_model=d_model, n_layers=n_layers, n_heads=2, d_ff=d_ff,
                       dropout=0.0, attention_dropout=0.0, n_query_tokens=2,
-                      embedding_init="gpt2", positions="learned", event_layout=event_layout)
+                      embedding_init="gpt2", positions="learned", event_layout=event_layout,
+                      past_action_input=past_action_input)
     if representation == "atomic":
         items, codebooks = atomic_item_codes(syn.item_ids())
     else:

@@ -184,6 +184,17 @@ def test_item_event_layout_refuses_the_enhancer(raw):
         params_from_dict(item)
 
 
+def test_past_action_input_is_refused_where_action_tokens_carry_the_actions(raw):
+    assert params_from_dict(raw).train.model.past_action_input is False
+    item = copy.deepcopy(raw)
+    item["train"]["model"].update(event_layout="item", past_action_input=True)
+    assert params_from_dict(item).train.model.past_action_input is True
+    tokens = copy.deepcopy(raw)
+    tokens["train"]["model"].update(event_layout="behaviour_item_action", past_action_input=True)
+    with pytest.raises(ConfigError, match=r"train\.model\.past_action_input: the 'behaviour_item_action' layout"):
+        params_from_dict(tokens)
+
+
 def test_sasrec_early_stopping_refuses_bad_values_by_name(raw):
     bad = copy.deepcopy(raw)
     bad["baselines"]["sasrec"].update(patience=0, monitor_k=0)

@@ -264,8 +264,7 @@ def decode_batch(
     model is compared with; None = the one model does both jobs.
     """
     # one encoding of the prompts serves the beam search and the candidates' scores
-    hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors,
-                                prompts.item_refs)
+    hidden, prefix = net.encode_batch(prompts)
     rank_with = None if ranker is None else (lambda scored: ranking_probs(ranker, prompts, space, scored)[1])
     return decode_encoded(net, hidden[:, -1], prefix, space, seen, beam_size, pool_k, candidates, rank_pool,
                           rank_with, extra)

@@ -34,6 +34,10 @@ class EncodedContext:
 
     keys: tuple[torch.Tensor, ...]
     values: tuple[torch.Tensor, ...]
+    # the action at the history's last token (-1: none, or no history), what the request's first token reads
+    # as its past action (train.model.past_action_input): the one input a request's tokens take from the
+    # history other than its keys and values
+    last_action: int = -1
 
     @property
     def length(self) -> int:
@@ -81,16 +85,16 @@ def encode_keeping_histories(
     keep. Under causal attention that part is exactly what encoding the history alone would give, so a
     user's first request costs one pass, as without keeping, and later ones only their own tokens. Copies:
     a kept state does not hold the whole batch's tensors alive."""
-    hidden, cache = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors,
-                               prompts.item_refs)
+    hidden, cache = net.encode_batch(prompts)
     width = prompts.tokens.shape[1]
     states = []
     for row, (length, history) in enumerate(zip(prompts.valid.sum(1).tolist(), history_lengths, strict=True)):
         if history > length:
             raise ValueError(f"row {row}: a history of {history} tokens in a prompt of {length}")
         part = slice(width - int(length), width - int(length) + int(history))
+        last = int(prompts.actions[row, part.stop - 1]) if history else -1
         states.append(EncodedContext(tuple(k[row, :, part].clone() for k in cache.keys),
-                                     tuple(v[row, :, part].clone() for v in cache.values)))
+                                     tuple(v[row, :, part].clone() for v in cache.values), last))
     return hidden[:, -1], cache, states
 
 
@@ -113,7 +117,8 @@ def stack_contexts(states: Sequence[EncodedContext]) -> PrefixCache:
     for row, state in enumerate(states):
         valid[row, width - state.length:] = True
     lengths = torch.tensor([s.length for s in states], dtype=torch.long, device=first.device)
-    return PrefixCache(keys, values, valid, lengths)
+    last = torch.tensor([s.last_action for s in states], dtype=torch.long, device=first.device)
+    return PrefixCache(keys, values, valid, lengths, last)
 
 
 @torch.no_grad()

@@ -26,8 +26,8 @@ class SequenceBatch:
     groups: torch.Tensor  # (B, T) int64
     query_refs: torch.Tensor  # (B, T) int64 row of the flattened soft-token table, -1 elsewhere
     item_refs: torch.Tensor  # (B, T) int64 catalogue index at each event's last code, -1 elsewhere
-    # (B, T) int64 ranking label at each event's last code, -1 elsewhere and in prompts (TokenSequence.actions):
-    # what the ranking loss reads
+    # (B, T) int64 action at each event's last code, -1 elsewhere (TokenSequence.actions): what the ranking
+    # loss reads in training batches, and the past action the next token reads (train.model.past_action_input)
     actions: torch.Tensor
     query_vectors: torch.Tensor  # (Q, query_dim) float32, Q >= 1
 

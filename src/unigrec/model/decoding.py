@@ -121,8 +121,7 @@ def beam_search(
     with the mass of all its items, seen ones included, so with several levels the beam is a search
     over prefixes and not the exact top of the unseen items that it is for one-level (atomic) IDs.
     """
-    hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors,
-                                prompts.item_refs)
+    hidden, prefix = net.encode_batch(prompts)
     return beam_search_encoded(net, hidden[:, -1], prefix, space, beam_size, exclude)
 
 
@@ -177,8 +176,7 @@ def score_candidates(
 
     Each prompt is encoded once; all its C candidates' codes then run in one pass against the cache.
     """
-    hidden, prefix = net.encode(prompts.tokens, prompts.valid, prompts.query_refs, prompts.query_vectors,
-                                prompts.item_refs)
+    hidden, prefix = net.encode_batch(prompts)
     retrieval, ranking_logit = candidate_code_scores(net, hidden[:, -1], prefix, candidates, space)
     return retrieval, torch.sigmoid(ranking_logit)
 

@@ -20,6 +20,10 @@ action never enters the input); ``item`` also drops the ``<rec_item>`` token, so
 is its codes alone and the previous event's last code predicts its first code (SASRec's layout). That
 position then has two targets: the next item's first code (``targets``) and its own item's action
 (``actions``, the ranking label every layout also writes there), read by two heads of the same state.
+Without action tokens the user's past actions can still enter the input: with
+``train.model.past_action_input`` the token right after each event's last code adds an embedding of that
+event's action (:func:`unigrec.model.transformer.past_actions`), which no position reads before its own
+action is predicted.
 """
 
 from __future__ import annotations
@@ -88,8 +92,9 @@ class TokenSequence:
     # catalogue index of the event's item at its LAST code, -1 elsewhere: where the hybrid form adds the
     # item's own embedding (docs/design.md §4); the other forms ignore it
     item_refs: np.ndarray
-    # the event's action (1 = positive, 0 = not) at its LAST code, -1 elsewhere and in prompts: the ranking
-    # label. Its own channel because in the `item` layout that position's target is the next item's code
+    # the event's action (1 = positive, 0 = not) at its LAST code, -1 elsewhere: the ranking label of a
+    # training sequence, and the input the next token reads with train.model.past_action_input (so prompts
+    # keep it too). Its own channel because in the `item` layout that position's target is the next item's code
     actions: np.ndarray
 
     def __len__(self) -> int:
@@ -196,8 +201,10 @@ class SequenceSerialiser:
             refs.append(-1)
             acts.append(-1)
         if not with_targets:
+            # a prompt keeps its events' actions: they are input there (a later token reads the action before
+            # it, train.model.past_action_input), and nothing is trained on a prompt
             n = len(tokens)
-            parts = (tokens, [IGNORE] * n, [-1] * n, [NO_GROUP] * n, qids, qparts, refs, [-1] * n)
+            parts = (tokens, [IGNORE] * n, [-1] * n, [NO_GROUP] * n, qids, qparts, refs, acts)
         return parts
 
     @staticmethod

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from unigrec.model.batch import SequenceBatch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +54,10 @@ class TransformerDims:
     # train.model.positions: learned absolute embeddings, or rotary (RoPE: queries and keys rotated by their
     # position, so attention reads how far back a token is). Cards written before this field load as learned.
     positions: str = "learned"
+    # train.model.past_action_input: a learned embedding of an event's action (positive or not) added at the
+    # token right after the event's last code, for the layouts that write no action token. Cards written
+    # before this field load without it, as those models trained.
+    past_action_input: bool = False
 
 
 @dataclasses.dataclass
@@ -60,6 +68,9 @@ class PrefixCache:
     values: list[torch.Tensor]
     valid: torch.Tensor
     next_position: torch.Tensor  # (B,) position id of the first token after the prefix
+    # (B,) the action at each prefix's last token (1/0 where it is an event's last code, -1 elsewhere): what
+    # the first appended token reads as its past action (past_action_input); None when nothing is carried
+    last_action: torch.Tensor | None = None
 
 
 @dataclasses.dataclass
@@ -284,6 +295,9 @@ class GenerativeTransformer(nn.Module):
             # Items with events in the TRAIN split (set by training, saved with the weights): any other
             # item is cold, and its row is masked out so it is written by its codes alone.
             self.register_buffer("item_has_events", torch.zeros(dims.n_items, dtype=torch.bool))
+        if dims.past_action_input:
+            # Zeros, made last, for the reason the item table is: the net starts as the one without it
+            self.action_embedding = nn.Embedding.from_pretrained(torch.zeros(2, d), freeze=False)
 
     # ------------------------------------------------------------------ embeddings
     def _embed(
@@ -293,6 +307,7 @@ class GenerativeTransformer(nn.Module):
         query_refs: torch.Tensor | None,
         query_vectors: torch.Tensor | None,
         item_refs: torch.Tensor | None = None,
+        past_actions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if positions.max() >= self.dims.max_positions:
             raise ValueError(f"sequence longer than max_positions={self.dims.max_positions}")
@@ -307,6 +322,10 @@ class GenerativeTransformer(nn.Module):
             x = torch.where(is_query, soft[query_refs.clamp(min=0)], x)
         if self.dims.item_embedding and item_refs is not None:
             x = x + self._item_vectors(item_refs)
+        if self.dims.past_action_input and past_actions is not None:
+            # the lookup runs even where no action is carried, so the table takes part in every step (DDP)
+            keep = (past_actions >= 0).unsqueeze(-1).to(self.action_embedding.weight.dtype)
+            x = x + self.action_embedding(past_actions.clamp(min=0)) * keep
         if self.position_embedding is not None:
             x = x + self.position_embedding(positions)
         return self.drop(x)
@@ -333,24 +352,35 @@ class GenerativeTransformer(nn.Module):
         query_refs: torch.Tensor | None = None,
         query_vectors: torch.Tensor | None = None,
         item_refs: torch.Tensor | None = None,
+        actions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, PrefixCache]:
         """Run (B, T) padded sequences; returns final hidden states (B, T, d) and the cache.
 
         Prompts are left-padded (their last tokens line up); training batches may be right-padded, which
         needs no mask at all: causal attention alone keeps every real token off the padding after it.
         ``item_refs`` (B, T): items at last codes (:class:`~unigrec.model.batch.SequenceBatch`), read by
-        the hybrid form only.
+        the hybrid form only. ``actions`` (B, T): each event's action at its last code
+        (:attr:`~unigrec.model.batch.SequenceBatch.actions`); with ``past_action_input`` the token after
+        that code reads it (:func:`past_actions`), so no position sees its own event's action.
         """
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
         mask = None if _padding_only_at_the_end(valid) else _left_padding_mask(valid)
-        x = self._embed(tokens, positions, query_refs, query_vectors, item_refs)
+        past = past_actions(actions) if actions is not None else None
+        x = self._embed(tokens, positions, query_refs, query_vectors, item_refs, past)
         keys, values = [], []
         for block in self.blocks:
             x, k, v = block(x, mask, positions)
             keys.append(k)
             values.append(v)
-        cache = PrefixCache(keys, values, valid, valid.long().sum(1))
+        last = actions[:, -1] if actions is not None else None
+        cache = PrefixCache(keys, values, valid, valid.long().sum(1), last)
         return self.norm(x), cache
+
+    def encode_batch(self, batch: SequenceBatch) -> tuple[torch.Tensor, PrefixCache]:
+        """:meth:`encode` of every input channel of ``batch``: the one call training, evaluation and serving
+        make, so none of them can forget a channel the model reads."""
+        return self.encode(batch.tokens, batch.valid, batch.query_refs, batch.query_vectors, batch.item_refs,
+                           batch.actions)
 
     def extend(
         self,
@@ -367,12 +397,18 @@ class GenerativeTransformer(nn.Module):
         feeds whole items), -1 elsewhere; None when no last code is fed (beam search). ``query_refs`` /
         ``query_vectors``: soft query tokens among the new ones, as in :meth:`encode` (a served request's
         behaviour prefix after a user's stored history, :mod:`unigrec.inference.user_states`).
+        The first token fed right after the prefix reads the prefix's ``last_action`` as its past action,
+        as it would in one pass; no new token carries an action of its own (none is an observed event).
         """
         bg, n = tokens.shape
         b = prefix.valid.shape[0]
         start = prefix.next_position.repeat_interleave(bg // b) + (tail.length if tail else 0)
         positions = start[:, None] + torch.arange(n, device=tokens.device)
-        x = self._embed(tokens, positions, query_refs, query_vectors, item_refs)
+        past = None
+        if tail is None and prefix.last_action is not None:
+            past = torch.full_like(tokens, -1)
+            past[:, 0] = prefix.last_action.repeat_interleave(bg // b)
+        x = self._embed(tokens, positions, query_refs, query_vectors, item_refs, past)
         keys, values = [], []
         for i, block in enumerate(self.blocks):
             tk = tail.keys[i] if tail else None
@@ -402,6 +438,13 @@ class GenerativeTransformer(nn.Module):
             return self.ranking_mlp(hidden).squeeze(-1)
         pair = hidden @ self.token_embedding.weight[[self.dims.pos_token, self.dims.neg_token]].T
         return pair[..., 0] - pair[..., 1]  # softmax over {pos, neg} == sigmoid of the difference
+
+
+def past_actions(actions: torch.Tensor) -> torch.Tensor:
+    """(B, T) the action each token reads as input: the one at the token before it (an event's last code
+    holds its action, so the next event's first token, or a layout's behaviour token, gets it), -1 at the
+    first token. Shifted, never in place: the last code's own ranking target stays out of its input."""
+    return torch.cat([torch.full_like(actions[:, :1], -1), actions[:, :-1]], dim=1)
 
 
 def _padding_only_at_the_end(valid: torch.Tensor) -> bool:

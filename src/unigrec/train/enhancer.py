@@ -131,8 +131,10 @@ def context_prompts(batch: SequenceBatch, rows: torch.Tensor, positions: torch.T
     valid = batch.valid[rows].gather(1, src) & inside
     refs = batch.query_refs[rows].gather(1, src).masked_fill(~inside, -1)
     items = batch.item_refs[rows].gather(1, src).masked_fill(~inside, -1)
+    actions = batch.actions[rows].gather(1, src).masked_fill(~inside, -1)  # input, as in any prompt
     first = int(torch.nonzero(valid.any(0)).min())  # drop columns that are padding in every prompt
     tokens, valid, refs, items = tokens[:, first:], valid[:, first:], refs[:, first:], items[:, first:]
+    actions = actions[:, first:]
     return SequenceBatch(
         tokens=tokens,
         valid=valid,
@@ -141,7 +143,7 @@ def context_prompts(batch: SequenceBatch, rows: torch.Tensor, positions: torch.T
         groups=torch.full_like(tokens, NO_GROUP),
         query_refs=refs,
         item_refs=items,
-        actions=torch.full_like(tokens, -1),
+        actions=actions,
         query_vectors=batch.query_vectors,
     )
 

@@ -232,6 +232,7 @@ def transformer_dims(
         n_items=n_items if hybrid else 0,
         embedding_init=cfg.embedding_init,
         positions=cfg.positions,
+        past_action_input=cfg.past_action_input,
     )
 
 

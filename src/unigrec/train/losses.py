@@ -46,7 +46,7 @@ def sequence_losses_and_states(
 
 def encode_batch(net: GenerativeTransformer, batch: SequenceBatch) -> tuple[torch.Tensor, PrefixCache]:
     """The one teacher-forced forward pass: hidden states (B, T, d) and the key/value cache."""
-    return net.encode(batch.tokens, batch.valid, batch.query_refs, batch.query_vectors, batch.item_refs)
+    return net.encode_batch(batch)
 
 
 def losses_from_states(

@@ -142,7 +142,7 @@ def test_the_store_keeps_the_most_recently_used_up_to_its_capacity():
         ContextStates(-1)
 
 
-def _recommender(folder: Path, cached: int, event_layout: str | None = None):
+def _recommender(folder: Path, cached: int, event_layout: str | None = None, past_action_input: bool = False):
     from support import synthetic_train_data as syn
     from support.tiny_net import tiny_network
 
@@ -153,12 +153,8 @@ def _recommender(folder: Path, cached: int, event_layout: str | None = None):
     from unigrec.model.vocabulary import Vocabulary
 
     items = item_codes_from_frame(syn.ids_frame(3))
-    net, serialiser = tiny_network(Vocabulary.from_codebooks(syn.CODEBOOKS), items, seed=5)
-    if event_layout is not None:
-        from unigrec.model.tokenizer import SequenceSerialiser
-
-        serialiser = SequenceSerialiser(serialiser.vocab, items, serialiser.n_query_tokens, serialiser.max_events,
-                                        event_layout)
+    net, serialiser = tiny_network(Vocabulary.from_codebooks(syn.CODEBOOKS), items, seed=5, event_layout=event_layout,
+                                   past_action_input=past_action_input)
     events = syn.events_frame(n_users=6)
     texts = list(query_table_texts(events))
     catalogue = pd.DataFrame({"item_id": syn.item_ids(), "title": syn.item_ids()})
@@ -197,10 +193,15 @@ def test_a_server_keeps_at_most_cached_histories_users_and_no_stranger(tmp_path)
     np.testing.assert_allclose(served["score"], first["score"], rtol=1e-5, atol=1e-5)
 
 
-def test_item_layout_recommendations_have_no_tokens_of_their_own_and_run_whole_with_the_same_lists(tmp_path):
-    # the last item predicts the next: a rec request appends nothing to the kept history, so it runs whole
-    kept, texts = _recommender(tmp_path / "kept", cached=4, event_layout="item")
-    none, _ = _recommender(tmp_path / "none", cached=0, event_layout="item")
+@pytest.mark.parametrize("past_action_input", [False, True])
+def test_item_layout_recommendations_have_no_tokens_of_their_own_and_run_whole_with_the_same_lists(
+    tmp_path, past_action_input
+):
+    # the last item predicts the next: a rec request appends nothing to the kept history, so it runs whole.
+    # With past actions, a search's first token after a kept history reads the history's last action from the
+    # kept state, and a recommendation's first candidate code from the whole pass's cache
+    kept, texts = _recommender(tmp_path / "kept", cached=4, event_layout="item", past_action_input=past_action_input)
+    none, _ = _recommender(tmp_path / "none", cached=0, event_layout="item", past_action_input=past_action_input)
     assert len(kept.model.serialiser.behaviour_tokens(False)) == 0
     requests = pd.DataFrame({"user_id": ["u000", "u001", "u000", "made-up"], "kind": ["rec", "search", "rec", "rec"],
                              "query": [None, texts[0], None, None]})

@@ -54,7 +54,10 @@ def test_event_layout_and_targets():
     # the ranking label at each event's last code, the same positions and labels as the <pos|neg> targets
     assert np.flatnonzero(seq.actions >= 0).tolist() == np.flatnonzero(seq.groups == RANKING).tolist() == [4, 12]
     assert seq.actions[[4, 12]].tolist() == [0, 1]
-    assert (ser.prompt(_events([3], [False], [1], [-1]), is_search=False).actions == -1).all(), "prompts: none"
+    # a prompt keeps its history's actions (input for past_action_input), never one for the asked event
+    prompt = ser.prompt(_events([3, 7], [False, True], [0, 1], [-1, 5]), is_search=False)
+    assert prompt.actions.tolist() == seq.actions.tolist() + [-1]
+    assert (prompt.targets == IGNORE).all() and (prompt.groups == NO_GROUP).all()
     legal = VOCAB.legal_mask()
     for pos in np.flatnonzero(seq.targets != IGNORE):
         assert legal[seq.slots[pos], seq.targets[pos]], "every target lies in its position's legal slice"

@@ -142,15 +142,17 @@ def test_the_item_layout_keeps_every_ranking_label_and_every_rec_target():
     assert item == full, "the same targets, written at fewer positions"
 
 
-@pytest.mark.parametrize("representation,event_layout", [
-    ("semantic_ids", "behaviour_item_action"), ("atomic", "behaviour_item_action"),
-    ("semantic_ids", "item"), ("atomic", "item"),
+@pytest.mark.parametrize("representation,event_layout,past_actions", [
+    ("semantic_ids", "behaviour_item_action", False), ("atomic", "behaviour_item_action", False),
+    ("semantic_ids", "item", False), ("atomic", "item", True),
 ])
-def test_overfits_one_small_batch(representation, event_layout):
+def test_overfits_one_small_batch(representation, event_layout, past_actions):
     # atomic: the sampled softmax as train.model.atomic_negatives: 16 set it up (codes: the full softmax).
     # item: an item's last code predicts the next item and its own action, both learnable from one state
+    # (with past actions, the next event reads the action: it must not let the action's own target leak)
     retrieval = syn.OLD_ATOMIC_SAMPLED if representation == "atomic" else syn.FULL_SOFTMAX
-    setup = tiny_training(representation, d_model=64, d_ff=128, event_layout=event_layout)
+    setup = tiny_training(representation, d_model=64, d_ff=128, event_layout=event_layout,
+                          past_action_input=past_actions)
     net, spec = tiny_net(setup, retrieval)
     batch = setup.batch
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
