@@ -231,8 +231,9 @@ class ModelConfig:
     n_query_tokens: int  # soft tokens projected from a query's MiniLM sentence vector
     # gpt2: every weight N(0, 0.02), token embeddings read as they are. scaled (Vaswani et al., SASRec):
     # token and position embeddings N(0, 1/d_model), token embeddings x sqrt(d_model) on input, so an item
-    # enters at unit variance and the tied output head starts with unit-variance logits
-    embedding_init: Literal["gpt2", "scaled"]
+    # enters at unit variance and the tied output head starts with unit-variance logits. scaled_queries: scaled,
+    # and a query's soft tokens enter at the items' unit variance too (under scaled they start 50x fainter)
+    embedding_init: Literal["gpt2", "scaled", "scaled_queries"]
     # learned: an absolute position embedding per token slot; rotary: RoPE on queries and keys, so attention
     # sees how far back each token is wherever the window starts
     positions: Literal["learned", "rotary"]

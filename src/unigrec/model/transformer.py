@@ -280,11 +280,17 @@ class GenerativeTransformer(nn.Module):
         self.apply(_init_weights)
         # A plain float, not a buffer: it follows from the card's dims, so saved weights load unchanged
         self.input_scale = 1.0
-        if dims.embedding_init == "scaled":
+        if dims.embedding_init in ("scaled", "scaled_queries"):
             nn.init.normal_(self.token_embedding.weight, std=d**-0.5)
             if self.position_embedding is not None:
                 nn.init.normal_(self.position_embedding.weight, std=d**-0.5)
             self.input_scale = math.sqrt(d)
+        if dims.embedding_init == "scaled_queries":
+            # Items enter at unit variance under `scaled`, a query's soft tokens at GPT-2's 0.02 (they come out of
+            # a projection, not the token table): 50x fainter than the items beside them, search learned at a
+            # fraction of recommendation's pace. Sentence vectors are L2-normalised, so N(0, 1) weights give
+            # each soft-token coordinate unit variance, the items' scale.
+            nn.init.normal_(self.query_projection.weight, std=1.0)
         if dims.item_embedding:
             if dims.n_items < 1:
                 raise ValueError("item_embedding needs the catalogue size n_items >= 1")
@@ -462,7 +468,7 @@ def _left_padding_mask(valid: torch.Tensor) -> torch.Tensor:
     return torch.zeros(visible.shape, device=valid.device).masked_fill(~visible, float("-inf"))
 
 
-EMBEDDING_INITS = ("gpt2", "scaled")
+EMBEDDING_INITS = ("gpt2", "scaled", "scaled_queries")
 POSITION_KINDS = ("learned", "rotary")
 
 

@@ -47,6 +47,15 @@ def test_scaled_tokens_enter_at_unit_variance_and_logits_at_unit_scale() -> None
     assert _net("gpt2").token_logits(hidden).std().item() < 0.3
 
 
+def test_scaled_queries_enter_at_the_items_unit_variance() -> None:
+    # L2-normalised sentence vectors, as the query table holds them
+    vectors = torch.nn.functional.normalize(torch.randn(200, 8), dim=-1)
+    faint, matched = (_net(init).query_projection(vectors) for init in ("scaled", "scaled_queries"))
+    assert matched.var().item() == pytest.approx(1.0, rel=0.2)
+    assert faint.std().item() < 0.2, "under scaled a query starts far fainter than an item"
+    torch.testing.assert_close(_net("scaled_queries").token_embedding.weight, _net("scaled").token_embedding.weight)
+
+
 def test_scaled_cached_extension_matches_one_pass() -> None:
     """Decoding extends a cached prefix: it must read new tokens at the same scale as the prefix."""
     net = _net("scaled")
