@@ -159,6 +159,7 @@ def test_enhancer_paper_form_knobs_refuse_bad_values_by_name(raw, path, value, m
 
 def test_hard_negatives_into_the_sampled_softmax_need_the_sampled_softmax(tmp_path, raw):
     paper = copy.deepcopy(raw)
+    paper["train"]["model"].update(event_layout="behaviour_item_action", past_action_input=False)  # the enhancer's
     paper["train"]["enhancer"]["enabled"] = True
     paper["train"]["enhancer"]["hard_negatives"]["into"] = "sampled_softmax"
     both = (r"params\.train\.enhancer\.hard_negatives\.into: 'sampled_softmax' needs "
@@ -185,9 +186,10 @@ def test_item_event_layout_refuses_the_enhancer(raw):
 
 
 def test_past_action_input_is_refused_where_action_tokens_carry_the_actions(raw):
-    assert params_from_dict(raw).train.model.past_action_input is False
+    model = params_from_dict(raw).train.model
+    assert (model.event_layout, model.past_action_input) == ("item", True), "the default (params.yaml)"
     item = copy.deepcopy(raw)
-    item["train"]["model"].update(event_layout="item", past_action_input=True)
+    item["train"]["model"].update(event_layout="behaviour_item", past_action_input=True)
     assert params_from_dict(item).train.model.past_action_input is True
     tokens = copy.deepcopy(raw)
     tokens["train"]["model"].update(event_layout="behaviour_item_action", past_action_input=True)
