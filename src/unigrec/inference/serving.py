@@ -226,17 +226,20 @@ class Recommender:
         own tokens), as one pass over the whole prompts gives them.
 
         When every user's encoded history is kept (or is the strangers' shared one), only the requests' own
-        tokens run, after it (:func:`~unigrec.inference.user_states.encode_after`). Otherwise the whole
+        tokens run, after it (none for a request with no tokens of its own: it decodes from the kept state) (:func:`~unigrec.inference.user_states.encode_after`). Otherwise the whole
         prompts run in one pass, as evaluation encodes them, and the histories' part of it is kept for next
         time (known users up to ``cached_histories``; users without history share one, so made-up ids cannot
         grow what is kept)."""
-        from unigrec.inference.user_states import encode_after, encode_keeping_histories
+        from unigrec.inference.user_states import encode_after, encode_keeping_histories, encoded_histories
 
         kept = [self._states.get(users[i]) if self.knows_user(users[i]) else self._stranger for i in chunk]
-        # a kept history holds keys and values, not its last hidden state: a request with no tokens of its own
-        # (a recommendation in the `item` event layout, where the last item predicts the next) runs whole
-        if all(state is not None for state in kept) and all(len(suffixes[i]) for i in chunk):
-            return encode_after(self.model.net, kept, collate([suffixes[i] for i in chunk]))
+        if all(state is not None for state in kept):
+            if all(len(suffixes[i]) for i in chunk):
+                return encode_after(self.model.net, kept, collate([suffixes[i] for i in chunk]))
+            # no tokens of its own (a recommendation in the `item` event layout, where the last item predicts
+            # the next): the kept history's last hidden state is the prompt's, no pass runs at all
+            if not any(len(suffixes[i]) for i in chunk):
+                return encoded_histories(kept)
         whole = collate([contexts[i][0].then(suffixes[i]) for i in chunk])
         last_hidden, prefix, fresh = encode_keeping_histories(self.model.net, whole, [len(contexts[i][0]) for i in chunk])
         for i, state, had in zip(chunk, fresh, kept, strict=True):

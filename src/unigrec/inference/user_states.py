@@ -38,6 +38,10 @@ class EncodedContext:
     # as its past action (train.model.past_action_input): the one input a request's tokens take from the
     # history other than its keys and values
     last_action: int = -1
+    # (d,) the final hidden state at the history's last token: a request with no tokens of its own (a
+    # recommendation in the `item` layout, where the last item predicts the next) decodes from it and the keys
+    # and values alone, with no pass at all
+    last_hidden: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -45,7 +49,8 @@ class EncodedContext:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
+        extra = () if self.last_hidden is None else (self.last_hidden,)
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values, *extra))
 
 
 class ContextStates:
@@ -94,7 +99,8 @@ def encode_keeping_histories(
         part = slice(width - int(length), width - int(length) + int(history))
         last = int(prompts.actions[row, part.stop - 1]) if history else -1
         states.append(EncodedContext(tuple(k[row, :, part].clone() for k in cache.keys),
-                                     tuple(v[row, :, part].clone() for v in cache.values), last))
+                                     tuple(v[row, :, part].clone() for v in cache.values), last,
+                                     hidden[row, part.stop - 1].clone() if history else None))
     return hidden[:, -1], cache, states
 
 
@@ -119,6 +125,15 @@ def stack_contexts(states: Sequence[EncodedContext]) -> PrefixCache:
     lengths = torch.tensor([s.length for s in states], dtype=torch.long, device=first.device)
     last = torch.tensor([s.last_action for s in states], dtype=torch.long, device=first.device)
     return PrefixCache(keys, values, valid, lengths, last)
+
+
+def encoded_histories(states: Sequence[EncodedContext]) -> tuple[torch.Tensor, PrefixCache]:
+    """What :meth:`GenerativeTransformer.encode` returns for the histories alone, from what is kept: the last
+    hidden states (B, d) and the cache. A request with no tokens of its own decodes from it directly; every
+    state must hold its last hidden state (those kept by :func:`encode_keeping_histories` do)."""
+    if any(state.last_hidden is None for state in states):
+        raise ValueError("a kept history without its last hidden state: encode the prompts whole")
+    return torch.stack([state.last_hidden for state in states]), stack_contexts(states)
 
 
 @torch.no_grad()

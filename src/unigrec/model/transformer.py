@@ -287,9 +287,10 @@ class GenerativeTransformer(nn.Module):
             self.input_scale = math.sqrt(d)
         if dims.embedding_init == "scaled_queries":
             # Items enter at unit variance under `scaled`, a query's soft tokens at GPT-2's 0.02 (they come out of
-            # a projection, not the token table): 50x fainter than the items beside them, search learned at a
-            # fraction of recommendation's pace. Sentence vectors are L2-normalised, so N(0, 1) weights give
-            # each soft-token coordinate unit variance, the items' scale.
+            # a projection, not the token table): 50x fainter than the items beside them. Sentence vectors are
+            # L2-normalised, so N(0, 1) weights give each soft-token coordinate the items' unit variance. Tried
+            # because search learned slowly under `scaled`; it learned slower still on ml-100k
+            # (docs/experiments/2026-12-05-past-actions.md), so it is an option, not the default.
             nn.init.normal_(self.query_projection.weight, std=1.0)
         if dims.item_embedding:
             if dims.n_items < 1:

@@ -194,7 +194,7 @@ def test_a_server_keeps_at_most_cached_histories_users_and_no_stranger(tmp_path)
 
 
 @pytest.mark.parametrize("past_action_input", [False, True])
-def test_item_layout_recommendations_have_no_tokens_of_their_own_and_run_whole_with_the_same_lists(
+def test_item_layout_recommendations_have_no_tokens_of_their_own_and_decode_from_the_kept_state(
     tmp_path, past_action_input
 ):
     # the last item predicts the next: a rec request appends nothing to the kept history, so it runs whole.
@@ -207,7 +207,12 @@ def test_item_layout_recommendations_have_no_tokens_of_their_own_and_run_whole_w
                              "query": [None, texts[0], None, None]})
     first = kept.predict(requests, k=5)
     assert len(kept._states) == 2 and (first.groupby("request").size() == 5).all()
-    again = kept.predict(requests, k=5)  # histories kept now: searches run after them, recommendations whole
+    passes = []
+    original = kept.model.net.encode
+    kept.model.net.encode = lambda *args, **kwargs: passes.append(args[0].shape) or original(*args, **kwargs)
+    # histories kept now: searches run their own tokens after them, recommendations decode from the kept state
+    again = kept.predict(requests, k=5)
+    assert passes == [], "no whole prompt runs again"
     for served in (again, none.predict(requests, k=5)):
         assert served[["request", "rank", "item_id"]].equals(first[["request", "rank", "item_id"]])
         np.testing.assert_allclose(served["score"], first["score"], rtol=1e-5, atol=1e-5)
