@@ -226,7 +226,8 @@ class Recommender:
         own tokens), as one pass over the whole prompts gives them.
 
         When every user's encoded history is kept (or is the strangers' shared one), only the requests' own
-        tokens run, after it (none for a request with no tokens of its own: it decodes from the kept state) (:func:`~unigrec.inference.user_states.encode_after`). Otherwise the whole
+        tokens run, after it (:func:`~unigrec.inference.user_states.encode_after`); a request with no tokens
+        of its own decodes from the kept state with no pass at all. Otherwise the whole
         prompts run in one pass, as evaluation encodes them, and the histories' part of it is kept for next
         time (known users up to ``cached_histories``; users without history share one, so made-up ids cannot
         grow what is kept)."""

@@ -24,7 +24,7 @@ from unigrec.model.decoding import IdSpace
 from unigrec.model.tokenizer import LOSS_GROUPS, RETRIEVAL_SEARCH
 from unigrec.model.transformer import GenerativeTransformer
 from unigrec.train.enhancer import RankingDrivenEnhancer, enhancer_ready
-from unigrec.train.losses import LossSpec, encode_batch, losses_from_states, sequence_losses_and_states
+from unigrec.train.losses import LossSpec, losses_from_states, sequence_losses_and_states
 from unigrec.train.weighter import TaskWeighter
 
 MONITOR = "val/ndcg"  # validation NDCG@k over the streams present (checkpoint + early stopping), see monitor_value
@@ -130,7 +130,7 @@ class GenerativeRecModule(L.LightningModule):
         every number, stay what they were.
         """
         spec = self._loss_spec_on_device()
-        hidden, cache = encode_batch(self.net, batch)
+        hidden, cache = self.net.encode_batch(batch)
         enhance = self.enhancer is not None and self._enhancer_on and self.enhancer.active_at(int(self.global_step))
         out = None
         if enhance and self.enhancer.feeds_sampled_softmax:

@@ -40,13 +40,8 @@ def sequence_losses_and_states(
     The enhancer scores retrieved candidates by extending this cache, so it adds no second encoding
     of the batch and its gradient flows through the same pass.
     """
-    hidden, cache = encode_batch(net, batch)
+    hidden, cache = net.encode_batch(batch)
     return losses_from_states(net, batch, spec, hidden), hidden, cache
-
-
-def encode_batch(net: GenerativeTransformer, batch: SequenceBatch) -> tuple[torch.Tensor, PrefixCache]:
-    """The one teacher-forced forward pass: hidden states (B, T, d) and the key/value cache."""
-    return net.encode_batch(batch)
 
 
 def losses_from_states(

@@ -44,7 +44,6 @@ from unigrec.train.enhancer import (
 )
 from unigrec.train.lightning_module import ENHANCER_GATE, GenerativeRecModule
 from unigrec.train.losses import (
-    encode_batch,
     losses_from_states,
     sampled_softmax_loss,
     sequence_losses_and_states,
@@ -327,7 +326,7 @@ def test_the_mined_hard_negatives_join_the_main_sampled_softmax(sampled_toy, mon
         assert (toy.batch.groups[:, :, None].expand_as(extra)[used] != RANKING).all()
         assert toy.spec.legal[slots[used], extra[used]].all()
         assert (extra != toy.batch.targets[:, :, None])[used].all()
-        hidden, _ = encode_batch(toy.net, toy.batch)
+        hidden, _ = toy.net.encode_batch(toy.batch)
         for group in (RETRIEVAL_REC, RETRIEVAL_SEARCH):
             sel = toy.batch.groups == group
             present, which = torch.unique(toy.batch.slots[sel], return_inverse=True)
@@ -346,7 +345,7 @@ def test_hard_negatives_into_the_full_softmax_are_refused(toy):
     cfg = _cfg(hard=True, into="sampled_softmax")
     with pytest.raises(ValueError, match=r"hard_negatives\.into: sampled_softmax needs train\.retrieval_loss\.softmax"):
         _module(toy, cfg)
-    hidden, _ = encode_batch(toy.net, toy.batch)
+    hidden, _ = toy.net.encode_batch(toy.batch)
     with pytest.raises(ValueError, match="need the sampled softmax"):
         losses_from_states(toy.net, toy.batch, toy.spec, hidden, torch.full((*toy.batch.tokens.shape, 1), -1))
 

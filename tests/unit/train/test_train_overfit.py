@@ -117,14 +117,13 @@ def test_the_ranking_loss_from_the_action_channel_is_the_loss_from_the_pos_neg_t
     # in the default layout both say the same thing at the same positions; only `item` needs the channel
     from unigrec.model.tokenizer import RANKING
     from unigrec.model.vocabulary import POS
-    from unigrec.train.losses import encode_batch
 
     setup = tiny_training("semantic_ids")
     net, spec = tiny_net(setup, syn.FULL_SOFTMAX)
     net.eval()
     with torch.no_grad():
         channel = sequence_losses(net, setup.batch, spec)
-        hidden, _ = encode_batch(net, setup.batch)
+        hidden, _ = net.encode_batch(setup.batch)
         at = setup.batch.groups == RANKING
         labels = (setup.batch.targets[at] == setup.vocab.token(POS)).float()
         targets = torch.nn.functional.binary_cross_entropy_with_logits(net.ranking_logit(hidden[at]), labels)
