@@ -100,6 +100,18 @@ def test_context_prompts_are_the_left_padded_prefixes_up_to_each_position():
     assert out.valid.tolist() == [[True] * 4, [False, False, True, True]]
     assert out.query_refs.tolist() == [[0, 1, 2, 3], [-1, -1, 5, 6]]
     assert out.item_refs.tolist() == [[100, 101, 102, 103], [-1, -1, 105, 106]]  # the hybrid form's items too
+    assert out.actions.tolist() == [[-1] * 4] * 2  # no action in this history: none invented
+
+
+def test_context_prompts_carry_the_history_actions_as_input():
+    # past_action_input reads each event's action at the token after it: a mined context must see the same
+    # actions the training pass saw, or its beam (and so its hard negatives) comes from another model
+    batch = dataclasses.replace(
+        _hand_batch([[9, 1, 2, 3, 4], [9, 5, 6, 7, 8]], [[True] * 5] * 2),
+        actions=torch.tensor([[-1, 1, -1, 0, -1], [-1, 0, 1, -1, -1]]),
+    )
+    out = context_prompts(batch, torch.tensor([0, 1]), torch.tensor([3, 2]))
+    assert out.actions.tolist() == [[-1, 1, -1, 0], [-1, -1, 0, 1]]  # row 1 shifted right by 1, padding -1
     assert out.targets.tolist() == [[IGNORE] * 4] * 2
     assert out.slots.tolist() == [[-1] * 4] * 2 and out.groups.tolist() == [[NO_GROUP] * 4] * 2
     assert out.query_vectors is batch.query_vectors
