@@ -101,6 +101,9 @@ def test_context_prompts_are_the_left_padded_prefixes_up_to_each_position():
     assert out.query_refs.tolist() == [[0, 1, 2, 3], [-1, -1, 5, 6]]
     assert out.item_refs.tolist() == [[100, 101, 102, 103], [-1, -1, 105, 106]]  # the hybrid form's items too
     assert out.actions.tolist() == [[-1] * 4] * 2  # no action in this history: none invented
+    assert out.targets.tolist() == [[IGNORE] * 4] * 2
+    assert out.slots.tolist() == [[-1] * 4] * 2 and out.groups.tolist() == [[NO_GROUP] * 4] * 2
+    assert out.query_vectors is batch.query_vectors
 
 
 def test_context_prompts_carry_the_history_actions_as_input():
@@ -112,9 +115,6 @@ def test_context_prompts_carry_the_history_actions_as_input():
     )
     out = context_prompts(batch, torch.tensor([0, 1]), torch.tensor([3, 2]))
     assert out.actions.tolist() == [[-1, 1, -1, 0], [-1, -1, 0, 1]]  # row 1 shifted right by 1, padding -1
-    assert out.targets.tolist() == [[IGNORE] * 4] * 2
-    assert out.slots.tolist() == [[-1] * 4] * 2 and out.groups.tolist() == [[NO_GROUP] * 4] * 2
-    assert out.query_vectors is batch.query_vectors
 
 
 def test_context_prompts_drop_columns_that_are_padding_in_every_prompt():
