@@ -120,6 +120,17 @@ def test_the_headline_overlay_is_the_row_chain_that_produced_its_figures(tmp_pat
     assert _params(atomic, tmp_path, "c")["train"]["eval"]["monitor_average"] == "streams"
 
 
+def test_the_ml1m_1pct_best_overlay_is_the_row_that_produced_its_figures(tmp_path: Path):
+    """README's one command for the ML-1M 1% figures trains exactly what the block's row trained."""
+    spec = quality.load_spec(SPECS / "ml1m-1pct-headline.yaml")
+    (row,) = [row for row in spec.rows if row.label == "unigrec, best recipe with the item layout and past actions"]
+    (measured,) = quality.part_overrides(spec, row, 11).values()
+    one_command = quality.experiment_overrides(ROOT, ["ml1m-1pct-best"]) + ["train.seed=11"]
+    params = _params(one_command, tmp_path, "a")
+    assert params == _params(measured, tmp_path, "b")
+    assert params["split"]["holdout_window"] is None and params["train"]["model"]["event_layout"] == "item"
+
+
 def test_rows_fail_before_any_run_on_a_root_without_their_identifiers_or_with_other_data(tmp_path: Path):
     root = tmp_path / "root"
     root.mkdir()
