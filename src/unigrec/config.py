@@ -478,11 +478,6 @@ class TrainConfig:
         found = {}
         if self.max_target_weight_ratio is not None and not self.max_target_weight_ratio >= 1:
             found["max_target_weight_ratio"] = f"must be null or >= 1, got {self.max_target_weight_ratio}"
-        if self.model.event_layout == "item" and self.enhancer.enabled:
-            found["model.event_layout"] = (
-                "'item' makes an item's last code predict the next item too, and the enhancer mines at the "
-                "positions that predict an action alone: set train.enhancer.enabled: false or another layout"
-            )
         if self.model.past_action_input and self.model.event_layout == "behaviour_item_action":
             found["model.past_action_input"] = (
                 "the 'behaviour_item_action' layout already writes each action as a token: set "

@@ -120,14 +120,14 @@ def test_bf16_mixed_trains_on_cpu_and_picks_checkpoints_on_fp32_figures(tmp_path
 
 def test_bf16_mixed_trains_with_the_enhancer_and_a_learned_weighter(tmp_path, query_cache):
     """The enhancer's beam search, its four loss terms and GradNorm's per-task gradient norms all run under
-    the bf16 autocast too: every enhancer step scores contexts, every logged loss is finite, and the
-    weights move off their start (GradNorm stepped on the bf16 norms)."""
+    the bf16 autocast too, in the default's item layout with past actions: every enhancer step scores
+    contexts, every logged loss is finite, and the weights move off their start (GradNorm stepped on the
+    bf16 norms)."""
     import pandas as pd
 
     syn.write_project(tmp_path)
     section = _train_section(query_cache, precision="bf16-mixed", max_epochs=1)
     section["enhancer"].update(enabled=True, every_n_steps=1)
-    section["model"].update(event_layout="behaviour_item_action", past_action_input=False)  # the enhancer's layout
     for part in ("hard_negatives", "extra_targets", "distill", "ranking_negatives"):
         section["enhancer"][part]["enabled"] = True
     section["weighter"]["mode"] = "gradnorm"
@@ -179,7 +179,6 @@ def test_hybrid_items_train_with_the_enhancer_and_keep_items_without_train_event
     section = _train_section(query_cache, max_epochs=1)
     section["model"]["item_representation"] = "hybrid"
     section["enhancer"].update(enabled=True, every_n_steps=1)
-    section["model"].update(event_layout="behaviour_item_action", past_action_input=False)  # the enhancer's layout
     section["alignment"].update(views=["text"], weight=1.0)
     _run_single_threaded(build_section(TrainConfig, section, "train"), layout, query_cache)
     loaded = load_model(layout.model_dir)

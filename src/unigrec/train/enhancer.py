@@ -1,7 +1,8 @@
 """UniGRF's ranking-driven enhancer: the ranking head teaches retrieval, retrieval feeds the ranker.
 
-Every N training steps, at a sample of the batch's action positions (the behaviour tokens that predict an
-event's first code), the current model retrieves its top-K items by trie-constrained beam search; the
+Every N training steps, at a sample of the batch's event starts (the positions that predict an event's
+first code: its behaviour token, or in the ``item`` layout the token before a recommendation event), the
+current model retrieves its top-K items by trie-constrained beam search; the
 K candidates and the true target are then scored from the SAME forward pass the joint loss already ran
 (its key/value cache, truncated at the action position, is extended by the candidates' codes), which
 gives each candidate a retrieval score with gradient (summed code log-probabilities) and a ranking
@@ -37,8 +38,17 @@ import torch.nn.functional as F
 from unigrec.config import EnhancerConfig, EnhancerWarmupConfig
 from unigrec.model.batch import SequenceBatch
 from unigrec.model.decoding import IdSpace, beam_search, candidate_code_scores
-from unigrec.model.tokenizer import IGNORE, LOSS_GROUPS, NO_GROUP, RANKING, RETRIEVAL_REC, RETRIEVAL_SEARCH
+from unigrec.model.tokenizer import (
+    IGNORE,
+    LOSS_GROUPS,
+    NO_GROUP,
+    RANKING,
+    RETRIEVAL_REC,
+    RETRIEVAL_SEARCH,
+    id_kind,
+)
 from unigrec.model.transformer import GenerativeTransformer, PrefixCache
+from unigrec.model.vocabulary import Vocabulary
 from unigrec.train.losses import targets_per_group
 
 STREAM_TASK = {False: LOSS_GROUPS[RETRIEVAL_REC], True: LOSS_GROUPS[RETRIEVAL_SEARCH]}
@@ -47,10 +57,20 @@ RANKING_TASK = LOSS_GROUPS[RANKING]
 
 @dataclasses.dataclass(frozen=True)
 class EnhancerTokens:
-    """Token ids the enhancer reads events by: behaviour token per stream (is_search) and <pos>."""
+    """What the enhancer finds events by: the legal slot of each stream's first code (is_search -> slot).
 
-    behaviour: Mapping[bool, int]
-    pos_token: int
+    Why slots and not a behaviour token: in the ``item`` layout a recommendation event has no token of its
+    own before its codes (the previous event's last code predicts it), but in every layout the position
+    that predicts an event's first code carries that code's slot and its stream's loss group.
+    """
+
+    first_code_slot: Mapping[bool, int]
+
+    @classmethod
+    def for_vocabulary(cls, vocab: Vocabulary) -> EnhancerTokens:
+        """Each stream's first-code slot in ``vocab``: a search target is written with its semantic ID, a
+        recommendation one with its collaborative ID (:func:`~unigrec.model.tokenizer.id_kind`)."""
+        return cls({search: vocab.code_slot(id_kind(search), 0) for search in (False, True)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,19 +114,27 @@ def enhancer_ready(epoch: int, last_auc: float | None, cfg: EnhancerWarmupConfig
 
 
 # ---------------------------------------------------------------------------------------------- events
-def batch_events(batch: SequenceBatch, behaviour_token: int, pos_token: int, space: IdSpace) -> BatchEvents:
-    """Locate every event of one stream in a teacher-forced batch and read its item and label."""
+def batch_events(batch: SequenceBatch, search: bool, first_code_slot: int, space: IdSpace) -> BatchEvents:
+    """Locate every complete event of one stream in a teacher-forced batch and read its item and label.
+
+    An event starts at a position whose target is its stream's first code and whose next token is that
+    code (``rec_targets_at_searches`` also gives a search's ``<src_query>`` a first-code target, but the
+    query follows it, not the code); its label is the action at its last code (``batch.actions``), which
+    every layout writes there.
+    """
     depth = space.depth
     t = batch.tokens.shape[1]
-    hit = (batch.tokens == behaviour_token) & batch.valid
-    hit[:, t - depth - 1 :] = False  # a behaviour token too close to the end starts no complete event
+    group = RETRIEVAL_SEARCH if search else RETRIEVAL_REC
+    hit = (batch.groups == group) & (batch.slots == first_code_slot) & batch.valid
+    hit[:, :-1] &= batch.targets[:, :-1] == batch.tokens[:, 1:]
+    hit[:, t - depth :] = False  # an event's last code must lie inside the window
     rows, positions = torch.nonzero(hit, as_tuple=True)
     code_pos = positions[:, None] + 1 + torch.arange(depth, device=positions.device)
     offsets = torch.as_tensor(space.offsets, device=positions.device)
     codes = batch.tokens[rows[:, None], code_pos] - offsets
     items = space.trie.lookup(codes)
-    labels = (batch.tokens[rows, positions + 1 + depth] == pos_token).long()
-    keep = items >= 0  # padding never matches a behaviour token, but a truncated window could cut an event
+    labels = batch.actions[rows, positions + depth]
+    keep = (items >= 0) & (labels >= 0)  # a window cut inside an event leaves an event with no last code
     return BatchEvents(rows[keep], positions[keep], items[keep], labels[keep])
 
 
@@ -148,8 +176,15 @@ def context_prompts(batch: SequenceBatch, rows: torch.Tensor, positions: torch.T
     )
 
 
-def prefix_at(cache: PrefixCache, rows: torch.Tensor, positions: torch.Tensor) -> PrefixCache:
-    """The training pass's cache cut after each (row, position): causal attention makes it exact."""
+def prefix_at(
+    cache: PrefixCache, rows: torch.Tensor, positions: torch.Tensor, actions: torch.Tensor | None = None
+) -> PrefixCache:
+    """The training pass's cache cut after each (row, position): causal attention makes it exact.
+
+    ``actions``: the batch's (B, T) action channel. The token appended after the cut reads the action at
+    the cut as its past action (``train.model.past_action_input``): in the ``item`` layout the cut is the
+    previous event's last code, whose action a candidate's first code must see as the next event would.
+    """
     t = cache.valid.shape[1]
     keep = cache.valid[rows] & (torch.arange(t, device=rows.device)[None, :] <= positions[:, None])
     return PrefixCache(
@@ -157,6 +192,7 @@ def prefix_at(cache: PrefixCache, rows: torch.Tensor, positions: torch.Tensor) -
         values=[v[rows] for v in cache.values],
         valid=keep,
         next_position=keep.long().sum(1),
+        last_action=actions[rows, positions] if actions is not None else None,
     )
 
 
@@ -382,7 +418,7 @@ class RankingDrivenEnhancer:
         spaces: Mapping[bool, IdSpace],
     ) -> EnhancerOutput:
         started = time.perf_counter()
-        events = {s: batch_events(batch, self.tokens.behaviour[s], self.tokens.pos_token, sp) for s, sp in spaces.items()}
+        events = {s: batch_events(batch, s, self.tokens.first_code_slot[s], sp) for s, sp in spaces.items()}
         n_items = max(int(sp.codes.shape[0]) for sp in spaces.values())
         positives = positive_items(list(events.values()), len(batch), n_items, hidden.device)
         chosen = self._sample(events)
@@ -456,7 +492,7 @@ class RankingDrivenEnhancer:
         net.train(was_training)
         items = torch.cat([ev.items[:, None], candidates.clamp(min=0)], dim=1)
         scores, logits = candidate_code_scores(
-            net, hidden[ev.rows, ev.positions], prefix_at(cache, ev.rows, ev.positions), items, space
+            net, hidden[ev.rows, ev.positions], prefix_at(cache, ev.rows, ev.positions, batch.actions), items, space
         )
         target_scores, cand_scores, cand_logits = scores[:, 0], scores[:, 1:], logits[:, 1:]
         probs = torch.sigmoid(cand_logits.detach())

@@ -36,7 +36,7 @@ from unigrec.logs import bar_on_stderr
 from unigrec.model.item_codes import ItemCodes
 from unigrec.model.tokenizer import LOSS_GROUPS, RANKING, SequenceSerialiser, TokenSequence
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
-from unigrec.model.vocabulary import NEG, PAD, POS, REC_ITEM, SRC_ITEM, Vocabulary
+from unigrec.model.vocabulary import NEG, PAD, POS, Vocabulary
 from unigrec.train.alignment import alignment_sequences, indexed_pairs
 from unigrec.train.enhancer import EnhancerTokens, RankingDrivenEnhancer
 from unigrec.train.losses import LossSpec
@@ -263,9 +263,7 @@ def ranking_enhancer(cfg: TrainConfig, vocab: Vocabulary) -> RankingDrivenEnhanc
     w = cfg.loss_weights
     if not cfg.enhancer.enabled or w.ranking <= 0 or (w.retrieval_rec <= 0 and w.retrieval_search <= 0):
         return None
-    tokens = EnhancerTokens(behaviour={False: vocab.token(REC_ITEM), True: vocab.token(SRC_ITEM)},
-                            pos_token=vocab.token(POS))
-    return RankingDrivenEnhancer(cfg.enhancer, tokens)
+    return RankingDrivenEnhancer(cfg.enhancer, EnhancerTokens.for_vocabulary(vocab))
 
 
 def selection_metric(cfg: TrainConfig) -> str:

@@ -27,7 +27,7 @@ from unigrec.model.decoding import beam_search, candidate_code_scores, score_can
 from unigrec.model.item_codes import item_codes_from_frame
 from unigrec.model.tokenizer import LOSS_GROUPS, SequenceSerialiser
 from unigrec.model.transformer import GenerativeTransformer
-from unigrec.model.vocabulary import PAD, POS, REC_ITEM, SRC_ITEM, Vocabulary
+from unigrec.model.vocabulary import PAD, Vocabulary
 from unigrec.train.enhancer import (
     EnhancerTokens,
     RankingDrivenEnhancer,
@@ -62,25 +62,38 @@ class Toy:
     users: list
 
 
-@pytest.fixture(scope="module")
-def toy() -> Toy:
+def _make_toy(layout: str, past_action_input: bool = False, rec_at_searches: bool = False) -> Toy:
     cfg = ModelConfig(item_representation="semantic_ids", d_model=32, n_layers=2, n_heads=2, d_ff=64,
                       dropout=0.1, attention_dropout=0.1, n_query_tokens=2,
-                      embedding_init="gpt2", positions="learned", event_layout="behaviour_item_action")
+                      embedding_init="gpt2", positions="learned", event_layout=layout,
+                      past_action_input=past_action_input)
     items = item_codes_from_frame(syn.ids_frame())
     vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
     events = syn.events_frame(n_users=6, min_events=8, max_events=MAX_EVENTS)
     queries = query_table_texts(events)
-    ser = SequenceSerialiser(vocab, items, cfg.n_query_tokens, max_events=MAX_EVENTS)
+    ser = SequenceSerialiser(vocab, items, cfg.n_query_tokens, max_events=MAX_EVENTS, layout=layout)
     users = group_user_events(events, items, queries)
-    seqs = training_sequences(users, ser)
+    seqs = training_sequences(users, ser, rec_at_searches=rec_at_searches)
     table = np.random.default_rng(0).normal(size=(max(len(queries), 1), 8)).astype(np.float32)
     batch = collate_sequences(seqs, table, cfg.n_query_tokens, vocab.token(PAD))
     torch.manual_seed(0)
     dims = transformer_dims(cfg, syn.FULL_SOFTMAX, vocab, ser.max_length, table.shape[1])
     net = GenerativeTransformer(dims)
-    tokens = EnhancerTokens({False: vocab.token(REC_ITEM), True: vocab.token(SRC_ITEM)}, vocab.token(POS))
+    tokens = EnhancerTokens.for_vocabulary(vocab)
     return Toy(vocab, net, batch, id_spaces(vocab, items), loss_spec(syn.FULL_SOFTMAX, vocab), tokens, users)
+
+
+@pytest.fixture(scope="module")
+def toy() -> Toy:
+    return _make_toy("behaviour_item_action")
+
+
+@pytest.fixture(scope="module")
+def item_toy() -> Toy:
+    """The default's layout: a recommendation event is its codes alone (the previous event's last code
+    predicts it), actions are input at the next token, and a search's <src_query> also predicts its item
+    as a recommendation target: the three ways an event start could be misread."""
+    return _make_toy("item", past_action_input=True, rec_at_searches=True)
 
 
 def _enhancer_cfg(**parts: bool) -> EnhancerConfig:
@@ -97,10 +110,12 @@ def _enhancer_cfg(**parts: bool) -> EnhancerConfig:
     )
 
 
-def test_batch_events_recover_every_training_event(toy):
+@pytest.mark.parametrize("layout", ["toy", "item_toy"])
+def test_batch_events_recover_every_training_event(layout, request):
+    toy = request.getfixturevalue(layout)
     rows_items: dict[int, list[tuple[int, int]]] = {}
     for search, space in toy.spaces.items():
-        ev = batch_events(toy.batch, toy.tokens.behaviour[search], toy.tokens.pos_token, space)
+        ev = batch_events(toy.batch, search, toy.tokens.first_code_slot[search], space)
         for r, p, i, lab in zip(ev.rows.tolist(), ev.positions.tolist(), ev.items.tolist(), ev.labels.tolist()):
             rows_items.setdefault(r, []).append((p, i, lab, search))
     for row, user in enumerate(toy.users):
@@ -111,18 +126,21 @@ def test_batch_events_recover_every_training_event(toy):
         assert [g[3] for g in got] == train.is_search.tolist()
 
 
-def test_scores_from_the_training_cache_equal_inference_scoring(toy):
-    """prefix_at + candidate_code_scores (with grad) == score_candidates on re-encoded prompts (eval mode)."""
+@pytest.mark.parametrize("layout", ["toy", "item_toy"])
+def test_scores_from_the_training_cache_equal_inference_scoring(layout, request):
+    """prefix_at + candidate_code_scores (with grad) == score_candidates on re-encoded prompts (eval mode);
+    in the item layout with past actions only if the cut carries the previous event's action."""
+    toy = request.getfixturevalue(layout)
     net = toy.net.eval()
     for search, space in toy.spaces.items():
-        ev = batch_events(toy.batch, toy.tokens.behaviour[search], toy.tokens.pos_token, space)
+        ev = batch_events(toy.batch, search, toy.tokens.first_code_slot[search], space)
         ev = ev.take(torch.arange(0, len(ev), 3))
         _, hidden, cache = sequence_losses_and_states(net, toy.batch, toy.spec)
         prompts = context_prompts(toy.batch, ev.rows, ev.positions)
         cands, _ = beam_search(net, prompts, space, 5)
         items = torch.cat([ev.items[:, None], cands.clamp(min=0)], 1)
-        ours, logits = candidate_code_scores(net, hidden[ev.rows, ev.positions], prefix_at(cache, ev.rows, ev.positions),
-                                        items, space)
+        cut = prefix_at(cache, ev.rows, ev.positions, toy.batch.actions)
+        ours, logits = candidate_code_scores(net, hidden[ev.rows, ev.positions], cut, items, space)
         ref_scores, ref_probs = score_candidates(net, prompts, items, space)
         assert ours.requires_grad
         assert torch.allclose(ours, ref_scores, atol=1e-5)
@@ -133,7 +151,7 @@ def test_scores_from_the_training_cache_equal_inference_scoring(toy):
 def test_selection_never_uses_a_positive_as_negative(toy):
     """Hard and ranking negatives exclude the target and every label-1 item of the context's sequence."""
     net = toy.net.eval()
-    events = [batch_events(toy.batch, toy.tokens.behaviour[s], toy.tokens.pos_token, sp) for s, sp in toy.spaces.items()]
+    events = [batch_events(toy.batch, s, toy.tokens.first_code_slot[s], sp) for s, sp in toy.spaces.items()]
     n_items = int(toy.spaces[False].codes.shape[0])
     positives = positive_items(events, len(toy.batch), n_items, torch.device("cpu"))
     cfg = _enhancer_cfg(hard=True, extra=True, ranking=True)

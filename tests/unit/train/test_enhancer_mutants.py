@@ -25,9 +25,9 @@ from unigrec.inference.retrieval import id_spaces
 from unigrec.model.batch import SequenceBatch
 from unigrec.model.decoding import beam_search, candidate_code_scores
 from unigrec.model.item_codes import item_codes_from_frame
-from unigrec.model.tokenizer import IGNORE, NO_GROUP
+from unigrec.model.tokenizer import IGNORE, NO_GROUP, RANKING, RETRIEVAL_REC
 from unigrec.model.transformer import GenerativeTransformer
-from unigrec.model.vocabulary import PAD, POS, REC_ITEM, SRC_ITEM, Vocabulary
+from unigrec.model.vocabulary import POS, REC_ITEM, Vocabulary
 from unigrec.train.enhancer import (
     RANKING_TASK,
     STREAM_TASK,
@@ -76,20 +76,31 @@ def _space_and_tokens():
     vocab = Vocabulary.from_codebooks(syn.CODEBOOKS)
     items = item_codes_from_frame(syn.ids_frame())
     space = id_spaces(vocab, items)[False]
-    return space, vocab.token(REC_ITEM), vocab.token(POS), vocab.token(PAD)
+    return space, EnhancerTokens.for_vocabulary(vocab).first_code_slot[False], vocab.token(REC_ITEM), vocab.token(POS)
 
 
-def _event_tokens(space, behaviour: int, pos: int, item: int) -> list[int]:
-    return [behaviour, *(int(c) + o for c, o in zip(space.codes[item].tolist(), space.offsets, strict=True)), pos]
+def _event(space, slot: int, behaviour: int, pos: int, item: int) -> dict[str, list[int]]:
+    """One liked recommendation event as the serialiser writes it in the 3-token layout, channel by channel."""
+    codes = [int(c) + o for c, o in zip(space.codes[item].tolist(), space.offsets, strict=True)]
+    depth = len(codes)
+    return {"tokens": [behaviour, *codes, pos], "targets": [*codes, pos, IGNORE],
+            "slots": [slot] + [slot + 1] * (depth - 1) + [99, -1],  # only the first code's slot matters here
+            "groups": [RETRIEVAL_REC] * depth + [RANKING, NO_GROUP], "actions": [-1] * depth + [1, -1]}
 
 
-def test_batch_events_ignore_padding_and_an_event_cut_by_the_window_end():
-    space, behaviour, pos, _ = _space_and_tokens()
-    event = _event_tokens(space, behaviour, pos, 7)  # 5 tokens: behaviour, 3 codes, <pos>
-    # row: a real event, the same event in padding, then a behaviour token + codes with no label left
-    tokens = [event + event + event[:4]]
-    valid = [[True] * 5 + [False] * 5 + [True] * 4]
-    ev = batch_events(_hand_batch(tokens, valid), behaviour, pos, space)
+def test_batch_events_ignore_padding_a_query_start_and_an_event_cut_by_the_window_end():
+    space, slot, behaviour, pos = _space_and_tokens()
+    event = _event(space, slot, behaviour, pos, 7)  # 5 tokens: behaviour, 3 codes, <pos>
+    # a <src_query>-like start: it predicts a first code (rec_targets_at_searches) but a query token follows
+    query = {"tokens": [behaviour, 4], "targets": [event["targets"][0], IGNORE], "slots": [slot, -1],
+             "groups": [RETRIEVAL_REC, NO_GROUP], "actions": [-1, -1]}
+    # a real event, the same event in padding, the query start, then an event cut after two of its codes
+    row = {k: event[k] + event[k] + query[k] + event[k][:3] for k in event}
+    valid = [True] * 5 + [False] * 5 + [True] * 5
+    batch = dataclasses.replace(_hand_batch([row["tokens"]], [valid]), targets=torch.tensor([row["targets"]]),
+                                slots=torch.tensor([row["slots"]]), groups=torch.tensor([row["groups"]]),
+                                actions=torch.tensor([row["actions"]]))
+    ev = batch_events(batch, False, slot, space)
     assert ev.positions.tolist() == [0] and ev.items.tolist() == [7] and ev.labels.tolist() == [1]
 
 
@@ -174,14 +185,14 @@ def test_positive_items_take_label_one_events_only():
 
 @pytest.mark.parametrize("field", ["every_n_steps", "top_k", "contexts_per_step"])
 def test_each_count_must_be_at_least_one(field):
-    tokens = EnhancerTokens({False: 1, True: 2}, 3)
+    tokens = EnhancerTokens({False: 1, True: 2})
     RankingDrivenEnhancer(dataclasses.replace(_cfg(), **{field: 1}), tokens)  # 1 is allowed
     with pytest.raises(ValueError, match="^enhancer: every_n_steps, top_k and contexts_per_step must be >= 1$"):
         RankingDrivenEnhancer(dataclasses.replace(_cfg(), **{field: 0}), tokens)
 
 
 def test_the_enhancer_runs_on_every_nth_step():
-    enhancer = RankingDrivenEnhancer(_cfg(hard=True, every=3), EnhancerTokens({False: 1, True: 2}, 3))
+    enhancer = RankingDrivenEnhancer(_cfg(hard=True, every=3), EnhancerTokens({False: 1, True: 2}))
     assert [s for s in range(8) if enhancer.active_at(s)] == [0, 3, 6]
 
 
@@ -203,14 +214,14 @@ def toy() -> Toy:
     net, batch, vocab, items = net.eval(), setup.batch, setup.vocab, setup.items
     with torch.no_grad():
         _, hidden, cache = sequence_losses_and_states(net, batch, spec)
-    tokens = EnhancerTokens({False: vocab.token(REC_ITEM), True: vocab.token(SRC_ITEM)}, vocab.token(POS))
+    tokens = EnhancerTokens.for_vocabulary(vocab)
     return Toy(net, batch, id_spaces(vocab, items), tokens, hidden, cache)
 
 
 @torch.no_grad()
 def _oracle(toy: Toy, cfg: EnhancerConfig) -> tuple[dict[str, float], dict[str, float]]:
     """The driver's terms and statistics rebuilt from its tested pieces, every event of both streams taken."""
-    events = {s: batch_events(toy.batch, toy.tokens.behaviour[s], toy.tokens.pos_token, sp) for s, sp in toy.spaces.items()}
+    events = {s: batch_events(toy.batch, s, toy.tokens.first_code_slot[s], sp) for s, sp in toy.spaces.items()}
     n_items = int(toy.spaces[False].codes.shape[0])
     positives = positive_items(list(events.values()), len(toy.batch), n_items, torch.device("cpu"))
     losses: dict[str, float] = {}
@@ -223,7 +234,7 @@ def _oracle(toy: Toy, cfg: EnhancerConfig) -> tuple[dict[str, float], dict[str, 
         cands, _ = beam_search(toy.net, context_prompts(toy.batch, ev.rows, ev.positions), space, cfg.top_k)
         items = torch.cat([ev.items[:, None], cands.clamp(min=0)], dim=1)
         scores, logits = candidate_code_scores(toy.net, toy.hidden[ev.rows, ev.positions],
-                                               prefix_at(toy.cache, ev.rows, ev.positions), items, space)
+                                               prefix_at(toy.cache, ev.rows, ev.positions, toy.batch.actions), items, space)
         probs = torch.sigmoid(logits[:, 1:])
         sel = select_candidates(cands, ev.items, positives[ev.rows], probs, cfg)
         rows = torch.arange(len(ev))[:, None]
@@ -273,7 +284,7 @@ def test_the_driver_adds_each_parts_weighted_term_and_reports_per_context_statis
 
 def test_every_event_is_a_context_when_the_sample_is_large_enough(toy):
     enhancer = RankingDrivenEnhancer(_cfg(hard=True), toy.tokens)
-    events = {s: batch_events(toy.batch, toy.tokens.behaviour[s], toy.tokens.pos_token, sp) for s, sp in toy.spaces.items()}
+    events = {s: batch_events(toy.batch, s, toy.tokens.first_code_slot[s], sp) for s, sp in toy.spaces.items()}
     sampled = enhancer._sample(events)
     for search, ev in events.items():
         assert torch.equal(sampled[search].rows, ev.rows) and torch.equal(sampled[search].positions, ev.positions)

@@ -27,7 +27,7 @@ from unigrec.model.batch import SequenceBatch
 from unigrec.model.decoding import beam_search, candidate_code_scores
 from unigrec.model.tokenizer import LOSS_GROUPS, RANKING, RETRIEVAL_REC, RETRIEVAL_SEARCH
 from unigrec.model.transformer import GenerativeTransformer
-from unigrec.model.vocabulary import POS, REC_ITEM, SRC_ITEM, Vocabulary
+from unigrec.model.vocabulary import Vocabulary
 from unigrec.train import enhancer as enhancer_module
 from unigrec.train import losses as losses_module
 from unigrec.train.enhancer import (
@@ -86,7 +86,7 @@ def _toy(retrieval: RetrievalLossConfig) -> Toy:
     setup = tiny_training()
     net, spec = tiny_net(setup, retrieval)
     vocab = setup.vocab
-    tokens = EnhancerTokens({False: vocab.token(REC_ITEM), True: vocab.token(SRC_ITEM)}, vocab.token(POS))
+    tokens = EnhancerTokens.for_vocabulary(vocab)
     return Toy(vocab, net.eval(), setup.batch, id_spaces(vocab, setup.items), spec, tokens)
 
 
@@ -110,7 +110,7 @@ def _module(toy: Toy, cfg: EnhancerConfig | None) -> GenerativeRecModule:
 
 
 def _events(toy: Toy) -> dict:
-    return {s: batch_events(toy.batch, toy.tokens.behaviour[s], toy.tokens.pos_token, sp) for s, sp in toy.spaces.items()}
+    return {s: batch_events(toy.batch, s, toy.tokens.first_code_slot[s], sp) for s, sp in toy.spaces.items()}
 
 
 # ------------------------------------------------------------------------------------------------ 1. warm-up
@@ -173,7 +173,7 @@ def _by_hand_per_target(toy: Toy, cfg: EnhancerConfig) -> dict[str, float]:
         cands, _ = beam_search(toy.net, context_prompts(toy.batch, ev.rows, ev.positions), space, cfg.top_k)
         items = torch.cat([ev.items[:, None], cands.clamp(min=0)], dim=1)
         scores, logits = candidate_code_scores(toy.net, hidden[ev.rows, ev.positions],
-                                               prefix_at(cache, ev.rows, ev.positions), items, space)
+                                               prefix_at(cache, ev.rows, ev.positions, toy.batch.actions), items, space)
         probs = torch.sigmoid(logits[:, 1:])
         sel = select_candidates(cands, ev.items, positives[ev.rows], probs, cfg, scores[:, 1:])
         total = 0.0
