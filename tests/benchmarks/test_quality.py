@@ -360,6 +360,8 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
             params = _params(overrides, tmp_path, f"{len(arms)}-{part}")
             train = load_section("train", tmp_path / f"{len(arms)}-{part}" / "params.yaml")
             assert train.model.item_representation == "atomic" and train.model.d_model == 64
+            assert train.model.event_layout == "item", "the screen runs in the default's layout"
+            assert params["split"]["holdout_window"] is None, "the root of ml1m-1pct-headline"
             arms[(row.label, part)] = (train.retrieval_loss.softmax, train.weighter.mode, train.enhancer.enabled)
             assert params["ingest"]["queries"]["search_fraction"] == 0.01
     assert arms[("plain joint, full softmax", "model")] == ("full", "fixed", False)
