@@ -14,6 +14,7 @@ from unigrec.errors import UnigrecError
 
 EXPERIMENTS_DIR = Path("configs") / "experiments"  # relative to the project root; one overlay per file
 OVERLAY_SUFFIX = ".yaml"
+INCLUDE_KEY = "include"  # an overlay's list of overlays applied before its own keys (not a params.yaml key)
 
 
 def experiment_file(root: Path, name: str) -> Path:
@@ -130,12 +131,43 @@ def experiment_overrides(root: Path, names: Iterable[str]) -> list[str]:
     params = read_params_file(Path(root) / PARAMS_FILE)
     overrides: list[str] = []
     for name in names:
-        path = experiment_file(root, name)
-        overlay = read_params_file(path)
-        if not isinstance(overlay, Mapping):
-            raise UnigrecError(f"{path}: an experiment overlay is a mapping in params.yaml's shape")
-        overrides += assignments_to_overrides(overlay_assignments(overlay, params, str(path)))
+        overrides += assignments_to_overrides(_overlay(root, name, params, ()))
     return overrides
+
+
+def _overlay(root: Path, name: str, params: Mapping[str, Any], chain: tuple[Path, ...]) -> dict[str, Any]:
+    """Overlay ``name``'s assignments, those of the overlays its ``include`` names first (in order, each with
+    its own includes), its own keys after them.
+
+    Why includes: a recipe that is another recipe plus a few keys (the ML-1M 1% recipe is the ML-1M headline
+    in another layout) then says so, instead of copying keys that would silently stop following a change to
+    the original. The overlay's own keys are checked with its includes applied, so a pair of keys that is
+    only valid together may be split between the two.
+    """
+    path = experiment_file(root, name)
+    if path.resolve() in chain:
+        cycle = " -> ".join(p.stem for p in (*chain, path.resolve()))
+        raise UnigrecError(f"{path}: overlays include one another in a cycle ({cycle})")
+    overlay = read_params_file(path)
+    if not isinstance(overlay, Mapping):
+        raise UnigrecError(f"{path}: an experiment overlay is a mapping in params.yaml's shape")
+    overlay = dict(overlay)
+    included = overlay.pop(INCLUDE_KEY, [])
+    if isinstance(included, str):
+        included = [included]
+    if not isinstance(included, list) or not all(isinstance(n, str) for n in included):
+        raise UnigrecError(f"{path}: {INCLUDE_KEY} is an overlay name or a list of them, got {included!r}")
+    flat: dict[str, Any] = {}
+    base = dict(params)
+    for inner in included:
+        for key, value in _overlay(root, inner, params, (*chain, path.resolve())).items():
+            flat.pop(key, None)  # a later include wins, as a later --experiment does
+            flat[key] = value
+            base = _deep_merge(base, _nested(key, value))
+    for key, value in overlay_assignments(overlay, base, str(path)).items():
+        flat.pop(key, None)
+        flat[key] = value
+    return flat
 
 
 def params_file_overrides(root: Path, params_file: str | Path | None) -> list[str]:

@@ -82,6 +82,41 @@ def test_overrides_written_back_give_the_overlay_values(project: Path):
     assert written["ingest"] == values and written["make"]["width"] is None
 
 
+def test_an_overlay_includes_others_first_and_its_own_keys_win(project: Path):
+    _overlay(project, "base", "ingest:\n  path: /d\n  queries:\n    search_fraction: 0.01\n")
+    _overlay(project, "wide", "make:\n  width: 2\n")
+    _overlay(project, "recipe", "include: [base, wide]\ningest:\n  path: /e\nmake:\n  width: 3\n")
+    assert experiment_overrides(project, ["recipe"]) == [
+        "ingest.queries.search_fraction=0.01", "ingest.path='/e'", "make.width=3"]
+    _overlay(project, "one", "include: base\n")  # a single name needs no list
+    assert experiment_overrides(project, ["one"]) == ["ingest.path='/d'", "ingest.queries.search_fraction=0.01"]
+
+
+def test_an_overlay_is_checked_with_its_includes_applied(tmp_path: Path):
+    """The enhancer feeding the sampled softmax is valid only with the sampled softmax: split between an
+    overlay and the one it includes, the pair passes; the overlay alone is refused by name."""
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / EXPERIMENTS_DIR).mkdir(parents=True)
+    _overlay(tmp_path, "sampled", "train:\n  retrieval_loss:\n    softmax: sampled\n")
+    feeds = "train:\n  enhancer:\n    enabled: true\n    hard_negatives:\n      into: sampled_softmax\n"
+    _overlay(tmp_path, "alone", feeds)
+    _overlay(tmp_path, "paired", "include: [sampled]\n" + feeds)
+    with pytest.raises(UnigrecError, match=r"alone.yaml: .*needs train\.retrieval_loss\.softmax: sampled"):
+        experiment_overrides(tmp_path, ["alone"])
+    assert "train.retrieval_loss.softmax='sampled'" in experiment_overrides(tmp_path, ["paired"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("include: [b]\n", r"a\.yaml: overlays include one another in a cycle \(a -> b -> a\)"),
+    ("include: {b: 1}\n", r"include is an overlay name or a list of them"),
+])
+def test_an_include_cycle_or_a_bad_include_is_refused(project: Path, text: str, message: str):
+    _overlay(project, "a", text)
+    _overlay(project, "b", "include: [a]\n")
+    with pytest.raises(UnigrecError, match=message):
+        experiment_overrides(project, ["a"])
+
+
 def test_later_groups_win_and_each_key_is_given_once():
     merged = merge_overrides(["a.b=1", "a.c=2"], [], ["a.b=3"])
     assert merged == ["a.c=2", "a.b=3"]
@@ -97,7 +132,9 @@ def test_every_shipped_overlay_is_made_of_real_params(name: str, tmp_path: Path)
     written = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params_from_dict(written)  # the whole file still loads
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for key, value in overlay_assignments(yaml.safe_load(path.read_text()), base, str(path)).items():
+    own = yaml.safe_load(path.read_text())
+    own.pop("include", None)  # the included overlays' keys: their own entries of this test
+    for key, value in overlay_assignments(own, base, str(path)).items():
         node = written
         for part in key.split("."):
             node = node[part]
