@@ -257,10 +257,17 @@ class RetrievalLossConfig:
     so the enhancer's hard negatives can add nothing; in a sampled one they join the softmax as extra
     negatives. ``l2_normalise`` and ``temperature`` shape the sampled softmax only: the full one keeps the
     raw dot product, exactly the logits it always had. The model decodes with the logits it trained on.
+
+    ``draw``: ``position`` draws each target's own negatives (HSTU's local sampler); ``batch`` draws one set
+    per code level and batch, shared by its positions (one matrix product, the old atomic sampled softmax).
+    Shared, a step pushes down only ``negatives`` items of the catalogue whatever the batch holds: on ML-1M
+    (3,706 items, 128 negatives) that learned several times slower (docs/experiments/
+    2026-12-06-enhancer-item-layout.md).
     """
 
     softmax: Literal["full", "sampled"]
-    negatives: int  # sampled: tokens drawn per batch and code level, shared by the batch's positions
+    negatives: int  # sampled: tokens drawn per target (draw: position) or per batch and code level (batch)
+    draw: Literal["position", "batch"]
     l2_normalise: bool  # sampled: cosine logits (hidden state and token embeddings L2-normalised)
     temperature: float  # sampled: logits divided by it
 

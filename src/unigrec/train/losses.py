@@ -25,6 +25,8 @@ class LossSpec:
     # None: the full softmax, each retrieval target against its whole legal slice; a number: the sampled
     # softmax against that many tokens drawn from the slice (:func:`sampled_softmax_loss`)
     sampled_negatives: int | None
+    # sampled only: each target its own draw of negatives (True, HSTU's) or one draw per slice and batch
+    per_position: bool = True
 
 
 def sequence_losses(net: GenerativeTransformer, batch: SequenceBatch, spec: LossSpec) -> dict[str, torch.Tensor]:
@@ -124,20 +126,29 @@ def _sampled_ce(
         return _zero_like_graph(hidden)
     present, which = torch.unique(slots, return_inverse=True)
     count = spec.sampled_negatives
-    negatives = torch.stack([sample_legal_tokens(spec.legal[slot], count) for slot in present.tolist()])
+    if spec.per_position:
+        negatives = torch.empty(h.shape[0], count, dtype=torch.long, device=h.device)
+        for index, slot in enumerate(present.tolist()):
+            rows = which == index
+            negatives[rows] = sample_legal_tokens(spec.legal[slot], count, int(rows.sum()))
+        which = None
+    else:
+        negatives = torch.stack([sample_legal_tokens(spec.legal[slot], count) for slot in present.tolist()])
     return sampled_softmax_loss(h, targets, net.token_embedding.weight, negatives, which,
                                 net.dims.logits_temperature, net.dims.logits_l2_normalise, extra_negatives)
 
 
-def sample_legal_tokens(legal: torch.Tensor, count: int) -> torch.Tensor:
-    """``count`` token ids drawn uniformly, with replacement, from those ``legal`` (vocab,) bool allows.
+def sample_legal_tokens(legal: torch.Tensor, count: int, rows: int | None = None) -> torch.Tensor:
+    """``count`` token ids drawn uniformly, with replacement, from those ``legal`` (vocab,) bool allows;
+    (rows, count) independent draws when ``rows`` is given.
 
     Uniform draws need no log-Q correction: every token's sampling probability is the same constant. A
     slice smaller than ``count`` (a 64-code level against 128 negatives) repeats tokens; each repeat is
     one more sample of that negative, as sampling with replacement means.
     """
     allowed = legal.nonzero().squeeze(1)
-    return allowed[torch.randint(0, allowed.numel(), (count,), device=legal.device)]
+    shape = (count,) if rows is None else (rows, count)
+    return allowed[torch.randint(0, allowed.numel(), shape, device=legal.device)]
 
 
 def sampled_softmax_loss(
@@ -145,7 +156,7 @@ def sampled_softmax_loss(
     targets: torch.Tensor,
     embeddings: torch.Tensor,
     negatives: torch.Tensor,
-    negative_set: torch.Tensor,
+    negative_set: torch.Tensor | None,
     temperature: float,
     l2_normalise: bool,
     extra_negatives: torch.Tensor | None = None,
@@ -155,9 +166,10 @@ def sampled_softmax_loss(
     ``h`` (P, d) hidden states, ``targets`` (P,) token ids, ``embeddings`` (V, d) the tied output table.
     ``negatives`` (S, N) holds S sets of N sampled token ids; row p is scored against set
     ``negative_set[p]`` (one set per code level, so each position's negatives come from the codebook it
-    predicts). HSTU draws fresh negatives per position; a set shared by the rows (as the atomic sampled
-    softmax always had it) costs one (P, S*N) product instead of gathering (P, N, d) embeddings. A
-    negative equal to the row's target is no negative and is left out.
+    predicts). ``negative_set`` None: ``negatives`` is (P, N), each row's own draw, as HSTU draws them; a
+    set shared by the rows (as the atomic sampled softmax always had it) costs one (P, S*N) product
+    instead of gathering (P, N, d) embeddings, but each step then pushes down only S*N tokens. A negative
+    equal to the row's target is no negative and is left out.
 
     ``extra_negatives`` (P, m) token ids, -1 for none, join the same softmax: the hook through which
     the enhancer's hard negatives (for codes, the hard-negative item's token at the row's level) can
@@ -169,12 +181,17 @@ def sampled_softmax_loss(
     """
     if l2_normalise:
         h = F.normalize(h, dim=-1)
-    n_sets, n = negatives.shape
-    rows = torch.arange(h.shape[0], device=h.device)
     pos_logit = (h * _output_rows(embeddings, targets, l2_normalise)).sum(-1, keepdim=True)
-    neg_logits = (h @ _output_rows(embeddings, negatives.reshape(-1), l2_normalise).T).view(-1, n_sets, n)
-    neg_ids = negatives[negative_set]
-    parts, left_out = [pos_logit, neg_logits[rows, negative_set]], [neg_ids == targets[:, None]]
+    if negative_set is None:
+        neg_ids = negatives
+        own = _output_rows(embeddings, negatives.reshape(-1), l2_normalise).view(*negatives.shape, -1)
+        neg_logit = (own @ h[:, :, None]).squeeze(-1)
+    else:
+        n_sets, n = negatives.shape
+        rows = torch.arange(h.shape[0], device=h.device)
+        shared = (h @ _output_rows(embeddings, negatives.reshape(-1), l2_normalise).T).view(-1, n_sets, n)
+        neg_ids, neg_logit = negatives[negative_set], shared[rows, negative_set]
+    parts, left_out = [pos_logit, neg_logit], [neg_ids == targets[:, None]]
     if extra_negatives is not None:
         extra = _output_rows(embeddings, extra_negatives.clamp(min=0), l2_normalise)  # (P, m, d)
         parts.append((extra @ h[:, :, None]).squeeze(-1))

@@ -53,7 +53,7 @@ from unigrec.train.weighter import TaskWeighter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SAMPLED = RetrievalLossConfig(softmax="sampled", negatives=8, l2_normalise=True, temperature=0.05)
+SAMPLED = RetrievalLossConfig(softmax="sampled", negatives=8, draw="position", l2_normalise=True, temperature=0.05)
 NO_WARMUP = EnhancerWarmupConfig(epochs=0, min_valid_auc=None)
 
 
@@ -300,9 +300,12 @@ def test_a_hard_negative_enters_at_its_first_level_that_differs_from_the_target(
 
 def test_the_mined_hard_negatives_join_the_main_sampled_softmax(sampled_toy, monkeypatch):
     toy = sampled_toy
-    # the same draws twice: the first `count` legal tokens of each slice
-    monkeypatch.setattr(losses_module, "sample_legal_tokens",
-                        lambda legal, count: legal.nonzero().squeeze(1).repeat(count)[:count])
+    # the same draws twice: the first `count` legal tokens of each slice, for every target (draw: position)
+    def first_tokens(legal: torch.Tensor, count: int, rows: int | None = None) -> torch.Tensor:
+        drawn = legal.nonzero().squeeze(1).repeat(count)[:count]
+        return drawn if rows is None else drawn.expand(rows, count)
+
+    monkeypatch.setattr(losses_module, "sample_legal_tokens", first_tokens)
     cfg = _cfg(hard=True, into="sampled_softmax", weighting="per_target", count=2, score="next_and_like")
     module = _module(toy, cfg)
     captured = []
@@ -329,10 +332,9 @@ def test_the_mined_hard_negatives_join_the_main_sampled_softmax(sampled_toy, mon
         hidden, _ = toy.net.encode_batch(toy.batch)
         for group in (RETRIEVAL_REC, RETRIEVAL_SEARCH):
             sel = toy.batch.groups == group
-            present, which = torch.unique(toy.batch.slots[sel], return_inverse=True)
-            negatives = torch.stack([losses_module.sample_legal_tokens(toy.spec.legal[s], SAMPLED.negatives)
-                                     for s in present.tolist()])
-            args = (hidden[sel], toy.batch.targets[sel], toy.net.token_embedding.weight, negatives, which,
+            negatives = torch.stack([first_tokens(toy.spec.legal[s], SAMPLED.negatives)
+                                     for s in toy.batch.slots[sel].tolist()])  # (P, N): each target its own
+            args = (hidden[sel], toy.batch.targets[sel], toy.net.token_embedding.weight, negatives, None,
                     SAMPLED.temperature, SAMPLED.l2_normalise)
             by_hand = sampled_softmax_loss(*args, extra[sel])
             assert torch.allclose(losses[LOSS_GROUPS[group]], by_hand, rtol=1e-6, atol=0), group

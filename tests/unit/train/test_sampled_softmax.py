@@ -26,7 +26,7 @@ from unigrec.train.losses import LossSpec, sample_legal_tokens, sampled_softmax_
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-HSTU = RetrievalLossConfig(softmax="sampled", negatives=16, l2_normalise=True, temperature=0.05)
+HSTU = RetrievalLossConfig(softmax="sampled", negatives=16, draw="position", l2_normalise=True, temperature=0.05)
 
 # 3 rows of width 2 against a 6-token table; targets 0, 1, 2
 H = [[1.0, 0.5], [-0.3, 2.0], [0.8, -1.2]]
@@ -52,7 +52,7 @@ def _expected_ce(h, e, targets, negatives_per_row, temperature, l2_normalise) ->
 def _loss(negatives, negative_set, temperature=1.0, l2_normalise=False, extra=None) -> torch.Tensor:
     return sampled_softmax_loss(
         torch.tensor(H), torch.tensor(TARGETS), torch.tensor(E), torch.tensor(negatives),
-        torch.tensor(negative_set),
+        None if negative_set is None else torch.tensor(negative_set),
         temperature, l2_normalise, None if extra is None else torch.tensor(extra),
     )
 
@@ -70,6 +70,14 @@ def test_sampled_softmax_equals_the_hand_computed_cross_entropy(temperature, l2_
     got = _loss(sets, [1, 0, 1], temperature, l2_normalise).item()
     want = _expected_ce(H, E, TARGETS, [sets[1], sets[0], sets[1]], temperature, l2_normalise)
     assert got == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize(("temperature", "l2_normalise"), [(1.0, False), (0.05, True)])
+def test_each_row_scored_against_its_own_draw_equals_the_hand_computed_cross_entropy(temperature, l2_normalise):
+    # draw: position: no set shared, every row its own negatives (row 1 draws its own target: left out)
+    own = [[3, 4, 5], [5, 1, 0], [1, 1, 3]]
+    got = _loss(own, None, temperature, l2_normalise).item()
+    assert got == pytest.approx(_expected_ce(H, E, TARGETS, own, temperature, l2_normalise), rel=1e-5)
 
 
 def test_a_sampled_negative_equal_to_the_target_is_no_negative():
@@ -159,9 +167,10 @@ def test_the_old_atomic_sampled_config_reproduces_the_old_loss_under_a_fixed_see
         assert torch.equal(got[LOSS_GROUPS[group]], old)
 
 
+@pytest.mark.parametrize("draw", ["position", "batch"])
 @pytest.mark.parametrize("representation", ["semantic_ids", "atomic"])
-def test_every_position_draws_its_negatives_from_its_own_legal_slice(representation, monkeypatch):
-    net, batch, spec, _, _ = _tiny(representation, HSTU)
+def test_every_position_draws_its_negatives_from_its_own_legal_slice(representation, draw, monkeypatch):
+    net, batch, spec, _, _ = _tiny(representation, dataclasses.replace(HSTU, draw=draw))
     seen = []
 
     def record(h, targets, embeddings, negatives, negative_set, *args, **kwargs):
@@ -179,11 +188,16 @@ def test_every_position_draws_its_negatives_from_its_own_legal_slice(representat
     assert seen
     for targets, negatives, negative_set in seen:
         assert negatives.shape[1] == HSTU.negatives
-        per_row = negatives[negative_set]  # (P, N)
+        if draw == "position":  # HSTU's: every target its own draw, so two rows' negatives differ
+            assert negative_set is None and negatives.shape[0] == targets.shape[0]
+            per_row = negatives
+            assert len({tuple(row) for row in per_row.tolist()}) == per_row.shape[0]
+        else:
+            per_row = negatives[negative_set]  # (P, N)
+            # one draw per slice present, never two sets for one level
+            assert len(set(slot_of[negatives[:, 0]].tolist())) == negatives.shape[0]
         assert (slot_of[per_row] == slot_of[targets][:, None]).all()
         assert spec.legal[slot_of[targets][:, None], per_row].all()
-        # one draw per slice present, never two sets for one level
-        assert len(set(slot_of[negatives[:, 0]].tolist())) == negatives.shape[0]
         levels_seen |= set(slot_of[targets].tolist())
     assert len(levels_seen) == (1 if representation == "atomic" else 5)  # shared_0, sem/col_1, sem/col_dedup
 
