@@ -184,7 +184,7 @@ def sampled_softmax_loss(
     pos_logit = (h * _output_rows(embeddings, targets, l2_normalise)).sum(-1, keepdim=True)
     if negative_set is None:
         neg_ids = negatives
-        own = _output_rows(embeddings, negatives.reshape(-1), l2_normalise).view(*negatives.shape, -1)
+        own = _output_rows(embeddings, negatives, l2_normalise)  # (P, N, d)
         neg_logit = (own @ h[:, :, None]).squeeze(-1)
     else:
         n_sets, n = negatives.shape
@@ -203,6 +203,12 @@ def sampled_softmax_loss(
 
 
 def _output_rows(embeddings: torch.Tensor, ids: torch.Tensor, l2_normalise: bool) -> torch.Tensor:
-    # only the rows scored are normalised: an atomic catalogue's table can be large
-    rows = embeddings[ids]
-    return F.normalize(rows, dim=-1) if l2_normalise else rows
+    """Rows ``ids`` (any shape) of the output table, L2-normalised when asked: the table is normalised
+    first when it has no more rows than are read (each target's own negatives read ~P*N rows, and
+    normalising the gathered copies instead was 3-4x slower on ML-1M), the rows read first otherwise (an
+    atomic catalogue's table can be far larger than a batch reads). The same values either way."""
+    if not l2_normalise:
+        return embeddings[ids]
+    if embeddings.shape[0] <= ids.numel():
+        return F.normalize(embeddings, dim=-1)[ids]
+    return F.normalize(embeddings[ids], dim=-1)
