@@ -399,6 +399,10 @@ class WeighterConfig:
     # DWA: steps between weight updates, or "epoch" for one update at the end of each training epoch
     # (the original rule's time scale)
     update_every: int | Literal["epoch"]
+    # DWA: updates that only record the losses the next ratio is taken against (Liu et al. hold the weights
+    # for two epochs, so the first ratio is epoch 2's loss over epoch 1's, not a trained loss over the
+    # initial one, which every task "falls" from by its own untrained scale)
+    baseline_updates: int
     loss_smoothing: float  # EMA factor of the per-task losses the rates are computed from
     gradnorm_alpha: float  # GradNorm asymmetry: how strongly slow tasks are pulled up
     lr: float  # step size of the learned weights (gradnorm) / log-variances (uncertainty)

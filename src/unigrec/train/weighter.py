@@ -178,6 +178,9 @@ class TaskWeighter:
         every = cfg.update_every
         if every != EPOCH and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise ValueError(f"weighter update_every must be a step count >= 1 or {EPOCH!r}, not {every!r}")
+        held = cfg.baseline_updates
+        if isinstance(held, bool) or not isinstance(held, int) or held < 0:
+            raise ValueError(f"weighter baseline_updates must be a count >= 0, not {held!r}")
         self.cfg = cfg
         base_t = torch.as_tensor(list(base), dtype=torch.float64)
         if (base_t < 0).any():
@@ -194,6 +197,7 @@ class TaskWeighter:
         self.task_weights = renormalise(task_base, self.active)
         self.weights = self._expand()
         self.steps = 0
+        self._dwa_updates = 0
         self._ema: torch.Tensor | None = None
         self._ema_at_update: torch.Tensor | None = None
         self._initial: torch.Tensor | None = None
@@ -271,8 +275,13 @@ class TaskWeighter:
         return expand_weights(self.task_weights, self.groups, self.base)
 
     def _update_dwa(self) -> None:
-        ratios = (self._ema + _EPS) / (self._ema_at_update + _EPS)
-        self.task_weights = dwa_weights(ratios, self.cfg.temperature, self.active)
+        # The first ``baseline_updates`` updates only move the baseline: a ratio against the untrained
+        # model's first-step loss measures how far each task's loss starts above its trained scale, not
+        # which task is learning slower (on ML-1M it gave retrieval 0.03 of the weight for an epoch).
+        if self._dwa_updates >= self.cfg.baseline_updates:
+            ratios = (self._ema + _EPS) / (self._ema_at_update + _EPS)
+            self.task_weights = dwa_weights(ratios, self.cfg.temperature, self.active)
+        self._dwa_updates += 1
         self._ema_at_update = self._ema.clone()
 
     def _update_gradnorm(self, raw_norms: torch.Tensor) -> None:

@@ -125,7 +125,7 @@ def test_the_alignment_loss_joins_search_retrieval_times_its_weight_and_nothing_
     dims = transformer_dims(cfg, syn.FULL_SOFTMAX, vocab, ser.max_length, table.shape[1])
     net = GenerativeTransformer(dims).eval()
     spec = loss_spec(syn.FULL_SOFTMAX, vocab)
-    weighter_cfg = WeighterConfig(mode="fixed", tasks="three", temperature=2.0, update_every=1, loss_smoothing=0.9,
+    weighter_cfg = WeighterConfig(mode="fixed", tasks="three", temperature=2.0, update_every=1, baseline_updates=0, loss_smoothing=0.9,
                                   gradnorm_alpha=1.5, lr=0.01, min_weight=0.05, log_grad_norms=False)
 
     def objective(weight: float, with_alignment: bool):

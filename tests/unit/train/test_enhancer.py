@@ -237,7 +237,7 @@ def test_loss_pieces_behave():
 def _module(toy, enhancer_cfg: EnhancerConfig | None):
     from unigrec.train.lightning_module import GenerativeRecModule
 
-    weighter = TaskWeighter(WeighterConfig(mode="fixed", tasks="three", temperature=2.0, update_every=1, loss_smoothing=0.9,
+    weighter = TaskWeighter(WeighterConfig(mode="fixed", tasks="three", temperature=2.0, update_every=1, baseline_updates=0, loss_smoothing=0.9,
                                            gradnorm_alpha=1.5, lr=0.01, min_weight=0.05, log_grad_norms=False),
                             [1.0, 1.0, 1.0])
     enhancer = RankingDrivenEnhancer(enhancer_cfg, toy.tokens) if enhancer_cfg is not None else None

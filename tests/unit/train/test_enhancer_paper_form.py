@@ -101,7 +101,7 @@ def sampled_toy() -> Toy:
 
 
 def _module(toy: Toy, cfg: EnhancerConfig | None) -> GenerativeRecModule:
-    weighter = TaskWeighter(WeighterConfig(mode="fixed", tasks="three", temperature=2.0, update_every=1,
+    weighter = TaskWeighter(WeighterConfig(mode="fixed", tasks="three", temperature=2.0, update_every=1, baseline_updates=0,
                                            loss_smoothing=0.9, gradnorm_alpha=1.5, lr=0.01, min_weight=0.05,
                                            log_grad_norms=False), [1.0, 1.0, 1.0])
     enhancer = RankingDrivenEnhancer(cfg, toy.tokens) if cfg is not None else None

@@ -22,7 +22,7 @@ BOTH = torch.tensor([True, True])
 
 
 def _cfg(mode: str, **over) -> WeighterConfig:
-    values = {"mode": mode, "tasks": "three", "temperature": 2.0, "update_every": 1, "loss_smoothing": 0.0, "gradnorm_alpha": 1.5,
+    values = {"mode": mode, "tasks": "three", "temperature": 2.0, "update_every": 1, "baseline_updates": 0, "loss_smoothing": 0.0, "gradnorm_alpha": 1.5,
               "lr": 0.1, "min_weight": 0.05, "log_grad_norms": False}
     values.update(over)
     return WeighterConfig(**values)

@@ -23,6 +23,7 @@ from unigrec.model.tokenizer import LOSS_GROUPS, RANKING, RETRIEVAL_REC, RETRIEV
 from unigrec.train.weighter import (
     TWO_TASKS,
     TaskWeighter,
+    dwa_weights,
     expand_weights,
     group_base,
     group_losses,
@@ -39,7 +40,7 @@ PAPER_FORM_TEMPERATURE = 0.1
 
 
 def _cfg(mode: str, tasks: str = "two", **over) -> WeighterConfig:
-    values = {"mode": mode, "tasks": tasks, "temperature": PAPER_FORM_TEMPERATURE, "update_every": 1,
+    values = {"mode": mode, "tasks": tasks, "temperature": PAPER_FORM_TEMPERATURE, "update_every": 1, "baseline_updates": 0,
               "loss_smoothing": 0.0, "gradnorm_alpha": 1.5, "lr": 0.05, "min_weight": 0.05, "log_grad_norms": False}
     values.update(over)
     return WeighterConfig(**values)
@@ -214,6 +215,39 @@ def test_dwa_can_step_once_per_epoch():
     steps = TaskWeighter(_cfg("dwa", update_every=1000), [1.0, 1.0, 1.0])
     steps.update(_f64(1.0, 1.0, 1.0))
     assert torch.equal(steps.end_epoch(), start)
+
+
+# epoch 1 of a real run: retrieval falls from its untrained scale (a softmax over the catalogue starts near
+# ln N), ranking (a binary loss) barely; epoch 2: both train, retrieval -10%, ranking -5%
+FIRST_EPOCH = [_f64(9.0, 9.0, 0.7), _f64(3.0, 3.0, 0.65)]
+SECOND_EPOCH = [_f64(2.8, 2.8, 0.63), _f64(2.7, 2.7, 0.6175)]
+
+
+def test_dwa_holds_the_weights_until_it_can_compare_two_trained_epochs():
+    """Liu et al.'s DWA: weights 1 for the first two epochs, then the ratio of the last two epochs' losses."""
+    w = TaskWeighter(_cfg("dwa", update_every="epoch", baseline_updates=1), [1.0, 1.0, 1.0])
+    start = w.weights.clone()
+    for losses in FIRST_EPOCH:
+        w.update(losses)
+    assert torch.equal(w.end_epoch(), start)
+    for losses in SECOND_EPOCH:
+        w.update(losses)
+    w.end_epoch()
+    expected = dwa_weights(_f64(2.7 / 3.0, 0.6175 / 0.65), PAPER_FORM_TEMPERATURE, torch.tensor([True, True]))
+    assert torch.allclose(w.task_weights, expected, rtol=1e-12)
+    assert 0.7 < w.task_weights[RETRIEVAL] < 0.8  # e^(-0.5): retrieval 0.76, ranking 1.24
+    # without the baseline update the first ratio is against the untrained loss: retrieval all but switched off
+    swing = TaskWeighter(_cfg("dwa", update_every="epoch", baseline_updates=0), [1.0, 1.0, 1.0])
+    for losses in FIRST_EPOCH:
+        swing.update(losses)
+    swing.end_epoch()
+    assert swing.task_weights[RETRIEVAL] < 0.01
+
+
+@pytest.mark.parametrize("held", [-1, 1.5, True])
+def test_baseline_updates_must_be_a_count(held):
+    with pytest.raises(ValueError, match="baseline_updates must be a count >= 0"):
+        TaskWeighter(_cfg("dwa", baseline_updates=held), [1.0, 1.0, 1.0])
 
 
 def test_shapes_and_cadences_are_checked():
