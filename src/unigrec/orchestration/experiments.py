@@ -16,6 +16,8 @@ EXPERIMENTS_DIR = Path("configs") / "experiments"  # relative to the project roo
 OVERLAY_SUFFIX = ".yaml"
 INCLUDE_KEY = "include"  # an overlay's list of overlays applied before its own keys (not a params.yaml key)
 
+_V = typing.TypeVar("_V")
+
 
 def experiment_file(root: Path, name: str) -> Path:
     """The overlay ``name`` names: a file stem in ``configs/experiments/``, or a path to a YAML file."""
@@ -157,17 +159,24 @@ def _overlay(root: Path, name: str, params: Mapping[str, Any], chain: tuple[Path
         included = [included]
     if not isinstance(included, list) or not all(isinstance(n, str) for n in included):
         raise UnigrecError(f"{path}: {INCLUDE_KEY} is an overlay name or a list of them, got {included!r}")
-    flat: dict[str, Any] = {}
+    # a later include wins, as a later --experiment does
+    inherited = _keep_last(
+        item for inner in included for item in _overlay(root, inner, params, (*chain, path.resolve())).items()
+    )
     base = dict(params)
-    for inner in included:
-        for key, value in _overlay(root, inner, params, (*chain, path.resolve())).items():
-            flat.pop(key, None)  # a later include wins, as a later --experiment does
-            flat[key] = value
-            base = _deep_merge(base, _nested(key, value))
-    for key, value in overlay_assignments(overlay, base, str(path)).items():
-        flat.pop(key, None)
-        flat[key] = value
-    return flat
+    for key, value in inherited.items():
+        base = _deep_merge(base, _nested(key, value))
+    return _keep_last([*inherited.items(), *overlay_assignments(overlay, base, str(path)).items()])
+
+
+def _keep_last(pairs: Iterable[tuple[str, _V]]) -> dict[str, _V]:
+    """One value per key, the last one given, ordered by where each key was LAST set (so a key set again
+    lands after the keys it overrides, as the override list DVC reads must have it)."""
+    kept: dict[str, _V] = {}
+    for key, value in pairs:
+        kept.pop(key, None)
+        kept[key] = value
+    return kept
 
 
 def params_file_overrides(root: Path, params_file: str | Path | None) -> list[str]:
@@ -216,10 +225,4 @@ def params_file_section(root: Path, params_file: str | Path | None, name: str) -
 def merge_overrides(*groups: Iterable[str]) -> list[str]:
     """The groups' overrides, one per key: where two set the same key the later one is kept (``--set`` over
     an overlay, a second overlay over a first), so DVC never sees a key twice."""
-    merged: dict[str, str] = {}
-    for group in groups:
-        for override in group:
-            key = override.partition("=")[0]
-            merged.pop(key, None)
-            merged[key] = override
-    return list(merged.values())
+    return list(_keep_last((o.partition("=")[0], o) for group in groups for o in group).values())

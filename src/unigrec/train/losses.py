@@ -8,6 +8,7 @@ legal slice or a sampled softmax over negatives drawn from that slice (``train.r
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +26,9 @@ class LossSpec:
     # None: the full softmax, each retrieval target against its whole legal slice; a number: the sampled
     # softmax against that many tokens drawn from the slice (:func:`sampled_softmax_loss`)
     sampled_negatives: int | None
-    # sampled only: each target its own draw of negatives (True, HSTU's) or one draw per slice and batch
-    per_position: bool = True
+    # sampled only: each target its own draw of negatives (True, HSTU's) or one draw per slice and batch;
+    # from train.retrieval_loss.draw (fit.loss_spec), so the default is said in params.yaml alone
+    per_position: bool
 
 
 def sequence_losses(net: GenerativeTransformer, batch: SequenceBatch, spec: LossSpec) -> dict[str, torch.Tensor]:
@@ -181,19 +183,21 @@ def sampled_softmax_loss(
     """
     if l2_normalise:
         h = F.normalize(h, dim=-1)
-    pos_logit = (h * _output_rows(embeddings, targets, l2_normalise)).sum(-1, keepdim=True)
+    reads = targets.numel() + negatives.numel() + (0 if extra_negatives is None else extra_negatives.numel())
+    output_rows = _row_reader(embeddings, l2_normalise, reads)
+    pos_logit = (h * output_rows(targets)).sum(-1, keepdim=True)
     if negative_set is None:
         neg_ids = negatives
-        own = _output_rows(embeddings, negatives, l2_normalise)  # (P, N, d)
+        own = output_rows(negatives)  # (P, N, d)
         neg_logit = (own @ h[:, :, None]).squeeze(-1)
     else:
         n_sets, n = negatives.shape
         rows = torch.arange(h.shape[0], device=h.device)
-        shared = (h @ _output_rows(embeddings, negatives.reshape(-1), l2_normalise).T).view(-1, n_sets, n)
+        shared = (h @ output_rows(negatives.reshape(-1)).T).view(-1, n_sets, n)
         neg_ids, neg_logit = negatives[negative_set], shared[rows, negative_set]
     parts, left_out = [pos_logit, neg_logit], [neg_ids == targets[:, None]]
     if extra_negatives is not None:
-        extra = _output_rows(embeddings, extra_negatives.clamp(min=0), l2_normalise)  # (P, m, d)
+        extra = output_rows(extra_negatives.clamp(min=0))  # (P, m, d)
         parts.append((extra @ h[:, :, None]).squeeze(-1))
         left_out.append((extra_negatives < 0) | (extra_negatives == targets[:, None]))
     logits = torch.cat(parts, dim=1) / temperature
@@ -202,13 +206,17 @@ def sampled_softmax_loss(
     return F.cross_entropy(logits, torch.zeros(h.shape[0], dtype=torch.long, device=h.device))
 
 
-def _output_rows(embeddings: torch.Tensor, ids: torch.Tensor, l2_normalise: bool) -> torch.Tensor:
-    """Rows ``ids`` (any shape) of the output table, L2-normalised when asked: the table is normalised
-    first when it has no more rows than are read (each target's own negatives read ~P*N rows, and
-    normalising the gathered copies instead was 3-4x slower on ML-1M), the rows read first otherwise (an
-    atomic catalogue's table can be far larger than a batch reads). The same values either way."""
+def _row_reader(
+    embeddings: torch.Tensor, l2_normalise: bool, reads: int
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A reader of output-table rows (ids of any shape), L2-normalised when asked, for a call that reads
+    ``reads`` rows in all: the table is normalised once up front when it has no more rows than are read
+    (each target's own negatives read ~P*N rows, and normalising the gathered copies instead was 3-4x
+    slower on ML-1M), the rows read are normalised otherwise (an atomic catalogue's table can be far larger
+    than a batch reads). The same values either way."""
     if not l2_normalise:
-        return embeddings[ids]
-    if embeddings.shape[0] <= ids.numel():
-        return F.normalize(embeddings, dim=-1)[ids]
-    return F.normalize(embeddings[ids], dim=-1)
+        return lambda ids: embeddings[ids]
+    if embeddings.shape[0] <= reads:
+        table = F.normalize(embeddings, dim=-1)
+        return lambda ids: table[ids]
+    return lambda ids: F.normalize(embeddings[ids], dim=-1)

@@ -267,6 +267,6 @@ def test_output_rows_are_the_same_whether_the_table_or_the_rows_are_normalised_f
     want = table / table.norm(dim=-1, keepdim=True)
     many = torch.tensor([[0, 1, 2, 3], [4, 5, 5, 0]])  # 8 rows read from a 6-row table: the table first
     few = torch.tensor([5, 2])  # 2 rows: the rows first
-    assert torch.allclose(losses._output_rows(table, many, True), want[many])
-    assert torch.allclose(losses._output_rows(table, few, True), want[few])
-    assert torch.equal(losses._output_rows(table, many, False), table[many])
+    assert torch.allclose(losses._row_reader(table, True, many.numel())(many), want[many])
+    assert torch.allclose(losses._row_reader(table, True, few.numel())(few), want[few])
+    assert torch.equal(losses._row_reader(table, False, many.numel())(many), table[many])
