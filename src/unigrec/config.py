@@ -270,6 +270,10 @@ class RetrievalLossConfig:
     draw: Literal["position", "batch"]
     l2_normalise: bool  # sampled: cosine logits (hidden state and token embeddings L2-normalised)
     temperature: float  # sampled: logits divided by it
+    # sampled, per-target draws: up to this many tokens in the slices a batch draws from, the logits come
+    # from one product of the states with those tokens' rows, read per target afterwards (the same values);
+    # beyond it (a large atomic catalogue) each target's rows are gathered. 0: always gathered
+    product_columns: int
 
     def problems(self) -> dict[str, str]:
         """Key -> what is wrong with its value; :func:`build_section` refuses the section naming each."""
@@ -278,6 +282,8 @@ class RetrievalLossConfig:
             found["negatives"] = f"must be >= 1, got {self.negatives}"
         if not self.temperature > 0:
             found["temperature"] = f"must be > 0, got {self.temperature}"
+        if self.product_columns < 0:
+            found["product_columns"] = f"must be >= 0, got {self.product_columns}"
         return found
 
 

@@ -18,9 +18,9 @@ from unigrec.config import RetrievalLossConfig
 # shape the sampled one only), and the atomic sampled softmax as ``train.model.atomic_negatives: 16`` trained
 # it before train.retrieval_loss existed (raw dot products, temperature 1).
 FULL_SOFTMAX = RetrievalLossConfig(softmax="full", negatives=128, draw="position", l2_normalise=True,
-                                   temperature=0.05)
+                                   temperature=0.05, product_columns=16384)
 OLD_ATOMIC_SAMPLED = RetrievalLossConfig(softmax="sampled", negatives=16, draw="batch", l2_normalise=False,
-                                         temperature=1.0)
+                                         temperature=1.0, product_columns=16384)
 
 N_CLUSTERS = 4
 PER_CLUSTER = 10

@@ -251,7 +251,8 @@ def loss_spec(cfg: RetrievalLossConfig, vocab: Vocabulary) -> LossSpec:
     """Full softmax: each retrieval target against its legal slice (its level's codebook; for atomic ids the
     catalogue). Sampled: against ``cfg.negatives`` tokens drawn from that slice (train/losses.py)."""
     negatives = cfg.negatives if cfg.softmax == "sampled" else None
-    return LossSpec(vocab.legal_mask(), negatives, per_position=cfg.draw == "position")
+    return LossSpec(vocab.legal_mask(), negatives, per_position=cfg.draw == "position",
+                    product_columns=cfg.product_columns)
 
 
 def task_weighter(cfg: TrainConfig) -> TaskWeighter:

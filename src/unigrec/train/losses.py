@@ -29,6 +29,9 @@ class LossSpec:
     # sampled only: each target its own draw of negatives (True, HSTU's) or one draw per slice and batch;
     # from train.retrieval_loss.draw (fit.loss_spec), so the default is said in params.yaml alone
     per_position: bool
+    # per-target draws from slices of up to this many tokens in all: logits from one product with those
+    # tokens' rows (train.retrieval_loss.product_columns; 0: always gathered per target)
+    product_columns: int
 
 
 def sequence_losses(net: GenerativeTransformer, batch: SequenceBatch, spec: LossSpec) -> dict[str, torch.Tensor]:
@@ -128,16 +131,21 @@ def _sampled_ce(
         return _zero_like_graph(hidden)
     present, which = torch.unique(slots, return_inverse=True)
     count = spec.sampled_negatives
+    columns = None
     if spec.per_position:
         negatives = torch.empty(h.shape[0], count, dtype=torch.long, device=h.device)
         for index, slot in enumerate(present.tolist()):
             rows = which == index
             negatives[rows] = sample_legal_tokens(spec.legal[slot], count, int(rows.sum()))
         which = None
+        drawn_from = spec.legal[present].any(0).nonzero().squeeze(1)
+        if drawn_from.numel() <= spec.product_columns:
+            columns = drawn_from
     else:
         negatives = torch.stack([sample_legal_tokens(spec.legal[slot], count) for slot in present.tolist()])
     return sampled_softmax_loss(h, targets, net.token_embedding.weight, negatives, which,
-                                net.dims.logits_temperature, net.dims.logits_l2_normalise, extra_negatives)
+                                net.dims.logits_temperature, net.dims.logits_l2_normalise, extra_negatives,
+                                columns)
 
 
 def sample_legal_tokens(legal: torch.Tensor, count: int, rows: int | None = None) -> torch.Tensor:
@@ -162,6 +170,7 @@ def sampled_softmax_loss(
     temperature: float,
     l2_normalise: bool,
     extra_negatives: torch.Tensor | None = None,
+    columns: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean cross-entropy of each row's target against sampled negatives, in HSTU's form.
 
@@ -180,7 +189,15 @@ def sampled_softmax_loss(
 
     Logits are dot products, of L2-normalised vectors (cosines) when ``l2_normalise``, divided by
     ``temperature``.
+
+    ``columns`` (C,) token ids holding every id the call reads (targets, negatives, extra negatives; -1
+    extras aside): the logits then come from one (P, C) product of the states with those rows and are read
+    per row, instead of gathering (P, N, d) rows per target. The same values; on a CPU a product over a few
+    thousand columns is ~3x faster than the gather and its scattered backward.
     """
+    if columns is not None:
+        return _sampled_softmax_by_product(h, targets, embeddings, negatives, negative_set, temperature,
+                                           l2_normalise, extra_negatives, columns)
     if l2_normalise:
         h = F.normalize(h, dim=-1)
     reads = targets.numel() + negatives.numel() + (0 if extra_negatives is None else extra_negatives.numel())
@@ -203,6 +220,40 @@ def sampled_softmax_loss(
     logits = torch.cat(parts, dim=1) / temperature
     target_kept = torch.zeros_like(pos_logit, dtype=torch.bool)
     logits = logits.masked_fill(torch.cat([target_kept, *left_out], dim=1), float("-inf"))
+    return F.cross_entropy(logits, torch.zeros(h.shape[0], dtype=torch.long, device=h.device))
+
+
+def _sampled_softmax_by_product(
+    h: torch.Tensor,
+    targets: torch.Tensor,
+    embeddings: torch.Tensor,
+    negatives: torch.Tensor,
+    negative_set: torch.Tensor | None,
+    temperature: float,
+    l2_normalise: bool,
+    extra_negatives: torch.Tensor | None,
+    columns: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`sampled_softmax_loss` with each row's logits read from one (P, C) product over ``columns``."""
+    if negative_set is not None:
+        negatives = negatives[negative_set]
+    position = torch.full((embeddings.shape[0],), -1, dtype=torch.long, device=columns.device)
+    position[columns] = torch.arange(columns.numel(), device=columns.device)
+    table = embeddings[columns]
+    if l2_normalise:
+        h, table = F.normalize(h, dim=-1), F.normalize(table, dim=-1)
+    scores = h @ table.T  # (P, C)
+    ids = [targets[:, None], negatives]
+    left_out = [torch.zeros_like(targets[:, None], dtype=torch.bool), negatives == targets[:, None]]
+    if extra_negatives is not None:
+        ids.append(extra_negatives.clamp(min=0))
+        left_out.append((extra_negatives < 0) | (extra_negatives == targets[:, None]))
+    # every id read lies in the slices the columns are the union of (targets and draws by construction, the
+    # enhancer's hard negatives are items' tokens at the row's level); only a left-out entry (an extra of -1)
+    # may have none, and reads column 0 under its -inf. Any other would fail the gather: never a wrong logit
+    left = torch.cat(left_out, dim=1)
+    index = position[torch.cat(ids, dim=1)].masked_fill(left, 0)
+    logits = scores.gather(1, index).masked_fill(left, float("-inf")) / temperature
     return F.cross_entropy(logits, torch.zeros(h.shape[0], dtype=torch.long, device=h.device))
 
 

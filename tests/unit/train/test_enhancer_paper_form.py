@@ -53,7 +53,8 @@ from unigrec.train.weighter import TaskWeighter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SAMPLED = RetrievalLossConfig(softmax="sampled", negatives=8, draw="position", l2_normalise=True, temperature=0.05)
+SAMPLED = RetrievalLossConfig(softmax="sampled", negatives=8, draw="position", l2_normalise=True, temperature=0.05,
+                              product_columns=16384)
 NO_WARMUP = EnhancerWarmupConfig(epochs=0, min_valid_auc=None)
 
 

@@ -26,7 +26,8 @@ from unigrec.train.losses import LossSpec, sample_legal_tokens, sampled_softmax_
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-HSTU = RetrievalLossConfig(softmax="sampled", negatives=16, draw="position", l2_normalise=True, temperature=0.05)
+HSTU = RetrievalLossConfig(softmax="sampled", negatives=16, draw="position", l2_normalise=True, temperature=0.05,
+                           product_columns=16384)
 
 # 3 rows of width 2 against a 6-token table; targets 0, 1, 2
 H = [[1.0, 0.5], [-0.3, 2.0], [0.8, -1.2]]
@@ -49,12 +50,18 @@ def _expected_ce(h, e, targets, negatives_per_row, temperature, l2_normalise) ->
     return total / len(targets)
 
 
-def _loss(negatives, negative_set, temperature=1.0, l2_normalise=False, extra=None) -> torch.Tensor:
+def _loss(negatives, negative_set, temperature=1.0, l2_normalise=False, extra=None, columns=None) -> torch.Tensor:
     return sampled_softmax_loss(
         torch.tensor(H), torch.tensor(TARGETS), torch.tensor(E), torch.tensor(negatives),
         None if negative_set is None else torch.tensor(negative_set),
         temperature, l2_normalise, None if extra is None else torch.tensor(extra),
+        None if columns is None else torch.tensor(columns),
     )
+
+
+# the logits read from one product over these token rows (a non-contiguous set that holds every id read
+# below, in no sorted order) instead of gathered per row
+COLUMNS = [5, 0, 3, 1, 4, 2]
 
 
 @pytest.mark.parametrize(("temperature", "l2_normalise"),
@@ -72,12 +79,31 @@ def test_sampled_softmax_equals_the_hand_computed_cross_entropy(temperature, l2_
     assert got == pytest.approx(want, rel=1e-5)
 
 
+@pytest.mark.parametrize("columns", [None, COLUMNS])
 @pytest.mark.parametrize(("temperature", "l2_normalise"), [(1.0, False), (0.05, True)])
-def test_each_row_scored_against_its_own_draw_equals_the_hand_computed_cross_entropy(temperature, l2_normalise):
-    # draw: position: no set shared, every row its own negatives (row 1 draws its own target: left out)
+def test_each_row_scored_against_its_own_draw_equals_the_hand_computed_cross_entropy(temperature, l2_normalise,
+                                                                                      columns):
+    # draw: position: no set shared, every row its own negatives (row 1 draws its own target: left out),
+    # gathered per row or read from one product over the columns
     own = [[3, 4, 5], [5, 1, 0], [1, 1, 3]]
-    got = _loss(own, None, temperature, l2_normalise).item()
+    got = _loss(own, None, temperature, l2_normalise, columns=columns).item()
     assert got == pytest.approx(_expected_ce(H, E, TARGETS, own, temperature, l2_normalise), rel=1e-5)
+
+
+def test_the_product_route_gives_the_gathered_loss_and_gradients_extra_negatives_included():
+    own, extra = [[3, 4, 5], [5, 1, 0], [1, 1, 3]], [[4, -1], [1, 2], [-1, -1]]
+    grads = []
+    for columns in (None, COLUMNS, list(range(6))):
+        h, e = torch.tensor(H, requires_grad=True), torch.tensor(E, requires_grad=True)
+        loss = sampled_softmax_loss(h, torch.tensor(TARGETS), e, torch.tensor(own), None, 0.05, True,
+                                    torch.tensor(extra), None if columns is None else torch.tensor(columns))
+        loss.backward()
+        grads.append((loss.detach(), h.grad, e.grad))
+    want = _expected_ce(H, E, TARGETS, [[3, 4, 5, 4], [5, 0, 2], [1, 1, 3]], 0.05, True)
+    for loss, h_grad, e_grad in grads:
+        assert loss.item() == pytest.approx(want, rel=1e-5)
+        torch.testing.assert_close(h_grad, grads[0][1])
+        torch.testing.assert_close(e_grad, grads[0][2])
 
 
 def test_a_sampled_negative_equal_to_the_target_is_no_negative():
@@ -200,6 +226,30 @@ def test_every_position_draws_its_negatives_from_its_own_legal_slice(representat
         assert spec.legal[slot_of[targets][:, None], per_row].all()
         levels_seen |= set(slot_of[targets].tolist())
     assert len(levels_seen) == (1 if representation == "atomic" else 5)  # shared_0, sem/col_1, sem/col_dedup
+
+
+@pytest.mark.parametrize("representation", ["semantic_ids", "atomic"])
+def test_per_target_draws_read_from_one_product_when_the_slices_are_small_and_the_loss_is_the_same(
+        representation, monkeypatch):
+    net, batch, spec, _, _ = _tiny(representation, HSTU)
+    columns_seen = []
+
+    def record(*args, **kwargs):
+        columns_seen.append(args[8] if len(args) > 8 else kwargs.get("columns"))
+        return sampled_softmax_loss(*args, **kwargs)
+
+    monkeypatch.setattr(losses, "sampled_softmax_loss", record)
+    results = {}
+    for product_columns in (spec.legal.shape[1], 0):  # every slice fits / always gathered
+        torch.manual_seed(7)  # the same draws
+        results[product_columns] = sequence_losses(net, batch, dataclasses.replace(spec, product_columns=product_columns))
+    fits, gathered = columns_seen[: len(columns_seen) // 2], columns_seen[len(columns_seen) // 2 :]
+    assert fits and all(c is not None for c in fits) and all(c is None for c in gathered)
+    # the columns are the union of the legal slices the batch's targets predict from
+    for columns in fits:
+        assert spec.legal[:, columns].any(0).all()
+    for name in (LOSS_GROUPS[RETRIEVAL_REC], LOSS_GROUPS[RETRIEVAL_SEARCH]):
+        torch.testing.assert_close(results[spec.legal.shape[1]][name], results[0][name])
 
 
 def test_sample_legal_tokens_stays_in_a_non_contiguous_slice_and_reaches_all_of_it():
