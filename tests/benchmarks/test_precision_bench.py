@@ -37,6 +37,30 @@ def test_render_gives_each_speed_up_against_fp32_at_its_own_width():
     assert table[3].endswith("| bf16-mixed | 80.0 | – |")  # no fp32 run at 128 to compare with
 
 
+def test_render_compares_each_softmax_with_fp32_under_the_same_softmax():
+    rows = [_row(128, "32-true", 50.0), {**_row(128, "32-true", 20.0), "softmax": "sampled-gathered"},
+            {**_row(128, "bf16-mixed", 40.0), "softmax": "sampled-gathered"}]
+    table = [line for line in render([_run("AMD", rows)]).splitlines() if line.startswith("| ")]
+    assert table[1].endswith("| full | 32-true | 50.0 | 1.00x |")  # a row from before the option: full
+    assert table[3].endswith("| sampled-gathered | bf16-mixed | 40.0 | 2.00x |")
+
+
+def test_the_softmax_arms_select_what_they_say(tmp_path):
+    from benchmarks.project_copy import write_overrides
+    from unigrec.config import load_section
+
+    seen = {}
+    for name, overrides in precision_bench.SOFTMAXES.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "params.yaml").write_text((precision_bench.ROOT / "params.yaml").read_text())
+        write_overrides(folder, overrides)
+        seen[name] = load_section("train", folder / "params.yaml").retrieval_loss
+    assert seen["full"].softmax == "full"
+    assert seen["sampled-gathered"].product_columns == 0 and seen["sampled-gathered"].softmax == "sampled"
+    assert seen["sampled-product"].product_columns >= 10**6 and seen["sampled-product"].draw == "position"
+
+
 def test_a_run_replaces_only_its_own_machines_entry_and_the_block_shows_every_machine():
     amd = _run("AMD", [_row(64, "32-true", 100.0), _row(64, "bf16-mixed", 160.0)])
     intel = _run("Intel", [_row(64, "32-true", 90.0), _row(64, "bf16-mixed", 99.0)])
