@@ -195,66 +195,74 @@ def sampled_softmax_loss(
     per row, instead of gathering (P, N, d) rows per target. The same values; on a CPU a product over a few
     thousand columns is ~3x faster than the gather and its scattered backward.
     """
-    if columns is not None:
-        return _sampled_softmax_by_product(h, targets, embeddings, negatives, negative_set, temperature,
-                                           l2_normalise, extra_negatives, columns)
     if l2_normalise:
         h = F.normalize(h, dim=-1)
-    reads = targets.numel() + negatives.numel() + (0 if extra_negatives is None else extra_negatives.numel())
-    output_rows = _row_reader(embeddings, l2_normalise, reads)
-    pos_logit = (h * output_rows(targets)).sum(-1, keepdim=True)
-    if negative_set is None:
-        neg_ids = negatives
-        own = output_rows(negatives)  # (P, N, d)
-        neg_logit = (own @ h[:, :, None]).squeeze(-1)
+    per_row = negatives if negative_set is None else negatives[negative_set]  # (P, N) ids
+    left_out = _left_out(targets, per_row, extra_negatives)
+    if columns is not None:
+        logits = _logits_by_product(h, targets, embeddings, per_row, extra_negatives, columns, l2_normalise, left_out)
     else:
-        n_sets, n = negatives.shape
-        rows = torch.arange(h.shape[0], device=h.device)
-        shared = (h @ output_rows(negatives.reshape(-1)).T).view(-1, n_sets, n)
-        neg_ids, neg_logit = negatives[negative_set], shared[rows, negative_set]
-    parts, left_out = [pos_logit, neg_logit], [neg_ids == targets[:, None]]
-    if extra_negatives is not None:
-        extra = output_rows(extra_negatives.clamp(min=0))  # (P, m, d)
-        parts.append((extra @ h[:, :, None]).squeeze(-1))
-        left_out.append((extra_negatives < 0) | (extra_negatives == targets[:, None]))
-    logits = torch.cat(parts, dim=1) / temperature
-    target_kept = torch.zeros_like(pos_logit, dtype=torch.bool)
-    logits = logits.masked_fill(torch.cat([target_kept, *left_out], dim=1), float("-inf"))
+        logits = _logits_by_rows(h, targets, embeddings, negatives, negative_set, extra_negatives, l2_normalise)
+    logits = logits.masked_fill(left_out, float("-inf")) / temperature
     return F.cross_entropy(logits, torch.zeros(h.shape[0], dtype=torch.long, device=h.device))
 
 
-def _sampled_softmax_by_product(
+def _left_out(targets: torch.Tensor, per_row: torch.Tensor, extra_negatives: torch.Tensor | None) -> torch.Tensor:
+    """(P, 1 + N [+ m]) bool over [target, negatives, extras]: a negative equal to its row's target, and an
+    extra of -1 (none), are no negatives."""
+    parts = [torch.zeros_like(targets[:, None], dtype=torch.bool), per_row == targets[:, None]]
+    if extra_negatives is not None:
+        parts.append((extra_negatives < 0) | (extra_negatives == targets[:, None]))
+    return torch.cat(parts, dim=1)
+
+
+def _logits_by_rows(
     h: torch.Tensor,
     targets: torch.Tensor,
     embeddings: torch.Tensor,
     negatives: torch.Tensor,
     negative_set: torch.Tensor | None,
-    temperature: float,
+    extra_negatives: torch.Tensor | None,
     l2_normalise: bool,
+) -> torch.Tensor:
+    """(P, 1 + N [+ m]) raw logits from the rows each target reads (a shared set by one product with it)."""
+    reads = targets.numel() + negatives.numel() + (0 if extra_negatives is None else extra_negatives.numel())
+    output_rows = _row_reader(embeddings, l2_normalise, reads)
+    parts = [(h * output_rows(targets)).sum(-1, keepdim=True)]
+    if negative_set is None:
+        parts.append((output_rows(negatives) @ h[:, :, None]).squeeze(-1))  # (P, N, d) rows
+    else:
+        n_sets, n = negatives.shape
+        shared = (h @ output_rows(negatives.reshape(-1)).T).view(-1, n_sets, n)
+        parts.append(shared[torch.arange(h.shape[0], device=h.device), negative_set])
+    if extra_negatives is not None:
+        parts.append((output_rows(extra_negatives.clamp(min=0)) @ h[:, :, None]).squeeze(-1))  # (P, m, d)
+    return torch.cat(parts, dim=1)
+
+
+def _logits_by_product(
+    h: torch.Tensor,
+    targets: torch.Tensor,
+    embeddings: torch.Tensor,
+    per_row: torch.Tensor,
     extra_negatives: torch.Tensor | None,
     columns: torch.Tensor,
+    l2_normalise: bool,
+    left_out: torch.Tensor,
 ) -> torch.Tensor:
-    """:func:`sampled_softmax_loss` with each row's logits read from one (P, C) product over ``columns``."""
-    if negative_set is not None:
-        negatives = negatives[negative_set]
+    """(P, 1 + N [+ m]) raw logits read from one (P, C) product of the states with the ``columns`` rows."""
     position = torch.full((embeddings.shape[0],), -1, dtype=torch.long, device=columns.device)
     position[columns] = torch.arange(columns.numel(), device=columns.device)
     table = embeddings[columns]
-    if l2_normalise:
-        h, table = F.normalize(h, dim=-1), F.normalize(table, dim=-1)
-    scores = h @ table.T  # (P, C)
-    ids = [targets[:, None], negatives]
-    left_out = [torch.zeros_like(targets[:, None], dtype=torch.bool), negatives == targets[:, None]]
+    scores = h @ (F.normalize(table, dim=-1) if l2_normalise else table).T  # (P, C)
+    ids = [targets[:, None], per_row]
     if extra_negatives is not None:
         ids.append(extra_negatives.clamp(min=0))
-        left_out.append((extra_negatives < 0) | (extra_negatives == targets[:, None]))
     # every id read lies in the slices the columns are the union of (targets and draws by construction, the
     # enhancer's hard negatives are items' tokens at the row's level); only a left-out entry (an extra of -1)
-    # may have none, and reads column 0 under its -inf. Any other would fail the gather: never a wrong logit
-    left = torch.cat(left_out, dim=1)
-    index = position[torch.cat(ids, dim=1)].masked_fill(left, 0)
-    logits = scores.gather(1, index).masked_fill(left, float("-inf")) / temperature
-    return F.cross_entropy(logits, torch.zeros(h.shape[0], dtype=torch.long, device=h.device))
+    # may have none, and reads column 0 under the -inf it gets. Any other would fail the gather: never a
+    # wrong logit
+    return scores.gather(1, position[torch.cat(ids, dim=1)].masked_fill(left_out, 0))
 
 
 def _row_reader(
