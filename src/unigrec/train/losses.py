@@ -198,22 +198,28 @@ def sampled_softmax_loss(
     if l2_normalise:
         h = F.normalize(h, dim=-1)
     per_row = negatives if negative_set is None else negatives[negative_set]  # (P, N) ids
-    left_out = _left_out(targets, per_row, extra_negatives)
+    ids, left_out = _candidates(targets, per_row, extra_negatives)
     if columns is not None:
-        logits = _logits_by_product(h, targets, embeddings, per_row, extra_negatives, columns, l2_normalise, left_out)
+        logits = _logits_by_product(h, embeddings, ids, columns, l2_normalise, left_out)
     else:
         logits = _logits_by_rows(h, targets, embeddings, negatives, negative_set, extra_negatives, l2_normalise)
     logits = logits.masked_fill(left_out, float("-inf")) / temperature
     return F.cross_entropy(logits, torch.zeros(h.shape[0], dtype=torch.long, device=h.device))
 
 
-def _left_out(targets: torch.Tensor, per_row: torch.Tensor, extra_negatives: torch.Tensor | None) -> torch.Tensor:
-    """(P, 1 + N [+ m]) bool over [target, negatives, extras]: a negative equal to its row's target, and an
-    extra of -1 (none), are no negatives."""
+def _candidates(
+    targets: torch.Tensor, per_row: torch.Tensor, extra_negatives: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's candidate token ids (P, 1 + N [+ m]) in the softmax's column order [target, negatives,
+    extras], and which of them are left out: a negative equal to its row's target, and an extra of -1
+    (none, read as id 0 under the -inf it gets), are no negatives. Said once here so that both logit
+    routes and the mask agree on the order."""
+    ids = [targets[:, None], per_row]
     parts = [torch.zeros_like(targets[:, None], dtype=torch.bool), per_row == targets[:, None]]
     if extra_negatives is not None:
+        ids.append(extra_negatives.clamp(min=0))
         parts.append((extra_negatives < 0) | (extra_negatives == targets[:, None]))
-    return torch.cat(parts, dim=1)
+    return torch.cat(ids, dim=1), torch.cat(parts, dim=1)
 
 
 def _logits_by_rows(
@@ -242,27 +248,23 @@ def _logits_by_rows(
 
 def _logits_by_product(
     h: torch.Tensor,
-    targets: torch.Tensor,
     embeddings: torch.Tensor,
-    per_row: torch.Tensor,
-    extra_negatives: torch.Tensor | None,
+    ids: torch.Tensor,
     columns: torch.Tensor,
     l2_normalise: bool,
     left_out: torch.Tensor,
 ) -> torch.Tensor:
-    """(P, 1 + N [+ m]) raw logits read from one (P, C) product of the states with the ``columns`` rows."""
+    """(P, K) raw logits of the candidate ``ids`` (P, K), read from one (P, C) product of the states with
+    the ``columns`` rows."""
     position = torch.full((embeddings.shape[0],), -1, dtype=torch.long, device=columns.device)
     position[columns] = torch.arange(columns.numel(), device=columns.device)
     table = embeddings[columns]
     scores = h @ (F.normalize(table, dim=-1) if l2_normalise else table).T  # (P, C)
-    ids = [targets[:, None], per_row]
-    if extra_negatives is not None:
-        ids.append(extra_negatives.clamp(min=0))
     # every id read lies in the slices the columns are the union of (targets and draws by construction, the
     # enhancer's hard negatives are items' tokens at the row's level); only a left-out entry (an extra of -1)
     # may have none, and reads column 0 under the -inf it gets. Any other would fail the gather: never a
     # wrong logit
-    return scores.gather(1, position[torch.cat(ids, dim=1)].masked_fill(left_out, 0))
+    return scores.gather(1, position[ids].masked_fill(left_out, 0))
 
 
 def _row_reader(

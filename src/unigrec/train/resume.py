@@ -34,19 +34,21 @@ from unigrec.errors import UnigrecError
 STATE_FILE = "resume.json"
 LAST_CHECKPOINT = "last.ckpt"
 STASHED_METRICS = "metrics.before_resume.csv"
-# Trainer knobs that change how a run is watched or where it computes, not what it computes: a run may
-# resume across them (a GPU run cut short can finish on a CPU), and a benchmark may adopt a model trained
-# with other values. Not devices/strategy/precision: those change the batches or the arithmetic. (The
-# device changes float rounding only, as two multi-threaded CPU runs already do; thread counts, loggers
+# Train-config knobs that change how a run is watched, where it computes or by which route, not what it
+# computes: a run may resume across them (a GPU run cut short can finish on a CPU), and a benchmark may adopt
+# a model trained with other values. Not devices/strategy/precision: those change the batches or the
+# arithmetic. (The device changes float rounding only, as two multi-threaded CPU runs already do; the
+# sampled softmax's product bound picks a product or a gather for the same logits; thread counts, loggers
 # and progress bars live in params.yaml's runtime section, outside the train config.)
-COSMETIC_KEYS = ("resume", "accelerator")
+COSMETIC_KEYS = ("trainer.resume", "trainer.accelerator", "retrieval_loss.product_columns")
 
 
 def config_digest(cfg: Any) -> dict[str, Any]:
-    """The train config as a plain dict, cosmetic trainer keys dropped."""
+    """The train config as a plain dict, cosmetic keys (section.key) dropped."""
     raw = dataclasses.asdict(cfg)
-    for key in COSMETIC_KEYS:
-        raw.get("trainer", {}).pop(key, None)
+    for path in COSMETIC_KEYS:
+        section, key = path.split(".")
+        raw.get(section, {}).pop(key, None)
     return raw
 
 

@@ -28,9 +28,16 @@ class Trainer:
 
 
 @dataclasses.dataclass(frozen=True)
+class RetrievalLoss:
+    softmax: str = "sampled"
+    product_columns: int = 16384
+
+
+@dataclasses.dataclass(frozen=True)
 class Cfg:
     lr: float = 0.01
     trainer: Trainer = Trainer()
+    retrieval_loss: RetrievalLoss = RetrievalLoss()
 
 
 ARRAYS = [np.arange(6), np.ones((2, 3), np.float32)]
@@ -39,6 +46,9 @@ ARRAYS = [np.arange(6), np.ones((2, 3), np.float32)]
 def test_fingerprint_follows_params_and_data_but_not_how_or_where_the_run_is_watched():
     key = fingerprint(Cfg(), ARRAYS)
     assert key == fingerprint(Cfg(trainer=Trainer(resume=False, accelerator="cpu")), ARRAYS)
+    # the product bound picks the route to the same logits: a run may resume across it
+    assert key == fingerprint(Cfg(retrieval_loss=RetrievalLoss(product_columns=0)), ARRAYS)
+    assert key != fingerprint(Cfg(retrieval_loss=RetrievalLoss(softmax="full")), ARRAYS)
     assert key != fingerprint(Cfg(trainer=Trainer(devices=2)), ARRAYS)  # two ranks: other batches
     assert key != fingerprint(Cfg(lr=0.02), ARRAYS)
     assert key != fingerprint(Cfg(trainer=Trainer(max_epochs=5)), ARRAYS)
