@@ -354,7 +354,7 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
     from unigrec.config import load_section
 
     spec = quality.load_spec(SPECS / "ml1m-unigrf-ablation.yaml")
-    arms = {}
+    arms, ranking_weights = {}, {}
     for row in spec.rows:
         for part, overrides in quality.part_overrides(spec, row, 11).items():
             params = _params(overrides, tmp_path, f"{len(arms)}-{part}")
@@ -363,6 +363,7 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
             assert train.model.event_layout == "item", "the screen runs in the default's layout"
             assert params["split"]["holdout_window"] is None, "the root of ml1m-1pct-headline"
             arms[(row.label, part)] = (train.retrieval_loss.softmax, train.weighter.mode, train.enhancer.enabled)
+            ranking_weights[row.label] = train.loss_weights.ranking
             assert params["ingest"]["queries"]["search_fraction"] == 0.01
     assert arms[("plain joint, full softmax", "model")] == ("full", "fixed", False)
     assert arms[("plain joint, sampled softmax", "model")] == ("sampled", "fixed", False)
@@ -370,6 +371,10 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
     assert arms[("+ enhancer (paper's form), sampled softmax", "model")] == ("sampled", "fixed", True)
     assert arms[("UniGRF full (enhancer + weighter), sampled softmax", "model")] == ("sampled", "dwa", True)
     assert arms[("UniGRF full, full softmax", "model")] == ("full", "dwa", True)
+    # the weighter's control: plain joint with a constant ranking weight, every other arm at the base weight
+    control = "plain joint, ranking weight 1.3 (the weighter's mean), sampled softmax"
+    assert arms[(control, "model")] == ("sampled", "fixed", False)
+    assert ranking_weights.pop(control) == 1.3 and set(ranking_weights.values()) == {1.0}
 
 
 def test_welch_p_is_the_unequal_variance_t_test_by_hand():
