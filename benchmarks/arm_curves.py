@@ -65,7 +65,7 @@ def band(curves: Sequence[pd.DataFrame], column: str) -> pd.DataFrame | None:
     parts = [p for p in parts if not p.empty]
     if not parts:
         return None
-    stats = pd.concat(parts).groupby("epoch")[column].agg(["mean", "min", "max", "count"]).reset_index()
+    stats = pd.concat(parts).groupby("epoch")[column].agg(["mean", "min", "max"]).reset_index()
     stats["epoch"] += 1  # Lightning counts from 0; the logs and notes from 1
     return stats
 
@@ -74,7 +74,9 @@ def plot(found: dict[str, list[pd.DataFrame]], out: Path, title: str) -> list[st
     """One panel per logged column, one line (mean) and band (seed range) per row; returns the panels drawn."""
     from unigrec.figures import headless_pyplot, save_png
 
-    panels = [(c, t) for c, t in PANELS if any(band(curves, c) is not None for curves in found.values())]
+    # each (row, column) band once: the panel filter and the drawing both need it
+    bands = {(label, c): band(curves, c) for label, curves in found.items() for c, _ in PANELS}
+    panels = [(c, t) for c, t in PANELS if any(bands[label, c] is not None for label in found)]
     if not panels:
         raise SystemExit("none of the runs logged any of the curves: " + ", ".join(c for c, _ in PANELS))
     plt = headless_pyplot()
@@ -86,7 +88,7 @@ def plot(found: dict[str, list[pd.DataFrame]], out: Path, title: str) -> list[st
     colours = {label: palette[i % len(palette)] for i, label in enumerate(found)}
     for ax, (column, panel_title) in zip(axes.flat, panels):
         for label, curves in found.items():
-            stats = band(curves, column)
+            stats = bands[label, column]
             if stats is None:
                 continue
             seeds = f"{len(curves)} seed{'s' if len(curves) > 1 else ''}"
