@@ -5,7 +5,8 @@ run's own plot (``plots/train_task_weights.png`` in its folder) cannot show whet
 enhancer moves a curve, and only a figure with the arms overlaid can.
 
 Nothing trains here: it reads ``metrics/train_curve.csv`` from the run folders ``quality.py`` left under
-ROOT/.cache/quality (or ``--work``); a row or seed without one is named and skipped.
+ROOT/.cache/quality (or ``--work``), and where a folder is gone (another machine trained it) the curve the
+run's record in the block's results JSON kept; a row or seed with neither is named and skipped.
 
     python benchmarks/arm_curves.py --root ROOT --spec benchmarks/specs/ml1m-unigrf-ablation.yaml \\
         --rows "plain joint, sampled softmax" "UniGRF full (enhancer + weighter), sampled softmax" \\
@@ -15,33 +16,39 @@ ROOT/.cache/quality (or ``--work``); a row or seed without one is named and skip
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
-from benchmarks.quality import Spec, load_spec, planned_seeds, run_dir
+from benchmarks.quality import CURVE_COLUMNS, Spec, load_spec, planned_seeds, run_dir, seed_name
 
 CURVE = Path("metrics") / "train_curve.csv"
-# (column of train_curve.csv, panel title); a panel no run logged is left out
-PANELS = (
-    ("train/loss_retrieval_rec", "rec retrieval loss (train)"),
-    ("train/loss_ranking", "ranking loss (train)"),
-    ("val/rec_ndcg@10", "validation rec NDCG@10"),
-    ("val/ranking_auc", "validation ranking AUC"),
-    ("weight_task/retrieval", "weighter: retrieval's task weight"),
-    ("weight_task/ranking", "weighter: ranking's task weight"),
-)
+TITLES = {
+    "train/loss_retrieval_rec": "rec retrieval loss (train)",
+    "train/loss_ranking": "ranking loss (train)",
+    "val/rec_ndcg@10": "validation rec NDCG@10",
+    "val/ranking_auc": "validation ranking AUC",
+    "weight_task/retrieval": "weighter: retrieval's task weight",
+    "weight_task/ranking": "weighter: ranking's task weight",
+}
+# (column, panel title) for each column a run's record keeps; a panel no run logged is left out
+PANELS = tuple((column, TITLES[column]) for column in CURVE_COLUMNS)
 FIGURE_DPI = 100
 PANEL_COLUMNS = 3
 
 
-def seed_curves(work: Path, spec: Spec, labels: Sequence[str]) -> tuple[dict[str, list[pd.DataFrame]], list[str]]:
-    """Row label -> the per-epoch curves of its seeds found; and the runs that had none (for the log)."""
+def seed_curves(work: Path, spec: Spec, labels: Sequence[str],
+                runs: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, list[pd.DataFrame]], list[str]]:
+    """Row label -> the per-epoch curves of its seeds found; and the runs that had none (for the log). A
+    run's folder under ``work`` is read where it is still there, else the curve its record in ``runs`` (the
+    block's results JSON: row label -> seed -> record) kept, so seeds trained on other machines still draw."""
     rows = {r.label: r for r in spec.rows}
     unknown = [label for label in labels if label not in rows]
     if unknown:
@@ -51,10 +58,13 @@ def seed_curves(work: Path, spec: Spec, labels: Sequence[str]) -> tuple[dict[str
     for label in labels:
         for seed in planned_seeds(spec, rows[label]):
             path = run_dir(work, spec, rows[label], seed) / CURVE
+            kept = ((runs or {}).get(label, {}).get(seed_name(seed)) or {}).get("curve")
             if path.exists():
                 found.setdefault(label, []).append(pd.read_csv(path))
+            elif kept:
+                found.setdefault(label, []).append(pd.DataFrame(kept))
             else:
-                missing.append(f"{label}, seed {seed}: no {path}")
+                missing.append(f"{label}, seed {seed}: no {path} and no curve in its record")
     return found, missing
 
 
@@ -113,6 +123,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--spec", required=True, type=Path, help="the quality.py spec whose runs are drawn")
     p.add_argument("--rows", nargs="+", default=None, help="row labels to overlay (default: every row)")
     p.add_argument("--work", type=Path, default=None, help="where the runs trained (default: ROOT/.cache/quality)")
+    p.add_argument("--results", type=Path, default=None,
+                   help="the block's results JSON, for runs whose folder is gone (default: benchmarks/results/BLOCK.json)")
     p.add_argument("--out", type=Path, required=True, help="the PNG to write")
     return p.parse_args(argv)
 
@@ -121,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     spec = load_spec(args.spec)
     work = args.work or args.root / ".cache" / "quality"
-    found, missing = seed_curves(work, spec, args.rows or [r.label for r in spec.rows])
+    results = args.results or ROOT / "benchmarks" / "results" / spec.results
+    runs = json.loads(results.read_text(encoding="utf-8")).get("runs", {}) if results.exists() else {}
+    found, missing = seed_curves(work, spec, args.rows or [r.label for r in spec.rows], runs)
     for line in missing:
         print(f"skipped: {line}", file=sys.stderr)
     if not found:

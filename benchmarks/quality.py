@@ -372,6 +372,28 @@ def prepare_part(root: Path, dest: Path, overrides: list[str], work: Path) -> di
     return params
 
 
+# the per-epoch columns of a run's train curve its record keeps: the run folder stays behind on the machine
+# that trained it, and benchmarks/arm_curves.py draws a block's arms from these where the folder is gone
+CURVE_COLUMNS = ("train/loss_retrieval_rec", "train/loss_ranking", "val/rec_ndcg@10", "val/ranking_auc",
+                 "weight_task/retrieval", "weight_task/ranking")
+CURVE_DIGITS = 6
+
+
+def kept_curve(folder: Path) -> dict[str, list[float | None]] | None:
+    """The :data:`CURVE_COLUMNS` a one-part run in ``folder`` logged, per epoch (Lightning's 0-based epochs, as
+    in its train_curve.csv); None where it has no curve (a baseline, or a two-part run: its parts' curves
+    are different models')."""
+    import pandas as pd
+
+    path = Layout(folder).train_curve
+    if not path.exists():
+        return None
+    frame = pd.read_csv(path)
+    columns = ["epoch", *(c for c in CURVE_COLUMNS if c in frame.columns)]
+    kept = {c: [None if pd.isna(v) else round(float(v), CURVE_DIGITS) for v in frame[c]] for c in columns}
+    return kept | {"epoch": [int(e) for e in frame["epoch"]]}
+
+
 TRAINED_WITH = ".trained_with"  # in a run folder once its train stage finished: what it trained with
 
 
@@ -811,6 +833,8 @@ def main(argv: list[str] | None = None) -> int:
             record = (run_one(root, where, spec, row, seed, data) if project is None
                       else adopt_run(root, where, spec, row, seed, project, data))
             record |= {"machine": hardware(), "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")}
+            if (curve := kept_curve(where if project is None else project)) is not None:
+                record["curve"] = curve
             done[seed_name(seed)] = record
             results_file.parent.mkdir(parents=True, exist_ok=True)
             results_file.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")

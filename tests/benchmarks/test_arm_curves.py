@@ -62,3 +62,26 @@ def test_main_writes_the_figure_from_a_root(tmp_path: Path, spec_path: Path, cap
     out = tmp_path / "fig.png"
     assert ac.main(["--root", str(tmp_path), "--spec", str(spec_path), "--out", str(out)]) == 0
     assert out.exists() and "1 rows" in capsys.readouterr().out
+
+
+def test_a_run_whose_folder_is_gone_draws_from_its_record(tmp_path: Path, spec_path: Path) -> None:
+    """The run folders stay on the machine that trained them; the results JSON travels with the repo."""
+    _curve(tmp_path / "work", "plain", 1, {"epoch": [0, 1], "val/ranking_auc": [0.70, 0.80]})
+    runs = {"plain": {"2": {"curve": {"epoch": [0, 1], "val/ranking_auc": [0.74, 0.78]}}}}
+    found, missing = ac.seed_curves(tmp_path / "work", load_spec(spec_path), ["plain"], runs)
+    assert len(found["plain"]) == 2 and missing == []
+    assert ac.band(found["plain"], "val/ranking_auc")["mean"].tolist() == pytest.approx([0.72, 0.79])
+
+
+def test_a_record_keeps_the_drawn_columns_of_its_curve(tmp_path: Path) -> None:
+    from benchmarks.quality import CURVE_COLUMNS, kept_curve
+    from unigrec.paths import Layout
+
+    assert kept_curve(tmp_path) is None  # a baseline or a two-part run: no curve of its own
+    path = Layout(tmp_path).train_curve
+    path.parent.mkdir(parents=True)
+    pd.DataFrame({"epoch": [0, 1], "val/ranking_auc": [0.7, 0.812345678], "weight_task/ranking": [None, 1.2],
+                  "lr": [0.1, 0.05]}).to_csv(path, index=False)
+    assert kept_curve(tmp_path) == {"epoch": [0, 1], "val/ranking_auc": [0.7, 0.812346],
+                                    "weight_task/ranking": [None, 1.2]}  # only what arm_curves draws
+    assert [c for c, _ in ac.PANELS] == list(CURVE_COLUMNS)
