@@ -62,6 +62,7 @@ from benchmarks.host import machine as host_machine
 from benchmarks.host import machine_id, machine_line, portable
 from benchmarks.markdown_block import write_block
 from benchmarks.project_copy import write_overrides
+from unigrec.atomic import atomic_file
 from unigrec.cli import main as unigrec_cli
 from unigrec.config import PARAMS_FILE, load_section
 from unigrec.orchestration.experiments import (
@@ -775,6 +776,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def keep_run(results_file: Path, results: dict[str, Any], label: str, seed: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Write ``record`` as run (``label``, ``seed``) into ``results_file`` and return what the file now holds.
+
+    The file is read again under a lock just before the write, and the record merged into that: two
+    quality.py processes of one block (one CPU thread each, on a 2-core machine) each loaded the file
+    when they started, and writing a copy from then would drop the other's runs that ended since.
+    ``results`` (this process's copy) only fills in what the file lacks (the header of a block's first
+    run)."""
+    import fcntl
+
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(results_file.with_name(f".{results_file.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        latest = json.loads(results_file.read_text(encoding="utf-8")) if results_file.exists() else {}
+        merged = {**results, **latest}  # the file is the truth; this copy only adds a header it lacks
+        merged.setdefault("runs", {}).setdefault(label, {})[seed] = record
+        with atomic_file(results_file) as fh:
+            fh.write(json.dumps(merged, indent=2, sort_keys=True, default=str) + "\n")
+    return merged
+
+
 def parse_run_arg(spec: Spec, arg: str, option: str) -> tuple[Row, int, Path]:
     """``LABEL@SEED=DIR`` -> (the spec's row, seed, DIR)."""
     label_seed, sep, folder = arg.partition("=")
@@ -835,9 +857,7 @@ def main(argv: list[str] | None = None) -> int:
             record |= {"machine": hardware(), "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")}
             if (curve := kept_curve(where if project is None else project)) is not None:
                 record["curve"] = curve
-            done[seed_name(seed)] = record
-            results_file.parent.mkdir(parents=True, exist_ok=True)
-            results_file.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+            results = keep_run(results_file, results, row.label, seed_name(seed), record)
     if results.get("runs"):
         block = render(spec, results)
         elsewhere = trained_elsewhere(spec, results)

@@ -422,3 +422,18 @@ def test_a_cold_item_block_is_test_figures_with_its_case_counts_as_whole_numbers
     assert lines[0].startswith("Test figures")
     model = next(line for line in lines if line.startswith("| model |"))
     assert model.startswith("| model | 1, 2 | 0.1100 ± 0.0141 | 49 | 0.0000 ± 0.0000 | 0.0000 ± 0.0000 |")
+
+
+def test_two_processes_of_a_block_keep_each_others_runs(tmp_path: Path) -> None:
+    """Each process loaded the results when it started; a run that ended since in the other is kept."""
+    from benchmarks.quality import keep_run
+
+    results_file = tmp_path / "blk.json"
+    first = {"machine": "m", "runs": {"a": {"1": {"test": 1}}}}
+    results_file.write_text(json.dumps(first))
+    mine, theirs = json.loads(results_file.read_text()), json.loads(results_file.read_text())
+    keep_run(results_file, theirs, "b", "1", {"test": 2})
+    held = keep_run(results_file, mine, "a", "2", {"test": 3})
+    assert held == json.loads(results_file.read_text())
+    assert held["runs"] == {"a": {"1": {"test": 1}, "2": {"test": 3}}, "b": {"1": {"test": 2}}}
+    assert keep_run(tmp_path / "new.json", {"machine": "m"}, "a", "1", {})["machine"] == "m"  # header kept
