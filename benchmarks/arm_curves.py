@@ -58,10 +58,9 @@ def seed_curves(work: Path, spec: Spec, labels: Sequence[str],
     for label in labels:
         for seed in planned_seeds(spec, rows[label]):
             path = run_dir(work, spec, rows[label], seed) / CURVE
-            kept = ((runs or {}).get(label, {}).get(seed_name(seed)) or {}).get("curve")
             if path.exists():
                 found.setdefault(label, []).append(pd.read_csv(path))
-            elif kept:
+            elif kept := ((runs or {}).get(label, {}).get(seed_name(seed)) or {}).get("curve"):
                 found.setdefault(label, []).append(pd.DataFrame(kept))
             else:
                 missing.append(f"{label}, seed {seed}: no {path} and no curve in its record")

@@ -390,9 +390,9 @@ def kept_curve(folder: Path) -> dict[str, list[float | None]] | None:
     if not path.exists():
         return None
     frame = pd.read_csv(path)
-    columns = ["epoch", *(c for c in CURVE_COLUMNS if c in frame.columns)]
-    kept = {c: [None if pd.isna(v) else round(float(v), CURVE_DIGITS) for v in frame[c]] for c in columns}
-    return kept | {"epoch": [int(e) for e in frame["epoch"]]}
+    logged = [c for c in CURVE_COLUMNS if c in frame.columns]
+    return {"epoch": [int(e) for e in frame["epoch"]],
+            **{c: [None if pd.isna(v) else round(float(v), CURVE_DIGITS) for v in frame[c]] for c in logged}}
 
 
 TRAINED_WITH = ".trained_with"  # in a run folder once its train stage finished: what it trained with
@@ -784,11 +784,11 @@ def keep_run(results_file: Path, results: dict[str, Any], label: str, seed: str,
     when they started, and writing a copy from then would drop the other's runs that ended since.
     ``results`` (this process's copy) only fills in what the file lacks (the header of a block's first
     run)."""
-    import fcntl
+    # the OS lock the pipeline's workspace lock uses (unigrec.orchestration.workspace_lock)
+    from filelock import FileLock
 
     results_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(results_file.with_name(f".{results_file.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    with FileLock(results_file.with_name(f".{results_file.name}.lock")):
         latest = json.loads(results_file.read_text(encoding="utf-8")) if results_file.exists() else {}
         merged = {**results, **latest}  # the file is the truth; this copy only adds a header it lacks
         merged.setdefault("runs", {}).setdefault(label, {})[seed] = record
