@@ -131,6 +131,25 @@ def test_the_ml1m_1pct_best_overlay_is_the_row_that_produced_its_figures(tmp_pat
     assert params["split"]["holdout_window"] is None and params["train"]["model"]["event_layout"] == "item"
 
 
+def test_issue_39s_confirmation_differs_from_plain_joint_only_in_the_enhancer_and_the_weighter(tmp_path: Path):
+    """The full-recipe confirmation compares UniGRF full with plain joint training and nothing else: both
+    rows of the confirm block train the ml1m-1pct-best recipe with the sampled softmax."""
+    spec = quality.load_spec(SPECS / "ml1m-unigrf-confirm.yaml")
+    assert spec.results == "ml1m-1pct-headline.json", "its runs are the headline block's rows"
+    (plain_overrides,), (full_overrides,) = (quality.part_overrides(spec, row, 11).values() for row in spec.rows)
+    plain, full = _params(plain_overrides, tmp_path, "plain"), _params(full_overrides, tmp_path, "full")
+
+    def flat(tree: dict, prefix: str = "") -> dict:
+        return {k: v for key, value in tree.items() for k, v in (
+            flat(value, f"{prefix}{key}.").items() if isinstance(value, dict) else [(f"{prefix}{key}", value)])}
+
+    differ = {k for k in flat(plain).keys() | flat(full).keys() if flat(plain).get(k) != flat(full).get(k)}
+    assert differ and all(k.startswith(("train.enhancer.", "train.weighter.")) for k in differ), sorted(differ)
+    assert plain["train"]["retrieval_loss"]["softmax"] == full["train"]["retrieval_loss"]["softmax"] == "sampled"
+    assert full["train"]["enhancer"]["enabled"] and full["train"]["weighter"]["mode"] == "dwa"
+    assert full["train"]["model"]["d_model"] == 128 and full["train"]["model"]["event_layout"] == "item"
+
+
 def test_rows_fail_before_any_run_on_a_root_without_their_identifiers_or_with_other_data(tmp_path: Path):
     root = tmp_path / "root"
     root.mkdir()
