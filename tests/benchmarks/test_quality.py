@@ -4,6 +4,7 @@ tiny project (baselines, a two-stage system trained here or elsewhere and adopte
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -373,7 +374,7 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
     from unigrec.config import load_section
 
     spec = quality.load_spec(SPECS / "ml1m-unigrf-ablation.yaml")
-    arms, ranking_weights = {}, {}
+    arms, ranking_weights, task_weights = {}, {}, {}
     for row in spec.rows:
         for part, overrides in quality.part_overrides(spec, row, 11).items():
             params = _params(overrides, tmp_path, f"{len(arms)}-{part}")
@@ -383,6 +384,7 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
             assert params["split"]["holdout_window"] is None, "the root of ml1m-1pct-headline"
             arms[(row.label, part)] = (train.retrieval_loss.softmax, train.weighter.mode, train.enhancer.enabled)
             ranking_weights[row.label] = train.loss_weights.ranking
+            task_weights[(row.label, part)] = dataclasses.astuple(train.loss_weights)
             assert params["ingest"]["queries"]["search_fraction"] == 0.01
     assert arms[("plain joint, full softmax", "model")] == ("full", "fixed", False)
     assert arms[("plain joint, sampled softmax", "model")] == ("sampled", "fixed", False)
@@ -394,6 +396,12 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
     control = "plain joint, ranking weight 1.3 (the weighter's mean), sampled softmax"
     assert arms[(control, "model")] == ("sampled", "fixed", False)
     assert ranking_weights.pop(control) == 1.3 and set(ranking_weights.values()) == {1.0}
+    # the reference: plain joint's retrieval (sampled softmax, search weight 0.1) alone, then a ranking-only model
+    two_stage = "two-stage (retrieval model + ranking model)"
+    assert arms[(two_stage, "retrieval")] == ("sampled", "fixed", False)
+    assert task_weights[(two_stage, "retrieval")] == (1.0, 0.1, 0.0)
+    assert task_weights[(two_stage, "ranking")] == (0.0, 0.0, 1.0)
+    assert task_weights[("plain joint, sampled softmax", "model")] == (1.0, 0.1, 1.0)
 
 
 def test_welch_p_is_the_unequal_variance_t_test_by_hand():
