@@ -96,7 +96,8 @@ def test_a_probe_takes_rows_by_label_and_variants_add_keys(tmp_path: Path):
 
 @pytest.mark.parametrize("name", ["ml1m.yaml", "ml1m-protocol.yaml", "ml100k.yaml", "ablation.yaml", "ml100k-hybrid.yaml",
                                   "ml1m-unigrf-ablation.yaml", "ml100k-coverage.yaml", "ml1m-1pct-41.yaml",
-                                  "ml1m-1pct-default-recipe.yaml", "ml100k-default-candidate.yaml"])
+                                  "ml1m-1pct-default-recipe.yaml", "ml100k-default-candidate.yaml",
+                                  "ml1m-1pct-headline.yaml", "ml1m-unigrf-confirm.yaml", "ml1m600-past-actions.yaml"])
 def test_every_row_of_the_shipped_specs_writes_real_params(name: str, tmp_path: Path):
     """A key renamed in params.yaml fails here, not hours into a benchmark when its row's turn comes."""
     spec = quality.load_spec(SPECS / name)
@@ -248,7 +249,9 @@ def test_a_row_screened_on_its_own_seeds_is_run_on_them_and_owes_no_others(tmp_p
 
 
 @pytest.mark.parametrize("spec, block", [("ml1m.yaml", "ml1m-seeds"), ("ml1m-protocol.yaml", "ml1m-protocol"),
-                                         ("ml100k.yaml", "compare"), ("ablation.yaml", "ablation")])
+                                         ("ml100k.yaml", "compare"), ("ablation.yaml", "ablation"),
+                                         ("ml1m-unigrf-ablation.yaml", "ml1m-unigrf-ablation"),
+                                         ("ml1m-unigrf-confirm.yaml", "ml1m-unigrf-confirm")])
 def test_each_block_re_renders_from_its_stored_results_as_benchmarks_md_holds_it(tmp_path: Path, spec, block):
     """ablation: the removed script's records (the spec's ``recorded``) until the spec's own results hold runs."""
     markdown = tmp_path / "BENCHMARKS.md"
