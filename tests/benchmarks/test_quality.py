@@ -140,12 +140,8 @@ def test_issue_39s_confirmation_differs_from_plain_joint_only_in_the_enhancer_an
     assert spec.results == "ml1m-1pct-headline.json", "its runs are the headline block's rows"
     (plain_overrides,), (full_overrides,) = (quality.part_overrides(spec, row, 11).values() for row in spec.rows)
     plain, full = _params(plain_overrides, tmp_path, "plain"), _params(full_overrides, tmp_path, "full")
-
-    def flat(tree: dict, prefix: str = "") -> dict:
-        return {k: v for key, value in tree.items() for k, v in (
-            flat(value, f"{prefix}{key}.").items() if isinstance(value, dict) else [(f"{prefix}{key}", value)])}
-
-    differ = {k for k in flat(plain).keys() | flat(full).keys() if flat(plain).get(k) != flat(full).get(k)}
+    flat_plain, flat_full = quality.flat(plain), quality.flat(full)
+    differ = {k for k in flat_plain.keys() | flat_full.keys() if flat_plain.get(k) != flat_full.get(k)}
     assert differ and all(k.startswith(("train.enhancer.", "train.weighter.")) for k in differ), sorted(differ)
     assert plain["train"]["retrieval_loss"]["softmax"] == full["train"]["retrieval_loss"]["softmax"] == "sampled"
     assert full["train"]["enhancer"]["enabled"] and full["train"]["weighter"]["mode"] == "dwa"
@@ -377,7 +373,7 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
     from unigrec.config import load_section
 
     spec = quality.load_spec(SPECS / "ml1m-unigrf-ablation.yaml")
-    arms, ranking_weights, task_weights = {}, {}, {}
+    arms, task_weights = {}, {}
     for row in spec.rows:
         for part, overrides in quality.part_overrides(spec, row, 11).items():
             params = _params(overrides, tmp_path, f"{len(arms)}-{part}")
@@ -386,7 +382,6 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
             assert train.model.event_layout == "item", "the screen runs in the default's layout"
             assert params["split"]["holdout_window"] is None, "the root of ml1m-1pct-headline"
             arms[(row.label, part)] = (train.retrieval_loss.softmax, train.weighter.mode, train.enhancer.enabled)
-            ranking_weights[row.label] = train.loss_weights.ranking
             task_weights[(row.label, part)] = dataclasses.astuple(train.loss_weights)
             assert params["ingest"]["queries"]["search_fraction"] == 0.01
     assert arms[("plain joint, full softmax", "model")] == ("full", "fixed", False)
@@ -397,6 +392,7 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
     assert arms[("UniGRF full, full softmax", "model")] == ("full", "dwa", True)
     # the weighter's control: plain joint with a constant ranking weight, every other arm at the base weight
     control = "plain joint, ranking weight 1.3 (the weighter's mean), sampled softmax"
+    ranking_weights = {label: weights[2] for (label, _), weights in task_weights.items()}  # a row's last part
     assert arms[(control, "model")] == ("sampled", "fixed", False)
     assert ranking_weights.pop(control) == 1.3 and set(ranking_weights.values()) == {1.0}
     # the reference: plain joint's retrieval (sampled softmax, search weight 0.1) alone, then a ranking-only model
