@@ -72,6 +72,7 @@ from unigrec.orchestration.experiments import (
     overlay_assignments,
 )
 from unigrec.paths import Layout
+from unigrec.registry.gate import flatten_mapping
 
 log = logging.getLogger("benchmarks.quality")
 
@@ -283,19 +284,11 @@ def write_params(dest: Path, overrides: list[str]) -> dict[str, Any]:
     return yaml.safe_load((dest / PARAMS_FILE).read_text(encoding="utf-8"))
 
 
-def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
-
-
 def differences(ours: dict[str, Any], theirs: dict[str, Any], sections: Sequence[str]) -> list[str]:
     """Keys of ``sections`` both params hold with other values (``ingest.path``, where the files were read
     from, aside): a root prepared before a knob existed, or after one went, is not flagged for it."""
-    a = flat({s: ours.get(s, {}) for s in sections})
-    b = flat({s: theirs.get(s, {}) for s in sections})
+    a = flatten_mapping({s: ours.get(s, {}) for s in sections})
+    b = flatten_mapping({s: theirs.get(s, {}) for s in sections})
     return sorted(k for k in a.keys() & b.keys() if a[k] != b[k] and k != "ingest.path")
 
 
@@ -519,7 +512,7 @@ def adopt_run(root: Path, work: Path, spec: Spec, row: Row, seed: int | None, pr
     for name, overrides in parts.items():
         here, there = (work, project) if len(parts) == 1 else (work / name, project / name)
         prepare_part(root, here, overrides, work)
-        wanted, had = (flat(config_digest(load_section("train", p / PARAMS_FILE))) for p in (here, there))
+        wanted, had = (flatten_mapping(config_digest(load_section("train", p / PARAMS_FILE))) for p in (here, there))
         if wanted != had:
             raise SystemExit(f"--adopt: {there} trained with other params than this run: "
                              f"{sorted(k for k in wanted.keys() | had.keys() if wanted.get(k) != had.get(k))}")

@@ -20,6 +20,7 @@ from support.evaluate_project import tiny_project
 from benchmarks import quality
 from benchmarks.markdown_block import read_block
 from unigrec.paths import Layout
+from unigrec.registry.gate import flatten_mapping
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "benchmarks" / "specs"
@@ -140,7 +141,7 @@ def test_issue_39s_confirmation_differs_from_plain_joint_only_in_the_enhancer_an
     assert spec.results == "ml1m-1pct-headline.json", "its runs are the headline block's rows"
     (plain_overrides,), (full_overrides,) = (quality.part_overrides(spec, row, 11).values() for row in spec.rows)
     plain, full = _params(plain_overrides, tmp_path, "plain"), _params(full_overrides, tmp_path, "full")
-    flat_plain, flat_full = quality.flat(plain), quality.flat(full)
+    flat_plain, flat_full = flatten_mapping(plain), flatten_mapping(full)
     differ = {k for k in flat_plain.keys() | flat_full.keys() if flat_plain.get(k) != flat_full.get(k)}
     assert differ and all(k.startswith(("train.enhancer.", "train.weighter.")) for k in differ), sorted(differ)
     assert plain["train"]["retrieval_loss"]["softmax"] == full["train"]["retrieval_loss"]["softmax"] == "sampled"
