@@ -383,7 +383,7 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
             assert train.model.event_layout == "item", "the screen runs in the default's layout"
             assert params["split"]["holdout_window"] is None, "the root of ml1m-1pct-headline"
             arms[(row.label, part)] = (train.retrieval_loss.softmax, train.weighter.mode, train.enhancer.enabled)
-            task_weights[(row.label, part)] = dataclasses.astuple(train.loss_weights)
+            task_weights[(row.label, part)] = train.loss_weights
             assert params["ingest"]["queries"]["search_fraction"] == 0.01
     assert arms[("plain joint, full softmax", "model")] == ("full", "fixed", False)
     assert arms[("plain joint, sampled softmax", "model")] == ("sampled", "fixed", False)
@@ -393,15 +393,16 @@ def test_the_unigrf_ablation_arms_are_what_their_labels_say_and_load(tmp_path: P
     assert arms[("UniGRF full, full softmax", "model")] == ("full", "dwa", True)
     # the weighter's control: plain joint with a constant ranking weight, every other arm at the base weight
     control = "plain joint, ranking weight 1.3 (the weighter's mean), sampled softmax"
-    ranking_weights = {label: weights[2] for (label, _), weights in task_weights.items()}  # a row's last part
+    ranking_weights = {label: weights.ranking for (label, _), weights in task_weights.items()}  # a row's last part
     assert arms[(control, "model")] == ("sampled", "fixed", False)
     assert ranking_weights.pop(control) == 1.3 and set(ranking_weights.values()) == {1.0}
     # the reference: plain joint's retrieval (sampled softmax, search weight 0.1) alone, then a ranking-only model
     two_stage = "two-stage (retrieval model + ranking model)"
     assert arms[(two_stage, "retrieval")] == ("sampled", "fixed", False)
-    assert task_weights[(two_stage, "retrieval")] == (1.0, 0.1, 0.0)
-    assert task_weights[(two_stage, "ranking")] == (0.0, 0.0, 1.0)
-    assert task_weights[("plain joint, sampled softmax", "model")] == (1.0, 0.1, 1.0)
+    weights = {key: dataclasses.astuple(w) for key, w in task_weights.items()}  # (rec, search, ranking)
+    assert weights[(two_stage, "retrieval")] == (1.0, 0.1, 0.0)
+    assert weights[(two_stage, "ranking")] == (0.0, 0.0, 1.0)
+    assert weights[("plain joint, sampled softmax", "model")] == (1.0, 0.1, 1.0)
 
 
 def test_welch_p_is_the_unequal_variance_t_test_by_hand():
