@@ -49,6 +49,7 @@ import argparse
 import datetime as dt
 import hashlib
 import json
+import shlex
 import statistics
 import sys
 import textwrap
@@ -66,6 +67,8 @@ sys.path.insert(0, str(ROOT))  # the benchmarks package, when run as a script
 
 from benchmarks.host import add_block_arguments, command_line, machine, machine_id, portable
 from benchmarks.markdown_block import write_block
+from benchmarks.results_file import update_results
+from unigrec.atomic import atomic_file
 
 BLOCK = "library-reference"
 NOTE = "docs/experiments/2026-12-04-library-reference.md"
@@ -117,10 +120,12 @@ def export_split(root: Path, dest: Path) -> dict[str, str]:
     """Write ``train.parquet`` and ``cases.parquet`` (valid + test) under ``dest`` from ``root``'s split;
     returns each file's sha256, so a result names the very export it came from."""
     events = pd.read_parquet(root / "data" / "split" / "events.parquet")
-    dest.mkdir(parents=True, exist_ok=True)
-    train_sequences(events).to_parquet(dest / "train.parquet", index=False)
     cases = pd.concat([reference_cases(events, s) for s in ("valid", "test")], ignore_index=True)
-    cases.to_parquet(dest / "cases.parquet", index=False)
+    # atomic: seeds run as separate processes side by side write the same export, and one must never read
+    # another's half-written file
+    for name, frame in (("train.parquet", train_sequences(events)), ("cases.parquet", cases)):
+        with atomic_file(dest / name, "wb") as fh:
+            frame.to_parquet(fh, index=False)
     return {name: hashlib.sha256((dest / name).read_bytes()).hexdigest() for name in ("train.parquet", "cases.parquet")}
 
 
@@ -234,8 +239,14 @@ def encode(items: Sequence[str], index: Mapping[str, int]) -> list[int]:
     return [index[i] for i in items]
 
 
-def train_and_score(export: Path, item_ids: Sequence[str], cfg: argparse.Namespace, seed: int) -> dict[str, Any]:
-    """Train the library's SASRec on the export with early stopping on validation; score the test cases."""
+def train_and_score(export: Path, item_ids: Sequence[str], cfg: argparse.Namespace, seed: int,
+                    fingerprint: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train the library's SASRec on the export with early stopping on validation; score the test cases.
+
+    With a ``fingerprint`` (the run's settings and export digests) every epoch leaves a checkpoint in the
+    export folder, and a seed interrupted under the same fingerprint goes on from its last epoch: an ML-1M
+    seed takes one to two hours on one CPU thread, longer than a shared machine stays up for it. Every
+    random state is in the checkpoint, so a resumed seed draws what an uninterrupted one would have."""
     from torch_rechub.basic.callback import EarlyStopper
     from torch_rechub.trainers import MatchTrainer
     from torch_rechub.utils.data import TorchDataset
@@ -261,8 +272,21 @@ def train_and_score(export: Path, item_ids: Sequence[str], cfg: argparse.Namespa
         top = top_lists(model, histories[s], n_items, cfg.max_len, CUTOFF, cfg.batch_size, cfg.device)
         return [list(catalogue[row]) for row in top]
 
-    curve = []
-    for epoch in range(cfg.max_epochs):
+    curve: list[dict[str, Any]] = []
+    spent = 0.0  # seconds of earlier, interrupted sessions of this seed
+    checkpoint = export / f"seed-{seed}.pt" if fingerprint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        if state["fingerprint"] == fingerprint:
+            model.load_state_dict(state["model"])
+            trainer.optimizer.load_state_dict(state["optimizer"])
+            stopper.best_auc, stopper.trial_counter = state["best"], state["trials"]
+            stopper.best_weights = state["best_weights"]
+            rng.bit_generator.state = state["rng"]
+            torch.set_rng_state(state["torch_rng"])
+            curve, spent = state["curve"], state["seconds"]
+            print(f"seed {seed}: resuming after epoch {len(curve)} from {checkpoint.name}", flush=True)
+    for epoch in range(len(curve), cfg.max_epochs):
         negatives = sample_negatives(positives, trained, n_items, rng)
         x = {"seq": inputs, "pos": positives, "neg": negatives}
         loader = torch.utils.data.DataLoader(
@@ -274,7 +298,16 @@ def train_and_score(export: Path, item_ids: Sequence[str], cfg: argparse.Namespa
         valid = our_metrics(lists_of("valid"), list(split["valid"]["item_id"]), CUTOFF)[MONITOR]
         curve.append({"epoch": epoch + 1, "loss": round(loss, 5), f"valid_{MONITOR}": valid})
         print(f"seed {seed} epoch {epoch + 1}: loss {loss:.4f}, valid {MONITOR} {valid:.4f}", flush=True)
-        if stopper.stop_training(valid, model.state_dict()):
+        stop = stopper.stop_training(valid, model.state_dict())
+        if checkpoint is not None:
+            state = {"fingerprint": fingerprint, "model": model.state_dict(),
+                     "optimizer": trainer.optimizer.state_dict(), "best": stopper.best_auc,
+                     "trials": stopper.trial_counter, "best_weights": stopper.best_weights,
+                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "curve": curve,
+                     "seconds": spent + time.perf_counter() - started}
+            with atomic_file(checkpoint, "wb") as fh:
+                torch.save(state, fh)
+        if stop:
             break
     model.load_state_dict(stopper.best_weights)
     best = max(curve, key=lambda c: c[f"valid_{MONITOR}"])
@@ -287,7 +320,7 @@ def train_and_score(export: Path, item_ids: Sequence[str], cfg: argparse.Namespa
         "epochs": len(curve),
         f"valid_{MONITOR}": best[f"valid_{MONITOR}"],
         "curve": curve,
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(spent + time.perf_counter() - started, 1),
         "device": cfg.device,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
     }
@@ -404,6 +437,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def seeds_command(command: str, seeds: Sequence[str]) -> str:
+    """``command`` with its ``--seeds`` list replaced by ``seeds``: seeds trained by separate processes (one a
+    CPU, side by side) share one run, and the block's command should remake all of them."""
+    words = shlex.split(command)
+    at = words.index("--seeds") if "--seeds" in words else len(words)
+    end = at + 1
+    while end < len(words) and not words[end].startswith("--"):
+        end += 1
+    words[at:end] = ["--seeds", *sorted(seeds, key=int)]
+    return shlex.join(words)
+
+
+def keep_seed(latest: dict[str, Any], label: str, header: Mapping[str, Any], seed: str,
+              record: Mapping[str, Any]) -> None:
+    """Store ``record`` as ``seed`` of run ``label`` in ``latest`` (the results file as it is now).
+
+    Seeds stored under other settings or another export of the split are dropped: they do not belong in one
+    mean with the new one. Seeds another process stored under the same ones are kept."""
+    run = latest.setdefault("runs", {}).get(label)
+    if run is None or run.get("settings") != header["settings"] or run.get("export") != header["export"]:
+        run = {"seeds": {}}
+    run |= header
+    run["seeds"][seed] = dict(record)
+    run["command"] = seeds_command(header["command"], list(run["seeds"]))
+    latest["runs"][label] = run
+
+
 SETTINGS = ("max_epochs", "patience", "max_len", "dim", "blocks", "heads", "dropout", "lr", "l2", "batch_size")
 
 
@@ -419,23 +479,18 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         root = Path(args.root).resolve()
         work = Path(args.work).resolve() if args.work else ROOT / ".cache" / "library-reference" / args.label
-        digests = export_split(root, work)
         items = pd.read_parquet(root / "data" / "canonical" / "items.parquet")["item_id"].astype(str).tolist()
-        settings = {k: getattr(args, k) for k in SETTINGS}
-        run = results.setdefault("runs", {}).get(args.label)
-        if run is None or run["settings"] != settings or run["export"] != digests:
-            run = {"seeds": {}}  # other settings or another split: the old seeds do not belong with the new
-        run |= {"settings": settings, "export": digests, "library_version": version(LIBRARY),
-                "prepare": args.prepare, "machine": machine(),
-                "command": portable(command_line("benchmarks/library_reference.py", sys.argv[1:] if argv is None
-                                                 else argv))}
-        results["runs"][args.label] = run
+        header = {"settings": {k: getattr(args, k) for k in SETTINGS}, "export": export_split(root, work),
+                  "library_version": version(LIBRARY), "prepare": args.prepare, "machine": machine(),
+                  "command": portable(command_line("benchmarks/library_reference.py",
+                                                   sys.argv[1:] if argv is None else argv))}
         for seed in args.seeds:
-            run["seeds"][str(seed)] = train_and_score(work, items, args, seed)
-            print(f"seed {seed}: {json.dumps({k: run['seeds'][str(seed)][k] for k in ('ours', 'library')})}")
-            results_file.parent.mkdir(parents=True, exist_ok=True)
-            results_file.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n",
-                                    encoding="utf-8")
+            fingerprint = {k: header[k] for k in ("settings", "export")} | {"device": args.device}
+            record = train_and_score(work, items, args, seed, fingerprint)
+            print(f"seed {seed}: {json.dumps({k: record[k] for k in ('ours', 'library')})}")
+            results = update_results(results_file,
+                                     lambda latest, s=str(seed), r=record: keep_seed(latest, args.label, header, s, r))
+            (work / f"seed-{seed}.pt").unlink(missing_ok=True)  # stored: a later run of this seed starts afresh
     if not results.get("runs"):
         raise SystemExit(f"{results_file} holds no runs: nothing to render")
     block = render(results, results_file.parent)

@@ -62,7 +62,7 @@ from benchmarks.host import machine as host_machine
 from benchmarks.host import machine_id, machine_line, portable
 from benchmarks.markdown_block import write_block
 from benchmarks.project_copy import write_overrides
-from unigrec.atomic import atomic_file
+from benchmarks.results_file import update_results
 from unigrec.cli import main as unigrec_cli
 from unigrec.config import PARAMS_FILE, load_section
 from unigrec.orchestration.experiments import (
@@ -777,17 +777,12 @@ def keep_run(results_file: Path, results: dict[str, Any], label: str, seed: str,
     when they started, and writing a copy from then would drop the other's runs that ended since.
     ``results`` (this process's copy) only fills in what the file lacks (the header of a block's first
     run)."""
-    # the OS lock the pipeline's workspace lock uses (unigrec.orchestration.workspace_lock)
-    from filelock import FileLock
+    def add(latest: dict[str, Any]) -> None:
+        for key, value in results.items():  # the file is the truth; this copy only adds a header it lacks
+            latest.setdefault(key, value)
+        latest.setdefault("runs", {}).setdefault(label, {})[seed] = record
 
-    results_file.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(results_file.with_name(f".{results_file.name}.lock")):
-        latest = json.loads(results_file.read_text(encoding="utf-8")) if results_file.exists() else {}
-        merged = {**results, **latest}  # the file is the truth; this copy only adds a header it lacks
-        merged.setdefault("runs", {}).setdefault(label, {})[seed] = record
-        with atomic_file(results_file) as fh:
-            fh.write(json.dumps(merged, indent=2, sort_keys=True, default=str) + "\n")
-    return merged
+    return update_results(results_file, add)
 
 
 def parse_run_arg(spec: Spec, arg: str, option: str) -> tuple[Row, int, Path]:

@@ -93,3 +93,53 @@ def test_one_epoch_on_a_tiny_project_writes_results_and_block(tmp_path: Path) ->
     stored = json.loads(results.read_text())
     stored["runs"]["tiny"]["seeds"]["3"]["device"] = "cuda:0"
     assert "trained on cuda:0" in ref.render(stored, results.parent)
+
+
+def test_seeds_trained_by_separate_processes_share_one_run(tmp_path: Path) -> None:
+    """Seeds run one a process (side by side on a small machine) merge into one run whose command remakes
+    them all; a seed trained under other settings starts the run afresh."""
+    tiny_project(tmp_path / "root")
+    results = tmp_path / "results.json"
+    common = ["--root", str(tmp_path / "root"), "--label", "tiny", "--work", str(tmp_path / "export"),
+              "--max-epochs", "1", "--max-len", "10", "--dim", "8", "--batch-size", "16",
+              "--results", str(results), "--markdown", str(tmp_path / "BENCHMARKS.md")]
+    assert ref.main([*common, "--seeds", "5"]) == 0
+    assert ref.main([*common, "--seeds", "3"]) == 0
+    run = json.loads(results.read_text())["runs"]["tiny"]
+    assert set(run["seeds"]) == {"3", "5"}
+    assert "--seeds 3 5" in run["command"] and "--max-epochs 1" in run["command"]
+    assert ref.main([*common, "--seeds", "5", "--dim", "4"]) == 0  # another width: seed 3 does not belong
+    assert set(json.loads(results.read_text())["runs"]["tiny"]["seeds"]) == {"5"}
+
+
+def test_seeds_command_replaces_the_seed_list_wherever_it_sits() -> None:
+    assert ref.seeds_command("python s.py --seeds 12 --label x", ["13", "11", "12"]) == \
+        "python s.py --seeds 11 12 13 --label x"
+    assert ref.seeds_command("python s.py --label x", ["2"]) == "python s.py --label x --seeds 2"
+
+
+def test_an_interrupted_seed_resumes_to_what_an_uninterrupted_one_draws(tmp_path: Path) -> None:
+    """A seed stopped after epoch 1 and run again goes on from its checkpoint and ends where a seed trained
+    in one go ends: same curve, same test lists' figures."""
+    tiny_project(tmp_path / "root")
+    items = pd.read_parquet(tmp_path / "root" / "data" / "canonical" / "items.parquet")["item_id"].astype(str)
+    cfg = ref.parse_args(["--max-epochs", "2", "--max-len", "10", "--dim", "8", "--batch-size", "16",
+                          "--patience", "5"])
+    fingerprint = {"settings": "same", "export": "same"}
+
+    def run(folder: str, max_epochs: int) -> dict:
+        work = tmp_path / folder
+        ref.export_split(tmp_path / "root", work)
+        cfg.max_epochs = max_epochs
+        return ref.train_and_score(work, list(items), cfg, 7, fingerprint)
+
+    whole = run("whole", 2)
+    run("split", 1)  # the "interruption": its checkpoint stays after epoch 1
+    resumed = run("split", 2)
+    assert [c["epoch"] for c in resumed["curve"]] == [1, 2]
+    assert resumed["curve"] == whole["curve"]
+    assert resumed["ours"] == whole["ours"]
+    # another fingerprint (other settings or export) does not resume: it trains from epoch 1
+    fingerprint["settings"] = "other"
+    cfg.max_epochs = 1
+    assert len(ref.train_and_score(tmp_path / "split", list(items), cfg, 7, fingerprint)["curve"]) == 1
