@@ -246,6 +246,11 @@ def encode(items: Sequence[str], index: Mapping[str, int]) -> list[int]:
     return [index[i] for i in items]
 
 
+def checkpoint_of(export: Path, seed: int) -> Path:
+    """Where ``seed``'s per-epoch checkpoint lives: beside the export it trains on."""
+    return export / f"seed-{seed}.pt"
+
+
 def train_and_score(export: Path, item_ids: Sequence[str], cfg: argparse.Namespace, seed: int,
                     fingerprint: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Train the library's SASRec on the export with early stopping on validation; score the test cases.
@@ -281,7 +286,7 @@ def train_and_score(export: Path, item_ids: Sequence[str], cfg: argparse.Namespa
 
     curve: list[dict[str, Any]] = []
     spent = 0.0  # seconds of earlier, interrupted sessions of this seed
-    checkpoint = export / f"seed-{seed}.pt" if fingerprint is not None else None
+    checkpoint = checkpoint_of(export, seed) if fingerprint is not None else None
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
         if state["fingerprint"] == fingerprint:
@@ -491,13 +496,13 @@ def main(argv: list[str] | None = None) -> int:
                   "library_version": version(LIBRARY), "prepare": args.prepare, "machine": machine(),
                   "command": portable(command_line("benchmarks/library_reference.py",
                                                    sys.argv[1:] if argv is None else argv))}
+        fingerprint = {k: header[k] for k in ("settings", "export")} | {"device": args.device}
         for seed in args.seeds:
-            fingerprint = {k: header[k] for k in ("settings", "export")} | {"device": args.device}
             record = train_and_score(work, items, args, seed, fingerprint)
             print(f"seed {seed}: {json.dumps({k: record[k] for k in ('ours', 'library')})}")
             results = update_results(results_file,
                                      lambda latest, s=str(seed), r=record: keep_seed(latest, args.label, header, s, r))
-            (work / f"seed-{seed}.pt").unlink(missing_ok=True)  # stored: a later run of this seed starts afresh
+            checkpoint_of(work, seed).unlink(missing_ok=True)  # stored: a later run of this seed starts afresh
     if not results.get("runs"):
         raise SystemExit(f"{results_file} holds no runs: nothing to render")
     block = render(results, results_file.parent)
