@@ -126,12 +126,19 @@ def test_the_headline_overlay_is_the_row_chain_that_produced_its_figures(tmp_pat
 def test_the_ml1m_1pct_best_overlay_is_the_row_that_produced_its_figures(tmp_path: Path):
     """README's one command for the ML-1M 1% figures trains exactly what the block's row trained."""
     spec = quality.load_spec(SPECS / "ml1m-1pct-headline.yaml")
-    (row,) = [row for row in spec.rows if row.label == "unigrec, best recipe with the item layout and past actions"]
+    best = "unigrec, best recipe with the item layout and past actions, sampled softmax"
+    (row,) = [row for row in spec.rows if row.label == best]
     (measured,) = quality.part_overrides(spec, row, 11).values()
     one_command = quality.experiment_overrides(ROOT, ["ml1m-1pct-best"]) + ["train.seed=11"]
     params = _params(one_command, tmp_path, "a")
     assert params == _params(measured, tmp_path, "b")
     assert params["split"]["holdout_window"] is None and params["train"]["model"]["event_layout"] == "item"
+    assert params["train"]["retrieval_loss"]["softmax"] == "sampled"
+    # the overlay's header quotes the row's figures: a re-run that moves them must move the header too
+    runs = json.loads((ROOT / "benchmarks" / "results" / "ml1m-1pct-headline.json").read_text())["runs"][best]
+    hr = statistics.mean(run["test"]["rec"]["full"]["hr@10"] for run in runs.values())
+    header = (ROOT / "configs" / "experiments" / "ml1m-1pct-best.yaml").read_text()
+    assert f"HR@10 {hr:.3f}" in header
 
 
 def test_issue_39s_confirmation_differs_from_plain_joint_only_in_the_enhancer_and_the_weighter(tmp_path: Path):
