@@ -93,9 +93,13 @@ def test_small_floats_written_by_dvc_read_back_as_floats(tmp_path):
     assert load_section("ingest", tmp_path / "params.yaml").queries.seed == 13  # ints stay ints
 
 
-def test_retrieval_loss_defaults_to_the_full_softmax(raw):
-    # the default must leave every existing result as it was
-    assert params_from_dict(raw).train.retrieval_loss.softmax == "full"
+def test_retrieval_loss_defaults_to_the_sampled_softmax_and_one_overlay_restores_the_full_one(raw):
+    """The sampled softmax is the default since 2026-12-07; the rows recorded before it name ``full-softmax``,
+    which must give back exactly the earlier default (one key, nothing else moved)."""
+    from unigrec.orchestration.experiments import experiment_overrides
+
+    assert params_from_dict(raw).train.retrieval_loss.softmax == "sampled"
+    assert experiment_overrides(ROOT, ["full-softmax"]) == ["train.retrieval_loss.softmax='full'"]
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
@@ -161,6 +165,7 @@ def test_hard_negatives_into_the_sampled_softmax_need_the_sampled_softmax(tmp_pa
     paper = copy.deepcopy(raw)
     paper["train"]["enhancer"]["enabled"] = True
     paper["train"]["enhancer"]["hard_negatives"]["into"] = "sampled_softmax"
+    paper["train"]["retrieval_loss"]["softmax"] = "full"
     both = (r"params\.train\.enhancer\.hard_negatives\.into: 'sampled_softmax' needs "
             r"train\.retrieval_loss\.softmax: sampled, got 'full'")
     with pytest.raises(ConfigError, match=both):
