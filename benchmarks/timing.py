@@ -27,6 +27,7 @@ from unigrec.model.vocabulary import PAD
 from unigrec.paths import Layout
 from unigrec.text_encoder import embed_texts
 from unigrec.train.fit import TrainingData, loss_spec, prepare_training_data, transformer_dims
+from unigrec.train.sizing import sized_for
 from unigrec.train.losses import LossSpec, sequence_losses
 
 TRAIN_WARMUP_STEPS = 2  # untimed steps before the timed ones
@@ -158,6 +159,7 @@ def load_training_setup(root: Path, params: str) -> TrainingSetup:
     layout = Layout(root)
     cfg, runtime = load_section("train", root / params), load_section("runtime", root / params)
     events = pd.read_parquet(layout.events)
+    cfg, _ = sized_for(cfg, events)  # the sizes the train stage would give this data
     if cfg.model.item_representation == "atomic":
         items, codebooks = atomic_item_codes(pd.read_parquet(layout.items)["item_id"].astype(str).tolist())
     else:

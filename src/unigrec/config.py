@@ -215,6 +215,35 @@ class IdentifiersConfig:
 
 
 # --------------------------------------------------------------------------- train
+AUTO = "auto"
+Auto = Literal["auto"]  # a train key that takes train.sizing's value for the size of the data
+
+
+@dataclasses.dataclass(frozen=True)
+class SizingConfig:
+    """What the train keys set to ``auto`` take, by the size of the data (:func:`resolve_auto`).
+
+    Why: one default serves ml-100k and ML-1M, whose best measured recipes differ in the model's width, the
+    context, the schedule and the precision; a user's own catalogue gets the recipe measured at its size
+    instead of ml-100k's wherever it is 10x larger. A key given a value (an overlay, ``--set``) keeps it."""
+
+    # the train split's events (recommendations and searches) from which ``large`` applies; null = never
+    large_from_train_events: int | None
+    small: dict[str, Any]  # dotted train keys (``model.d_model``) -> value, below the threshold
+    large: dict[str, Any]  # the same keys, at or above it
+
+    def problems(self) -> dict[str, str]:
+        found = {}
+        if self.large_from_train_events is not None and self.large_from_train_events < 1:
+            found["large_from_train_events"] = f"must be null or >= 1, got {self.large_from_train_events}"
+        if AUTO in (*self.small.values(), *self.large.values()):
+            found["small"] = "a tier's values are what auto stands for, not auto"
+        if set(self.small) != set(self.large):
+            odd = sorted(set(self.small) ^ set(self.large))
+            found["large"] = f"must set the keys small sets, no more, no fewer: {', '.join(odd)} in one only"
+        return found
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Shape of the one generative transformer (docs/design.md §4)."""
@@ -222,10 +251,10 @@ class ModelConfig:
     # GenSAR codes; UniGRF's one token per item; or hybrid: codes plus a learned per-item embedding at each
     # event's last code for items with training events (decoding still over codes, docs/design.md §4)
     item_representation: Literal["semantic_ids", "atomic", "hybrid"]
-    d_model: int
+    d_model: int | Auto  # auto: train.sizing's tier for the data's size
     n_layers: int
     n_heads: int
-    d_ff: int  # feed-forward width
+    d_ff: int | Auto  # feed-forward width
     dropout: float  # on embeddings and residual branches
     attention_dropout: float  # on attention probabilities; costs a (B, H, T, T) random mask per layer
     n_query_tokens: int  # soft tokens projected from a query's MiniLM sentence vector
@@ -421,8 +450,8 @@ class OptimConfig:
     lr: float
     weight_decay: float
     warmup_steps: int  # linear learning-rate warm-up, then the schedule below
-    schedule: Literal["constant", "cosine"]  # after warm-up: hold lr, or cosine-decay it over max_epochs
-    min_lr_ratio: float  # cosine: the lr at the last step, as a share of lr
+    schedule: Literal["constant", "cosine"] | Auto  # after warm-up: hold lr, or cosine-decay it over max_epochs
+    min_lr_ratio: float | Auto  # cosine: the lr at the last step, as a share of lr
     gradient_clip: float  # max gradient norm; 0 = off
 
 
@@ -435,8 +464,8 @@ class TrainerConfig:
     devices: int | str  # 1, 2, "auto"
     num_nodes: int
     strategy: str  # auto | ddp | ddp_spawn | ...
-    precision: str  # "32-true", "bf16-mixed", ...
-    patience: int  # epochs without a better validation NDCG before early stopping
+    precision: str | Auto  # "32-true", "bf16-mixed", ... (Lightning's names)
+    patience: int | Auto  # epochs without a better validation NDCG before early stopping
     log_every_n_steps: int
     resume: bool  # continue an interrupted run of the same params and data from its last checkpoint
 
@@ -469,7 +498,7 @@ class AlignmentConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     seed: int
-    max_events: int  # most recent events kept per user (training sequence and prompt context)
+    max_events: int | Auto  # most recent events kept per user (training sequence and prompt context)
     train_windows: Literal["latest", "all"]  # latest: one sequence per user; all: every max_events window
     # each search event's <src_query> token (history and task read, query not yet) also predicts its item as
     # a recommendation target: a next-item model learns from every event, the rec task otherwise only from
@@ -489,6 +518,7 @@ class TrainConfig:
     trainer: TrainerConfig
     eval: QuickEvalConfig
     alignment: AlignmentConfig
+    sizing: SizingConfig
 
     def problems(self) -> dict[str, str]:
         """Choices that only make sense together (each section checks its own values)."""
@@ -506,7 +536,81 @@ class TrainConfig:
                 f"{self.retrieval_loss.softmax!r} (in a full softmax every item already is a negative); "
                 "set train.retrieval_loss.softmax: sampled or train.enhancer.hard_negatives.into: contrastive"
             )
+        if not found:  # the checks above read no key auto may stand for; the tiers are built with them passed
+            found.update(self._sizing_problems())
         return found
+
+    def _sizing_problems(self) -> dict[str, str]:
+        """The sizing table names keys that take ``auto``, covers every key set to it, and each tier makes a
+        valid config (whatever size the data turns out to be). A resolved config has no ``auto`` left, so
+        building a tier does not recurse."""
+        found: dict[str, str] = {}
+        keys = train_keys(self)
+        unknown = sorted(k for k in self.sizing.small if not keys.get(k, (None, False))[1])
+        if unknown:
+            found["sizing.small"] = (f"{', '.join(unknown)}: not a train key that takes auto (the keys typed "
+                                     "`| Auto` in config.py, e.g. model.d_model)")
+            return found
+        autos = auto_keys(self)
+        uncovered = sorted(set(autos) - set(self.sizing.small))
+        if uncovered:
+            found["sizing"] = f"{', '.join(uncovered)} set to auto but not in train.sizing.small / large"
+        elif autos and set(self.sizing.small) == set(self.sizing.large):
+            for tier in ("small", "large"):
+                try:
+                    resolve_auto(self, tier)
+                except ConfigError as err:
+                    found[f"sizing.{tier}"] = str(err)
+        return found
+
+
+def train_keys(cfg: TrainConfig) -> dict[str, tuple[Any, bool]]:
+    """Every dotted train key (``model.d_model``) -> (its value, whether its type admits sizing's ``auto``).
+
+    The flag is read from the type (``int | Auto``), not the value: Lightning's own keys take an ``auto``
+    of theirs (``trainer.strategy: auto``) that sizing must leave alone. The sizing tiers' keys are left out."""
+
+    def walk(node: Any, prefix: str) -> dict[str, tuple[Any, bool]]:
+        hints = typing.get_type_hints(type(node))
+        out: dict[str, tuple[Any, bool]] = {}
+        for f in dataclasses.fields(node):
+            value, key = getattr(node, f.name), f"{prefix}{f.name}"
+            if node is cfg and f.name == "sizing":
+                continue
+            if dataclasses.is_dataclass(value):
+                out.update(walk(value, f"{key}."))
+            else:
+                hint = hints[f.name]
+                sizable = get_origin(hint) in (typing.Union, types.UnionType) and Auto in get_args(hint)
+                out[key] = (value, sizable)
+        return out
+
+    return walk(cfg, "")
+
+
+def auto_keys(cfg: TrainConfig) -> list[str]:
+    """The dotted train keys set to sizing's ``auto``."""
+    return [key for key, (value, sizable) in train_keys(cfg).items() if sizable and value == AUTO]
+
+
+def size_tier(cfg: SizingConfig, train_events: int) -> Literal["small", "large"]:
+    """``large`` from ``large_from_train_events`` events in the train split on, else ``small``."""
+    threshold = cfg.large_from_train_events
+    return "large" if threshold is not None and train_events >= threshold else "small"
+
+
+def resolve_auto(cfg: TrainConfig, tier: Literal["small", "large"]) -> TrainConfig:
+    """``cfg`` with every ``auto`` key set to the sizing tier's value (checked as params.yaml's values are);
+    keys given a value keep it. The train stage calls it with the tier of its data (:func:`size_tier`)."""
+    values = getattr(cfg.sizing, tier)
+    raw = dataclasses.asdict(cfg)
+    for key in auto_keys(cfg):
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        node[leaf] = values[key]
+    return build_section(TrainConfig, raw, f"train (sizing.{tier})")
 
 
 # --------------------------------------------------------------------------- baselines

@@ -98,7 +98,8 @@ def test_a_probe_takes_rows_by_label_and_variants_add_keys(tmp_path: Path):
 @pytest.mark.parametrize("name", ["ml1m.yaml", "ml1m-protocol.yaml", "ml100k.yaml", "ablation.yaml", "ml100k-hybrid.yaml",
                                   "ml1m-unigrf-ablation.yaml", "ml100k-coverage.yaml", "ml1m-1pct-41.yaml",
                                   "ml1m-1pct-default-recipe.yaml", "ml100k-default-candidate.yaml",
-                                  "ml1m-1pct-headline.yaml", "ml1m-unigrf-confirm.yaml", "ml1m600-past-actions.yaml"])
+                                  "ml1m-1pct-headline.yaml", "ml1m-unigrf-confirm.yaml", "ml1m600-past-actions.yaml",
+                                  "ml1m-1pct-sized-default.yaml"])
 def test_every_row_of_the_shipped_specs_writes_real_params(name: str, tmp_path: Path):
     """A key renamed in params.yaml fails here, not hours into a benchmark when its row's turn comes."""
     spec = quality.load_spec(SPECS / name)
@@ -139,6 +140,32 @@ def test_the_ml1m_1pct_best_overlay_is_the_row_that_produced_its_figures(tmp_pat
     hr = statistics.mean(run["test"]["rec"]["full"]["hr@10"] for run in runs.values())
     header = (ROOT / "configs" / "experiments" / "ml1m-1pct-best.yaml").read_text()
     assert f"HR@10 {hr:.3f}" in header
+
+
+def test_the_default_sized_for_ml1m_is_the_best_recipe_but_for_the_search_weight_the_bound_sets(tmp_path: Path):
+    """What the sized default trains on ML-1M with 1% searches (block "ml1m-1pct-sized-default") is the measured
+    best recipe's row with the search loss weight left to train.max_target_weight_ratio, and on the sizes of
+    ml-100k and ML-1M's first 600 users it is what the default trained before sizing (the small tier)."""
+    from unigrec.config import load_section, resolve_auto, size_tier
+
+    spec = quality.load_spec(SPECS / "ml1m-1pct-sized-default.yaml")
+    (default,) = quality.part_overrides(spec, spec.rows[0], 11).values()
+    headline = quality.load_spec(SPECS / "ml1m-1pct-headline.yaml")
+    (row,) = [r for r in headline.rows if r.label == "unigrec, best recipe with the item layout and past actions, "
+                                                       "sampled softmax"]
+    (measured,) = quality.part_overrides(headline, row, 11).values()
+    configs = []
+    for name, overrides in (("default", default), ("measured", measured)):
+        _params(overrides, tmp_path, name)
+        configs.append(load_section("train", tmp_path / name / "params.yaml"))
+    sized_default, recipe = resolve_auto(configs[0], size_tier(configs[0].sizing, 849_333)), configs[1]
+    a, b = (flatten_mapping(dataclasses.asdict(c)) for c in (sized_default, recipe))
+    differ = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and not k.startswith("sizing.")}
+    assert differ == {"loss_weights.retrieval_search"} and sized_default.max_target_weight_ratio == 20
+    # the overlay every spec names to keep its rows' sizes is the small tier, written out
+    assert size_tier(configs[0].sizing, 86_486) == "small"
+    pinned = _params(quality.experiment_overrides(ROOT, ["small-sizes"]), tmp_path, "pinned")["train"]
+    assert {key: flatten_mapping(pinned)[key] for key in configs[0].sizing.small} == configs[0].sizing.small
 
 
 def test_issue_39s_confirmation_differs_from_plain_joint_only_in_the_enhancer_and_the_weighter(tmp_path: Path):

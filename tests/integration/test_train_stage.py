@@ -92,11 +92,20 @@ def test_stage_trains_writes_outputs_and_beats_popularity(tmp_path, query_cache,
     assert summary["ranking_auc"] == val["ranking"]["auc"]
     assert metrics["training"]["epochs"] >= 1 and metrics["training"]["train_sequences_per_second"] > 0
     assert metrics["training"]["selected_on"] == "val/ndcg" and 0 < metrics["training"]["best_epoch_score"] <= 1
+    # the keys params.yaml leaves auto took the small tier (a few hundred events); the ones given stayed
+    import pandas as pd
+
+    sizing = metrics["training"]["sizing"]
+    train_events = int((pd.read_parquet(layout.events)["split"] == "train").sum())
+    assert sizing["tier"] == "small" and sizing["train_events"] == train_events < cfg.sizing.large_from_train_events
+    assert sizing["auto"] == {k: cfg.sizing.small[k] for k in ("optim.schedule", "optim.min_lr_ratio",
+                                                                "trainer.precision", "trainer.patience")}
     assert layout.train_curve.exists() and layout.train_plot.stat().st_size > 0
     curve = layout.train_curve.read_text().splitlines()
     assert "val/ndcg" in curve[0] and len(curve) >= 2
     # the model folder alone rebuilds a working model
     loaded = load_model(layout.model_dir)
+    assert loaded.serialiser.max_events == 20, "max_events was given a value (20): not sized"
     prompt = loaded.serialiser.prompt(EventSeq(np.array([0, 1]), np.array([False, True]), np.array([1, 1]),
                                                np.array([-1, 0])), is_search=True, query=0)
     batch = collate_sequences([prompt], np.zeros((1, 384), np.float32), loaded.serialiser.n_query_tokens,

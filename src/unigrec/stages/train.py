@@ -58,9 +58,11 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
     from unigrec.train.fit import fit_generative_model, prepare_training_data, transformer_dims
     from unigrec.train.quick_eval import validation_report
     from unigrec.train.resume import mark_complete
+    from unigrec.train.sizing import sized_for
 
     require_inputs(inputs(cfg, layout))
     events = pd.read_parquet(layout.events)
+    cfg, sizing = sized_for(cfg, events)
     if cfg.model.item_representation == "atomic":
         catalogue = pd.read_parquet(layout.items, columns=["item_id"])
         items, codebooks = atomic_item_codes(catalogue["item_id"].astype(str).tolist())
@@ -108,6 +110,7 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
             "parameters": sum(p.numel() for p in result.net.parameters()),
             "resumed_after_epoch": result.resumed_after_epoch,  # null: trained in one go
             "device": result.device,
+            "sizing": sizing,  # the train.sizing tier the data's size chose, and what its auto keys took
         },
     }
     weights_plot = layout.train_plot.with_name(TASK_WEIGHTS_PLOT)

@@ -17,12 +17,14 @@ import pandas as pd
 import torch
 
 from unigrec.config import (
+    ConfigError,
     LossWeightsConfig,
     ModelConfig,
     RetrievalLossConfig,
     RuntimeConfig,
     TrainConfig,
     TrainerConfig,
+    auto_keys,
 )
 from unigrec.inference.prompts import (
     PromptExample,
@@ -105,7 +107,12 @@ def prepare_training_data(
     alignment: Sequence[tuple[str, str]] = (),
 ) -> TrainingData:
     """Everything training reads. ``alignment``: (item_id, query) pairs (:func:`alignment_pairs`); their
-    queries must be rows of ``query_texts`` / ``query_table``, after the events' own."""
+    queries must be rows of ``query_texts`` / ``query_table``, after the events' own. ``cfg`` is sized for
+    the data already (:func:`unigrec.train.sizing.sized_for`)."""
+    unsized = auto_keys(cfg)
+    if unsized:
+        raise ConfigError(f"train: {', '.join(unsized)} still auto: size the config for its data first "
+                          "(unigrec.train.sizing.sized_for), as the train stage does")
     vocab = Vocabulary.from_codebooks(codebooks)
     serialiser = SequenceSerialiser(vocab, items, cfg.model.n_query_tokens, cfg.max_events, cfg.model.event_layout)
     users = group_user_events(events, items, query_texts)

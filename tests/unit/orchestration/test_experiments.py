@@ -94,8 +94,11 @@ def test_an_overlay_includes_others_first_and_its_own_keys_win(project: Path):
 
 def test_an_overlay_is_checked_with_its_includes_applied(tmp_path: Path):
     """The enhancer feeding the sampled softmax is valid only with the sampled softmax: split between an
-    overlay and the one it includes, the pair passes; the overlay alone is refused by name."""
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    overlay and the one it includes, the pair passes; the overlay alone is refused by name (on params whose
+    softmax is the full one, the default until 2026-12-07)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["retrieval_loss"]["softmax"] = "full"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (tmp_path / EXPERIMENTS_DIR).mkdir(parents=True)
     _overlay(tmp_path, "sampled", "train:\n  retrieval_loss:\n    softmax: sampled\n")
     feeds = "train:\n  enhancer:\n    enabled: true\n    hard_negatives:\n      into: sampled_softmax\n"

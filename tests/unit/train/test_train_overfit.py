@@ -73,10 +73,12 @@ def test_training_data_carries_the_capped_weights(caplog):
     from unigrec.inference.prompts import query_table_texts
     from unigrec.model.item_codes import atomic_item_codes
     from unigrec.train.fit import prepare_training_data
+    from unigrec.train.sizing import sized_for
 
-    cfg = dataclasses.replace(load_section("train", "params.yaml"), max_target_weight_ratio=1.5)
     items, codebooks = atomic_item_codes(syn.item_ids())
     events = syn.events_frame(n_users=6)
+    cfg, _ = sized_for(load_section("train", "params.yaml"), events)
+    cfg = dataclasses.replace(cfg, max_target_weight_ratio=1.5)
     texts = list(query_table_texts(events))
     table = np.zeros((max(len(texts), 1), 8), dtype=np.float32)
     with caplog.at_level("INFO", logger="unigrec.train.fit"):
@@ -96,10 +98,11 @@ def test_rec_targets_at_searches_add_one_rec_target_per_training_search_and_none
     from unigrec.inference.prompts import query_table_texts
     from unigrec.model.item_codes import atomic_item_codes
     from unigrec.train.fit import prepare_training_data
+    from unigrec.train.sizing import sized_for
 
-    base = load_section("train", "params.yaml")
     items, codebooks = atomic_item_codes(syn.item_ids())
     events = syn.events_frame(n_users=6)
+    base, _ = sized_for(load_section("train", "params.yaml"), events)
     texts = list(query_table_texts(events)) + ["an alignment query"]
     table = np.zeros((len(texts), 8), dtype=np.float32)
     alignment = [(items.item_ids[0], "an alignment query")]
