@@ -27,8 +27,8 @@ from unigrec.model.vocabulary import PAD
 from unigrec.paths import Layout
 from unigrec.text_encoder import embed_texts
 from unigrec.train.fit import TrainingData, loss_spec, prepare_training_data, transformer_dims
-from unigrec.train.sizing import sized_for
 from unigrec.train.losses import LossSpec, sequence_losses
+from unigrec.train.sizing import sized_for
 
 TRAIN_WARMUP_STEPS = 2  # untimed steps before the timed ones
 

@@ -219,6 +219,17 @@ AUTO = "auto"
 Auto = Literal["auto"]  # a train key that takes train.sizing's value for the size of the data
 
 
+def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"model": {"d_model": 64}} -> {"model.d_model": 64}."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class SizingConfig:
     """What the train keys set to ``auto`` take, by the size of the data (:func:`resolve_auto`).
@@ -229,17 +240,24 @@ class SizingConfig:
 
     # the train split's events (recommendations and searches) from which ``large`` applies; null = never
     large_from_train_events: int | None
-    small: dict[str, Any]  # dotted train keys (``model.d_model``) -> value, below the threshold
+    # below the threshold: train keys in params.yaml's shape (model: {d_model: 64}), so that DVC's and
+    # `unigrec run --set`'s dotted paths reach them (train.sizing.small.model.d_model=96)
+    small: dict[str, Any]
     large: dict[str, Any]  # the same keys, at or above it
+
+    def values(self, tier: Literal["small", "large"]) -> dict[str, Any]:
+        """The tier as dotted train keys (``model.d_model``) -> value."""
+        return _dotted(getattr(self, tier))
 
     def problems(self) -> dict[str, str]:
         found = {}
+        small, large = self.values("small"), self.values("large")
         if self.large_from_train_events is not None and self.large_from_train_events < 1:
             found["large_from_train_events"] = f"must be null or >= 1, got {self.large_from_train_events}"
-        if AUTO in (*self.small.values(), *self.large.values()):
+        if AUTO in (*small.values(), *large.values()):
             found["small"] = "a tier's values are what auto stands for, not auto"
-        if set(self.small) != set(self.large):
-            odd = sorted(set(self.small) ^ set(self.large))
+        if set(small) != set(large):
+            odd = sorted(set(small) ^ set(large))
             found["large"] = f"must set the keys small sets, no more, no fewer: {', '.join(odd)} in one only"
         return found
 
@@ -546,16 +564,17 @@ class TrainConfig:
         building a tier does not recurse."""
         found: dict[str, str] = {}
         keys = train_keys(self)
-        unknown = sorted(k for k in self.sizing.small if not keys.get(k, (None, False))[1])
+        small = self.sizing.values("small")
+        unknown = sorted(k for k in small if not keys.get(k, (None, False))[1])
         if unknown:
             found["sizing.small"] = (f"{', '.join(unknown)}: not a train key that takes auto (the keys typed "
                                      "`| Auto` in config.py, e.g. model.d_model)")
             return found
         autos = auto_keys(self)
-        uncovered = sorted(set(autos) - set(self.sizing.small))
+        uncovered = sorted(set(autos) - set(small))
         if uncovered:
             found["sizing"] = f"{', '.join(uncovered)} set to auto but not in train.sizing.small / large"
-        elif autos and set(self.sizing.small) == set(self.sizing.large):
+        elif autos and set(small) == set(self.sizing.values("large")):
             for tier in ("small", "large"):
                 try:
                     resolve_auto(self, tier)
@@ -602,7 +621,7 @@ def size_tier(cfg: SizingConfig, train_events: int) -> Literal["small", "large"]
 def resolve_auto(cfg: TrainConfig, tier: Literal["small", "large"]) -> TrainConfig:
     """``cfg`` with every ``auto`` key set to the sizing tier's value (checked as params.yaml's values are);
     keys given a value keep it. The train stage calls it with the tier of its data (:func:`size_tier`)."""
-    values = getattr(cfg.sizing, tier)
+    values = cfg.sizing.values(tier)
     raw = dataclasses.asdict(cfg)
     for key in auto_keys(cfg):
         *parents, leaf = key.split(".")

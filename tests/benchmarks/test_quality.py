@@ -165,7 +165,8 @@ def test_the_default_sized_for_ml1m_is_the_best_recipe_but_for_the_search_weight
     # the overlay every spec names to keep its rows' sizes is the small tier, written out
     assert size_tier(configs[0].sizing, 86_486) == "small"
     pinned = _params(quality.experiment_overrides(ROOT, ["small-sizes"]), tmp_path, "pinned")["train"]
-    assert {key: flatten_mapping(pinned)[key] for key in configs[0].sizing.small} == configs[0].sizing.small
+    tier = configs[0].sizing.values("small")
+    assert {key: flatten_mapping(pinned)[key] for key in tier} == tier
 
 
 def test_issue_39s_confirmation_differs_from_plain_joint_only_in_the_enhancer_and_the_weighter(tmp_path: Path):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from support import REPO
 
-from unigrec.config import ConfigError, auto_keys, build_section, resolve_auto, size_tier, TrainConfig
+from unigrec.config import ConfigError, TrainConfig, auto_keys, build_section, resolve_auto, size_tier
 from unigrec.train.sizing import sized_for, train_event_count
 
 
@@ -25,7 +25,7 @@ def _events(n_train: int) -> pd.DataFrame:
 def test_the_shipped_default_sizes_ml100k_small_and_ml1m_large(raw):
     cfg = build_section(TrainConfig, raw, "train")
     keys = auto_keys(cfg)
-    assert set(keys) == set(cfg.sizing.small) == set(cfg.sizing.large)
+    assert set(keys) == set(cfg.sizing.values("small")) == set(cfg.sizing.values("large"))
     assert "trainer.strategy" not in keys, "Lightning's own auto is not sizing's"
     # the train splits of the roots the tiers were measured on (docs/experiments/2026-12-07-sized-default.md)
     assert size_tier(cfg.sizing, 86_486) == "small" and size_tier(cfg.sizing, 849_333) == "large"
@@ -36,11 +36,24 @@ def test_the_shipped_default_sizes_ml100k_small_and_ml1m_large(raw):
     assert small.trainer.strategy == large.trainer.strategy == "auto"
 
 
+def test_a_tier_key_is_reachable_by_a_dotted_override_as_every_params_key_is(tmp_path):
+    """The tiers are in params.yaml's shape, so `--set` / `dvc exp run -S` reach a tier's key by its path."""
+    import shutil
+
+    from unigrec.config import load_section
+    from unigrec.pipeline import apply_param_overrides
+
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    apply_param_overrides(tmp_path, ["train.sizing.large.model.d_model=96"])
+    cfg = load_section("train", tmp_path / "params.yaml")
+    assert resolve_auto(cfg, "large").model.d_model == 96 and resolve_auto(cfg, "small").model.d_model == 64
+
+
 def test_a_key_given_a_value_keeps_it_whatever_the_size(raw):
     raw["model"]["d_model"] = 96
     cfg = build_section(TrainConfig, raw, "train")
     sized, record = sized_for(cfg, _events(cfg.sizing.large_from_train_events))
-    assert sized.model.d_model == 96 and sized.max_events == cfg.sizing.large["max_events"]
+    assert sized.model.d_model == 96 and sized.max_events == cfg.sizing.large["max_events"] == 100
     assert record["tier"] == "large" and "model.d_model" not in record["auto"]
     assert record["train_events"] == cfg.sizing.large_from_train_events
     below, record = sized_for(cfg, _events(cfg.sizing.large_from_train_events - 1))
@@ -55,16 +68,16 @@ def test_only_train_events_count_and_a_null_threshold_is_always_small(raw):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda r: r["sizing"]["small"].pop("trainer.patience"), r"sizing.large: must set the keys small sets.*"
-                                                             r"trainer.patience"),
-    (lambda r: (r["sizing"]["small"].pop("trainer.patience"), r["sizing"]["large"].pop("trainer.patience")),
+    (lambda r: r["sizing"]["small"]["trainer"].pop("patience"),
+     r"sizing.large: must set the keys small sets.*trainer.patience"),
+    (lambda r: (r["sizing"]["small"]["trainer"].pop("patience"), r["sizing"]["large"]["trainer"].pop("patience")),
      r"trainer.patience set to auto but not in train.sizing"),
-    (lambda r: r["sizing"]["large"].update({"model.d_model": "wide"}), r"sizing.large.*model.d_model: 'wide'"),
-    (lambda r: r["sizing"]["large"].update({"model.d_model": "auto"}), r"not auto"),
-    (lambda r: (r["sizing"]["small"].update({"model.d_modle": 1}), r["sizing"]["large"].update({"model.d_modle": 1})),
+    (lambda r: r["sizing"]["large"]["model"].update(d_model="wide"), r"sizing.large.*model.d_model: 'wide'"),
+    (lambda r: r["sizing"]["large"]["model"].update(d_model="auto"), r"not auto"),
+    (lambda r: (r["sizing"]["small"]["model"].update(d_modle=1), r["sizing"]["large"]["model"].update(d_modle=1)),
      r"model.d_modle: not a train key that takes auto"),
-    (lambda r: (r["sizing"]["small"].update({"trainer.strategy": "ddp"}),
-                r["sizing"]["large"].update({"trainer.strategy": "ddp"})), r"trainer.strategy: not a train key"),
+    (lambda r: (r["sizing"]["small"]["trainer"].update(strategy="ddp"),
+                r["sizing"]["large"]["trainer"].update(strategy="ddp")), r"trainer.strategy: not a train key"),
     (lambda r: r["sizing"].update({"large_from_train_events": 0}), r"large_from_train_events: must be null or >= 1"),
 ])
 def test_a_bad_sizing_table_fails_at_load_with_the_key(raw, edit, message):
