@@ -28,7 +28,8 @@ def sized_for(cfg: TrainConfig, events: pd.DataFrame) -> tuple[TrainConfig, dict
     tier = size_tier(cfg.sizing, count)
     keys = auto_keys(cfg)
     resolved = resolve_auto(cfg, tier)
-    chosen = {key: train_keys(resolved)[key][0] for key in keys}
+    values = train_keys(resolved)
+    chosen = {key: values[key][0] for key in keys}
     if keys:
         log.info("sizing: %s train events -> the %s tier (train.sizing, from %s): %s", f"{count:,}", tier,
                  cfg.sizing.large_from_train_events, ", ".join(f"{k}={v}" for k, v in chosen.items()))
