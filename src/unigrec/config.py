@@ -11,6 +11,7 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -219,14 +220,15 @@ AUTO = "auto"
 Auto = Literal["auto"]  # a train key that takes train.sizing's value for the size of the data
 
 
-def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"model": {"d_model": 64}} -> {"model.d_model": 64}."""
+def flatten_mapping(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"d_model": 64}}`` -> ``{"model.d_model": 64}`` (sizing tiers; MLflow's flat names)."""
     out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_dotted(value, f"{prefix}{key}."))
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten_mapping(value, prefix=f"{name}."))
         else:
-            out[f"{prefix}{key}"] = value
+            out[name] = value
     return out
 
 
@@ -247,7 +249,7 @@ class SizingConfig:
 
     def values(self, tier: Literal["small", "large"]) -> dict[str, Any]:
         """The tier as dotted train keys (``model.d_model``) -> value."""
-        return _dotted(getattr(self, tier))
+        return flatten_mapping(getattr(self, tier))
 
     def problems(self) -> dict[str, str]:
         found = {}

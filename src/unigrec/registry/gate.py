@@ -12,23 +12,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from unigrec.config import ConfigError, GateConfig
+from unigrec.config import ConfigError, GateConfig, flatten_mapping
 from unigrec.errors import UnigrecError
 
 _NOT_IN_MLFLOW_NAMES = re.compile(r"[^/\w.\- ]")
 GATE_BLOCK = "valid"  # the only block of the metrics file the gate may read (the evaluate stage's TUNING_SPLIT)
-
-
-def flatten_mapping(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"test": {"rec": {"ndcg@10": x}}}`` -> ``{"test.rec.ndcg@10": x}`` (MLflow names are flat)."""
-    out: dict[str, Any] = {}
-    for key, value in nested.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten_mapping(value, prefix=f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def flatten_metrics(nested: Mapping[str, Any]) -> dict[str, float]:
