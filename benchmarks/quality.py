@@ -389,23 +389,45 @@ def kept_curve(folder: Path) -> dict[str, list[float | None]] | None:
 
 
 TRAINED_WITH = ".trained_with"  # in a run folder once its train stage finished: what it trained with
+# params sections no training reads (dvc.yaml: the stages after train): a change to them alone, e.g. a new
+# re-ranking grid, re-scores the trained model instead of training it again
+AFTER_TRAINING = ("evaluate", "register", "serving", "orchestration")
 
 
 def trained_with(dest: Path) -> str:
-    """The params file and the bytes of the training inputs: a model is reused only for both unchanged."""
+    """The params file and the bytes of the training inputs (their fingerprint last): what the marker holds."""
+    return (dest / PARAMS_FILE).read_text(encoding="utf-8") + inputs_fingerprint(dest)
+
+
+def inputs_fingerprint(dest: Path) -> str:
     from unigrec.registry.lineage import files_fingerprint
 
     layout = Layout(dest)
-    inputs = [p for p in (layout.split_dir, layout.items, layout.ids_dir) if p.exists()]
-    return (dest / PARAMS_FILE).read_text(encoding="utf-8") + files_fingerprint(inputs)
+    return files_fingerprint([p for p in (layout.split_dir, layout.items, layout.ids_dir) if p.exists()])
+
+
+def same_training(marker: str, dest: Path) -> bool:
+    """Was the model in ``dest`` trained as its params and inputs would train it now? The same input bytes
+    and the same params outside :data:`AFTER_TRAINING`, so a model is reused when only how it is scored
+    changed."""
+    fingerprint = inputs_fingerprint(dest)
+    if not marker.endswith(fingerprint):
+        return False
+
+    def training_sections(text: str) -> dict[str, Any]:
+        return {k: v for k, v in (yaml.safe_load(text) or {}).items() if k not in AFTER_TRAINING}
+
+    then = marker[: len(marker) - len(fingerprint)]
+    return training_sections(then) == training_sections((dest / PARAMS_FILE).read_text(encoding="utf-8"))
 
 
 def train_part(root: Path, dest: Path, overrides: list[str], work: Path) -> dict[str, Any]:
-    """Train one part in ``dest`` through the train stage; a model trained there with the same params and
-    inputs is reused (the two-stage system's first model, when its second was interrupted)."""
+    """Train one part in ``dest`` through the train stage; a model trained there with the same training
+    params and inputs is reused (the two-stage system's first model when its second was interrupted, a
+    row re-scored under new evaluate params)."""
     prepare_part(root, dest, overrides, work)
     marker = dest / TRAINED_WITH
-    if not (marker.exists() and Layout(dest).model_dir.exists() and marker.read_text() == trained_with(dest)):
+    if not (marker.exists() and Layout(dest).model_dir.exists() and same_training(marker.read_text(), dest)):
         marker.unlink(missing_ok=True)
         stage("train", dest)
         marker.write_text(trained_with(dest), encoding="utf-8")

@@ -220,7 +220,8 @@ def test_runs_of_one_root_share_its_embeddings_but_not_their_checkpoints(tmp_pat
 
 def test_a_trained_part_is_reused_only_for_the_same_params_and_inputs(tmp_path: Path, monkeypatch):
     """The two-stage system's first model is not trained twice when a benchmark re-runs after its second was
-    interrupted; other params or changed input files train it again."""
+    interrupted, nor a row re-scored under new evaluate params; other training params or changed input
+    files train it again."""
     trained = []
 
     def fake_train(name: str, root: Path) -> None:  # the real stage is covered by the train stage's tests
@@ -240,6 +241,10 @@ def test_a_trained_part_is_reused_only_for_the_same_params_and_inputs(tmp_path: 
     (Layout(root).split_dir / "events.parquet").write_bytes(b"v2")
     quality.train_part(root, tmp_path / "run", ["train.seed=2"], tmp_path)
     assert trained == [1, 2, 2]
+    quality.train_part(root, tmp_path / "run", ["train.seed=2", "evaluate.lexical.coverage_weights=[0.0,5.0]"], tmp_path)
+    assert trained == [1, 2, 2]  # scored differently, trained alike
+    quality.train_part(root, tmp_path / "run", ["train.seed=2", "train.trainer.max_epochs=3"], tmp_path)
+    assert trained == [1, 2, 2, 2]
 
 
 def test_the_block_says_which_rows_and_seeds_are_still_to_run_and_where_runs_trained(tmp_path: Path):
