@@ -479,7 +479,7 @@ class OptimConfig:
 class TrainerConfig:
     """Lightning Trainer knobs; strategy/devices/num_nodes make DDP a params change only."""
 
-    max_epochs: int
+    max_epochs: int | Auto  # auto: train.sizing's tier (the cosine schedule decays over it)
     accelerator: str  # cpu | gpu | auto
     devices: int | str  # 1, 2, "auto"
     num_nodes: int

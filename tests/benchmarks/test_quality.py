@@ -143,9 +143,10 @@ def test_the_ml1m_1pct_best_overlay_is_the_row_that_produced_its_figures(tmp_pat
 
 
 def test_the_default_sized_for_ml1m_is_the_best_recipe_but_for_the_search_weight_the_bound_sets(tmp_path: Path):
-    """What the sized default trains on ML-1M with 1% searches (block "ml1m-1pct-sized-default") is the measured
-    best recipe's row with the search loss weight left to train.max_target_weight_ratio, and on the sizes of
-    ml-100k and ML-1M's first 600 users it is what the default trained before sizing (the small tier)."""
+    """What the sized default trained on ML-1M with 1% searches at 30 epochs (block "ml1m-1pct-sized-default",
+    its first row) is the measured best recipe's row with the search loss weight left to
+    train.max_target_weight_ratio; its 50-epoch row is today's params.yaml there; and on the sizes of ml-100k
+    and ML-1M's first 600 users the default is what it trained before sizing (the small tier)."""
     from unigrec.config import load_section, resolve_auto, size_tier
 
     spec = quality.load_spec(SPECS / "ml1m-1pct-sized-default.yaml")
@@ -162,6 +163,11 @@ def test_the_default_sized_for_ml1m_is_the_best_recipe_but_for_the_search_weight
     a, b = (flatten_mapping(dataclasses.asdict(c)) for c in (sized_default, recipe))
     differ = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and not k.startswith("sizing.")}
     assert differ == {"loss_weights.retrieval_search"} and sized_default.max_target_weight_ratio == 20
+    (longer,) = quality.part_overrides(spec, spec.rows[1], 11).values()
+    _params(longer, tmp_path, "longer")
+    today = load_section("train", ROOT / "params.yaml")  # the 50-epoch row is params.yaml's large tier
+    assert load_section("train", tmp_path / "longer" / "params.yaml").trainer.max_epochs == 50
+    assert resolve_auto(today, "large").trainer.max_epochs == 50 and resolve_auto(today, "small").trainer.max_epochs == 30
     # the overlay every spec names to keep its rows' sizes is the small tier, written out
     assert size_tier(configs[0].sizing, 86_486) == "small"
     pinned = _params(quality.experiment_overrides(ROOT, ["small-sizes"]), tmp_path, "pinned")["train"]
