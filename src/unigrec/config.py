@@ -473,6 +473,16 @@ class OptimConfig:
     schedule: Literal["constant", "cosine"] | Auto  # after warm-up: hold lr, or cosine-decay it over max_epochs
     min_lr_ratio: float | Auto  # cosine: the lr at the last step, as a share of lr
     gradient_clip: float  # max gradient norm; 0 = off
+    # time constant, in epochs, of an exponential moving average of the weights that validation, checkpoints
+    # and the shipped model use instead of the last step's (train/averaging.py); None = off. The default
+    # lets a params file written before the key read as it trained
+    ema_epochs: float | None = None
+
+    def problems(self) -> dict[str, str]:
+        """Key -> what is wrong with its value; :func:`build_section` refuses the section naming each."""
+        if self.ema_epochs is not None and not self.ema_epochs > 0:
+            return {"ema_epochs": f"must be null or > 0 epochs, got {self.ema_epochs}"}
+        return {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -661,11 +671,16 @@ class SASRecConfig:
     # latest: each user's last max_len+1 events (the published recipe); all: every window of the history, so
     # a short max_len still trains on every transition (the unified model's train.train_windows: all)
     train_windows: Literal["latest", "all"]
+    # the unified model's weight average (train.optim.ema_epochs, train/averaging.py) for SASRec+ too, so the
+    # baseline may have what the model has: the monitor and the kept weights are the average's; null = off
+    ema_epochs: float | None = None
 
     def problems(self) -> dict[str, str]:
         found = {}
         if self.patience is not None and self.patience < 1:
             found["patience"] = f"must be null or >= 1, got {self.patience}"
+        if self.ema_epochs is not None and not self.ema_epochs > 0:
+            found["ema_epochs"] = f"must be null or > 0 epochs, got {self.ema_epochs}"
         if self.monitor_k < 1:
             found["monitor_k"] = f"must be >= 1, got {self.monitor_k}"
         return found

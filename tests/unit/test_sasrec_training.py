@@ -53,3 +53,38 @@ def test_all_windows_train_every_transition_once_and_latest_only_the_last_window
     assert [w.tolist() for w in latest] == ([seq[-6:].tolist()] if length >= 2 else [])
     with pytest.raises(ValueError, match="'latest' or 'all'"):
         training_windows([seq], 5, "every")
+
+
+def test_with_a_weight_average_the_monitor_and_the_kept_weights_are_the_average_and_training_is_unchanged():
+    """One step an epoch (a batch holds every window), so the optimiser's weights at each epoch's end, taken
+    from a run without the average, are every step's: the average is replayed from them."""
+    import dataclasses
+
+    from unigrec.sasrec.net import SASRecNet
+    from unigrec.train.averaging import ema_decay, ema_step_decay
+
+    cfg = dataclasses.replace(CFG, batch_size=len(SEQUENCES), epochs=4, patience=4)
+
+    def run(c):
+        figures, snapshots = iter([0.1, 0.2, 0.3, 0.4]), []
+
+        def monitor(net):
+            snapshots.append({k: v.clone() for k, v in net.named_parameters()})
+            return next(figures)
+
+        net, _ = train_sasrec(SEQUENCES, 6, c, torch.device("cpu"), monitor)
+        return net, snapshots
+
+    _, plain = run(cfg)
+    net, averaged = run(dataclasses.replace(cfg, ema_epochs=2.0))
+    torch.manual_seed(cfg.seed)  # the initial weights, as train_sasrec draws them
+    init = dict(SASRecNet(6, cfg.max_len, cfg.hidden, cfg.n_blocks, cfg.n_heads, cfg.dropout).named_parameters())
+    decay = ema_decay(2.0, 1)
+    average = {k: v.detach().clone() for k, v in init.items()}
+    for step, weights in enumerate(plain):
+        w = 1.0 - ema_step_decay(decay, step)
+        average = {k: average[k] + w * (weights[k] - average[k]) for k in average}
+        assert all(torch.allclose(averaged[step][k], average[k], atol=1e-6) for k in average)
+        if step > 0:  # the first update takes the weights whole
+            assert not all(torch.allclose(averaged[step][k], weights[k]) for k in average)
+    assert all(torch.allclose(dict(net.named_parameters())[k], average[k], atol=1e-6) for k in average)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ from unigrec.config import SASRecConfig
 from unigrec.errors import UnigrecError
 from unigrec.logs import progress
 from unigrec.sasrec.net import SASRecNet
+from unigrec.train.averaging import ParameterAverage, ema_decay
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,10 @@ def train_sasrec(
         generator = torch.Generator().manual_seed(cfg.seed)
         net = SASRecNet(n_items, cfg.max_len, cfg.hidden, cfg.n_blocks, cfg.n_heads, cfg.dropout).to(device)
         optimiser = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.l2)
+        params = dict(net.named_parameters())
+        steps_per_epoch = math.ceil(len(windows) / cfg.batch_size)
+        average = (ParameterAverage(params, ema_decay(cfg.ema_epochs, steps_per_epoch))
+                   if cfg.ema_epochs is not None else None)
         epochs = progress(range(cfg.epochs), desc="sasrec epochs", leave=False)
         for epoch in epochs:
             net.train()
@@ -156,6 +162,8 @@ def train_sasrec(
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
+                if average is not None:
+                    average.update(params)
                 total, batches = total + loss.item(), batches + 1
             record.epochs_run = record.best_epoch = epoch + 1
             if not early_stopping:
@@ -163,12 +171,16 @@ def train_sasrec(
                 log.debug("sasrec epoch %d: loss %.4f", epoch + 1, total / batches)
                 continue
             assert monitor is not None and cfg.patience is not None  # early_stopping says so
+            if average is not None:
+                average.swap(params)  # validated and kept: the average; trained on: the optimiser's weights
             figure = monitor(net.eval())
             record.monitor.append(figure)
             best = int(np.argmax(record.monitor))  # the first of equal figures: the earlier epoch
             record.best_epoch = best + 1
             if best == epoch:
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            if average is not None:
+                average.swap(params)
             epochs.set_postfix(loss=f"{total / batches:.4f}", valid=f"{figure:.4f}")
             log.info("sasrec epoch %d: loss %.4f, validation NDCG@%d %.4f", epoch + 1, total / batches,
                      cfg.monitor_k, figure)
@@ -176,6 +188,8 @@ def train_sasrec(
                 break
     if best_state is not None:
         net.load_state_dict(best_state)
+    elif average is not None:
+        average.copy_to(params)  # no monitor: the last epoch's average ships
     log.info("sasrec: %d epochs on %d user sequences, last loss %.4f; weights of epoch %d kept",
              record.epochs_run, len(windows), total / batches, record.best_epoch)
     return net.eval(), record

@@ -1,5 +1,5 @@
-"""Training-loop measurements that belong to no model: throughput of the training batches, and one log line
-per epoch."""
+"""Lightning callbacks of the training loop that belong to no model: throughput of the training batches, one
+log line per epoch, and the weight average validation and checkpoints use (``train.optim.ema_epochs``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import time
 from typing import Any
 
 import lightning as L
+import torch
+
+from unigrec.train.averaging import ParameterAverage, ema_decay
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +87,83 @@ class EpochLog(L.Callback):
             parts.append(" ".join(f"{k.removeprefix('val/')}={v:.4f}" for k, v in sorted(validated.items())))
         parts.append(f"{self.meter.sequences_per_second:.1f} seq/s, {self.meter.wall_seconds / 60:.1f} min so far")
         log.info("epoch %d/%d: %s", trainer.current_epoch + 1, trainer.max_epochs, "; ".join(parts))
+
+
+# checkpoint key of the optimiser's own weights while ``state_dict`` holds the average (a resumed run
+# continues from them, not from the average)
+TRAINING_WEIGHTS = "ema_training_weights"
+
+
+class WeightEMA(L.Callback):
+    """An exponential moving average of the network's weights (``train.optim.ema_epochs``, see
+    ``train/averaging.py`` for why) swapped in for validation and written into checkpoints.
+
+    Validation (hence the checkpoint choice and early stopping) scores the average; every checkpoint's
+    ``state_dict`` is the average, so the best checkpoint, which the train stage loads, ships it; the
+    optimiser's weights ride in the checkpoint under :data:`TRAINING_WEIGHTS` so a resumed run continues
+    training them and its average.
+    """
+
+    def __init__(self, time_constant_epochs: float, attribute: str = "net") -> None:
+        self.time_constant_epochs = time_constant_epochs
+        self.attribute = attribute  # the module's network: only its parameters are averaged and checkpointed
+        self.average: ParameterAverage | None = None
+        self._updates = 0  # a resumed run's count, until the average exists
+        self._restored: dict[str, torch.Tensor] | None = None  # a resumed run's training weights, until applied
+        self._swapped = False
+
+    def _params(self, module: L.LightningModule) -> dict[str, torch.Tensor]:
+        return dict(getattr(module, self.attribute).named_parameters())
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # Here, not in setup: the weights are on their device and a resumed run's checkpoint is loaded
+        # (into the module: the checkpoint's state_dict, i.e. the average).
+        params = self._params(module)
+        decay = ema_decay(self.time_constant_epochs, int(trainer.num_training_batches))
+        self.average = ParameterAverage(params, decay, self._updates)
+        if self._restored is not None:
+            with torch.no_grad():
+                for name, p in params.items():
+                    p.copy_(self._restored[name].to(p.device))
+            self._restored = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        if self.average is not None:
+            self.average.update(self._params(module))
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.average is not None:  # None in the sanity check, before training starts
+            self.average.swap(self._params(module))
+            self._swapped = True
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self._swapped and self.average is not None:
+            self.average.swap(self._params(module))
+            self._swapped = False
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # the network leaves fit holding the average, as a checkpoint of this epoch would
+        if self.average is not None:
+            self.average.copy_to(self._params(module))
+
+    def on_save_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict) -> None:
+        if self.average is None:
+            return
+        prefix = f"{self.attribute}."
+        state = checkpoint["state_dict"]
+        if self._swapped:  # saved mid-validation: the module holds the average, the store the training weights
+            checkpoint[TRAINING_WEIGHTS] = {name: held.clone() for name, held in self.average.values.items()}
+            return
+        checkpoint[TRAINING_WEIGHTS] = {name: state[prefix + name].clone() for name in self.average.values}
+        for name, average in self.average.values.items():
+            state[prefix + name] = average.clone()
+
+    def on_load_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict) -> None:
+        # A checkpoint written without the average (the key absent) resumes with the average started afresh.
+        self._restored = checkpoint.get(TRAINING_WEIGHTS)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.average.updates if self.average is not None else self._updates}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._updates = int(state_dict["updates"])

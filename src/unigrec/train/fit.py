@@ -350,7 +350,7 @@ def fit_generative_model(
     ``unigrec.train.resume``); returns the network holding the best validation checkpoint's weights."""
     import lightning as L
 
-    from unigrec.train.callbacks import EpochLog, ThroughputMeter
+    from unigrec.train.callbacks import EpochLog, ThroughputMeter, WeightEMA
     from unigrec.train.datamodule import SplitDataModule
     from unigrec.train.lightning_module import GenerativeRecModule
 
@@ -404,9 +404,10 @@ def fit_generative_model(
     )
     meter = ThroughputMeter()
     monitor = selection_metric(cfg)
-    trainer = build_trainer(
-        cfg.trainer, runtime, work_dir, monitor, cfg.optim.gradient_clip, [meter, EpochLog(meter)]
-    )
+    extra: list[Any] = [meter, EpochLog(meter)]
+    if cfg.optim.ema_epochs is not None:
+        extra.append(WeightEMA(cfg.optim.ema_epochs))
+    trainer = build_trainer(cfg.trainer, runtime, work_dir, monitor, cfg.optim.gradient_clip, extra)
     n_params = sum(p.numel() for p in net.parameters())
     log.info("training: %d parameters, %d sequences per epoch", n_params, len(data.train_sequences))
     # weights_only: the resume point is read as data only, like every checkpoint (see read_checkpoint)

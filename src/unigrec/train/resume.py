@@ -43,12 +43,22 @@ STASHED_METRICS = "metrics.before_resume.csv"
 COSMETIC_KEYS = ("trainer.resume", "trainer.accelerator", "retrieval_loss.product_columns")
 
 
+# Keys added after runs were checkpointed, with the value that trains exactly as before they existed: left out
+# of the digest at that value, so a run started before the key (on a machine that keeps its folder between
+# sessions) still resumes; any other value is a different run.
+ADDED_KEYS_OFF = {"optim.ema_epochs": None}
+
+
 def config_digest(cfg: Any) -> dict[str, Any]:
-    """The train config as a plain dict, cosmetic keys (section.key) dropped."""
+    """The train config as a plain dict, cosmetic keys (section.key) dropped, and added keys at their off value."""
     raw = dataclasses.asdict(cfg)
     for path in COSMETIC_KEYS:
         section, key = path.split(".")
         raw.get(section, {}).pop(key, None)
+    for path, off in ADDED_KEYS_OFF.items():
+        section, key = path.split(".")
+        if key in raw.get(section, {}) and raw[section][key] == off:
+            del raw[section][key]
     return raw
 
 

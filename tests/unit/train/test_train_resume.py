@@ -56,6 +56,28 @@ def test_fingerprint_follows_params_and_data_but_not_how_or_where_the_run_is_wat
     assert key != fingerprint(Cfg(), [np.arange(6).reshape(2, 3), ARRAYS[1]])  # same bytes, other shape
 
 
+@dataclasses.dataclass(frozen=True)
+class OptimBefore:  # the optim section as it was before optim.ema_epochs existed
+    lr: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class Optim:
+    lr: float = 0.01
+    ema_epochs: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class WithOptim:
+    optim: object = Optim()
+
+
+def test_a_key_added_at_its_off_value_keeps_the_fingerprint_of_runs_checkpointed_before_it():
+    before = fingerprint(WithOptim(OptimBefore()), ARRAYS)
+    assert fingerprint(WithOptim(Optim()), ARRAYS) == before  # a run started before the key still resumes
+    assert fingerprint(WithOptim(Optim(ema_epochs=1.0)), ARRAYS) != before  # switched on: another run
+
+
 def test_only_an_unfinished_run_with_the_same_fingerprint_resumes(tmp_path):
     work = tmp_path / "work"
     start_fresh(work, "abc")
