@@ -18,6 +18,7 @@ import math
 
 import torch
 
+
 def ema_decay(time_constant_epochs: float, steps_per_epoch: int) -> float:
     """Per-step decay whose average forgets a weight to 1/e after ``time_constant_epochs`` epochs.
 
