@@ -474,13 +474,13 @@ class OptimConfig:
     min_lr_ratio: float | Auto  # cosine: the lr at the last step, as a share of lr
     gradient_clip: float  # max gradient norm; 0 = off
     # time constant, in epochs, of an exponential moving average of the weights that validation, checkpoints
-    # and the shipped model use instead of the last step's (train/averaging.py); None = off. The default
-    # lets a params file written before the key read as it trained
-    ema_epochs: float | None = None
+    # and the shipped model use instead of the last step's (train/averaging.py); None = off; auto: train.sizing's
+    # tier. The default lets a params file written before the key read as it trained
+    ema_epochs: float | None | Auto = None
 
     def problems(self) -> dict[str, str]:
         """Key -> what is wrong with its value; :func:`build_section` refuses the section naming each."""
-        if self.ema_epochs is not None and not self.ema_epochs > 0:
+        if self.ema_epochs not in (None, AUTO) and not self.ema_epochs > 0:
             return {"ema_epochs": f"must be null or > 0 epochs, got {self.ema_epochs}"}
         return {}
 

@@ -168,11 +168,39 @@ def test_the_default_sized_for_ml1m_is_the_best_recipe_but_for_the_search_weight
     today = load_section("train", ROOT / "params.yaml")  # the 50-epoch row is params.yaml's large tier
     assert load_section("train", tmp_path / "longer" / "params.yaml").trainer.max_epochs == 50
     assert resolve_auto(today, "large").trainer.max_epochs == 50 and resolve_auto(today, "small").trainer.max_epochs == 30
-    # the overlay every spec names to keep its rows' sizes is the small tier, written out
+    # the overlays every spec names to keep its rows' training are the small tier written out as it was
+    # before the weight average joined it: its sizes (small-sizes), and the last step's weights (last-weights)
     assert size_tier(configs[0].sizing, 86_486) == "small"
-    pinned = _params(quality.experiment_overrides(ROOT, ["small-sizes"]), tmp_path, "pinned")["train"]
+    pinned = flatten_mapping(_params(quality.experiment_overrides(ROOT, ["small-sizes", "last-weights"]), tmp_path,
+                                     "pinned")["train"])
     tier = configs[0].sizing.values("small")
-    assert {key: flatten_mapping(pinned)[key] for key in tier} == tier
+    assert {key: pinned[key] for key in tier} == {**tier, "optim.ema_epochs": None}
+    assert tier["optim.ema_epochs"] == 3.0
+
+
+def test_every_spec_pins_the_weights_its_rows_trained_with(tmp_path: Path):
+    """The weight average became the small tier's default after every recorded row but its own screens had run:
+    each spec names last-weights, so its rows still train what they trained, and only the rows that say so
+    average (checked over every row of every spec, in both tiers, so on any data)."""
+    import re
+
+    from unigrec.config import load_section, resolve_auto
+
+    averaging = set()
+    for path in sorted(SPECS.glob("*.yaml")):
+        listed = re.search(r"^experiments: \[([^\]]*)\]", path.read_text(encoding="utf-8"), re.M)
+        if listed is None:
+            continue  # a table of other blocks, or SASRec's rows alone
+        assert "last-weights" in listed.group(1), path.name
+        spec = quality.load_spec(path)
+        for i, row in enumerate(spec.rows):
+            for part, overrides in quality.part_overrides(spec, row, 5).items():
+                name = f"{path.stem}-{i}-{part}"
+                _params(overrides, tmp_path, name)
+                train = load_section("train", tmp_path / name / "params.yaml")
+                if {resolve_auto(train, tier).optim.ema_epochs for tier in ("small", "large")} != {None}:
+                    averaging.add(row.label)
+    assert averaging and all("weight EMA" in label for label in averaging), sorted(averaging)
 
 
 def test_issue_39s_confirmation_differs_from_plain_joint_only_in_the_enhancer_and_the_weighter(tmp_path: Path):

@@ -32,6 +32,8 @@ def test_the_shipped_default_sizes_ml100k_small_and_ml1m_large(raw):
     small, large = resolve_auto(cfg, "small"), resolve_auto(cfg, "large")
     assert (small.max_events, small.model.d_model, small.trainer.precision) == (50, 64, "32-true")
     assert (large.max_events, large.model.d_model, large.optim.schedule) == (100, 128, "cosine")
+    # the weight average measured on the small tier's data only (2026-12-05-default-loop.md, session 53)
+    assert (small.optim.ema_epochs, large.optim.ema_epochs) == (3.0, None)
     assert auto_keys(small) == auto_keys(large) == []
     assert small.trainer.strategy == large.trainer.strategy == "auto"
 
