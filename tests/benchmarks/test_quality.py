@@ -188,7 +188,7 @@ def test_every_spec_pins_the_weights_its_rows_trained_with(tmp_path: Path):
 
     averaging = set()
     for path in sorted(SPECS.glob("*.yaml")):
-        listed = re.search(r"^experiments: \[([^\]]*)\]", path.read_text(encoding="utf-8"), re.M)
+        listed = re.search(r"^experiments: \[([^\]]*)\]", path.read_text(encoding="utf-8"), re.MULTILINE)
         if listed is None:
             continue  # a table of other blocks, or SASRec's rows alone
         assert "last-weights" in listed.group(1), path.name
