@@ -474,7 +474,7 @@ class OptimConfig:
     min_lr_ratio: float | Auto  # cosine: the lr at the last step, as a share of lr
     gradient_clip: float  # max gradient norm; 0 = off
     # time constant, in epochs, of an exponential moving average of the weights that validation, checkpoints
-    # and the shipped model use instead of the last step's (train/averaging.py); None = off; auto: train.sizing's
+    # and the shipped model use instead of the last step's (unigrec/averaging.py); None = off; auto: train.sizing's
     # tier. The default lets a params file written before the key read as it trained
     ema_epochs: float | None | Auto = None
 
@@ -671,7 +671,7 @@ class SASRecConfig:
     # latest: each user's last max_len+1 events (the published recipe); all: every window of the history, so
     # a short max_len still trains on every transition (the unified model's train.train_windows: all)
     train_windows: Literal["latest", "all"]
-    # the unified model's weight average (train.optim.ema_epochs, train/averaging.py) for SASRec+ too, so the
+    # the unified model's weight average (train.optim.ema_epochs, unigrec/averaging.py) for SASRec+ too, so the
     # baseline may have what the model has: the monitor and the kept weights are the average's; null = off
     ema_epochs: float | None = None
 

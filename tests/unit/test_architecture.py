@@ -21,7 +21,7 @@ PACKAGE = SRC / "unigrec"
 # Bottom to top. A module may import modules of lower floors and of its own package; the ground floor's
 # modules may import each other. Nothing imports upwards, so a floor can be read without the ones above.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("", "errors", "logs", "atomic", "config", "paths", "figures", "threads", "text_encoder"),
+    ("", "errors", "logs", "atomic", "config", "paths", "figures", "threads", "text_encoder", "averaging"),
     ("sasrec",),  # plain torch SASRec: the IDs' sequential source and the evaluation's baseline train it
     ("data", "contracts", "ids"),
     ("model",),

@@ -61,7 +61,7 @@ def test_with_a_weight_average_the_monitor_and_the_kept_weights_are_the_average_
     import dataclasses
 
     from unigrec.sasrec.net import SASRecNet
-    from unigrec.train.averaging import ema_decay, ema_step_decay
+    from unigrec.averaging import ema_decay, ema_step_decay
 
     cfg = dataclasses.replace(CFG, batch_size=len(SEQUENCES), epochs=4, patience=4)
 

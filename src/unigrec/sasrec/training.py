@@ -19,7 +19,7 @@ from unigrec.config import SASRecConfig
 from unigrec.errors import UnigrecError
 from unigrec.logs import progress
 from unigrec.sasrec.net import SASRecNet
-from unigrec.train.averaging import ParameterAverage, ema_decay
+from unigrec.averaging import ParameterAverage, ema_decay
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from unigrec.train.averaging import ParameterAverage, ema_decay
+from unigrec.averaging import ParameterAverage, ema_decay
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ TRAINING_WEIGHTS = "ema_training_weights"
 
 class WeightEMA(L.Callback):
     """An exponential moving average of the network's weights (``train.optim.ema_epochs``, see
-    ``train/averaging.py`` for why) swapped in for validation and written into checkpoints.
+    ``unigrec/averaging.py`` for why) swapped in for validation and written into checkpoints.
 
     Validation (hence the checkpoint choice and early stopping) scores the average; every checkpoint's
     ``state_dict`` is the average, so the best checkpoint, which the train stage loads, ships it; the

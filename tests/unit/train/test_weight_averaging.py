@@ -1,4 +1,4 @@
-"""The weight EMA (train/averaging.py): its decay, and that validation, checkpoints and a resumed run see the
+"""The weight EMA (unigrec/averaging.py): its decay, and that validation, checkpoints and a resumed run see the
 weights they should, replayed step by step beside a real Lightning fit on a toy regression."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import lightning as L
 import pytest
 import torch
 
-from unigrec.train.averaging import ema_decay, ema_step_decay
+from unigrec.averaging import ema_decay, ema_step_decay
 from unigrec.train.callbacks import TRAINING_WEIGHTS, WeightEMA
 
 

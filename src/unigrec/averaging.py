@@ -8,8 +8,9 @@ smoother model to pick from, at no extra forward or backward pass.
 
 The math is two pure functions (:func:`ema_decay`, :func:`ema_step_decay`) and :class:`ParameterAverage`, plain
 torch, which the unified model's Lightning callback (``train/callbacks.py``, :class:`WeightEMA`) and SASRec+'s own
-loop (``sasrec/training.py``) both drive, so a baseline gets the same averaging the model gets. Only parameters are
-averaged: buffers are constants or a module's own validation sums.
+loop (``sasrec/training.py``) both drive, so a baseline gets the same averaging the model gets (hence the ground
+floor: both packages may import it). Only parameters are averaged: buffers are constants or a module's own
+validation sums.
 """
 
 from __future__ import annotations
