@@ -60,8 +60,8 @@ def test_with_a_weight_average_the_monitor_and_the_kept_weights_are_the_average_
     from a run without the average, are every step's: the average is replayed from them."""
     import dataclasses
 
-    from unigrec.sasrec.net import SASRecNet
     from unigrec.averaging import ema_decay, ema_step_decay
+    from unigrec.sasrec.net import SASRecNet
 
     cfg = dataclasses.replace(CFG, batch_size=len(SEQUENCES), epochs=4, patience=4)
 

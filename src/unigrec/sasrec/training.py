@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from unigrec.averaging import ParameterAverage, ema_decay
 from unigrec.config import SASRecConfig
 from unigrec.errors import UnigrecError
 from unigrec.logs import progress
 from unigrec.sasrec.net import SASRecNet
-from unigrec.averaging import ParameterAverage, ema_decay
 
 log = logging.getLogger(__name__)
 
