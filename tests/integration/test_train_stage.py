@@ -331,8 +331,11 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(
         assert (layout.train_work_dir / "checkpoints" / "last.ckpt").exists()
         assert not layout.train_metrics.exists()
 
+        # the large tier's table edited: this small run trains the same, so it continues (the tier table is
+        # how auto keys were chosen, not part of the run)
+        section["sizing"]["large"]["optim"]["min_lr_ratio"] = 0.5
         with caplog.at_level(logging.INFO, logger="unigrec.train.fit"):
-            run(cfg, layout, _runtime(query_cache))  # same params and data: continues
+            run(build_section(TrainConfig, section, "train"), layout, _runtime(query_cache))  # continues
         training = json.loads(layout.train_metrics.read_text())["training"]
         assert training["resumed_after_epoch"] == 0 and training["epochs"] == 3
         # the log counts epochs from 1, as its per-epoch lines do; the record keeps metrics.csv's index
@@ -348,8 +351,11 @@ def test_a_killed_run_resumes_after_its_last_epoch_and_only_if_params_match(
 
         crash(cfg)
         section["optim"]["lr"] *= 2  # other params: the checkpoint is not theirs
-        run(build_section(TrainConfig, section, "train"), layout, _runtime(query_cache))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="unigrec.train.fit"):
+            run(build_section(TrainConfig, section, "train"), layout, _runtime(query_cache))
         assert json.loads(layout.train_metrics.read_text())["training"]["resumed_after_epoch"] is None
+        assert "holds an unfinished run of other train params or data" in caplog.text  # said, not silent
 
         # The resume point is the last finished epoch even when it was no new best. With lr 0 the weights
         # never move, so epoch 1 scores exactly what epoch 0 did and only epoch 0 is ever "best".

@@ -47,13 +47,15 @@ from unigrec.train.resume import (
     LAST_CHECKPOINT,
     checkpoint_dir,
     checkpoint_epoch,
-    fingerprint,
+    fingerprints,
     merge_metrics,
     read_checkpoint,
     relocate_checkpoint,
     resumable_checkpoint,
+    stale_run,
     start_fresh,
     stash_metrics,
+    write_state,
 )
 from unigrec.train.sequences import items_with_train_events, training_sequences
 from unigrec.train.weighter import TaskWeighter
@@ -359,13 +361,17 @@ def fit_generative_model(
     work_dir = Path(work_dir)
     metrics_csv = work_dir / "csv" / "version_0" / "metrics.csv"
     # Decided before fit: DDP workers only start inside fit, and must find the folder as rank 0 left it.
-    key = run_fingerprint(cfg, data) if cfg.trainer.resume else None
-    last = resumable_checkpoint(work_dir, key) if key is not None else None
+    key, older = run_fingerprints(cfg, data) if cfg.trainer.resume else (None, None)
+    last = resumable_checkpoint(work_dir, key, also=[older]) if key is not None else None
     resumed_after = checkpoint_epoch(last) if last is not None else None
     stashed: Path | None = None
     if last is None:
+        if key is not None and stale_run(work_dir, key, also=[older]):
+            log.warning("%s holds an unfinished run of other train params or data: it is discarded, this run "
+                        "starts from scratch", work_dir)
         start_fresh(work_dir, key)
     else:
+        write_state(work_dir, {"fingerprint": key, "complete": False})  # an older unigrec's key, renewed
         stashed = stash_metrics(metrics_csv)
         if relocate_checkpoint(last, checkpoint_dir(work_dir)):
             log.info("the run's folder moved since its checkpoint was written: its recorded paths now point here")
@@ -443,12 +449,13 @@ def device_name(device: torch.device) -> str:
     return f"{device.type}: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type
 
 
-def run_fingerprint(cfg: TrainConfig, data: TrainingData) -> str:
-    """What makes two runs the same run: the train params and every array the network trains on."""
+def run_fingerprints(cfg: TrainConfig, data: TrainingData) -> tuple[str, str]:
+    """What makes two runs the same run: the train params and every array the network trains on (the
+    fingerprint, and its older form that a folder from an earlier unigrec may carry)."""
     arrays = [data.query_table, *(data.items.codes[kind] for kind in sorted(data.items.codes))]
     for seq in [*data.train_sequences, *data.alignment_sequences]:
         arrays += [seq.tokens, seq.targets, seq.slots, seq.groups, seq.query_ids, seq.query_parts]
     if cfg.model.item_representation == "hybrid":
         # the per-item mask is data the net trains with; the other forms' keys stay what they were
         arrays += [data.items_with_events, *(seq.item_refs for seq in data.train_sequences)]
-    return fingerprint(cfg, arrays)
+    return fingerprints(cfg, arrays)

@@ -22,7 +22,7 @@ import os
 import pickle
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +47,17 @@ COSMETIC_KEYS = ("trainer.resume", "trainer.accelerator", "retrieval_loss.produc
 # of the digest at that value, so a run started before the key (on a machine that keeps its folder between
 # sessions) still resumes; any other value is a different run.
 ADDED_KEYS_OFF = {"optim.ema_epochs": None}
+# train.sizing is how the auto keys were chosen, not what this run trains: a sized config already holds its tier's
+# values, so editing one tier's table (a new small-tier default) must not discard a large-tier run in progress.
+NOT_THE_RUN = "sizing"
 
 
-def config_digest(cfg: Any) -> dict[str, Any]:
-    """The train config as a plain dict, cosmetic keys (section.key) dropped, and added keys at their off value."""
+def config_digest(cfg: Any, *, with_sizing: bool = False) -> dict[str, Any]:
+    """The train config as a plain dict, cosmetic keys (section.key) dropped, and added keys at their off value.
+    ``with_sizing`` keeps the tier table, as the digest did before it was left out (:func:`fingerprints`)."""
     raw = dataclasses.asdict(cfg)
+    if not with_sizing:
+        raw.pop(NOT_THE_RUN, None)
     for path in COSMETIC_KEYS:
         section, key = path.split(".")
         raw.get(section, {}).pop(key, None)
@@ -62,9 +68,10 @@ def config_digest(cfg: Any) -> dict[str, Any]:
     return raw
 
 
-def fingerprint(cfg: Any, arrays: Iterable[np.ndarray]) -> str:
+def fingerprint(cfg: Any, arrays: Iterable[np.ndarray], *, with_sizing: bool = False) -> str:
     """sha256 over the config and every array the run trains on (shape, dtype and bytes of each)."""
-    h = hashlib.sha256(json.dumps(config_digest(cfg), sort_keys=True, default=str).encode())
+    digest = config_digest(cfg, with_sizing=with_sizing)
+    h = hashlib.sha256(json.dumps(digest, sort_keys=True, default=str).encode())
     for array in arrays:
         a = np.ascontiguousarray(array)
         h.update(f"{a.dtype.str}{a.shape}".encode())
@@ -83,13 +90,25 @@ def read_state(work_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def resumable_checkpoint(work_dir: Path, key: str) -> Path | None:
-    """``last.ckpt`` of an unfinished run with this fingerprint, else None."""
+def fingerprints(cfg: Any, arrays: Sequence[np.ndarray]) -> tuple[str, str]:
+    """This run's fingerprint, then the one an older unigrec wrote for the same run (its digest held
+    train.sizing): a folder checkpointed before the change still resumes, as long as the tier table is unchanged."""
+    return fingerprint(cfg, arrays), fingerprint(cfg, arrays, with_sizing=True)
+
+
+def resumable_checkpoint(work_dir: Path, key: str, *, also: Iterable[str] = ()) -> Path | None:
+    """``last.ckpt`` of an unfinished run with this fingerprint (or one of ``also``, older forms of it), else None."""
     state = read_state(work_dir)
     last = checkpoint_dir(work_dir) / LAST_CHECKPOINT
-    if state is None or state.get("fingerprint") != key or state.get("complete") or not last.exists():
+    if state is None or state.get("fingerprint") not in {key, *also} or state.get("complete") or not last.exists():
         return None
     return last
+
+
+def stale_run(work_dir: Path, key: str, *, also: Iterable[str] = ()) -> bool:
+    """Whether the folder holds an unfinished run of other params or data, which a fresh start will discard."""
+    state = read_state(work_dir)
+    return bool(state) and not state.get("complete") and state.get("fingerprint") not in {key, *also}
 
 
 def start_fresh(work_dir: Path, key: str | None) -> None:

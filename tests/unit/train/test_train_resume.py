@@ -11,9 +11,11 @@ import pytest
 
 from unigrec.train.resume import (
     fingerprint,
+    fingerprints,
     mark_complete,
     merge_metrics,
     resumable_checkpoint,
+    stale_run,
     start_fresh,
     stash_metrics,
 )
@@ -76,6 +78,26 @@ def test_a_key_added_at_its_off_value_keeps_the_fingerprint_of_runs_checkpointed
     before = fingerprint(WithOptim(OptimBefore()), ARRAYS)
     assert fingerprint(WithOptim(Optim()), ARRAYS) == before  # a run started before the key still resumes
     assert fingerprint(WithOptim(Optim(ema_epochs=1.0)), ARRAYS) != before  # switched on: another run
+
+
+@dataclasses.dataclass(frozen=True)
+class Sized:
+    lr: float = 0.01
+    sizing: dict = dataclasses.field(default_factory=lambda: {"large": {"lr": 0.02}})
+
+
+def test_the_sizing_table_is_not_the_run_but_a_folder_keyed_with_it_still_resumes(tmp_path):
+    key, older = fingerprints(Sized(), ARRAYS)
+    # another tier's values: the same run (its own tier's values are already in the sized config)
+    assert key == fingerprint(Sized(sizing={"large": {"lr": 0.5}}), ARRAYS) != older
+    assert key != fingerprint(Sized(lr=0.5), ARRAYS)
+    work = tmp_path / "work"
+    start_fresh(work, older)  # written by a unigrec whose digest held the table
+    (work / "checkpoints").mkdir()
+    (work / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert resumable_checkpoint(work, key) is None
+    assert resumable_checkpoint(work, key, also=[older]) is not None and not stale_run(work, key, also=[older])
+    assert stale_run(work, fingerprint(Sized(lr=0.5), ARRAYS))  # other params: discarded, and the log says so
 
 
 def test_only_an_unfinished_run_with_the_same_fingerprint_resumes(tmp_path):
