@@ -534,7 +534,9 @@ def adopt_run(root: Path, work: Path, spec: Spec, row: Row, seed: int | None, pr
     for name, overrides in parts.items():
         here, there = (work, project) if len(parts) == 1 else (work / name, project / name)
         prepare_part(root, here, overrides, work)
-        wanted, had = (flatten_mapping(config_digest(load_section("train", p / PARAMS_FILE))) for p in (here, there))
+        # params.yaml's keys before sizing: the tier table decides what the auto keys train with, so it counts
+        wanted, had = (flatten_mapping(config_digest(load_section("train", p / PARAMS_FILE), with_sizing=True))
+                       for p in (here, there))
         if wanted != had:
             raise SystemExit(f"--adopt: {there} trained with other params than this run: "
                              f"{sorted(k for k in wanted.keys() | had.keys() if wanted.get(k) != had.get(k))}")

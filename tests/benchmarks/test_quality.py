@@ -393,6 +393,11 @@ def test_a_two_stage_run_trained_elsewhere_and_adopted_scores_as_one_trained_her
     params_file.write_text(params_file.read_text().replace("lr: 0.003", "lr: 0.006", 1))
     with pytest.raises(SystemExit, match="optim.lr"):  # a part trained with other params is refused
         quality.main([*argv, "--results", str(away_results), "--adopt", f"two-stage@1={away}"])
+    # so is one whose sizing table differs: the auto keys may have trained with other values
+    params_file.write_text(params_file.read_text().replace("lr: 0.006", "lr: 0.003", 1)
+                           .replace("min_lr_ratio: 0.05", "min_lr_ratio: 0.5", 1))
+    with pytest.raises(SystemExit, match="sizing.large.optim.min_lr_ratio"):
+        quality.main([*argv, "--results", str(away_results), "--adopt", f"two-stage@1={away}"])
     with pytest.raises(SystemExit, match="not empty"):  # an export never lands on an older one's model
         quality.main([*argv, "--results", str(away_results), "--export", f"two-stage@1={away}"])
 
