@@ -464,7 +464,10 @@ def run_one(root: Path, work: Path, spec: Spec, row: Row, seed: int | None, data
         cfg = dataclasses.replace(load_section("evaluate", params), baselines=(row.baseline,))
         metrics = evaluate_baselines(cfg, data, load_section("baselines", params), load_section("runtime", params),
                                      Layout(work))
-        return {"test": finite_or_none(metrics)[row.baseline], "seconds": round(time.perf_counter() - started, 1)}
+        test = finite_or_none(metrics)[row.baseline]
+        fitted = test.pop("training", None)  # how a trained baseline stopped: its validation figure, read on screens
+        return {"test": test, **({"training": fitted} if fitted else {}),
+                "seconds": round(time.perf_counter() - started, 1)}
     roots = {name: work if len(parts) == 1 else work / name for name in parts}
     trained = {name: train_part(root, roots[name], overrides, work) for name, overrides in parts.items()}
     record = training_record(trained)

@@ -350,6 +350,9 @@ def test_a_resumable_run_on_a_tiny_project(tmp_path: Path, one_torch_thread):
     assert quality.main(argv) == 0
     first = json.loads(results.read_text())
     assert set(first["runs"]["popularity"]) == {"deterministic"} and set(first["runs"]["SASRec+"]) == {"1", "2"}
+    # a trained baseline's record says how its fit stopped; popularity has no fit to speak of
+    assert {r["training"]["best_epoch"] <= r["training"]["epochs"] for r in first["runs"]["SASRec+"].values()} == {True}
+    assert "training" not in first["runs"]["popularity"]["deterministic"]
     assert quality.main(argv) == 0
     assert json.loads(results.read_text())["runs"] == first["runs"], "finished runs are kept, not re-run"
     block = md.read_text()

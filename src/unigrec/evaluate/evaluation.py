@@ -55,6 +55,7 @@ class MethodRanks:
     sampled: dict[str, np.ndarray]
     full: dict[str, np.ndarray]
     relevance: dict[str, Any] | None = None  # does the search list fit its query? (evaluate/relevance.py)
+    training: dict[str, Any] | None = None  # how a trained baseline's fit went (CatalogueScorer.training)
 
 
 @dataclasses.dataclass
@@ -196,6 +197,8 @@ def method_metrics(
     }
     if ranks.relevance is not None:
         out["relevance"] = ranks.relevance
+    if ranks.training is not None:
+        out["training"] = ranks.training
     return out
 
 
@@ -219,7 +222,7 @@ def _baseline_ranks(
 
     method = build_baseline(name, baselines_cfg, runtime, layout, reading)
     method = method.use_validation(validation).fit(train_events, items)
-    out = MethodRanks({}, {}, {})
+    out = MethodRanks({}, {}, {}, training=method.training())
     for stream in method.tasks:
         idx = rows[stream]
         contexts = [cases[i].context for i in idx]

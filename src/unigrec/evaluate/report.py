@@ -192,8 +192,9 @@ def _f(value: Any) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.4f}"
 
 
-def baseline_recipes(cfg: BaselinesConfig, names: Sequence[str]) -> str:
-    """The report's line on how the trained baselines among ``names`` were fitted, from their params.
+def baseline_recipes(cfg: BaselinesConfig, names: Sequence[str], fitted: Mapping[str, Any] | None = None) -> str:
+    """The report's line on how the trained baselines among ``names`` were fitted, from their params, and
+    from ``fitted`` (the metrics file's ``baselines``) how far this run's fit went.
 
     A reader compares the model with SASRec and takes "beats SASRec" at face value; whether that SASRec
     stopped on validation, as its published recipe does, or ran a fixed number of epochs (the quick recipe
@@ -208,8 +209,14 @@ def baseline_recipes(cfg: BaselinesConfig, names: Sequence[str]) -> str:
                     "published one (`--experiment sasrec-published`)")
         windows = (f"trained on each user's last {s.max_len + 1}" if s.train_windows == "latest" else
                    "trained on every window of each history")
+        run = ((fitted or {}).get("sasrec") or {}).get("training")
+        here = ""
+        if run:
+            figure = run.get(f"validation_ndcg@{s.monitor_k}")
+            kept = f" (validation NDCG@{s.monitor_k} {figure:.4f})" if figure is not None else ""
+            here = f"; this run: {run['epochs']} epochs, epoch {run['best_epoch']}'s weights kept{kept}"
         parts.append(f"`sasrec`: the last {s.max_len} events ({windows}), width {s.hidden}, {s.n_blocks} blocks, {s.n_heads} "
-                     f"head(s), dropout {s.dropout:g}, {loss}, lr {s.lr:g}, batch {s.batch_size}, {stopping}")
+                     f"head(s), dropout {s.dropout:g}, {loss}, lr {s.lr:g}, batch {s.batch_size}, {stopping}{here}")
     if any(name.startswith("bm25") for name in names):
         parts.append(f"`bm25`: k1 {cfg.bm25.k1:g}, b {cfg.bm25.b:g} over the item text")
     if not parts:
@@ -234,7 +241,7 @@ def report_markdown(
     k = cfg.pipeline_ndcg_cutoff
     slice_k = min(cfg.full_ndcg_cutoffs)
     ranking = test["ranking"]
-    recipes = baseline_recipes(baselines, cfg.baselines) if baselines else ""
+    recipes = baseline_recipes(baselines, cfg.baselines, metrics.get("baselines")) if baselines else ""
     lines = [
         "# Evaluation on the test split",
         "",

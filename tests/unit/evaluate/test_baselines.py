@@ -195,9 +195,14 @@ def test_sasrec_stops_on_validation_and_keeps_the_best_epoch():
     assert max(record.monitor) == record.monitor[record.best_epoch - 1] > 0.9
     # the weights kept are the best epoch's: its validation figure again
     assert model._validation_ndcg(model.net) == pytest.approx(record.monitor[record.best_epoch - 1])
+    # what the metrics file keeps of the fit, for a reader to see how far the baseline was taken
+    assert model.training() == {"epochs": record.epochs_run, "best_epoch": record.best_epoch,
+                                "validation_ndcg@3": record.monitor[record.best_epoch - 1]}
     # without patience the same fit runs every epoch and scores no validation
     fixed = SASRecBaseline(dataclasses.replace(cfg, patience=None, epochs=5), 4).fit(train, ITEMS)
     assert fixed.record is not None and (fixed.record.epochs_run, fixed.record.monitor) == (5, [])
+    assert fixed.training() == {"epochs": 5, "best_epoch": 5}
+    assert SASRecBaseline(cfg, 4).training() is None  # not fitted: nothing to say
 
 
 def test_sasrec_device_follows_the_accelerator_and_refuses_a_missing_gpu(monkeypatch):

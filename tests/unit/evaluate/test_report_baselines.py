@@ -28,3 +28,12 @@ def test_only_the_baselines_asked_for_are_described():
     assert "`bm25`: k1 1.5, b 0.75" in baseline_recipes(BASELINES, ["bm25_read"])
     assert "sasrec" not in baseline_recipes(BASELINES, ["bm25"])
     assert baseline_recipes(BASELINES, ["popularity", "dense"]) == ""
+
+
+def test_the_line_says_how_far_this_runs_sasrec_went_when_the_metrics_carry_its_fit():
+    fitted = {"sasrec": {"rec": {}, "training": {"epochs": 37, "best_epoch": 27, "validation_ndcg@10": 0.10504}}}
+    line = baseline_recipes(BASELINES, ["sasrec"], fitted)
+    assert "this run: 37 epochs, epoch 27's weights kept (validation NDCG@10 0.1050)" in line
+    fixed = {"sasrec": {"training": {"epochs": 40, "best_epoch": 40}}}
+    assert "this run: 40 epochs, epoch 40's weights kept." in baseline_recipes(BASELINES, ["sasrec"], fixed)
+    assert "this run" not in baseline_recipes(BASELINES, ["sasrec"], {"sasrec": {"rec": {}}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Sequence
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,11 @@ class CatalogueScorer(abc.ABC):
         cases). Methods with nothing to choose ignore them."""
         del cases
         return self
+
+    def training(self) -> dict[str, Any] | None:
+        """How :meth:`fit` went, for a method that trains with a stopping rule (epochs run, the epoch kept and
+        its validation figure), so a report can say how far the baseline was taken; None for the rest."""
+        return None
 
     # ------------------------------------------------------------------ shared
     def _set_catalogue(self, items: pd.DataFrame) -> None:

@@ -5,7 +5,7 @@ catalogue from a context's history."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,15 @@ class SASRecBaseline(CatalogueScorer):
             monitor = self._validation_ndcg
         self.net, self.record = train_sasrec(sequences, len(self.item_ids), self.cfg, self.device, monitor)
         return self
+
+    def training(self) -> dict[str, Any] | None:
+        """Epochs run and the epoch kept; with early stopping, that epoch's validation NDCG@monitor_k."""
+        if self.record is None:
+            return None
+        out: dict[str, Any] = {"epochs": self.record.epochs_run, "best_epoch": self.record.best_epoch}
+        if self.record.monitor:
+            out[f"validation_ndcg@{self.cfg.monitor_k}"] = max(self.record.monitor)
+        return out
 
     def _validation_ndcg(self, net: SASRecNet) -> float:
         """NDCG@monitor_k of ``net`` on the validation cases, by the evaluation's own full-catalogue rule."""
