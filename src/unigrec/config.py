@@ -318,7 +318,7 @@ class RetrievalLossConfig:
     negatives: int  # sampled: tokens drawn per target (draw: position) or per batch and code level (batch)
     draw: Literal["position", "batch"]
     l2_normalise: bool  # sampled: cosine logits (hidden state and token embeddings L2-normalised)
-    temperature: float  # sampled: logits divided by it
+    temperature: float | Auto  # sampled: logits divided by it; auto: train.sizing's tier
     # sampled, per-target draws: up to this many tokens in the slices a batch draws from, the logits come
     # from one product of the states with those tokens' rows, read per target afterwards (the same values);
     # beyond it (a large atomic catalogue) each target's rows are gathered. 0: always gathered
@@ -329,7 +329,7 @@ class RetrievalLossConfig:
         found = {}
         if self.negatives < 1:
             found["negatives"] = f"must be >= 1, got {self.negatives}"
-        if not self.temperature > 0:
+        if self.temperature != AUTO and not self.temperature > 0:
             found["temperature"] = f"must be > 0, got {self.temperature}"
         if self.product_columns < 0:
             found["product_columns"] = f"must be >= 0, got {self.product_columns}"

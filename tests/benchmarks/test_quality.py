@@ -169,38 +169,45 @@ def test_the_default_sized_for_ml1m_is_the_best_recipe_but_for_the_search_weight
     assert load_section("train", tmp_path / "longer" / "params.yaml").trainer.max_epochs == 50
     assert resolve_auto(today, "large").trainer.max_epochs == 50 and resolve_auto(today, "small").trainer.max_epochs == 30
     # the overlays every spec names to keep its rows' training are the small tier written out as it was
-    # before the weight average joined it: its sizes (small-sizes), and the last step's weights (last-weights)
+    # before the weight average and the warmer softmax joined it: its sizes (small-sizes), the last step's
+    # weights (last-weights) and HSTU's temperature (hstu-temperature)
     assert size_tier(configs[0].sizing, 86_486) == "small"
-    pinned = flatten_mapping(_params(quality.experiment_overrides(ROOT, ["small-sizes", "last-weights"]), tmp_path,
+    pinned = flatten_mapping(_params(quality.experiment_overrides(ROOT, ["small-sizes", "last-weights",
+                                                                         "hstu-temperature"]), tmp_path,
                                      "pinned")["train"])
     tier = configs[0].sizing.values("small")
-    assert {key: pinned[key] for key in tier} == {**tier, "optim.ema_epochs": None}
-    assert tier["optim.ema_epochs"] == 3.0
+    assert {key: pinned[key] for key in tier} == {**tier, "optim.ema_epochs": None, "retrieval_loss.temperature": 0.05}
+    assert tier["optim.ema_epochs"] == 3.0 and tier["retrieval_loss.temperature"] == 0.1
 
 
-def test_every_spec_pins_the_weights_its_rows_trained_with(tmp_path: Path):
-    """The weight average became the small tier's default after every recorded row but its own screens had run:
-    each spec names last-weights, so its rows still train what they trained, and only the rows that say so
-    average (checked over every row of every spec, in both tiers, so on any data)."""
+def test_every_spec_pins_the_weights_and_temperature_its_rows_trained_with(tmp_path: Path):
+    """The weight average (session 53) and the softmax temperature 0.1 (session 54) became the small tier's
+    defaults after every recorded row but their own screens had run: each spec names last-weights and
+    hstu-temperature, so its rows still train what they trained, and only the rows that say so average or run
+    warmer (checked over every row of every spec, in both tiers, so on any data)."""
     import re
 
     from unigrec.config import load_section, resolve_auto
 
-    averaging = set()
+    averaging, warmer = set(), set()
     for path in sorted(SPECS.glob("*.yaml")):
         listed = re.search(r"^experiments: \[([^\]]*)\]", path.read_text(encoding="utf-8"), re.MULTILINE)
         if listed is None:
             continue  # a table of other blocks, or SASRec's rows alone
-        assert "last-weights" in listed.group(1), path.name
+        assert {"last-weights", "hstu-temperature"} <= {e.strip() for e in listed.group(1).split(",")}, path.name
         spec = quality.load_spec(path)
         for i, row in enumerate(spec.rows):
             for part, overrides in quality.part_overrides(spec, row, 5).items():
                 name = f"{path.stem}-{i}-{part}"
                 _params(overrides, tmp_path, name)
                 train = load_section("train", tmp_path / name / "params.yaml")
-                if {resolve_auto(train, tier).optim.ema_epochs for tier in ("small", "large")} != {None}:
+                sized = [resolve_auto(train, tier) for tier in ("small", "large")]
+                if {c.optim.ema_epochs for c in sized} != {None}:
                     averaging.add(row.label)
+                if {c.retrieval_loss.temperature for c in sized} != {0.05}:
+                    warmer.add(row.label)
     assert averaging and all("weight EMA" in label for label in averaging), sorted(averaging)
+    assert warmer and all("temperature" in label for label in warmer), sorted(warmer)
 
 
 def test_issue_39s_confirmation_differs_from_plain_joint_only_in_the_enhancer_and_the_weighter(tmp_path: Path):
