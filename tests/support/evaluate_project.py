@@ -71,7 +71,7 @@ def fill_typed_query_cache(layout: Layout, cache_dir: str) -> None:
 
 
 def save_untrained_model(layout: Layout, seed: int = 0) -> None:
-    from unigrec.config import TrainConfig
+    from unigrec.config import TrainConfig, resolve_auto
     from unigrec.model.card import model_card, save_model
     from unigrec.model.item_codes import load_item_codes
     from unigrec.model.tokenizer import SequenceSerialiser
@@ -82,7 +82,7 @@ def save_untrained_model(layout: Layout, seed: int = 0) -> None:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
     raw["model"].update(d_model=16, n_heads=2, d_ff=32, dropout=0.0)
     raw.update(max_events=20)
-    cfg = build_section(TrainConfig, raw, "train")
+    cfg = resolve_auto(build_section(TrainConfig, raw, "train"), "small")  # the tier a tiny catalogue gets
     items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
     vocab = Vocabulary.from_codebooks(codebooks)
     serialiser = SequenceSerialiser(vocab, items, cfg.model.n_query_tokens, cfg.max_events)

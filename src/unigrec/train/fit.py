@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from unigrec.config import (
+    AUTO,
     ConfigError,
     LossWeightsConfig,
     ModelConfig,
@@ -253,6 +254,9 @@ def retrieval_logit_form(cfg: RetrievalLossConfig) -> tuple[bool, float]:
     """
     if cfg.softmax == "full":
         return False, 1.0
+    if cfg.temperature == AUTO:
+        raise ConfigError("train.retrieval_loss.temperature is still auto: size the config for its data first "
+                          "(unigrec.train.sizing.sized_for), as the train stage does")
     return cfg.l2_normalise, cfg.temperature
 
 

@@ -320,3 +320,14 @@ def test_output_rows_are_the_same_whether_the_table_or_the_rows_are_normalised_f
     assert torch.allclose(losses._row_reader(table, True, many.numel())(many), want[many])
     assert torch.allclose(losses._row_reader(table, True, few.numel())(few), want[few])
     assert torch.equal(losses._row_reader(table, False, many.numel())(many), table[many])
+
+
+def test_an_unsized_temperature_is_refused_with_what_to_do_not_divided_by():
+    """temperature: auto takes train.sizing's tier; a network built before sizing would divide logits by a string."""
+    from unigrec.config import ConfigError
+    from unigrec.train.fit import retrieval_logit_form
+
+    assert retrieval_logit_form(HSTU) == (True, 0.05)
+    with pytest.raises(ConfigError, match="temperature is still auto: size the config"):
+        retrieval_logit_form(dataclasses.replace(HSTU, temperature="auto"))
+    assert retrieval_logit_form(dataclasses.replace(HSTU, softmax="full", temperature="auto")) == (False, 1.0)
