@@ -99,7 +99,7 @@ def test_stage_trains_writes_outputs_and_beats_popularity(tmp_path, query_cache,
     train_events = int((pd.read_parquet(layout.events)["split"] == "train").sum())
     assert sizing["tier"] == "small" and sizing["train_events"] == train_events < cfg.sizing.large_from_train_events
     assert sizing["auto"] == {k: cfg.sizing.values("small")[k] for k in ("optim.schedule", "optim.min_lr_ratio",
-                                                                "optim.ema_epochs", "trainer.precision",
+                                                                "optim.ema_epochs", "retrieval_loss.temperature", "trainer.precision",
                                                                 "trainer.patience")}
     assert layout.train_curve.exists() and layout.train_plot.stat().st_size > 0
     curve = layout.train_curve.read_text().splitlines()
