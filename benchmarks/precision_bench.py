@@ -30,7 +30,7 @@ from benchmarks.host import add_block_arguments, command_line, machine, machine_
 from benchmarks.markdown_block import write_block
 from benchmarks.project_copy import write_overrides
 from benchmarks.timing import load_training_setup, training_throughput
-from unigrec.model.transformer import GenerativeTransformer
+from unigrec.train.fit import fresh_network
 
 BLOCK = "precision"  # its block in BENCHMARKS.md
 NOTES = "docs/experiments/2026-12-03-training-precision.md"
@@ -67,7 +67,7 @@ def measure(root: Path, params: str, widths: list[int], precisions: list[str], s
                         "batch_size": cfg.batch_size, "item_representation": cfg.model.item_representation}
                 for precision in precisions:
                     torch.manual_seed(0)  # the same initial weights (and draws) for every arm
-                    net = GenerativeTransformer(setup.dims)
+                    net = fresh_network(setup.dims, setup.data)
                     rate = training_throughput(net, setup.data.train_sequences, setup.collate_train, setup.spec,
                                                cfg.batch_size, steps, AUTOCAST[precision])
                     rows.append({"d_model": width, "d_ff": FF_PER_WIDTH * width, "n_heads": cfg.model.n_heads,

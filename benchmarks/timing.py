@@ -21,10 +21,10 @@ import torch
 from unigrec.config import load_section
 from unigrec.inference.prompts import query_table_texts
 from unigrec.model.batch import SequenceBatch, collate_sequences
-from unigrec.model.item_codes import atomic_item_codes, load_item_codes
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
 from unigrec.model.vocabulary import PAD
 from unigrec.paths import Layout
+from unigrec.stages.train import training_items
 from unigrec.text_encoder import embed_texts
 from unigrec.train.fit import TrainingData, loss_spec, prepare_training_data, transformer_dims
 from unigrec.train.losses import LossSpec, sequence_losses
@@ -160,16 +160,13 @@ def load_training_setup(root: Path, params: str) -> TrainingSetup:
     cfg, runtime = load_section("train", root / params), load_section("runtime", root / params)
     events = pd.read_parquet(layout.events)
     cfg, _ = sized_for(cfg, events)  # the sizes the train stage would give this data
-    if cfg.model.item_representation == "atomic":
-        items, codebooks = atomic_item_codes(pd.read_parquet(layout.items)["item_id"].astype(str).tolist())
-    else:
-        items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
+    items, codebooks, composition = training_items(cfg, layout)
     texts = query_table_texts(events)
     table = embed_texts(list(texts), runtime.batch_sizes.text_encoding, layout.resolve(runtime.cache_dir),
                         show_progress=False)
-    data = prepare_training_data(cfg, events, items, codebooks, texts, table)
+    data = prepare_training_data(cfg, events, items, codebooks, texts, table, composition=composition)
     pad = data.vocab.token(PAD)
     collate_train = lambda rows: collate_sequences(rows, data.query_table, cfg.model.n_query_tokens, pad)
     dims = transformer_dims(cfg.model, cfg.retrieval_loss, data.vocab, data.serialiser.max_length,
-                            data.query_table.shape[1])
+                            data.query_table.shape[1], data.items.n_items, data.composition)
     return TrainingSetup(cfg, data, dims, loss_spec(cfg.retrieval_loss, data.vocab), collate_train)

@@ -268,9 +268,11 @@ class SizingConfig:
 class ModelConfig:
     """Shape of the one generative transformer (docs/design.md §4)."""
 
-    # GenSAR codes; UniGRF's one token per item; or hybrid: codes plus a learned per-item embedding at each
-    # event's last code for items with training events (decoding still over codes, docs/design.md §4)
-    item_representation: Literal["semantic_ids", "atomic", "hybrid"]
+    # GenSAR codes; UniGRF's one token per item; hybrid: codes plus a learned per-item embedding at each
+    # event's last code for items with training events (decoding still over codes, docs/design.md §4); or
+    # hybrid_dense: one token per item whose embedding is its dual IDs' code embeddings plus, for items with
+    # training events, its own, scored by a dense head over the whole catalogue (cold items by codes alone)
+    item_representation: Literal["semantic_ids", "atomic", "hybrid", "hybrid_dense"]
     d_model: int | Auto  # auto: train.sizing's tier for the data's size
     n_layers: int
     n_heads: int

@@ -201,6 +201,39 @@ def test_hybrid_items_train_with_the_enhancer_and_keep_items_without_train_event
     assert (table[cold] == 0).all() and (table[~cold] != 0).any(-1).all()
 
 
+def test_hybrid_dense_items_train_and_serve_a_cold_item_by_its_codes(tmp_path, query_cache):
+    """train.model.item_representation hybrid_dense end to end: the saved net holds each item's codes (the
+    identifiers stage's dual IDs, dedup levels left out) and which items have TRAIN events; a cold item's row
+    is its codes' sum alone, learned from the items it shares them with, and the model decodes it."""
+    import pandas as pd
+    import torch
+
+    from unigrec.model.card import load_model
+    from unigrec.model.item_codes import code_composition, load_item_codes
+
+    syn.write_project(tmp_path)
+    layout = Layout(tmp_path)
+    events = pd.read_parquet(layout.events)
+    cold_id = syn.item_ids()[-1]
+    events = events[(events["item_id"] != cold_id) | (events["split"] != "train")]
+    events.to_parquet(layout.events, index=False)
+    section = _train_section(query_cache, max_epochs=1)
+    section["model"]["item_representation"] = "hybrid_dense"
+    _run_single_threaded(build_section(TrainConfig, section, "train"), layout, query_cache)
+    loaded = load_model(layout.model_dir)
+    assert loaded.card["item_representation"] == "hybrid_dense" and loaded.net.dims.ranking_head
+    dual, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
+    expected = code_composition(dual, codebooks, loaded.items.item_ids).index
+    assert loaded.net.item_code_index.tolist() == expected.tolist()
+    trained = set(events.loc[events["split"] == "train", "item_id"])
+    assert loaded.net.item_has_events.tolist() == [item in trained for item in loaded.items.item_ids]
+    cold = loaded.items.item_ids.index(cold_id)
+    net = loaded.net
+    row = net.token_table()[net.item_offset + cold]
+    torch.testing.assert_close(row, net.code_embedding.weight[net.item_code_index[cold]].sum(0))
+    assert (row != 0).any()  # its codes learned from the warm items that share them
+
+
 def test_missing_inputs_fail_with_a_clear_error(tmp_path, query_cache):
     from unigrec.errors import ContractViolation
     from unigrec.stages.train import run
@@ -226,6 +259,8 @@ def test_inputs_list_identifier_files_only_for_semantic_ids(tmp_path, query_cach
     semantic = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, item_representation="semantic_ids"))
     assert [p for p, _ in inputs(atomic, layout)] == [layout.items, layout.events]
     assert {layout.ids_table, layout.codebooks} < {p for p, _ in inputs(semantic, layout)}
+    dense = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, item_representation="hybrid_dense"))
+    assert {layout.ids_table, layout.codebooks} < {p for p, _ in inputs(dense, layout)}
 
 
 def test_training_runs_with_the_configured_thread_count_and_restores_it(tmp_path, query_cache, monkeypatch):

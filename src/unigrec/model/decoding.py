@@ -51,7 +51,7 @@ def build_id_space(vocab: Vocabulary, items: ItemCodes, kind: str) -> IdSpace:
 def level_log_probs(net: GenerativeTransformer, hidden: torch.Tensor, space: IdSpace, level: int) -> torch.Tensor:
     """(..., width) log-softmax over the level's code slice, padded with -inf up to the trie width."""
     offset, size = space.offsets[level], space.sizes[level]
-    logits = net.output_logits(hidden, net.token_embedding.weight[offset : offset + size])
+    logits = net.output_logits(hidden, net.token_table()[offset : offset + size])
     logp = torch.log_softmax(logits, dim=-1)
     pad = space.trie.width - size
     return torch.nn.functional.pad(logp, (0, pad), value=float("-inf")) if pad else logp

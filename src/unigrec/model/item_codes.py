@@ -85,3 +85,49 @@ def atomic_item_codes(item_ids: Sequence[str]) -> tuple[ItemCodes, dict[str, Any
     column = np.arange(len(item_ids), dtype=np.int64)[:, None]
     codes = {kind: column for kind in ID_KINDS}
     return ItemCodes(item_ids=tuple(item_ids), codes=codes), atomic_codebooks(len(item_ids))
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeComposition:
+    """Which code embeddings make up each item's vector in the ``hybrid_dense`` form.
+
+    ``index`` (N, L): row i lists item i's codes as rows of ONE code table of ``table_size`` rows, one
+    column per quantised level of its dual IDs; ``levels`` names the columns.
+    """
+
+    index: np.ndarray
+    table_size: int
+    levels: tuple[str, ...]
+
+
+def code_composition(items: ItemCodes, codebooks: Mapping[str, Any], item_ids: Sequence[str]) -> CodeComposition:
+    """The code levels of GenSAR's dual IDs that compose each of ``item_ids``' vectors, in that order.
+
+    Every quantised level of both ID kinds counts once: a shared level (same name in both kinds, one
+    quantiser's codes) is one column, each kind's specific levels one column each. The dedup levels are
+    left out: they number items that share every quantised code, an arbitrary order that carries no
+    meaning to share between items (the per-item embedding tells such warm items apart).
+    """
+    from unigrec.ids.artefacts import DEDUP_SUFFIX
+
+    rows = items.indices_of(list(item_ids))
+    columns: dict[str, np.ndarray] = {}  # level name -> its codes, in item_ids' order
+    offsets: dict[str, int] = {}  # level name -> row of its code 0 in the one table
+    table_size = 0
+    for kind in ID_KINDS:
+        for level, entry in enumerate(codebooks[f"{kind}_levels"]):
+            name, size = str(entry["name"]), int(entry["size"])
+            if name.endswith(f"_{DEDUP_SUFFIX}"):
+                continue
+            codes = items.codes[kind][rows, level]
+            if name in columns:
+                if not np.array_equal(columns[name], codes):
+                    raise ContractViolation(f"ids.parquet: level {name!r} is shared by both ID kinds but its "
+                                            "codes differ between them")
+                continue
+            columns[name], offsets[name] = codes, table_size
+            table_size += size
+    if not columns:
+        raise ContractViolation("codebooks.json: no quantised level to compose items from")
+    index = np.stack([codes + offsets[name] for name, codes in columns.items()], axis=1).astype(np.int64)
+    return CodeComposition(index, table_size, tuple(columns))

@@ -58,6 +58,13 @@ class TransformerDims:
     # token right after the event's last code, for the layouts that write no action token. Cards written
     # before this field load without it, as those models trained.
     past_action_input: bool = False
+    # Hybrid items scored densely (train.model.item_representation: hybrid_dense): one token per item, as in
+    # the atomic form, whose row is composed from the item's code embeddings (``composed_levels`` per item,
+    # rows of one code table of ``code_table_size``) plus its own row for items with training events (see
+    # GenerativeTransformer.token_table). 0: rows are the token embedding's own. Cards written before these
+    # fields load without it, as those models trained.
+    composed_levels: int = 0
+    code_table_size: int = 0
 
 
 @dataclasses.dataclass
@@ -252,7 +259,8 @@ class Block(nn.Module):
 
 class GenerativeTransformer(nn.Module):
     """Token + position embeddings, query soft tokens, causal blocks, tied output head; in the hybrid form
-    also a per-item embedding table and the mask of the items it holds an embedding for."""
+    also a per-item embedding table and the mask of the items it holds an embedding for; in the
+    hybrid_dense form a code table that items' rows are composed from (:meth:`token_table`)."""
 
     def __init__(self, dims: TransformerDims) -> None:
         super().__init__()
@@ -305,6 +313,20 @@ class GenerativeTransformer(nn.Module):
         if dims.past_action_input:
             # Zeros, made last, for the reason the item table is: the net starts as the one without it
             self.action_embedding = nn.Embedding.from_pretrained(torch.zeros(2, d), freeze=False)
+        if dims.composed_levels:
+            if dims.n_items < 1 or dims.code_table_size < 1 or dims.n_items >= dims.vocab_size:
+                raise ValueError("composed items need the catalogue size (n_items >= 1, the vocabulary's last "
+                                 "n_items tokens) and a code table (code_table_size >= 1)")
+            # the atomic vocabulary's item slice is its last one: item i is token item_offset + i
+            self.item_offset = dims.vocab_size - dims.n_items
+            # Zeros, made after every random init: a composed net starts as exactly the atomic net of its seed,
+            # and an item without training events starts at the zero vector until its codes learn.
+            self.code_embedding = nn.Embedding.from_pretrained(torch.zeros(dims.code_table_size, d), freeze=False)
+            # Each item's codes (rows of code_embedding) and which items have TRAIN events: set by training
+            # from the identifiers stage's IDs and saved with the weights, so a served model needs no ID table.
+            self.register_buffer("item_code_index", torch.zeros(dims.n_items, dims.composed_levels,
+                                                                dtype=torch.long))
+            self.register_buffer("item_has_events", torch.zeros(dims.n_items, dtype=torch.bool))
 
     # ------------------------------------------------------------------ embeddings
     def _embed(
@@ -318,7 +340,7 @@ class GenerativeTransformer(nn.Module):
     ) -> torch.Tensor:
         if positions.max() >= self.dims.max_positions:
             raise ValueError(f"sequence longer than max_positions={self.dims.max_positions}")
-        x = self.token_embedding(tokens)
+        x = F.embedding(tokens, self.token_table())
         if self.input_scale != 1.0:
             x = x * self.input_scale
         if query_vectors is not None and query_refs is not None:
@@ -350,6 +372,22 @@ class GenerativeTransformer(nn.Module):
         keep = (item_refs >= 0) & self.item_has_events[ref]
         # the lookup runs even when nothing is kept, so the table takes part in every step (DDP)
         return self.item_embedding(ref) * keep.unsqueeze(-1).to(self.item_embedding.weight.dtype)
+
+    def token_table(self) -> torch.Tensor:
+        """(vocab, d) the rows tokens enter with and retrieval scores against (the output head is tied).
+
+        The token embedding itself, but in the ``hybrid_dense`` form an item's row is the sum of its code
+        embeddings plus its own row, the latter for items with training events only: warm items keep an
+        atomic ID's capacity to differ from every other item, and an item without a training event is written
+        and scored by its codes alone, which it shares with items that have events. One table serves input and
+        output, so a cold item can be retrieved by the same dense scoring as any other.
+        """
+        weight = self.token_embedding.weight
+        if not self.dims.composed_levels:
+            return weight
+        own = weight[self.item_offset:] * self.item_has_events.unsqueeze(-1).to(weight.dtype)
+        codes = self.code_embedding(self.item_code_index).sum(1)
+        return torch.cat([weight[: self.item_offset], own + codes])
 
     # ------------------------------------------------------------------ passes
     def encode(
@@ -428,7 +466,7 @@ class GenerativeTransformer(nn.Module):
     # ------------------------------------------------------------------ heads
     def token_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits over the whole vocabulary; the output head is tied to the token embedding."""
-        return self.output_logits(hidden, self.token_embedding.weight)
+        return self.output_logits(hidden, self.token_table())
 
     def output_logits(self, hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """(..., n) logits of ``hidden`` (..., d) against ``weight`` (n, d), rows of the token embedding,

@@ -13,6 +13,8 @@ from unigrec.paths import Layout, require_inputs
 if TYPE_CHECKING:
     import pandas as pd
 
+    from unigrec.model.item_codes import CodeComposition, ItemCodes
+
 log = logging.getLogger(__name__)
 
 TASK_WEIGHTS_PLOT = "train_task_weights.png"  # beside the curve plot; not a DVC output (a figure to look at)
@@ -27,6 +29,28 @@ def inputs(cfg: TrainConfig, layout: Layout) -> list[tuple[Path, str]]:
     if cfg.model.item_representation != "atomic":
         files += [(layout.ids_table, "identifiers"), (layout.codebooks, "identifiers")]
     return files
+
+
+def training_items(cfg: TrainConfig, layout: Layout) -> tuple[ItemCodes, dict[str, Any], CodeComposition | None]:
+    """The items as the network writes them (their codes and codebooks) and, for ``hybrid_dense``, the dual
+    IDs' codes each item's embedding is composed from: named once for the stage and the benchmarks that
+    rebuild its training data.
+
+    Atomic and hybrid_dense items are one token each, in the catalogue's order; the code forms read the
+    identifiers stage's IDs."""
+    import pandas as pd
+
+    from unigrec.model.item_codes import atomic_item_codes, code_composition, load_item_codes
+
+    if cfg.model.item_representation not in ("atomic", "hybrid_dense"):
+        items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
+        return items, codebooks, None
+    catalogue = pd.read_parquet(layout.items, columns=["item_id"])["item_id"].astype(str).tolist()
+    items, codebooks = atomic_item_codes(catalogue)
+    if cfg.model.item_representation == "atomic":
+        return items, codebooks, None
+    dual, dual_codebooks = load_item_codes(layout.ids_table, layout.codebooks)
+    return items, codebooks, code_composition(dual, dual_codebooks, catalogue)
 
 
 def query_texts(cfg: TrainConfig, events: pd.DataFrame, items: pd.DataFrame) -> tuple[tuple[str, ...], list]:
@@ -49,7 +73,6 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
 
     from unigrec.inference.retrieval import id_spaces
     from unigrec.model.card import model_card, save_model
-    from unigrec.model.item_codes import atomic_item_codes, load_item_codes
     from unigrec.model.vocabulary import PAD
     from unigrec.text_encoder import embed_texts
     from unigrec.threads import torch_threads
@@ -63,11 +86,7 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
     require_inputs(inputs(cfg, layout))
     events = pd.read_parquet(layout.events)
     cfg, sizing = sized_for(cfg, events)
-    if cfg.model.item_representation == "atomic":
-        catalogue = pd.read_parquet(layout.items, columns=["item_id"])
-        items, codebooks = atomic_item_codes(catalogue["item_id"].astype(str).tolist())
-    else:
-        items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
+    items, codebooks, composition = training_items(cfg, layout)
     texts, alignment = query_texts(cfg, events, pd.read_parquet(layout.items))
     query_table = embed_texts(
         list(texts),
@@ -75,7 +94,7 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
         cache_dir=layout.resolve(runtime.cache_dir),
         show_progress=False,
     )
-    data = prepare_training_data(cfg, events, items, codebooks, texts, query_table, alignment)
+    data = prepare_training_data(cfg, events, items, codebooks, texts, query_table, alignment, composition)
     with torch_threads(runtime.torch_threads.train):
         result = fit_generative_model(cfg, data, layout.train_work_dir, runtime)
         if not result.is_global_zero:
@@ -93,7 +112,7 @@ def run(cfg: TrainConfig, layout: Layout, runtime: RuntimeConfig) -> dict[str, A
             batch_size=runtime.batch_sizes.validation_prompts,
         )
     dims = transformer_dims(cfg.model, cfg.retrieval_loss, data.vocab, data.serialiser.max_length,
-                            data.query_table.shape[1], data.items.n_items)
+                            data.query_table.shape[1], data.items.n_items, data.composition)
     card = model_card(dims, data.vocab, data.serialiser, cfg.model.item_representation)
     metrics = {
         "item_representation": cfg.model.item_representation,

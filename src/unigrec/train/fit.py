@@ -36,7 +36,7 @@ from unigrec.inference.prompts import (
 )
 from unigrec.inference.retrieval import id_spaces
 from unigrec.logs import bar_on_stderr
-from unigrec.model.item_codes import ItemCodes
+from unigrec.model.item_codes import CodeComposition, ItemCodes
 from unigrec.model.tokenizer import LOSS_GROUPS, RANKING, SequenceSerialiser, TokenSequence
 from unigrec.model.transformer import GenerativeTransformer, TransformerDims
 from unigrec.model.vocabulary import NEG, PAD, POS, Vocabulary
@@ -83,6 +83,8 @@ class TrainingData:
     # the task loss weights training uses: train.loss_weights with a rare task's lowered
     # (capped_loss_weights); fit_generative_model trains with these
     loss_weights: LossWeightsConfig
+    # hybrid_dense only: the dual IDs' codes each item's row is composed from (items in ``items``' order)
+    composition: CodeComposition | None = None
 
 
 @dataclasses.dataclass
@@ -108,14 +110,18 @@ def prepare_training_data(
     query_texts: tuple[str, ...],
     query_table: np.ndarray,
     alignment: Sequence[tuple[str, str]] = (),
+    composition: CodeComposition | None = None,
 ) -> TrainingData:
     """Everything training reads. ``alignment``: (item_id, query) pairs (:func:`alignment_pairs`); their
-    queries must be rows of ``query_texts`` / ``query_table``, after the events' own. ``cfg`` is sized for
-    the data already (:func:`unigrec.train.sizing.sized_for`)."""
+    queries must be rows of ``query_texts`` / ``query_table``, after the events' own. ``composition``: the
+    hybrid_dense form's item codes (:func:`unigrec.stages.train.training_items`). ``cfg`` is sized for the
+    data already (:func:`unigrec.train.sizing.sized_for`)."""
     unsized = auto_keys(cfg)
     if unsized:
         raise ConfigError(f"train: {', '.join(unsized)} still auto: size the config for its data first "
                           "(unigrec.train.sizing.sized_for), as the train stage does")
+    if (cfg.model.item_representation == "hybrid_dense") != (composition is not None):
+        raise ValueError("a code composition goes with train.model.item_representation hybrid_dense, and only")
     vocab = Vocabulary.from_codebooks(codebooks)
     serialiser = SequenceSerialiser(vocab, items, cfg.model.n_query_tokens, cfg.max_events, cfg.model.event_layout)
     users = group_user_events(events, items, query_texts)
@@ -159,6 +165,7 @@ def prepare_training_data(
         popularity=popularity_rankings(users, items.n_items),
         items_with_events=items_with_train_events(users, items.n_items),
         loss_weights=LossWeightsConfig(**capped),
+        composition=composition,
     )
 
 
@@ -215,12 +222,17 @@ def transformer_dims(
     max_positions: int,
     query_dim: int,
     n_items: int = 0,
+    composition: CodeComposition | None = None,
 ) -> TransformerDims:
-    """The network's shape; ``n_items`` (the catalogue size) sizes the hybrid form's per-item table and is
-    required for it alone."""
+    """The network's shape; ``n_items`` (the catalogue size) sizes the hybrid forms' per-item tables and is
+    required for them alone, as ``composition`` (the codes each item's row is made of) is for hybrid_dense."""
     hybrid = cfg.item_representation == "hybrid"
-    if hybrid and n_items < 1:
-        raise ValueError("train.model.item_representation: hybrid needs the catalogue size (n_items >= 1)")
+    dense = cfg.item_representation == "hybrid_dense"
+    if (hybrid or dense) and n_items < 1:
+        raise ValueError(f"train.model.item_representation: {cfg.item_representation} needs the catalogue size "
+                         "(n_items >= 1)")
+    if dense and composition is None:
+        raise ValueError("train.model.item_representation: hybrid_dense needs the items' code composition")
     l2_normalise, temperature = retrieval_logit_form(retrieval)
     return TransformerDims(
         vocab_size=vocab.size,
@@ -235,11 +247,13 @@ def transformer_dims(
         n_query_tokens=cfg.n_query_tokens,
         pos_token=vocab.token(POS),
         neg_token=vocab.token(NEG),
-        ranking_head=cfg.item_representation == "atomic",
+        ranking_head=cfg.item_representation in ("atomic", "hybrid_dense"),  # one token per item
         logits_l2_normalise=l2_normalise,
         logits_temperature=temperature,
         item_embedding=hybrid,
-        n_items=n_items if hybrid else 0,
+        n_items=n_items if hybrid or dense else 0,
+        composed_levels=composition.index.shape[1] if dense and composition is not None else 0,
+        code_table_size=composition.table_size if dense and composition is not None else 0,
         embedding_init=cfg.embedding_init,
         positions=cfg.positions,
         past_action_input=cfg.past_action_input,
@@ -383,10 +397,8 @@ def fit_generative_model(
         log.info("resuming the unfinished run in %s: epoch %d of %d was its last finished one", work_dir,
                  resumed_after + 1, cfg.trainer.max_epochs)
     dims = transformer_dims(cfg.model, cfg.retrieval_loss, data.vocab, data.serialiser.max_length,
-                            data.query_table.shape[1], data.items.n_items)
-    net = GenerativeTransformer(dims)
-    if dims.item_embedding:
-        net.item_has_events.copy_(torch.from_numpy(data.items_with_events))
+                            data.query_table.shape[1], data.items.n_items, data.composition)
+    net = fresh_network(dims, data)
     module = GenerativeRecModule(
         net=net,
         loss_spec=loss_spec(cfg.retrieval_loss, data.vocab),
@@ -447,6 +459,19 @@ def fit_generative_model(
     )
 
 
+def fresh_network(dims: TransformerDims, data: TrainingData) -> GenerativeTransformer:
+    """An untrained network of ``dims`` holding what the hybrid forms read from the data: which items have
+    training events, and each item's codes (hybrid_dense). The weights save them, so a served model is whole."""
+    net = GenerativeTransformer(dims)
+    if dims.item_embedding or dims.composed_levels:
+        net.item_has_events.copy_(torch.from_numpy(data.items_with_events))
+    if dims.composed_levels:
+        if data.composition is None:
+            raise ValueError("hybrid_dense dims need the training data's code composition")
+        net.item_code_index.copy_(torch.from_numpy(data.composition.index))
+    return net
+
+
 def device_name(device: torch.device) -> str:
     """Where the run computed, for its metrics ("cpu", "cuda: NVIDIA H200"): its time and throughput mean
     nothing without it, and a run may have been trained on another machine than the one evaluating it."""
@@ -462,4 +487,6 @@ def run_fingerprints(cfg: TrainConfig, data: TrainingData) -> tuple[str, str]:
     if cfg.model.item_representation == "hybrid":
         # the per-item mask is data the net trains with; the other forms' keys stay what they were
         arrays += [data.items_with_events, *(seq.item_refs for seq in data.train_sequences)]
+    if data.composition is not None:
+        arrays += [data.items_with_events, data.composition.index]
     return fingerprints(cfg, arrays)

@@ -143,7 +143,7 @@ def _sampled_ce(
             columns = drawn_from
     else:
         negatives = torch.stack([sample_legal_tokens(spec.legal[slot], count) for slot in present.tolist()])
-    return sampled_softmax_loss(h, targets, net.token_embedding.weight, negatives, which,
+    return sampled_softmax_loss(h, targets, net.token_table(), negatives, which,
                                 net.dims.logits_temperature, net.dims.logits_l2_normalise, extra_negatives,
                                 columns)
 
