@@ -264,6 +264,11 @@ class SizingConfig:
         return found
 
 
+# train.model.item_representation values whose vocabulary is one token per catalogue item (in catalogue order): the
+# ranking read-out is an MLP on the item position and retrieval scores the catalogue densely
+ONE_TOKEN_PER_ITEM = ("atomic", "hybrid_dense")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Shape of the one generative transformer (docs/design.md §4)."""

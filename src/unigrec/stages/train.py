@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unigrec.atomic import stage_outputs, write_json
-from unigrec.config import RuntimeConfig, TrainConfig
+from unigrec.config import ONE_TOKEN_PER_ITEM, RuntimeConfig, TrainConfig
 from unigrec.paths import Layout, require_inputs
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def training_items(cfg: TrainConfig, layout: Layout) -> tuple[ItemCodes, dict[st
 
     from unigrec.model.item_codes import atomic_item_codes, code_composition, load_item_codes
 
-    if cfg.model.item_representation not in ("atomic", "hybrid_dense"):
+    if cfg.model.item_representation not in ONE_TOKEN_PER_ITEM:
         items, codebooks = load_item_codes(layout.ids_table, layout.codebooks)
         return items, codebooks, None
     catalogue = pd.read_parquet(layout.items, columns=["item_id"])["item_id"].astype(str).tolist()

@@ -18,6 +18,7 @@ import torch
 
 from unigrec.config import (
     AUTO,
+    ONE_TOKEN_PER_ITEM,
     ConfigError,
     LossWeightsConfig,
     ModelConfig,
@@ -247,7 +248,7 @@ def transformer_dims(
         n_query_tokens=cfg.n_query_tokens,
         pos_token=vocab.token(POS),
         neg_token=vocab.token(NEG),
-        ranking_head=cfg.item_representation in ("atomic", "hybrid_dense"),  # one token per item
+        ranking_head=cfg.item_representation in ONE_TOKEN_PER_ITEM,
         logits_l2_normalise=l2_normalise,
         logits_temperature=temperature,
         item_embedding=hybrid,
